@@ -1,0 +1,60 @@
+//! The `wuyed` command line. One module per subcommand; each owns its arguments and its `run`.
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+mod calendar;
+mod check;
+mod next;
+mod outbox;
+mod plugin;
+mod run;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wuyed",
+    version,
+    about = "wuye (物业): the property-management service desk's routine, on schedule, exactly once",
+    long_about = "wuye sends fee reminders, quarterly surveys, callback escalations and community \
+                  event notices for each configured community, on schedule and exactly once.\n\n\
+                  Start with `wuyed check --config DIR`, then `wuyed run --config DIR`."
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run(run::Args),
+    /// Check the configuration and exit: 0 if usable, 78 with every error listed otherwise.
+    Check(check::Args),
+    /// Print when a crontab expression or a configured workflow fires next.
+    Next(next::Args),
+    /// Business-calendar queries (workdays, holidays, 调休).
+    #[command(subcommand)]
+    Calendar(calendar::Command),
+    /// Inspect and act on the outbox.
+    Outbox(outbox::Args),
+    /// Tools for plugin authors.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args, cli.log_format),
+        Command::Check(args) => check::run(args),
+        Command::Next(args) => next::run(args),
+        Command::Calendar(cmd) => calendar::run(cmd),
+        Command::Outbox(args) => outbox::run(args),
+        Command::Plugin(cmd) => plugin::run(cmd),
+    }
+}

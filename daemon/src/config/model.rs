@@ -1,0 +1,287 @@
+//! The configuration as administrators write it: one `wuyed.toml` for the daemon and one file per
+//! community under `communities/`.
+//!
+//! Every struct denies unknown keys, because a misspelt key that is silently ignored is how a
+//! community ends up with reminders at 03:00. Doc comments here are the reference for each key;
+//! the shipped `config/` files repeat them as comments next to real values.
+//!
+//! These types are what the files say, deserialised; [`super::Settings`] is what the daemon runs
+//! on after every check passed (timezones resolved, crontab parsed, calendars loaded).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `wuyed.toml`: settings of the daemon itself.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonFile {
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    /// Limits for plugin calls; see the plugin module. Communities may lower them, never raise
+    /// them past the hard ceilings.
+    #[serde(default)]
+    pub plugins: crate::plugin::PluginSettings,
+    /// Outbox, channels, quiet-hour defaults; see the deliver module.
+    #[serde(default)]
+    pub delivery: crate::deliver::DeliverySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Where the SQLite database and delivery files live; relative paths are taken from the
+    /// config directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// IANA zone used by communities that do not name their own.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Log filter (same syntax as `RUST_LOG`, which wins when set).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            data_dir: default_data_dir(),
+            timezone: default_timezone(),
+            log_level: default_log_level(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_timezone() -> String {
+    "Asia/Shanghai".to_string()
+}
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address of the HTTP API (health, metrics, survey pages); empty disables it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8760".to_string()
+}
+
+/// `communities/<file>.toml`: one community (小区).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityFile {
+    /// Stable id used in the database, the CLI and idempotency keys. Lowercase ASCII, digits and
+    /// `-`; never change it once messages have gone out.
+    pub id: String,
+    /// Display name, as owners know it (水畔花园).
+    pub name: String,
+    /// IANA zone; defaults to `daemon.timezone`.
+    pub timezone: Option<String>,
+    /// Business calendar: the stem of a file in `calendars/` (for example `cn-mainland`).
+    pub calendar: Option<String>,
+    /// Default language of messages when an owner has none: `zh-CN` or `en`.
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    /// When the service desk answers the phone, in local time.
+    #[serde(default)]
+    pub reception_hours: ReceptionHours,
+    /// Local hours during which non-urgent messages wait.
+    #[serde(default)]
+    pub quiet_hours: QuietHours,
+    /// The people of the service desk. Roles referenced by workflows must be staffed.
+    #[serde(default)]
+    pub staff: Vec<StaffMember>,
+    /// Workflows keyed by name (`fee_reminder`, `quarterly_survey`, ...).
+    #[serde(default)]
+    pub workflows: BTreeMap<String, WorkflowFile>,
+    /// Community overrides of plugin limits (may only lower the daemon's).
+    #[serde(default)]
+    pub limits: Option<crate::plugin::LimitOverrides>,
+    /// Community delivery choices (SMS provider, fallback policy, ...).
+    #[serde(default)]
+    pub delivery: Option<crate::deliver::CommunityDelivery>,
+}
+
+fn default_locale() -> String {
+    "zh-CN".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceptionHours {
+    /// `HH:MM` local time.
+    #[serde(default = "default_open")]
+    pub open: String,
+    /// `HH:MM` local time.
+    #[serde(default = "default_close")]
+    pub close: String,
+    /// Closed on the calendar's non-workdays.
+    #[serde(default = "yes")]
+    pub workdays_only: bool,
+}
+
+impl Default for ReceptionHours {
+    fn default() -> Self {
+        ReceptionHours {
+            open: default_open(),
+            close: default_close(),
+            workdays_only: true,
+        }
+    }
+}
+
+fn default_open() -> String {
+    "08:30".to_string()
+}
+fn default_close() -> String {
+    "17:30".to_string()
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// `HH:MM` local time when quiet hours begin (default 21:00).
+    #[serde(default = "default_quiet_start")]
+    pub start: String,
+    /// `HH:MM` local time when they end (default 08:00).
+    #[serde(default = "default_quiet_end")]
+    pub end: String,
+}
+
+impl Default for QuietHours {
+    fn default() -> Self {
+        QuietHours {
+            start: default_quiet_start(),
+            end: default_quiet_end(),
+        }
+    }
+}
+
+fn default_quiet_start() -> String {
+    "21:00".to_string()
+}
+fn default_quiet_end() -> String {
+    "08:00".to_string()
+}
+
+/// 客服, 主管, 经理: the escalation ladder of 首问负责制.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 客服
+    CustomerService,
+    /// 主管
+    Supervisor,
+    /// 经理
+    Manager,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::CustomerService => "customer_service",
+            Role::Supervisor => "supervisor",
+            Role::Manager => "manager",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffMember {
+    /// Stable id (`li-na`).
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Staff id of the person this one escalates to; defaults to anyone with the next role.
+    pub reports_to: Option<String>,
+}
+
+/// What a workflow does on a day that is not a workday in the community's calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonWorkday {
+    /// Run regardless of the calendar.
+    #[default]
+    Run,
+    /// Do not run; the slot is recorded as skipped.
+    Skip,
+    /// Run at the same local time on the next workday.
+    Shift,
+}
+
+/// After downtime, which missed slots still run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// The most recent missed slot runs once; older ones are recorded as missed.
+    #[default]
+    Latest,
+    /// Every missed slot runs, oldest first.
+    All,
+    /// None runs; each is recorded as missed.
+    Skip,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowFile {
+    /// Plugin: a name resolved in `plugins.dir` (`fee_reminder` → `fee_reminder.wasm`) or a path
+    /// to a `.wasm` file relative to the config directory.
+    pub plugin: String,
+    /// Crontab expression in the community's local time: 5 fields (minute hour day-of-month month
+    /// day-of-week) or 6 with seconds first. Absent: the workflow only reacts to events and timers.
+    pub schedule: Option<String>,
+    /// What a non-workday means for this schedule (needs `calendar`).
+    #[serde(default)]
+    pub on_non_workday: NonWorkday,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// How far back missed slots are still considered (`"2d"`, `"6h"`); older ones are recorded
+    /// as missed whatever the policy.
+    #[serde(default = "default_catch_up_window")]
+    pub catch_up_window: String,
+    /// Random delay added to each slot, up to this (`"10m"`), so many communities' 09:00 runs do
+    /// not all start at once. The delay is derived from the slot, so it is the same after a restart.
+    #[serde(default = "default_jitter")]
+    pub jitter: String,
+    /// Roles this workflow notifies; each must be staffed.
+    #[serde(default)]
+    pub notifies: Vec<Role>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Parameters handed to the plugin as they are.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn default_catch_up_window() -> String {
+    "1d".to_string()
+}
+fn default_jitter() -> String {
+    "0s".to_string()
+}

@@ -1,0 +1,25 @@
+//! wuye: the service desk's routine work for property-management communities, on schedule,
+//! exactly once, politely, at sane hours.
+//!
+//! The `wuyed` binary is a thin shell over this library (see `main.rs`); everything testable lives
+//! here, one module per idea:
+//!
+//! - [`config`]: the TOML files, validated up front.
+//! - [`schedule`]: crontab, timezones, business calendars, catch-up: pure functions of time.
+//! - [`store`]: SQLite, the only place that writes SQL.
+//! - [`scheduler`]: turns schedules into run rows exactly once and executes them.
+//! - [`plugin`]: the sandboxed wasm host community rules run in.
+//! - [`deliver`]: the outbox and the channels that get messages to owners.
+//! - [`clock`]: the one injectable source of time.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod deliver;
+pub mod exit;
+pub mod logging;
+pub mod plugin;
+pub mod privacy;
+pub mod schedule;
+pub mod scheduler;
+pub mod store;
