@@ -225,7 +225,7 @@ macro_rules! export_plugin {
     ($plugin:ty) => {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
-        mod __wuye_plugin_export {
+        const _: () = {
             struct Glue;
             impl $crate::__private::Guest for Glue {
                 fn on_schedule(run: $crate::Run) -> ::core::result::Result<(), $crate::PluginError> {
@@ -244,8 +244,10 @@ macro_rules! export_plugin {
                     $crate::__private::on_event::<$plugin>(run, event)
                 }
             }
-            $crate::__export_wuye_plugin_world!(Glue with_types_in $crate::__private::bindings);
-        }
+            $crate::__private::bindings::__export_wuye_plugin_world!(
+                Glue with_types_in $crate::__private::bindings
+            );
+        };
     };
 }
 

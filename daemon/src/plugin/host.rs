@@ -707,15 +707,19 @@ fn classify(
             backtrace,
         };
     }
-    // A Rust panic prints "thread '...' panicked at src/lib.rs:3:5:\n<message>" before trapping.
-    let panic = stderr
-        .split_once("panicked at ")
-        .map(|(_, rest)| rest.trim().replace('\n', ": "));
+    // A Rust panic prints "thread '...' panicked at src/lib.rs:3:5:\n<message>\nnote: ..."
+    // before trapping: that message is the plugin's own account of what went wrong.
+    let panic = stderr.split_once("panicked at ").map(|(_, rest)| {
+        let mut lines = rest.lines();
+        let place = lines.next().unwrap_or("").trim_end_matches(':').to_string();
+        let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note: ")).collect();
+        format!("{}: {place}", message.join(" ").trim())
+    });
     RunFailure {
         kind: FailureKind::Trap,
         message: match panic {
-            Some(p) => format!("panicked at {p}"),
-            None => format!("{e}"),
+            Some(p) => format!("panicked: {p}"),
+            None => e.root_cause().to_string(),
         },
         backtrace,
     }
