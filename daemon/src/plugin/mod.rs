@@ -26,6 +26,9 @@ pub mod host;
 pub mod intent;
 pub mod wit;
 
+#[cfg(test)]
+mod sandbox_tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
