@@ -54,16 +54,21 @@ pub trait Host {
     fn create_ticket(&mut self, ticket: NewTicket);
 }
 
-/// The real host, through the component's imports.
+/// The real host, through the component's imports. The community handle is fetched on first
+/// use, so a hook that reads nothing pays no host call for it.
 pub(crate) struct WasmHost {
-    community: wit::Community,
+    community: std::cell::OnceCell<wit::Community>,
 }
 
 impl WasmHost {
     pub(crate) fn new() -> Self {
         WasmHost {
-            community: wit::current_community(),
+            community: std::cell::OnceCell::new(),
         }
+    }
+
+    fn c(&self) -> &wit::Community {
+        self.community.get_or_init(wit::current_community)
     }
 }
 
@@ -79,52 +84,52 @@ fn fields(fields: &[(&str, &str)]) -> Vec<Field> {
 
 impl Host for WasmHost {
     fn community_id(&self) -> String {
-        self.community.id()
+        self.c().id()
     }
     fn community_name(&self) -> String {
-        self.community.name()
+        self.c().name()
     }
     fn timezone(&self) -> String {
-        self.community.timezone()
+        self.c().timezone()
     }
     fn households(&self) -> Vec<Household> {
-        self.community.households()
+        self.c().households()
     }
     fn household(&self, id: &str) -> Option<Household> {
-        self.community.household(id)
+        self.c().household(id)
     }
     fn owners(&self, household: &str) -> Vec<Owner> {
-        self.community.owners(household)
+        self.c().owners(household)
     }
     fn owner(&self, id: &str) -> Option<Owner> {
-        self.community.owner(id)
+        self.c().owner(id)
     }
     fn unpaid_bills(&self) -> Vec<Bill> {
-        self.community.unpaid_bills()
+        self.c().unpaid_bills()
     }
     fn bills(&self, household: &str) -> Vec<Bill> {
-        self.community.bills(household)
+        self.c().bills(household)
     }
     fn balances(&self) -> Vec<Balance> {
-        self.community.balances()
+        self.c().balances()
     }
     fn tickets(&self, since: Timestamp) -> Vec<Ticket> {
-        self.community.tickets(since)
+        self.c().tickets(since)
     }
     fn ticket(&self, id: &str) -> Option<Ticket> {
-        self.community.ticket(id)
+        self.c().ticket(id)
     }
     fn surveys(&self) -> Vec<Survey> {
-        self.community.surveys()
+        self.c().surveys()
     }
     fn survey_answers(&self, survey: &str) -> Vec<SurveyAnswer> {
-        self.community.survey_answers(survey)
+        self.c().survey_answers(survey)
     }
     fn events(&self) -> Vec<Event> {
-        self.community.events()
+        self.c().events()
     }
     fn is_workday(&self, date: &str) -> Option<bool> {
-        self.community.is_workday(date)
+        self.c().is_workday(date)
     }
     fn now(&self) -> Timestamp {
         wit::now()

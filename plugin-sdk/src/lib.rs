@@ -102,7 +102,7 @@ pub use bindings::wuye::plugin::types::{
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Balance, Bill, Callback, Category, Channel, Event, EventIn, Household, Host, Level,
+        Balance, Bill, Callback, Category, Channel, DAY_MS, Event, EventIn, Host, Household, Level,
         Message, MockHost, NewTicket, Owner, Plugin, PluginError, Recipient, Role, Run,
         StaffNotice, Survey, SurveyAnswer, Ticket, Timestamp, export_plugin,
     };
@@ -125,13 +125,23 @@ pub trait Plugin: Default {
     }
 
     /// A timer this plugin set with [`Host::set_timer`] fired.
-    fn on_timer(&mut self, run: &Run, payload: &str, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_timer(
+        &mut self,
+        run: &Run,
+        payload: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         let _ = (run, payload, host);
         Ok(())
     }
 
     /// Something happened in the community (`ticket.closed`, `payment.posted`, ...).
-    fn on_event(&mut self, run: &Run, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_event(
+        &mut self,
+        run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         let _ = (run, event, host);
         Ok(())
     }
@@ -140,7 +150,11 @@ pub trait Plugin: Default {
 impl Run {
     /// The workflow's `params` table, deserialised; a mismatch names the offending key.
     pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, PluginError> {
-        let src = if self.params.trim().is_empty() { "{}" } else { &self.params };
+        let src = if self.params.trim().is_empty() {
+            "{}"
+        } else {
+            &self.params
+        };
         serde_json::from_str(src).map_err(|e| PluginError::InvalidParams(e.to_string()))
     }
 }
@@ -228,7 +242,9 @@ macro_rules! export_plugin {
         const _: () = {
             struct Glue;
             impl $crate::__private::Guest for Glue {
-                fn on_schedule(run: $crate::Run) -> ::core::result::Result<(), $crate::PluginError> {
+                fn on_schedule(
+                    run: $crate::Run,
+                ) -> ::core::result::Result<(), $crate::PluginError> {
                     $crate::__private::on_schedule::<$plugin>(run)
                 }
                 fn on_timer(

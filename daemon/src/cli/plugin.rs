@@ -98,9 +98,14 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
         pooling: false,
     })?;
     let plugin = host.check(&args.plugin).map_err(Coded::config)?;
-    let limits = Limits::resolve(&PluginSettings::default(), fixture.limits.as_ref()).map_err(
-        |e| Coded::data(anyhow::anyhow!("{}: {}", args.fixture.display(), e.join("; "))),
-    )?;
+    let limits =
+        Limits::resolve(&PluginSettings::default(), fixture.limits.as_ref()).map_err(|e| {
+            Coded::data(anyhow::anyhow!(
+                "{}: {}",
+                args.fixture.display(),
+                e.join("; ")
+            ))
+        })?;
     let kv = MemoryKv::default();
     for (k, v) in &fixture.kv {
         kv.insert(&fixture.community.id, &plugin.name, k, v);
@@ -254,7 +259,10 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         (Some(p), _) => {
             let p = std::fs::canonicalize(p)
                 .map_err(|e| Coded::usage(anyhow::anyhow!("--sdk {}: {e}", p.display())))?;
-            format!("wuye-plugin-sdk = {{ path = {:?} }}", p.display().to_string())
+            format!(
+                "wuye-plugin-sdk = {{ path = {:?} }}",
+                p.display().to_string()
+            )
         }
         (None, true) => "wuye-plugin-sdk.workspace = true".to_string(),
         (None, false) => {
@@ -293,7 +301,10 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
             "[package]\nname = \"{name}\"\n{pkg}\npublish = false\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\n{sdk_dep}\n{serde_dep}\n"
         ),
     )?;
-    std::fs::write(dir.join("src/lib.rs"), SCAFFOLD_LIB.replace("Scaffold", &ty))?;
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        SCAFFOLD_LIB.replace("Scaffold", &ty),
+    )?;
     std::fs::write(
         dir.join("fixture.toml"),
         SCAFFOLD_FIXTURE.replace("scaffold", &krate),

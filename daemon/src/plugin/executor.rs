@@ -132,7 +132,10 @@ impl Inner {
                 if !hash.is_empty() && *hash != plugin.hash {
                     // The operator shipped a new plugin: give it a chance.
                     paused.remove(&key);
-                    self.resumed_by_reload.lock().expect("poisoned").insert(key.clone());
+                    self.resumed_by_reload
+                        .lock()
+                        .expect("poisoned")
+                        .insert(key.clone());
                     self.streaks.lock().expect("poisoned").remove(&key);
                 } else {
                     return Err(Paused {
@@ -183,11 +186,21 @@ impl Inner {
                 &line.message,
             );
             match line.level {
-                LogLevel::Error => tracing::error!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}"),
-                LogLevel::Warn => tracing::warn!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}"),
-                LogLevel::Info => tracing::info!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}"),
-                LogLevel::Debug => tracing::debug!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}"),
-                LogLevel::Trace => tracing::trace!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}"),
+                LogLevel::Error => {
+                    tracing::error!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}")
+                }
+                LogLevel::Warn => {
+                    tracing::warn!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}")
+                }
+                LogLevel::Info => {
+                    tracing::info!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}")
+                }
+                LogLevel::Debug => {
+                    tracing::debug!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}")
+                }
+                LogLevel::Trace => {
+                    tracing::trace!(plugin = %p, community = %c, workflow = %w, run = run.run_id, %fields, "{m}")
+                }
             }
         }
     }
@@ -224,7 +237,10 @@ impl Inner {
             .get(&run.workflow.plugin_path)
             .map(|p| p.hash.clone())
             .unwrap_or_default();
-        self.paused.lock().expect("poisoned").insert(key.clone(), hash);
+        self.paused
+            .lock()
+            .expect("poisoned")
+            .insert(key.clone(), hash);
         self.streaks.lock().expect("poisoned").remove(&key);
         let message = format!("{error:#}");
         tracing::warn!(community = %key.0, workflow = %key.1, streak, "workflow paused after {streak} failed runs in a row; staff notified");
@@ -294,7 +310,11 @@ impl Executor for PluginExecutor {
             }
             let key = (run.community.id.clone(), run.workflow.name.clone());
             inner.streaks.lock().expect("poisoned").remove(&key);
-            let resumed = inner.resumed_by_reload.lock().expect("poisoned").remove(&key);
+            let resumed = inner
+                .resumed_by_reload
+                .lock()
+                .expect("poisoned")
+                .remove(&key);
             let sink = inner.sink.clone();
             let at = inner.clock.now();
             let (plugin, intents, kv) = (report.plugin, report.intents, report.kv_writes);

@@ -60,7 +60,9 @@ pub enum LoadError {
         found: String,
         supported: String,
     },
-    #[error("{path}: cannot be linked (it imports something the sandbox does not offer): {message}")]
+    #[error(
+        "{path}: cannot be linked (it imports something the sandbox does not offer): {message}"
+    )]
     Link { path: PathBuf, message: String },
 }
 
@@ -564,10 +566,12 @@ impl PluginHost {
         }
     }
 
-    /// Runs one hook in a fresh instance. Blocking: call it from `spawn_blocking`.
-    pub fn run(&self, plugin: &LoadedPlugin, input: RunInput) -> RunReport {
+    fn store(
+        &self,
+        plugin: &LoadedPlugin,
+        input: &RunInput,
+    ) -> (Store<RunState>, MemoryOutputPipe) {
         let limits = input.limits;
-        let community = input.data.id().to_string();
         let stderr = MemoryOutputPipe::new(limits.max_log_bytes.max(4096));
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -584,8 +588,8 @@ impl PluginHost {
                 hit: None,
             },
             ctx: RunCtx {
-                data: input.data,
-                kv: input.kv,
+                data: input.data.clone(),
+                kv: input.kv.clone(),
                 plugin: plugin.name.clone(),
                 clock: input.clock.clone(),
                 limits,
@@ -601,7 +605,34 @@ impl PluginHost {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
+        (store, stderr)
+    }
 
+    /// An instance kept alive across calls. Production never does this (a run gets a fresh
+    /// instance, so nothing leaks between runs and a trap cannot poison the next one); the
+    /// benchmarks use it to measure the bare cost of a hook call.
+    #[doc(hidden)]
+    pub fn session(&self, plugin: &LoadedPlugin, input: RunInput) -> anyhow::Result<Session> {
+        let (mut store, _) = self.store(plugin, &input);
+        let instance = plugin.pre.instantiate(&mut store)?;
+        Ok(Session {
+            store,
+            instance,
+            meta: wit::RunMeta {
+                community: input.data.id().to_string(),
+                workflow: input.workflow,
+                due_at: input.due_at,
+                params_json: input.params_json,
+            },
+            ticks: input.limits.deadline_ticks(),
+        })
+    }
+
+    /// Runs one hook in a fresh instance. Blocking: call it from `spawn_blocking`.
+    pub fn run(&self, plugin: &LoadedPlugin, input: RunInput) -> RunReport {
+        let limits = input.limits;
+        let community = input.data.id().to_string();
+        let (mut store, stderr) = self.store(plugin, &input);
         let meta = wit::RunMeta {
             community: community.clone(),
             workflow: input.workflow,
@@ -666,6 +697,23 @@ impl PluginHost {
     }
 }
 
+#[doc(hidden)]
+pub struct Session {
+    store: Store<RunState>,
+    instance: wit::VersionedInstance,
+    meta: wit::RunMeta,
+    ticks: u64,
+}
+
+impl Session {
+    /// Calls a hook on the live instance; intents accumulate and are discarded.
+    pub fn call(&mut self, hook: &Hook) -> anyhow::Result<Result<(), String>> {
+        self.store.set_epoch_deadline(self.ticks);
+        self.store.data_mut().ctx.intents.clear();
+        Ok(self.instance.call(&mut self.store, &self.meta, hook)?)
+    }
+}
+
 /// Names a trap after its cause: a limit the host saw, the epoch deadline, or the plugin's own
 /// panic message (read from its stderr).
 fn classify(
@@ -686,7 +734,10 @@ fn classify(
             backtrace,
         };
     }
-    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
         return RunFailure {
             kind: FailureKind::Deadline,
             message: format!(

@@ -152,7 +152,9 @@ impl PluginSettings {
         let mut errors = Vec::new();
         let mut above = |key: &str, got: u64, max: u64| {
             if got > max {
-                errors.push(format!("plugins.{key} = {got} is above the hard ceiling {max}"));
+                errors.push(format!(
+                    "plugins.{key} = {got} is above the hard ceiling {max}"
+                ));
             }
             if got == 0 {
                 errors.push(format!("plugins.{key} must be greater than 0"));
@@ -160,9 +162,21 @@ impl PluginSettings {
         };
         above("deadline_ms", self.deadline_ms, ceiling::DEADLINE_MS);
         above("memory_mib", self.memory_mib, ceiling::MEMORY_MIB);
-        above("max_intents", self.max_intents.into(), ceiling::MAX_INTENTS.into());
-        above("max_payload_bytes", self.max_payload_bytes.into(), ceiling::MAX_PAYLOAD_BYTES.into());
-        above("max_log_bytes", self.max_log_bytes.into(), ceiling::MAX_LOG_BYTES.into());
+        above(
+            "max_intents",
+            self.max_intents.into(),
+            ceiling::MAX_INTENTS.into(),
+        );
+        above(
+            "max_payload_bytes",
+            self.max_payload_bytes.into(),
+            ceiling::MAX_PAYLOAD_BYTES.into(),
+        );
+        above(
+            "max_log_bytes",
+            self.max_log_bytes.into(),
+            ceiling::MAX_LOG_BYTES.into(),
+        );
         errors
     }
 }
@@ -194,7 +208,11 @@ impl Limits {
         };
         let deadline_ms = pick("deadline_ms", settings.deadline_ms, o.deadline_ms);
         let memory_mib = pick("memory_mib", settings.memory_mib, o.memory_mib);
-        let max_intents = pick("max_intents", settings.max_intents.into(), o.max_intents.map(u64::from));
+        let max_intents = pick(
+            "max_intents",
+            settings.max_intents.into(),
+            o.max_intents.map(u64::from),
+        );
         let max_payload = pick(
             "max_payload_bytes",
             settings.max_payload_bytes.into(),
@@ -219,7 +237,9 @@ impl Limits {
 
     /// The deadline in epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
-        (self.deadline.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64).max(1)
+        (self.deadline.as_millis() as u64)
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
     }
 }
 

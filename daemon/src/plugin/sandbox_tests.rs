@@ -20,7 +20,10 @@ use crate::scheduler::{EffectSummary, Executor, RunRequest, Trigger};
 use crate::store::Tx;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds the test plugins for wasm32-wasip2 once, returns the directory holding them.
@@ -38,10 +41,17 @@ pub(crate) fn wasm() -> PathBuf {
             .args(["-p", "heartbeat", "-p", "misbehaving", "-p", "legacy-v010"])
             .status()
             .expect("cannot run cargo to build the test plugins");
-        assert!(status.success(), "building the test plugins failed (rustup target add wasm32-wasip2?)");
+        assert!(
+            status.success(),
+            "building the test plugins failed (rustup target add wasm32-wasip2?)"
+        );
     });
     let dir = target.join("wasm32-wasip2/release");
-    if dir.is_absolute() { dir } else { workspace().join(dir) }
+    if dir.is_absolute() {
+        dir
+    } else {
+        workspace().join(dir)
+    }
 }
 
 fn host() -> Arc<PluginHost> {
@@ -95,17 +105,34 @@ fn run(plugin: &str, data: MemoryData, params: &str, limits: Limits) -> RunRepor
 fn contained(mode: &str, limits: Limits) -> RunReport {
     let params = format!(r#"{{"mode": "{mode}", "target": "9-909"}}"#);
     let bad = std::thread::spawn(move || {
-        run("misbehaving", community("hillside", &["1-101"]), &params, limits)
+        run(
+            "misbehaving",
+            community("hillside", &["1-101"]),
+            &params,
+            limits,
+        )
     });
-    let good = run("heartbeat", community("lakeside", &["1-101"]), "{}", Limits::default());
+    let good = run(
+        "heartbeat",
+        community("lakeside", &["1-101"]),
+        "{}",
+        Limits::default(),
+    );
     assert_eq!(good.result.as_ref().err().map(|f| f.message.clone()), None);
-    assert_eq!(good.kv_writes.len(), 1, "lakeside's heartbeat recorded its beat");
+    assert_eq!(
+        good.kv_writes.len(),
+        1,
+        "lakeside's heartbeat recorded its beat"
+    );
     bad.join().unwrap()
 }
 
 fn failure(r: &RunReport) -> (FailureKind, String) {
     let f = r.result.as_ref().expect_err("the run should have failed");
-    assert!(r.intents.is_empty() && r.kv_writes.is_empty(), "a failed run asks for nothing");
+    assert!(
+        r.intents.is_empty() && r.kv_writes.is_empty(),
+        "a failed run asks for nothing"
+    );
     (f.kind, f.message.clone())
 }
 
@@ -117,8 +144,16 @@ fn an_infinite_loop_is_stopped_within_twice_its_deadline() {
     };
     let r = contained("loop", limits);
     assert_eq!(failure(&r).0, FailureKind::Deadline);
-    assert!(r.elapsed >= Duration::from_millis(490), "stopped early: {:?}", r.elapsed);
-    assert!(r.elapsed < Duration::from_millis(1000), "stopped late: {:?}", r.elapsed);
+    assert!(
+        r.elapsed >= Duration::from_millis(490),
+        "stopped early: {:?}",
+        r.elapsed
+    );
+    assert!(
+        r.elapsed < Duration::from_millis(1000),
+        "stopped late: {:?}",
+        r.elapsed
+    );
 }
 
 #[test]
@@ -130,7 +165,10 @@ fn a_memory_bomb_hits_the_cap_and_fails_alone() {
     let r = contained("memory", limits);
     let (kind, message) = failure(&r);
     assert_eq!(kind, FailureKind::Memory);
-    assert!(message.starts_with("memory limit of 16 MiB reached"), "{message}");
+    assert!(
+        message.starts_with("memory limit of 16 MiB reached"),
+        "{message}"
+    );
     assert!(r.peak_memory <= 16 << 20);
 }
 
@@ -152,23 +190,39 @@ fn a_panic_is_reported_with_the_plugins_own_message() {
     let (kind, message) = failure(&r);
     assert_eq!(kind, FailureKind::Trap);
     assert!(
-        message.starts_with("panicked: rule table is empty for hillside: plugins/misbehaving/src/lib.rs:"),
+        message.starts_with(
+            "panicked: rule table is empty for hillside: plugins/misbehaving/src/lib.rs:"
+        ),
         "{message}"
     );
     let bt = r.result.unwrap_err().backtrace.unwrap();
-    assert!(bt.contains("misbehaving::Misbehaving"), "names in the backtrace: {bt}");
+    assert!(
+        bt.contains("misbehaving::Misbehaving"),
+        "names in the backtrace: {bt}"
+    );
 }
 
 #[test]
 fn another_communitys_household_cannot_be_read_by_id() {
     // 9-909 exists, but in lakeside; the run belongs to hillside.
     let params = r#"{"mode": "snoop", "target": "9-909"}"#;
-    let r = run("misbehaving", community("hillside", &["1-101"]), params, Limits::default());
+    let r = run(
+        "misbehaving",
+        community("hillside", &["1-101"]),
+        params,
+        Limits::default(),
+    );
     assert!(r.result.is_ok());
     let fields = &r.logs[0].fields;
-    assert!(fields.contains(&("found".into(), "None".into())), "{fields:?}");
+    assert!(
+        fields.contains(&("found".into(), "None".into())),
+        "{fields:?}"
+    );
     assert!(fields.contains(&("kv".into(), "None".into())), "{fields:?}");
-    assert!(fields.contains(&("own_households".into(), "1".into())), "{fields:?}");
+    assert!(
+        fields.contains(&("own_households".into(), "1".into())),
+        "{fields:?}"
+    );
 }
 
 #[test]
@@ -189,11 +243,24 @@ fn oversized_output_is_refused_and_long_logs_are_cut_with_a_marker() {
             "message of 2097165 bytes refused: the limit is 65536 bytes".into()
         )
     );
-    let chatty = run("misbehaving", community("hillside", &[]), r#"{"mode": "chatty"}"#, Limits::default());
+    let chatty = run(
+        "misbehaving",
+        community("hillside", &[]),
+        r#"{"mode": "chatty"}"#,
+        Limits::default(),
+    );
     assert!(chatty.result.is_ok());
-    assert!(chatty.logs[0].message.ends_with("…[truncated 983040 bytes: log limit]"));
+    assert!(
+        chatty.logs[0]
+            .message
+            .ends_with("…[truncated 983040 bytes: log limit]")
+    );
     let marker = " …[truncated 983040 bytes: log limit]";
-    assert_eq!(chatty.logs[0].message.len(), 65536 + marker.len(), "kept exactly the budget, then the marker");
+    assert_eq!(
+        chatty.logs[0].message.len(),
+        65536 + marker.len(),
+        "kept exactly the budget, then the marker"
+    );
     assert_eq!(
         chatty.logs.last().unwrap().message,
         "[log limit of 65536 bytes reached: 1 more lines dropped]"
@@ -207,7 +274,12 @@ fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_2_0() {
     let current = host.get(&wasm().join("heartbeat.wasm")).unwrap();
     assert_eq!(legacy.version, WitVersion::V0_1_0);
     assert_eq!(current.version, WitVersion::V0_2_0);
-    let r = run("legacy_v010", community("lakeside", &["1-101", "1-102"]), "{}", Limits::default());
+    let r = run(
+        "legacy_v010",
+        community("lakeside", &["1-101", "1-102"]),
+        "{}",
+        Limits::default(),
+    );
     assert!(r.result.is_ok(), "{:?}", r.result);
     assert_eq!(r.kv_writes[0].value.as_deref(), Some("2"));
     match &r.intents[..] {
@@ -249,12 +321,19 @@ fn a_changed_plugin_is_reloaded_and_a_broken_one_keeps_the_old() {
 
     std::fs::write(&path, b"not wasm at all").unwrap();
     let kept = host.get(&path).unwrap();
-    assert_eq!(kept.hash, first.hash, "a broken new file keeps the old plugin");
+    assert_eq!(
+        kept.hash, first.hash,
+        "a broken new file keeps the old plugin"
+    );
 
     std::thread::sleep(Duration::from_millis(20));
     std::fs::copy(wasm().join("legacy_v010.wasm"), &path).unwrap();
     let reloaded = host.get(&path).unwrap();
-    assert_eq!(reloaded.version, WitVersion::V0_1_0, "the fixed file is picked up");
+    assert_eq!(
+        reloaded.version,
+        WitVersion::V0_1_0,
+        "the fixed file is picked up"
+    );
 }
 
 #[test]
@@ -272,15 +351,27 @@ fn compiled_components_are_cached_on_disk() {
     let files = walk(&cache);
     assert!(files > 0, "nothing written to {}", cache.display());
     let warm = PluginHost::new(opts).unwrap();
-    let warm_time = warm.check(&wasm().join("heartbeat.wasm")).unwrap().load_time;
-    assert!(warm_time * 2 < cold_time, "cache did not help: cold {cold_time:?}, warm {warm_time:?}");
+    let warm_time = warm
+        .check(&wasm().join("heartbeat.wasm"))
+        .unwrap()
+        .load_time;
+    assert!(
+        warm_time * 2 < cold_time,
+        "cache did not help: cold {cold_time:?}, warm {warm_time:?}"
+    );
 }
 
 fn walk(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
@@ -292,7 +383,12 @@ fn walk(dir: &Path) -> usize {
 struct RecordingSink(Mutex<Vec<Intent>>);
 
 impl IntentSink for RecordingSink {
-    fn apply(&self, _tx: &Tx<'_>, _run: &RunRequest, intents: &[Intent]) -> anyhow::Result<EffectSummary> {
+    fn apply(
+        &self,
+        _tx: &Tx<'_>,
+        _run: &RunRequest,
+        intents: &[Intent],
+    ) -> anyhow::Result<EffectSummary> {
         self.0.lock().unwrap().extend_from_slice(intents);
         Ok(EffectSummary {
             messages: intents.len(),
@@ -346,7 +442,9 @@ fn executor(sink: Arc<RecordingSink>, kv: Arc<MemoryKv>) -> PluginExecutor {
         Arc::new(MemorySource::new([community("lakeside", &["1-101"])])),
         kv,
         sink,
-        Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap())),
+        Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap(),
+        )),
         PluginSettings::default(),
     )
 }
@@ -361,13 +459,21 @@ async fn the_executor_commits_kv_and_intents_only_through_the_runs_transaction()
         .execute(request(1, "heartbeat", r#"{notify = "manager"}"#))
         .await
         .unwrap();
-    assert!(sink.0.lock().unwrap().is_empty(), "nothing applied before the commit");
+    assert!(
+        sink.0.lock().unwrap().is_empty(),
+        "nothing applied before the commit"
+    );
 
     let mut conn = crate::store::plugin_kv::tests::conn();
     let tx = Tx(conn.transaction().unwrap());
     let summary = effects(&tx).unwrap();
     assert_eq!(summary.messages, 1);
-    assert_eq!(tx.plugin_kv_get("lakeside", "heartbeat", "beats").unwrap().as_deref(), Some("42"));
+    assert_eq!(
+        tx.plugin_kv_get("lakeside", "heartbeat", "beats")
+            .unwrap()
+            .as_deref(),
+        Some("42")
+    );
     assert!(matches!(&sink.0.lock().unwrap()[..], [Intent::NotifyStaff(n)] if n.step == "beat-42"));
 }
 
@@ -377,8 +483,15 @@ async fn repeated_failures_pause_the_workflow_and_tell_its_staff() {
     let ex = executor(sink.clone(), Arc::new(MemoryKv::default()));
     let params = r#"{mode = "panic"}"#;
     for id in 1..=2 {
-        let err = ex.execute(request(id, "misbehaving", params)).await.err().unwrap();
-        assert!(format!("{err:#}").contains("rule table is empty for lakeside"), "{err:#}");
+        let err = ex
+            .execute(request(id, "misbehaving", params))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("rule table is empty for lakeside"),
+            "{err:#}"
+        );
     }
     let effects = ex
         .execute(request(3, "misbehaving", params))
@@ -387,15 +500,29 @@ async fn repeated_failures_pause_the_workflow_and_tell_its_staff() {
     let mut conn = crate::store::plugin_kv::tests::conn();
     let tx = Tx(conn.transaction().unwrap());
     let summary = effects(&tx).unwrap();
-    assert!(summary.notes[0].starts_with("plugin failed 3 times in a row"), "{:?}", summary.notes);
+    assert!(
+        summary.notes[0].starts_with("plugin failed 3 times in a row"),
+        "{:?}",
+        summary.notes
+    );
     let paused = tx.plugin_paused().unwrap();
-    assert_eq!((paused[0].workflow.as_str(), paused[0].failure_streak), ("rule", 3));
+    assert_eq!(
+        (paused[0].workflow.as_str(), paused[0].failure_streak),
+        ("rule", 3)
+    );
     match &sink.0.lock().unwrap()[..] {
         [Intent::NotifyStaff(n)] => {
-            assert_eq!((n.role, n.template.as_str()), (crate::config::Role::Supervisor, "workflow-paused"));
+            assert_eq!(
+                (n.role, n.template.as_str()),
+                (crate::config::Role::Supervisor, "workflow-paused")
+            );
         }
         other => panic!("{other:?}"),
     }
-    let err = ex.execute(request(4, "misbehaving", params)).await.err().unwrap();
+    let err = ex
+        .execute(request(4, "misbehaving", params))
+        .await
+        .err()
+        .unwrap();
     assert!(err.downcast_ref::<executor::Paused>().is_some(), "{err:#}");
 }

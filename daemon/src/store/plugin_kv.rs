@@ -164,16 +164,23 @@ pub(crate) mod tests {
         tx.plugin_kv_apply("lakeside", "heartbeat", &[put("beats", Some("2"))], at)
             .unwrap();
         assert_eq!(
-            tx.plugin_kv_get("lakeside", "heartbeat", "beats").unwrap().as_deref(),
+            tx.plugin_kv_get("lakeside", "heartbeat", "beats")
+                .unwrap()
+                .as_deref(),
             Some("2")
         );
         assert_eq!(
-            tx.plugin_kv_get("hillside", "heartbeat", "beats").unwrap().as_deref(),
+            tx.plugin_kv_get("hillside", "heartbeat", "beats")
+                .unwrap()
+                .as_deref(),
             Some("9")
         );
         tx.plugin_kv_apply("lakeside", "heartbeat", &[put("beats", None)], at)
             .unwrap();
-        assert_eq!(tx.plugin_kv_get("lakeside", "heartbeat", "beats").unwrap(), None);
+        assert_eq!(
+            tx.plugin_kv_get("lakeside", "heartbeat", "beats").unwrap(),
+            None
+        );
     }
 
     #[test]

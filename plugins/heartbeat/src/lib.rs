@@ -70,11 +70,21 @@ impl Plugin for Heartbeat {
         self.beat(run, "schedule", host)
     }
 
-    fn on_timer(&mut self, run: &Run, _payload: &str, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_timer(
+        &mut self,
+        run: &Run,
+        _payload: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         self.beat(run, "timer", host)
     }
 
-    fn on_event(&mut self, run: &Run, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_event(
+        &mut self,
+        run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         self.beat(run, &event.kind, host)
     }
 }
@@ -114,7 +124,10 @@ mod tests {
         let mut host = MockHost::new("lakeside");
         let run = host.run("heartbeat", r#"{"notify": "janitor"}"#);
         let err = Heartbeat.on_schedule(&run, &mut host).unwrap_err();
-        assert!(matches!(&err, PluginError::InvalidParams(m) if m.starts_with("notify: unknown role \"janitor\"")), "{err:?}");
+        assert!(
+            matches!(&err, PluginError::InvalidParams(m) if m.starts_with("notify: unknown role \"janitor\"")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -122,7 +135,10 @@ mod tests {
         let mut host = MockHost::new("lakeside");
         host.kv.insert("beats".into(), "many".into());
         let run = host.run("heartbeat", "{}");
-        assert!(matches!(Heartbeat.on_schedule(&run, &mut host), Err(PluginError::BadData(_))));
+        assert!(matches!(
+            Heartbeat.on_schedule(&run, &mut host),
+            Err(PluginError::BadData(_))
+        ));
         assert_eq!(host.kv.get("beats").map(String::as_str), Some("many"));
     }
 }

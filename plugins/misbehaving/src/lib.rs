@@ -78,7 +78,9 @@ impl Plugin for Misbehaving {
                 host.log(Level::Info, "after the limit", &[]);
                 Ok(())
             }
-            other => Err(PluginError::InvalidParams(format!("mode: unknown {other:?}"))),
+            other => Err(PluginError::InvalidParams(format!(
+                "mode: unknown {other:?}"
+            ))),
         }
     }
 }

@@ -126,6 +126,35 @@ impl VersionedPre {
     }
 }
 
+/// A live instance, for callers that reuse one (benchmarks); runs use a fresh one each.
+pub(crate) enum VersionedInstance {
+    V0_1_0(since_v0_1_0::Plugin),
+    V0_2_0(since_v0_2_0::Plugin),
+}
+
+impl VersionedPre {
+    pub fn instantiate(&self, store: &mut Store<RunState>) -> wasmtime::Result<VersionedInstance> {
+        Ok(match self {
+            VersionedPre::V0_1_0(pre) => VersionedInstance::V0_1_0(pre.instantiate(store)?),
+            VersionedPre::V0_2_0(pre) => VersionedInstance::V0_2_0(pre.instantiate(store)?),
+        })
+    }
+}
+
+impl VersionedInstance {
+    pub fn call(
+        &self,
+        store: &mut Store<RunState>,
+        run: &RunMeta,
+        hook: &Hook,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            VersionedInstance::V0_1_0(p) => since_v0_1_0::call_on(p, store, run, hook),
+            VersionedInstance::V0_2_0(p) => since_v0_2_0::call_on(p, store, run, hook),
+        }
+    }
+}
+
 /// The host functions of a version module, written once. `$extra` holds the `community`
 /// methods that version added.
 macro_rules! host_impl {
@@ -286,6 +315,15 @@ macro_rules! host_impl {
             hook: &Hook,
         ) -> wasmtime::Result<Result<(), String>> {
             let plugin = pre.instantiate(&mut *store)?;
+            call_on(&plugin, store, run, hook)
+        }
+
+        pub(crate) fn call_on(
+            plugin: &Plugin,
+            store: &mut wasmtime::Store<RunState>,
+            run: &RunMeta,
+            hook: &Hook,
+        ) -> wasmtime::Result<Result<(), String>> {
             let hooks = plugin.wuye_plugin_hooks();
             let r = t::Run {
                 community: run.community.clone(),
