@@ -80,3 +80,6 @@ pub trait Executor: Send + Sync + 'static {
         run: RunRequest,
     ) -> Pin<Box<dyn Future<Output = anyhow::Result<Effects>> + Send + '_>>;
 }
+
+#[cfg(test)]
+mod tests;

@@ -114,6 +114,8 @@ pub struct Status {
     pub in_flight: usize,
     /// Completed passes since start.
     pub passes: u64,
+    /// When the loop will wake by itself next (`None`: only when told to).
+    pub sleeping_until: Option<DateTime<Utc>>,
 }
 
 enum Command {
@@ -177,6 +179,7 @@ impl Scheduler {
             now,
             in_flight: 0,
             passes: 0,
+            sleeping_until: None,
         });
         let runner = Runner {
             store: self.store,
@@ -238,11 +241,16 @@ impl SchedulerHandle {
         self.status.borrow().clone()
     }
 
-    /// Waits until the loop has handled the clock at `at` or later and has nothing in flight:
-    /// everything due by `at` has been recorded, run or missed. For tests with a manual clock.
+    /// Waits until everything due by `at` has been recorded and finished (run, failed or missed)
+    /// and nothing is in flight: the loop has looked at the clock at `at` or later, or is asleep
+    /// until after `at`. For tests and simulations with a manual clock.
     pub async fn settled(&self, at: DateTime<Utc>) {
         let mut status = self.status.clone();
-        let _ = status.wait_for(|s| s.now >= at && s.in_flight == 0).await;
+        let _ = status
+            .wait_for(|s| {
+                s.in_flight == 0 && (s.now >= at || s.sleeping_until.is_some_and(|w| w > at))
+            })
+            .await;
     }
 
     /// Stops planning and claiming, lets runs in flight finish for up to `grace`, then abandons
@@ -381,10 +389,12 @@ impl Runner {
                 return Ok(());
             }
             self.passes += 1;
+            tracing::trace!(%now, in_flight = self.tasks.len(), ?wake_at, "pass done");
             self.status.send_replace(Status {
                 now,
                 in_flight: self.tasks.len(),
                 passes: self.passes,
+                sleeping_until: wake_at,
             });
 
             let woke = {
@@ -410,7 +420,8 @@ impl Runner {
                 }
             };
             match woke {
-                Woke::Time | Woke::Nudged => {}
+                Woke::Time => tracing::trace!("woke: time"),
+                Woke::Nudged => tracing::trace!("woke: nudged"),
                 Woke::Finished(joined) => self.finished(joined),
                 Woke::Command(Some(Command::Reload(settings, ack))) => {
                     self.reload(&settings);

@@ -269,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join(DB_FILE)).unwrap();
         let err = store
-            .write(|tx| {
+            .write(|tx| -> anyhow::Result<()> {
                 tx.audit(DateTime::UNIX_EPOCH, None, "c", "w", "test", "half")?;
                 anyhow::bail!("plugin changed its mind")
             })
