@@ -15,9 +15,7 @@ mod log_executor;
 mod runtime;
 
 pub use log_executor::LogExecutor;
-pub use runtime::{
-    NextSlot, Scheduler, SchedulerHandle, SlotSource, Status, configured_slots, jitter_for,
-};
+pub use runtime::{NextSlot, Scheduler, SchedulerHandle, SlotSource, Status, configured_slots};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -20,18 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinSet};
 
 use super::{Executor, RunRequest};
 use crate::clock::SharedClock;
 use crate::config::{CatchUp, Community, Settings, Workflow};
-use crate::schedule::{self, SlotFate};
+use crate::schedule::{self, Slot, SlotFate, jitter_for};
 use crate::store::{PlannedSlot, SlotPlan, Store, WorkflowPlan};
 
-/// "The first slot strictly after this instant", for one workflow.
-pub type NextSlot = Arc<dyn Fn(DateTime<Utc>) -> Option<DateTime<Utc>> + Send + Sync>;
+/// "The first slot strictly after this instant", for one workflow: due, or skipped by the
+/// business calendar with the reason (recorded as missed, never dropped).
+pub type NextSlot = Arc<dyn Fn(DateTime<Utc>) -> Option<Slot> + Send + Sync>;
 
 /// Where the scheduler gets a workflow's slots. Production uses the configured
 /// [`schedule::Schedule`] ([`configured_slots`]); tests give simple fixed intervals. `None`: the
@@ -42,7 +42,7 @@ pub type SlotSource = Arc<dyn Fn(&Community, &Workflow) -> Option<NextSlot> + Se
 pub fn configured_slots() -> SlotSource {
     Arc::new(|_community, workflow| {
         let schedule = workflow.schedule.clone()?;
-        Some(Arc::new(move |after| schedule.next_after(after)) as NextSlot)
+        Some(Arc::new(move |after| schedule.next_slot_after(after)) as NextSlot)
     })
 }
 
@@ -65,33 +65,6 @@ fn retry_after_error() -> chrono::Duration {
     chrono::Duration::seconds(5)
 }
 
-/// The deterministic delay added to a slot so a thousand communities' 09:00 runs spread out. It
-/// is derived from (community, workflow, slot), so a restart computes the same start and a slot
-/// keeps its place.
-// TODO(schedule): switch to `schedule::jitter_for` once the schedule work provides it, so
-// `wuyed next` and the daemon agree on it; this is the same idea (hash of the slot's identity).
-pub fn jitter_for(
-    community: &str,
-    workflow: &str,
-    due: DateTime<Utc>,
-    max: chrono::Duration,
-) -> chrono::Duration {
-    let max_ms = max.num_milliseconds();
-    if max_ms <= 0 {
-        return chrono::Duration::zero();
-    }
-    let mut hash = Sha256::new();
-    hash.update(community.as_bytes());
-    hash.update([0]);
-    hash.update(workflow.as_bytes());
-    hash.update([0]);
-    hash.update(due.timestamp_millis().to_be_bytes());
-    let digest = hash.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    chrono::Duration::milliseconds((u64::from_be_bytes(first) % (max_ms as u64 + 1)) as i64)
-}
-
 type Key = (String, String);
 
 struct Entry {
@@ -101,8 +74,8 @@ struct Entry {
     next: Option<NextSlot>,
     /// The last slot recorded (run or missed), as in the store.
     cursor: DateTime<Utc>,
-    /// The first slot after `cursor`.
-    next_due: Option<DateTime<Utc>>,
+    /// The first slot after `cursor` (possibly one the calendar skips).
+    next_due: Option<Slot>,
 }
 
 /// What the loop last saw: for tests (wait until time `t` has been fully handled) and health.
@@ -175,8 +148,9 @@ impl Scheduler {
 
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
+        // Not a single pass yet: a status no instant is "settled" by.
         let (status_tx, status) = watch::channel(Status {
-            now,
+            now: DateTime::<Utc>::MIN_UTC,
             in_flight: 0,
             passes: 0,
             sleeping_until: None,
@@ -325,7 +299,7 @@ fn build_entries(
 
 fn log_next(entries: &BTreeMap<Key, Entry>) {
     for ((community, workflow), entry) in entries {
-        match (entry.enabled, entry.next_due) {
+        match (entry.enabled, next_run(entry)) {
             (false, _) => tracing::info!(%community, %workflow, "workflow disabled"),
             (true, Some(next)) => tracing::info!(
                 %community,
@@ -344,6 +318,19 @@ fn log_next(entries: &BTreeMap<Key, Entry>) {
             ),
         }
     }
+}
+
+/// The next slot that will actually run (skipping calendar-skipped ones), for the log.
+fn next_run(entry: &Entry) -> Option<DateTime<Utc>> {
+    let next = entry.next.as_ref()?;
+    let mut slot = entry.next_due.clone()?;
+    for _ in 0..1000 {
+        if slot.skipped.is_none() {
+            return Some(slot.at);
+        }
+        slot = next(slot.at)?;
+    }
+    None
 }
 
 struct Runner {
@@ -457,7 +444,11 @@ impl Runner {
             tracing::debug!(fired, "timers fired");
         }
         self.dispatch(now)?;
-        let mut wake = self.entries.values().filter_map(|e| e.next_due).min();
+        let mut wake = self
+            .entries
+            .values()
+            .filter_map(|e| e.next_due.as_ref().map(|s| s.at))
+            .min();
         for at in [
             self.store.next_run_at_after(now)?,
             self.store.next_timer_at()?,
@@ -474,28 +465,28 @@ impl Runner {
     fn plan(&mut self, now: DateTime<Utc>) -> anyhow::Result<()> {
         let mut planned: Vec<(Key, Vec<PlannedSlot>, DateTime<Utc>)> = Vec::new();
         for (key, entry) in &self.entries {
-            let (Some(next), Some(first)) = (&entry.next, entry.next_due) else {
+            let (Some(next), Some(first)) = (&entry.next, &entry.next_due) else {
                 continue;
             };
-            if first > now {
+            if first.at > now {
                 continue;
             }
-            let mut due = vec![first];
+            let mut due = vec![first.clone()];
             let mut truncated = false;
             loop {
                 if due.len() >= MAX_SLOTS_PER_PASS {
                     truncated = true;
                     break;
                 }
-                let last = due[due.len() - 1];
+                let last = due[due.len() - 1].at;
                 match next(last) {
                     // `> last` guards against a schedule that does not move forward.
-                    Some(t) if t <= now && t > last => due.push(t),
+                    Some(slot) if slot.at <= now && slot.at > last => due.push(slot),
                     _ => break,
                 }
             }
             let slots = decide(key, entry, &due, now, truncated);
-            let cursor = due[due.len() - 1];
+            let cursor = due[due.len() - 1].at;
             planned.push((key.clone(), slots, cursor));
         }
         if planned.is_empty() {
@@ -660,10 +651,14 @@ impl Runner {
 fn decide(
     key: &Key,
     entry: &Entry,
-    due: &[DateTime<Utc>],
+    due: &[Slot],
     now: DateTime<Utc>,
     truncated: bool,
 ) -> Vec<PlannedSlot> {
+    // Slots the calendar skips are recorded with the calendar's reason; the rest are either on
+    // time or late, and late ones go through the catch-up policy.
+    let (skipped, due): (Vec<&Slot>, Vec<&Slot>) = due.iter().partition(|s| s.skipped.is_some());
+    let due: Vec<DateTime<Utc>> = due.iter().map(|s| s.at).collect();
     let late_before = now - late_after();
     let split = due.partition_point(|t| *t < late_before);
     let (late, on_time) = due.split_at(split);
@@ -671,7 +666,13 @@ fn decide(
     let mut fates: Vec<(DateTime<Utc>, SlotFate)> = if late.is_empty() {
         Vec::new()
     } else {
-        schedule::catch_up(late, now, policy, entry.workflow.catch_up_window)
+        schedule::catch_up_in(
+            late,
+            now,
+            policy,
+            entry.workflow.catch_up_window,
+            entry.community.tz,
+        )
     };
     // Under `latest`, a late slot runs only if it is the most recent one: not when a later slot
     // is on time, nor when more slots follow in the next pass.
@@ -682,16 +683,25 @@ fn decide(
                 *fate = SlotFate::Missed {
                     reason: match superseded_by {
                         Some(t) => format!(
-                            "catch_up = latest: a later slot ({}) runs instead",
-                            t.to_rfc3339()
+                            "missed: catch_up = latest, superseded by {} (on time)",
+                            t.with_timezone(&entry.community.tz).to_rfc3339()
                         ),
-                        None => "catch_up = latest: a later slot runs instead".to_string(),
+                        None => "missed: catch_up = latest, superseded by a later slot".to_string(),
                     },
                 };
             }
         }
     }
     fates.extend(on_time.iter().map(|t| (*t, SlotFate::Run)));
+    fates.extend(skipped.iter().map(|s| {
+        (
+            s.at,
+            SlotFate::Missed {
+                reason: s.skipped.clone().unwrap_or_default(),
+            },
+        )
+    }));
+    fates.sort_by_key(|(t, _)| *t);
     fates
         .into_iter()
         .map(|(due_at, fate)| PlannedSlot {

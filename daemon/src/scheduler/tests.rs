@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::*;
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::config::{CatchUp, Community, DaemonFile, Settings, Workflow};
+use crate::schedule::{Slot, jitter_for};
 use crate::store::{PlannedSlot, RunRow, RunState, SlotPlan, Store};
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -57,7 +58,10 @@ fn every(minutes: i64) -> SlotSource {
         Some(Arc::new(move |after: DateTime<Utc>| {
             let step = minutes * 60;
             let next = (after.timestamp().div_euclid(step) + 1) * step;
-            Utc.timestamp_opt(next, 0).single()
+            Some(Slot {
+                at: Utc.timestamp_opt(next, 0).single()?,
+                skipped: None,
+            })
         }) as NextSlot)
     })
 }
