@@ -66,15 +66,18 @@ fn every(minutes: i64) -> SlotSource {
     })
 }
 
+/// (community, workflow, due, trigger) of one executed run.
+type Seen = (String, String, DateTime<Utc>, Trigger);
+
 /// Records what it was asked to run; its effects write an audit note, plus a timer if asked.
 #[derive(Default)]
 struct Recorder {
-    runs: Mutex<Vec<(String, String, DateTime<Utc>, Trigger)>>,
+    runs: Mutex<Vec<Seen>>,
     timer_in: Option<chrono::Duration>,
 }
 
 impl Recorder {
-    fn seen(&self) -> Vec<(String, String, DateTime<Utc>, Trigger)> {
+    fn seen(&self) -> Vec<Seen> {
         self.runs.lock().unwrap().clone()
     }
 }
