@@ -2,3 +2,4 @@
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
 mod util;
+mod schedule;
