@@ -15,6 +15,8 @@ use chrono_tz::Tz;
 
 use super::secret::SecretSource;
 use super::source::{self, KeyPath, Override};
+use crate::schedule::{CalendarError, CronExpr, parse_duration};
+
 use super::{
     Calendar, Community, CommunityFile, ConfigError, DaemonFile, LoadOptions, NonWorkday, Report,
     Role, Schedule, Settings, Workflow,
@@ -385,9 +387,13 @@ impl Compiler<'_> {
             self.errors.push(doc.at(&at, message));
             None
         } else {
-            match (self.options.parsers.calendar)(&path) {
+            match Calendar::load(&path) {
                 Ok(cal) => {
-                    if let Some(m) = check_calendar_coverage(&path, self.options.today) {
+                    // Through the end of next year: next year's holidays are published late in
+                    // the year before, and a community should hear about it before January.
+                    let today = self.options.today;
+                    let end = chrono::NaiveDate::from_ymd_opt(today.year() + 1, 12, 31);
+                    if let Some(m) = end.and_then(|end| cal.coverage_warning(today, end)) {
                         self.warnings.push(ConfigError {
                             file: path.clone(),
                             key: String::new(),
@@ -398,7 +404,23 @@ impl Compiler<'_> {
                     Some(Arc::new(cal))
                 }
                 Err(e) => {
-                    let message = format!("calendar {name:?} ({}): {e}", path.display());
+                    // The calendar's own error names its file, key and line: report it there,
+                    // and say which community wanted the calendar.
+                    match e.downcast_ref::<CalendarError>() {
+                        Some(ce) => self.errors.push(ConfigError {
+                            file: PathBuf::from(&ce.file),
+                            key: ce.key.clone(),
+                            line: ce.line,
+                            message: ce.message.clone(),
+                        }),
+                        None => self.errors.push(ConfigError {
+                            file: path.clone(),
+                            key: String::new(),
+                            line: None,
+                            message: format!("{e:#}"),
+                        }),
+                    }
+                    let message = format!("calendar {name:?} cannot be used (see {})", path.display());
                     self.errors.push(doc.at(&at, message));
                     None
                 }
@@ -512,7 +534,6 @@ impl Compiler<'_> {
     ) -> Option<Workflow> {
         let errors_before = self.errors.len();
         let key = |k: &str| at.clone().key(k);
-        let parsers = self.options.parsers;
 
         if let Err(m) = check_name("workflow name", name) {
             self.errors.push(doc.at(at, m));
@@ -520,7 +541,7 @@ impl Compiler<'_> {
 
         let plugin_path = resolve_plugin(self.dir, &daemon.plugins.dir, &wf.plugin);
         match plugin_path {
-            Err(m) => self.errors.push(doc.at(&key("plugin"), m)),
+            Err(ref m) => self.errors.push(doc.at(&key("plugin"), m.clone())),
             // A disabled workflow may name a plugin that is not built yet.
             Ok(ref path) if wf.enabled => {
                 if let Err(m) = check_plugin_file(path, &wf.plugin, self.options.plugin_check) {
@@ -531,7 +552,7 @@ impl Compiler<'_> {
         }
 
         let cron = match &wf.schedule {
-            Some(expr) => match (parsers.cron)(expr) {
+            Some(expr) => match CronExpr::parse(expr) {
                 Ok(cron) => Some(cron),
                 Err(e) => {
                     let message = format!("invalid crontab expression {expr:?}: {e}");
@@ -548,7 +569,7 @@ impl Compiler<'_> {
             );
             self.errors.push(doc.at(&key("on_non_workday"), message));
         }
-        let mut duration = |k: &str, text: &str| match (parsers.duration)(text) {
+        let mut duration = |k: &str, text: &str| match parse_duration(text) {
             Ok(d) if d < chrono::Duration::zero() => {
                 let message = format!("invalid duration {text:?}: must not be negative");
                 self.errors.push(doc.at(&key(k), message));
@@ -706,7 +727,10 @@ fn available_calendars(dir: &Path) -> String {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let p = e.path();
-            (p.extension()? == "toml").then(|| p.file_stem()?.to_string_lossy().into_owned())?
+            if p.extension()? != "toml" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
         })
         .collect();
     names.sort();
@@ -889,44 +913,607 @@ pub(crate) fn check_notifies(notifies: &[Role], staffed: &BTreeSet<Role>) -> Vec
     out
 }
 
-/// A warning when the calendar file lists no date in next year: from then on every weekday
-/// would count as a workday, holidays included. Reads the file's dates, whatever its layout.
-pub(crate) fn check_calendar_coverage(path: &Path, today: chrono::NaiveDate) -> Option<String> {
-    fn years(v: &toml::Value, out: &mut Vec<i32>) {
-        match v {
-            toml::Value::Datetime(d) => out.extend(d.date.map(|d| i32::from(d.year))),
-            toml::Value::String(s) => {
-                if let Ok(d) = chrono::NaiveDate::parse_from_str(s.get(..10).unwrap_or(""), "%Y-%m-%d") {
-                    out.push(d.year());
-                }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::CronExpr;
+
+    /// A config directory in a tempdir: wuyed.toml pointing plugins.dir at `plugins/` with an
+    /// (empty) heartbeat.wasm, the shipped cn-mainland calendar, and the communities a test adds.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        env: BTreeMap<String, String>,
+    }
+
+    const DAEMON: &str = "[daemon]\ntimezone = \"Asia/Shanghai\"\n\n[plugins]\ndir = \"plugins\"\n";
+
+    /// A community that passes every check; tests break one thing at a time.
+    const GOOD: &str = r#"id = "lakeside"
+name = "湖畔"
+calendar = "cn-mainland"
+
+[[staff]]
+id = "a"
+name = "A"
+role = "customer_service"
+phone = "138 0000 0001"
+
+[[staff]]
+id = "b"
+name = "B"
+role = "supervisor"
+email = "b@example.com"
+
+[[staff]]
+id = "c"
+name = "C"
+role = "manager"
+email = "c@example.com"
+
+[workflows.heartbeat]
+plugin = "heartbeat"
+schedule = "*/30 8-20 * * *"
+notifies = ["customer_service"]
+"#;
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            std::fs::write(root.join(DAEMON_FILE), DAEMON).unwrap();
+            std::fs::create_dir_all(root.join(COMMUNITIES_DIR)).unwrap();
+            std::fs::create_dir_all(root.join("plugins")).unwrap();
+            std::fs::write(root.join("plugins/heartbeat.wasm"), b"").unwrap();
+            std::fs::create_dir_all(root.join(CALENDARS_DIR)).unwrap();
+            let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config/calendars/cn-mainland.toml");
+            std::fs::copy(shipped, root.join("calendars/cn-mainland.toml")).unwrap();
+            Fixture {
+                dir,
+                env: BTreeMap::new(),
             }
-            toml::Value::Array(items) => items.iter().for_each(|v| years(v, out)),
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    if let Ok(y) = k.parse::<i32>()
-                        && (1900..=2200).contains(&y)
-                    {
-                        out.push(y);
-                    }
-                    years(v, out);
-                }
-            }
-            _ => {}
+        }
+
+        fn write(&self, rel: &str, text: &str) -> &Self {
+            std::fs::write(self.dir.path().join(rel), text).unwrap();
+            self
+        }
+
+        fn community(&self, name: &str, text: &str) -> &Self {
+            self.write(&format!("communities/{name}.toml"), text)
+        }
+
+        fn env(mut self, var: &str, value: &str) -> Self {
+            self.env.insert(var.into(), value.into());
+            self
+        }
+
+        fn report(&self) -> Report {
+            let options = LoadOptions {
+                env: self.env.clone(),
+                plugin_check: super::super::plugin_exists,
+                // Next year (2026) is covered by the shipped calendar: no warning.
+                today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+            };
+            compile(self.dir.path(), &options)
+        }
+
+        /// Errors as `wuyed check` prints them, with the tempdir prefix removed.
+        fn errors(&self) -> Vec<String> {
+            self.lines(&self.report().errors)
+        }
+
+        fn warnings(&self) -> Vec<String> {
+            self.lines(&self.report().warnings)
+        }
+
+        fn lines(&self, list: &[ConfigError]) -> Vec<String> {
+            let prefix = format!("{}/", self.dir.path().display());
+            list.iter()
+                .map(|e| e.to_string().replace(&prefix, ""))
+                .collect()
         }
     }
-    let text = std::fs::read_to_string(path).ok()?;
-    let doc: toml::Table = toml::from_str(&text).ok()?;
-    let mut found = Vec::new();
-    years(&toml::Value::Table(doc), &mut found);
-    let next = today.year() + 1;
-    let last = found.into_iter().max();
-    match last {
-        Some(last) if last >= next => None,
-        Some(last) => Some(format!(
-            "the calendar lists holidays up to {last} only: add {next} before it starts, or every weekday of {next} counts as a workday"
-        )),
-        None => Some(format!(
-            "the calendar lists no dated holidays: add {next}, or every weekday counts as a workday"
-        )),
+
+    /// GOOD with `from` replaced by `to` (which must occur).
+    fn good_with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from:?} not in GOOD");
+        GOOD.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn a_good_community_compiles_to_settings() {
+        let f = Fixture::new();
+        f.community("lakeside", GOOD);
+        let report = f.report();
+        assert_eq!(f.lines(&report.errors), Vec::<String>::new());
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let settings = report.settings.unwrap();
+        assert_eq!(settings.data_dir, f.dir.path().join("data"));
+        let c = settings.community("lakeside").unwrap();
+        assert_eq!(c.tz, chrono_tz::Asia::Shanghai);
+        assert_eq!(c.calendar.as_ref().unwrap().name, "cn-mainland");
+        let w = c.workflow("heartbeat").unwrap();
+        assert_eq!(w.plugin_path, f.dir.path().join("plugins/heartbeat.wasm"));
+        assert_eq!(w.catch_up_window, chrono::Duration::days(1));
+        assert_eq!(w.jitter, chrono::Duration::zero());
+        // The schedule runs in the community's zone: 08:00 Shanghai is 00:00 UTC.
+        let next = w
+            .schedule
+            .as_ref()
+            .unwrap()
+            .next_after("2026-03-02T23:00:00Z".parse().unwrap())
+            .unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-03-03T00:00:00+00:00");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_file_line_and_key() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with(
+                "schedule = \"*/30 8-20 * * *\"",
+                "schedule = \"*/30 8-20 * * *\"\ncatch_up = \"lates\"\ngrace_days = 5",
+            )
+            .replacen("name = \"湖畔\"", "name = 7", 1),
+        );
+        assert_eq!(
+            f.errors(),
+            [
+                "communities/lakeside.toml:2: name: invalid type: integer `7`, expected a string",
+                "communities/lakeside.toml:26: workflows.heartbeat.catch_up: unknown variant `lates`, expected one of `latest`, `all`, `skip`",
+                "communities/lakeside.toml:27: workflows.heartbeat.grace_days: unknown field `grace_days`, expected one of `plugin`, `schedule`, `on_non_workday`, `catch_up`, `catch_up_window`, `jitter`, `notifies`, `enabled`, `params`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_crontab_carries_the_parsers_reason() {
+        let f = Fixture::new();
+        f.community("lakeside", &good_with("*/30 8-20 * * *", "61 * * * *"));
+        let why = CronExpr::parse("61 * * * *").unwrap_err();
+        assert_eq!(
+            f.errors(),
+            [format!(
+                "communities/lakeside.toml:25: workflows.heartbeat.schedule: invalid crontab expression \"61 * * * *\": {why}"
+            )]
+        );
+    }
+
+    #[test]
+    fn durations_must_parse_and_not_be_negative() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with(
+                "notifies",
+                "catch_up_window = \"2 days\"\njitter = \"10x\"\nnotifies",
+            ),
+        );
+        let why = |s| parse_duration(s).unwrap_err();
+        assert_eq!(
+            f.errors(),
+            [
+                format!(
+                    "communities/lakeside.toml:26: workflows.heartbeat.catch_up_window: invalid duration \"2 days\": {}",
+                    why("2 days")
+                ),
+                format!(
+                    "communities/lakeside.toml:27: workflows.heartbeat.jitter: invalid duration \"10x\": {}",
+                    why("10x")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn timezones_must_be_iana_names() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with("calendar", "timezone = \"Asia/Shanghia\"\ncalendar"),
+        );
+        f.write(DAEMON_FILE, &DAEMON.replace("Asia/Shanghai", "Mars/Olympus"));
+        assert_eq!(
+            f.errors(),
+            [
+                "wuyed.toml:2: daemon.timezone: unknown timezone \"Mars/Olympus\": expected an IANA name such as \"Asia/Shanghai\"",
+                "communities/lakeside.toml:3: timezone: unknown timezone \"Asia/Shanghia\": expected an IANA name such as \"Asia/Shanghai\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_community_ids_name_both_files() {
+        let f = Fixture::new();
+        f.community("a-lakeside", GOOD).community("b-copy", GOOD);
+        assert_eq!(
+            f.errors(),
+            [format!(
+                "communities/b-copy.toml:1: id: duplicate community id \"lakeside\": {}/communities/a-lakeside.toml already uses it",
+                f.dir.path().display()
+            )
+            .replace(&format!("{}/", f.dir.path().display()), "")]
+        );
+    }
+
+    #[test]
+    fn ids_are_lowercase_ascii() {
+        let f = Fixture::new();
+        f.community("lakeside", &good_with("id = \"lakeside\"", "id = \"Lake Side\""));
+        assert_eq!(
+            f.errors(),
+            ["communities/lakeside.toml:1: id: invalid community id \"Lake Side\": use 1 to 63 lowercase ASCII letters, digits and '-', starting with a letter or digit"]
+        );
+    }
+
+    #[test]
+    fn a_missing_plugin_says_where_it_looked_and_how_to_build_it() {
+        let f = Fixture::new();
+        f.community("lakeside", &good_with("plugin = \"heartbeat\"", "plugin = \"fee_reminder\""));
+        assert_eq!(
+            f.errors(),
+            ["communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin file not found: plugins/fee_reminder.wasm (build it with `cargo build --release --target wasm32-wasip2 -p fee_reminder`, or point plugins.dir in wuyed.toml at where it is)"]
+        );
+        // A disabled workflow may name a plugin not built yet; it is left out of the settings.
+        f.community(
+            "lakeside",
+            &good_with("plugin = \"heartbeat\"", "plugin = \"fee_reminder\"\nenabled = false"),
+        );
+        let report = f.report();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let settings = report.settings.unwrap();
+        assert!(settings.communities[0].workflows.is_empty());
+    }
+
+    #[test]
+    fn an_explicit_wasm_path_is_relative_to_the_config_dir() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with("plugin = \"heartbeat\"", "plugin = \"plugins/heartbeat.wasm\""),
+        );
+        let settings = f.report().settings.unwrap();
+        assert_eq!(
+            settings.communities[0].workflows[0].plugin_path,
+            f.dir.path().join("plugins/heartbeat.wasm")
+        );
+    }
+
+    #[test]
+    fn the_plugin_hook_can_reject_a_file() {
+        let f = Fixture::new();
+        f.community("lakeside", GOOD);
+        let options = LoadOptions {
+            env: BTreeMap::new(),
+            plugin_check: |_| Err("not a wasm component (empty file)".into()),
+            today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+        };
+        let report = compile(f.dir.path(), &options);
+        assert_eq!(
+            f.lines(&report.errors),
+            ["communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin plugins/heartbeat.wasm: not a wasm component (empty file)"]
+        );
+    }
+
+    #[test]
+    fn notified_roles_and_their_escalation_must_be_staffed() {
+        let f = Fixture::new();
+        // Only customer service is staffed: notifying it needs 主管 and 经理 for escalation.
+        let only_cs = GOOD
+            .split("[[staff]]")
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("[[staff]]")
+            + "[workflows.heartbeat]\nplugin = \"heartbeat\"\nnotifies = [\"customer_service\", \"manager\"]\n";
+        f.community("lakeside", &only_cs);
+        assert_eq!(
+            f.errors(),
+            [
+                "communities/lakeside.toml:13: workflows.heartbeat.notifies[0]: notifications to customer_service (客服) escalate to supervisor (主管), which is not staffed (ladder: customer_service (客服) → supervisor (主管) → manager (经理))",
+                "communities/lakeside.toml:13: workflows.heartbeat.notifies[1]: role manager (经理) is not staffed: add a [[staff]] entry with role = \"manager\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn skip_or_shift_needs_a_calendar_and_the_calendar_must_exist() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with("calendar = \"cn-mainland\"\n", "")
+                .replacen("notifies", "on_non_workday = \"shift\"\nnotifies", 1),
+        );
+        assert_eq!(
+            f.errors(),
+            ["communities/lakeside.toml:25: workflows.heartbeat.on_non_workday: \"shift\" needs a business calendar: set `calendar` (for example \"cn-mainland\") at the top of the file"]
+        );
+        f.community("lakeside", &good_with("cn-mainland", "cn-mainlnd"));
+        assert_eq!(
+            f.errors(),
+            [format!(
+                "communities/lakeside.toml:3: calendar: calendar \"cn-mainlnd\" not found: no file {} (available: cn-mainland)",
+                f.dir.path().join("calendars/cn-mainlnd.toml").display()
+            )
+            .replace(&format!("{}/", f.dir.path().display()), "")]
+        );
+    }
+
+    #[test]
+    fn a_broken_calendar_is_reported_in_its_own_file_and_where_it_is_used() {
+        let f = Fixture::new();
+        f.write("calendars/cn-mainland.toml", "weekend = [\"caturday\"]\n");
+        f.community("lakeside", GOOD);
+        let errors = f.errors();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("calendars/cn-mainland.toml:1: weekend"),
+            "{errors:?}"
+        );
+        assert_eq!(
+            errors[1],
+            format!(
+                "communities/lakeside.toml:3: calendar: calendar \"cn-mainland\" cannot be used (see {})",
+                f.dir.path().join("calendars/cn-mainland.toml").display()
+            )
+            .replace(&format!("{}/", f.dir.path().display()), "")
+        );
+    }
+
+    #[test]
+    fn a_calendar_that_ends_before_next_year_is_a_warning() {
+        let f = Fixture::new();
+        f.community("lakeside", GOOD);
+        let options = LoadOptions {
+            env: BTreeMap::new(),
+            plugin_check: super::super::plugin_exists,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        };
+        let report = compile(f.dir.path(), &options);
+        assert!(report.errors.is_empty());
+        assert!(report.settings.is_some());
+        assert_eq!(
+            f.lines(&report.warnings),
+            ["calendars/cn-mainland.toml: calendar cn-mainland has no holidays for 2027 (it covers 2025-2026); those years count weekends only"]
+        );
+    }
+
+    #[test]
+    fn hours_are_hh_mm_and_reception_closes_after_it_opens() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with(
+                "\n[[staff]]",
+                "\n[reception_hours]\nopen = \"18:00\"\nclose = \"09:00\"\n[quiet_hours]\nstart = \"9pm\"\nend = \"8:00\"\n\n[[staff]]",
+            ),
+        );
+        assert_eq!(
+            f.errors(),
+            [
+                "communities/lakeside.toml:9: quiet_hours.start: invalid time \"9pm\": expected HH:MM, 24-hour local time (\"08:30\")",
+                "communities/lakeside.toml:10: quiet_hours.end: invalid time \"8:00\": expected HH:MM, 24-hour local time (\"08:30\")",
+                "communities/lakeside.toml:7: reception_hours.close: reception closes (09:00) before it opens (18:00)",
+            ]
+        );
+    }
+
+    #[test]
+    fn staff_ids_are_unique_and_reports_to_names_a_colleague() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with("id = \"b\"", "id = \"a\"\nreports_to = \"nobody\"")
+                .replacen("role = \"customer_service\"", "role = \"customer_service\"\nreports_to = \"a\"", 1),
+        );
+        assert_eq!(
+            f.errors(),
+            [
+                "communities/lakeside.toml:13: staff[1].id: duplicate staff id \"a\" (also staff[0])",
+                "communities/lakeside.toml:9: staff[0].reports_to: a staff member cannot report to themselves",
+                "communities/lakeside.toml:14: staff[1].reports_to: no staff member has id \"nobody\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn staff_contacts_are_checked_and_printed_masked() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &good_with("phone = \"138 0000 0001\"", "phone = \"13800001234x\"")
+                .replacen("b@example.com", "b.example.com", 1),
+        );
+        assert_eq!(
+            f.errors(),
+            [
+                "communities/lakeside.toml:9: staff[0].phone: not a phone number: \"138****234x\" (7 to 15 digits, optionally +country code, spaces and '-')",
+                "communities/lakeside.toml:15: staff[1].email: not an email address: \"***\"",
+            ]
+        );
+        f.community("lakeside", &good_with("phone = \"138 0000 0001\"\n", ""));
+        assert_eq!(
+            f.warnings(),
+            ["communities/lakeside.toml:5: staff[0]: \"a\" has neither email nor phone, so notifications cannot reach them"]
+        );
+    }
+
+    #[test]
+    fn errors_across_files_are_all_collected() {
+        let f = Fixture::new();
+        f.write(DAEMON_FILE, &format!("{DAEMON}\n[http]\nlisten = \"localhost\"\n"));
+        f.community("a", &good_with("\"*/30 8-20 * * *\"", "\"*/30 8-20 * * * * *\""));
+        f.community("b", &good_with("lakeside", "b").replacen("name = \"湖畔\"", "nam = \"x\"", 1));
+        let errors = f.errors();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "wuyed.toml:8: http.listen: invalid listen address \"localhost\": expected IP:PORT such as \"127.0.0.1:8760\", or \"\" to disable HTTP"
+        );
+        assert!(errors[1].starts_with("communities/a.toml:25: workflows.heartbeat.schedule: "));
+        assert_eq!(
+            errors[2],
+            "communities/b.toml:2: nam: unknown field `nam`, expected one of `id`, `name`, `timezone`, `calendar`, `locale`, `reception_hours`, `quiet_hours`, `staff`, `workflows`, `limits`, `delivery`"
+        );
+        assert_eq!(errors[3], "communities/b.toml: name: missing field `name`");
+    }
+
+    #[test]
+    fn syntax_errors_stop_only_their_file() {
+        let f = Fixture::new();
+        f.community("a", "id = \"a\nname = \"x\"\n");
+        f.community("b", GOOD);
+        let errors = f.errors();
+        assert!(errors.iter().all(|e| e.starts_with("communities/a.toml:")), "{errors:?}");
+        assert!(!errors.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_daemon_and_community_keys() {
+        let f = Fixture::new()
+            .env("WUYE_DAEMON__DATA_DIR", "/var/lib/wuye")
+            .env("WUYE_HTTP__LISTEN", "0.0.0.0:9000")
+            .env("WUYE_COMMUNITY__LAKE_SIDE__QUIET_HOURS__START", "22:30")
+            .env("WUYE_COMMUNITY__LAKE_SIDE__STAFF__1__PHONE", "138 0000 0099")
+            .env("WUYE_COMMUNITY__LAKE_SIDE__WORKFLOWS__HEARTBEAT__NOTIFIES", "[\"supervisor\"]")
+            .env("WUYE_CONFIG", "not-an-override")
+            .env("PATH", "/usr/bin");
+        f.community("lakeside", &good_with("id = \"lakeside\"", "id = \"lake-side\""));
+        let report = f.report();
+        assert_eq!(f.lines(&report.errors), Vec::<String>::new());
+        let s = report.settings.unwrap();
+        assert_eq!(s.data_dir, Path::new("/var/lib/wuye"));
+        assert_eq!(s.daemon.http.listen, "0.0.0.0:9000");
+        let c = s.community("lake-side").unwrap();
+        assert_eq!(c.raw.quiet_hours.start, "22:30");
+        assert_eq!(c.raw.staff[1].phone.as_deref(), Some("138 0000 0099"));
+        assert_eq!(c.workflows[0].raw.notifies, [Role::Supervisor]);
+    }
+
+    #[test]
+    fn a_bad_override_is_blamed_on_its_variable() {
+        let f = Fixture::new()
+            .env("WUYE_DAEMON__DATA_DIRR", "/x")
+            .env("WUYE_COMMUNITY__LAKESIDE__QUIET_HOURS__START", "late")
+            .env("WUYE_COMMUNITY__NOPE__NAME", "x");
+        f.community("lakeside", GOOD);
+        assert_eq!(
+            f.errors(),
+            [
+                "wuyed.toml: daemon.data_dirr: unknown field `data_dirr`, expected one of `data_dir`, `timezone`, `log_level` (set by WUYE_DAEMON__DATA_DIRR)",
+                "communities/lakeside.toml: quiet_hours.start: invalid time \"late\": expected HH:MM, 24-hour local time (\"08:30\") (set by WUYE_COMMUNITY__LAKESIDE__QUIET_HOURS__START)",
+                "environment: WUYE_COMMUNITY__NOPE__NAME: no community has an id matching \"NOPE\" (known: lakeside)",
+            ]
+        );
+    }
+
+    #[test]
+    fn override_variables_parse_into_key_paths() {
+        let parse = |v: &str| {
+            parse_override(v, "x")
+                .unwrap()
+                .map(|(c, o)| (c, o.path.to_string()))
+        };
+        assert_eq!(parse("HOME"), None);
+        assert_eq!(parse("WUYE_CONFIG"), None);
+        assert_eq!(
+            parse("WUYE_DAEMON__DATA_DIR"),
+            Some((None, "daemon.data_dir".into()))
+        );
+        assert_eq!(
+            parse("WUYE_COMMUNITY__SHUIPAN__STAFF__0__PHONE"),
+            Some((Some("SHUIPAN".into()), "staff[0].phone".into()))
+        );
+        assert_eq!(
+            parse_override("WUYE_DAEMON____X", "x").unwrap_err(),
+            "empty key between `__` separators"
+        );
+        assert_eq!(
+            parse_override("WUYE_COMMUNITY__SHUIPAN", "x").unwrap_err(),
+            "expected WUYE_COMMUNITY__<ID>__<KEY>"
+        );
+    }
+
+    /// A settings section holding secrets, as the delivery module's do.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct WithSecrets {
+        smtp: Smtp,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Smtp {
+        password: SecretSource,
+        api_key: SecretSource,
+        token: SecretSource,
+    }
+
+    #[test]
+    fn secrets_must_resolve_and_are_never_printed() {
+        let f = Fixture::new().env("SMTP_PASSWORD", "hunter2-from-env");
+        f.write("token", "hunter3-from-file\n");
+        let text = "[smtp]\npassword = { env = \"SMTP_PASSWORD\" }\napi_key = { env = \"SMS_KEY\" }\ntoken = { file = \"token\" }\n";
+        let options = LoadOptions {
+            env: f.env.clone(),
+            plugin_check: super::super::plugin_exists,
+            today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+        };
+        let mut cx = Compiler {
+            dir: f.dir.path(),
+            options: &options,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            calendars: BTreeMap::new(),
+        };
+        let doc = FileDoc {
+            shown: PathBuf::from("wuyed.toml"),
+            text: text.to_string(),
+            overrides: Vec::new(),
+        };
+        let value = cx.read::<WithSecrets>(&doc).unwrap();
+        assert_eq!(
+            f.lines(&cx.errors),
+            ["wuyed.toml:3: smtp.api_key: environment variable SMS_KEY is not set"]
+        );
+        let everything = format!("{:?} {:?} {value:?}", cx.errors, cx.warnings);
+        assert!(!everything.contains("hunter"), "{everything}");
+
+        // A missing file names the file, and only the file.
+        std::fs::remove_file(f.dir.path().join("token")).unwrap();
+        cx.errors.clear();
+        cx.read::<WithSecrets>(&doc).unwrap();
+        assert_eq!(cx.errors.len(), 2);
+        assert!(
+            cx.errors[1]
+                .to_string()
+                .starts_with("wuyed.toml:4: smtp.token: cannot read secret file "),
+            "{}",
+            cx.errors[1]
+        );
+    }
+
+    #[test]
+    fn rules_give_exact_messages() {
+        assert!(check_id("community id", "shuipan").is_ok());
+        assert!(check_id("community id", "-x").is_err());
+        assert!(check_name("workflow name", "fee_reminder").is_ok());
+        assert_eq!(
+            check_name("workflow name", "Fee").unwrap_err(),
+            "invalid workflow name \"Fee\": use lowercase ASCII letters, digits, '_' and '-'"
+        );
+        assert!(check_hhmm("23:59").is_ok());
+        assert!(check_hhmm("24:00").is_err());
+        assert_eq!(
+            check_locale("fr").unwrap_err(),
+            "unsupported locale \"fr\": expected \"zh-CN\" or \"en\""
+        );
+        assert!(check_listen("").is_ok());
+        assert!(check_listen("[::1]:8760").is_ok());
+        assert!(check_log_level("wuye=debug,info").is_ok());
+        assert!(check_log_level("wuye=loud").is_err());
+        assert!(check_phone("+86 138-0000-0001").is_ok());
+        assert!(check_email("desk@example.com").is_ok());
+        assert!(check_email("desk@localhost").is_err());
     }
 }

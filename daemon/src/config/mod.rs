@@ -37,7 +37,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use crate::schedule::{Calendar, CronExpr, Schedule};
+use crate::schedule::{Calendar, Schedule};
 
 /// The checked configuration the daemon runs on.
 #[derive(Debug, Clone)]
@@ -130,7 +130,6 @@ pub struct LoadOptions {
     pub plugin_check: fn(&Path) -> Result<(), String>,
     /// Today, for warnings such as a calendar that does not cover next year.
     pub today: NaiveDate,
-    pub(crate) parsers: Parsers,
 }
 
 impl fmt::Debug for LoadOptions {
@@ -143,25 +142,6 @@ impl fmt::Debug for LoadOptions {
     }
 }
 
-/// The schedule module's parsers, as function pointers so the loader's own tests can run with
-/// stand-ins; the daemon always uses the real ones.
-#[derive(Clone, Copy)]
-pub(crate) struct Parsers {
-    pub cron: fn(&str) -> Result<CronExpr, String>,
-    pub duration: fn(&str) -> Result<chrono::Duration, String>,
-    pub calendar: fn(&Path) -> Result<Calendar, String>,
-}
-
-impl Default for Parsers {
-    fn default() -> Self {
-        Parsers {
-            cron: |text| CronExpr::parse(text).map_err(|e| e.to_string()),
-            duration: crate::schedule::parse_duration,
-            calendar: |path| Calendar::load(path).map_err(|e| format!("{e:#}")),
-        }
-    }
-}
-
 impl LoadOptions {
     /// The process environment and today's date from `clock`.
     pub fn from_env(clock: &dyn crate::clock::Clock) -> Self {
@@ -169,7 +149,6 @@ impl LoadOptions {
             env: std::env::vars().collect(),
             plugin_check: plugin_exists,
             today: clock.now().date_naive(),
-            parsers: Parsers::default(),
         }
     }
 }

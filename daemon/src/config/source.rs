@@ -201,7 +201,7 @@ pub(crate) fn read_strict<T: DeserializeOwned>(file: &Path, text: &str) -> Read<
             Ok(value) => {
                 return Read {
                     value: Some(value),
-                    errors,
+                    errors: by_line(errors),
                     secrets,
                 };
             }
@@ -219,8 +219,9 @@ pub(crate) fn read_strict<T: DeserializeOwned>(file: &Path, text: &str) -> Read<
                 if !pruned.contains(&field_path) {
                     // A table without a required key: its span is the table, so its line is the
                     // header, which is where the key belongs.
+                    // At the top level that "table" is the whole file: no useful line.
                     let line = span
-                        .filter(|s| !here.0.is_empty() || s.end > 0)
+                        .filter(|_| !here.0.is_empty())
                         .map(|s| line_at(text, s.start));
                     errors.push(err(field_path.to_string(), line, message));
                 }
@@ -243,9 +244,15 @@ pub(crate) fn read_strict<T: DeserializeOwned>(file: &Path, text: &str) -> Read<
     }
     Read {
         value: None,
-        errors,
+        errors: by_line(errors),
         secrets: Vec::new(),
     }
+}
+
+/// serde meets problems in its own order (maps sorted by key); people read a file top down.
+fn by_line(mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+    errors
 }
 
 /// Maps a path in the pruned document back to the file's own indices.
@@ -275,27 +282,23 @@ fn original(current: &KeyPath, pruned: &[KeyPath]) -> KeyPath {
 
 /// Removes the value at `path` from `doc`; false when there is nothing there to remove.
 fn prune(doc: &mut DeTable<'_>, path: &KeyPath) -> bool {
-    let Some((last, parents)) = path.0.split_last() else {
-        return false;
-    };
-    let mut table: &mut DeTable<'_> = doc;
-    let mut array: Option<&mut DeArray<'_>> = None;
-    for seg in parents {
-        let next = match (seg, array.take()) {
-            (Seg::Key(k), None) => table.get_mut(k.as_str()),
-            (Seg::Index(i), Some(a)) => a.get_mut(*i),
-            _ => return false,
-        };
-        match next.map(|v| v.get_mut()) {
-            Some(DeValue::Table(t)) => table = t,
-            Some(DeValue::Array(a)) => array = Some(a),
-            _ => return false,
-        }
+    match path.0.as_slice() {
+        [Seg::Key(k)] => doc.remove(k.as_str()).is_some(),
+        [Seg::Key(k), rest @ ..] => doc
+            .get_mut(k.as_str())
+            .is_some_and(|v| prune_value(v.get_mut(), rest)),
+        _ => false,
     }
-    match (last, array) {
-        (Seg::Key(k), None) => table.remove(k.as_str()).is_some(),
-        (Seg::Index(i), Some(a)) if *i < a.len() => {
-            let kept: DeArray<'_> = std::mem::take(a)
+}
+
+fn prune_value<'i>(value: &mut DeValue<'i>, path: &[Seg]) -> bool {
+    match (value, path) {
+        (DeValue::Table(t), [Seg::Key(k)]) => t.remove(k.as_str()).is_some(),
+        (DeValue::Table(t), [Seg::Key(k), rest @ ..]) => t
+            .get_mut(k.as_str())
+            .is_some_and(|v| prune_value(v.get_mut(), rest)),
+        (DeValue::Array(a), [Seg::Index(i)]) if *i < a.len() => {
+            let kept: DeArray<'i> = std::mem::replace(a, DeArray::new())
                 .into_iter()
                 .enumerate()
                 .filter(|(j, _)| j != i)
@@ -304,6 +307,9 @@ fn prune(doc: &mut DeTable<'_>, path: &KeyPath) -> bool {
             *a = kept;
             true
         }
+        (DeValue::Array(a), [Seg::Index(i), rest @ ..]) => a
+            .get_mut(*i)
+            .is_some_and(|v| prune_value(v.get_mut(), rest)),
         _ => false,
     }
 }
