@@ -2,4 +2,5 @@
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
 mod util;
+mod check;
 mod schedule;

@@ -82,9 +82,25 @@ pub(crate) fn compile(dir: &Path, options: &LoadOptions) -> Report {
     let settings = cx.run();
     Report {
         settings: settings.filter(|_| cx.errors.is_empty()),
-        errors: cx.errors,
-        warnings: cx.warnings,
+        errors: top_down(cx.errors),
+        warnings: top_down(cx.warnings),
     }
+}
+
+/// Files in the order they were read, each file's problems top down (the rules run in their own
+/// order, but people fix a file from the top), problems without a line last.
+fn top_down(mut list: Vec<ConfigError>) -> Vec<ConfigError> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for e in &list {
+        if !files.contains(&e.file) {
+            files.push(e.file.clone());
+        }
+    }
+    list.sort_by_key(|e| {
+        let file = files.iter().position(|f| f == &e.file);
+        (file, e.line.unwrap_or(usize::MAX))
+    });
+    list
 }
 
 impl Compiler<'_> {
@@ -1292,9 +1308,9 @@ notifies = ["customer_service"]
         assert_eq!(
             f.errors(),
             [
+                "communities/lakeside.toml:7: reception_hours.close: reception closes (09:00) before it opens (18:00)",
                 "communities/lakeside.toml:9: quiet_hours.start: invalid time \"9pm\": expected HH:MM, 24-hour local time (\"08:30\")",
                 "communities/lakeside.toml:10: quiet_hours.end: invalid time \"8:00\": expected HH:MM, 24-hour local time (\"08:30\")",
-                "communities/lakeside.toml:7: reception_hours.close: reception closes (09:00) before it opens (18:00)",
             ]
         );
     }
@@ -1310,8 +1326,8 @@ notifies = ["customer_service"]
         assert_eq!(
             f.errors(),
             [
-                "communities/lakeside.toml:13: staff[1].id: duplicate staff id \"a\" (also staff[0])",
                 "communities/lakeside.toml:9: staff[0].reports_to: a staff member cannot report to themselves",
+                "communities/lakeside.toml:13: staff[1].id: duplicate staff id \"a\" (also staff[0])",
                 "communities/lakeside.toml:14: staff[1].reports_to: no staff member has id \"nobody\"",
             ]
         );
