@@ -164,10 +164,7 @@ fn warnings_pass_unless_denied() {
     let out = lines(&o);
     assert_eq!(
         out.last().unwrap(),
-        &format!(
-            "1 warning in {} (--deny-warnings)",
-            copy.config.display()
-        )
+        &format!("1 warning in {} (--deny-warnings)", copy.config.display())
     );
 }
 
@@ -179,10 +176,22 @@ fn a_broken_config_lists_every_error_with_file_line_and_key() {
     // A second file claiming shuipan's id (the original, untouched).
     fs::copy(copy.path(shuipan), copy.path("communities/zz-copy.toml")).unwrap();
     // shuipan: unknown key, wrong type, unknown zone, bad crontab.
-    copy.edit(shuipan, "locale = \"zh-CN\"", "locale = \"zh-CN\"\ncolour = \"blue\"");
+    copy.edit(
+        shuipan,
+        "locale = \"zh-CN\"",
+        "locale = \"zh-CN\"\ncolour = \"blue\"",
+    );
     copy.edit(shuipan, "workdays_only = true", "workdays_only = \"yes\"");
-    copy.edit(shuipan, "timezone = \"Asia/Shanghai\"", "timezone = \"Asia/Shangai\"");
-    copy.edit(shuipan, "schedule = \"*/30 8-20 * * *\"", "schedule = \"*/30 8-25 * * *\"");
+    copy.edit(
+        shuipan,
+        "timezone = \"Asia/Shanghai\"",
+        "timezone = \"Asia/Shangai\"",
+    );
+    copy.edit(
+        shuipan,
+        "schedule = \"*/30 8-20 * * *\"",
+        "schedule = \"*/30 8-25 * * *\"",
+    );
     // shijixinzhu: no manager any more but a workflow notifying one, and a plugin never built.
     copy.edit(shiji, "role = \"manager\"", "role = \"supervisor\"");
     copy.edit(shiji, "reports_to = \"sun-li\"\n", "");

@@ -37,7 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !report.errors.is_empty() {
         let n = report.errors.len();
         writeln!(out, "{n} error{} in {shown}", plural(n))?;
-        return Err(Coded::config(anyhow::anyhow!("configuration in {shown} is not usable")).into());
+        return Err(
+            Coded::config(anyhow::anyhow!("configuration in {shown} is not usable")).into(),
+        );
     }
     if args.deny_warnings && !report.warnings.is_empty() {
         let n = report.warnings.len();

@@ -110,8 +110,9 @@ impl Compiler<'_> {
                 file: self.dir.to_path_buf(),
                 key: String::new(),
                 line: None,
-                message: "not a configuration directory (expected wuyed.toml and communities/ in it)"
-                    .to_string(),
+                message:
+                    "not a configuration directory (expected wuyed.toml and communities/ in it)"
+                        .to_string(),
             });
             return None;
         }
@@ -132,7 +133,8 @@ impl Compiler<'_> {
                     file.id,
                     first.display()
                 );
-                self.errors.push(doc.at(&KeyPath::root().key("id"), message));
+                self.errors
+                    .push(doc.at(&KeyPath::root().key("id"), message));
             } else {
                 seen_ids.insert(file.id.clone(), doc.shown.clone());
             }
@@ -218,10 +220,12 @@ impl Compiler<'_> {
 
         let d = &daemon.daemon;
         if let Err(m) = check_timezone(&d.timezone) {
-            self.errors.push(doc.at(&KeyPath::parse("daemon.timezone"), m));
+            self.errors
+                .push(doc.at(&KeyPath::parse("daemon.timezone"), m));
         }
         if let Err(m) = check_log_level(&d.log_level) {
-            self.errors.push(doc.at(&KeyPath::parse("daemon.log_level"), m));
+            self.errors
+                .push(doc.at(&KeyPath::parse("daemon.log_level"), m));
         }
         if let Err(m) = check_listen(&daemon.http.listen) {
             self.errors.push(doc.at(&KeyPath::parse("http.listen"), m));
@@ -360,7 +364,8 @@ impl Compiler<'_> {
         let mut workflows = Vec::new();
         for (name, wf) in &file.workflows {
             let at = KeyPath::root().key("workflows").key(name);
-            if let Some(w) = self.workflow(doc, &at, name, wf, &file, daemon, &staffed, tz, &calendar)
+            if let Some(w) =
+                self.workflow(doc, &at, name, wf, &file, daemon, &staffed, tz, &calendar)
                 && wf.enabled
             {
                 workflows.push(w);
@@ -436,7 +441,8 @@ impl Compiler<'_> {
                             message: format!("{e:#}"),
                         }),
                     }
-                    let message = format!("calendar {name:?} cannot be used (see {})", path.display());
+                    let message =
+                        format!("calendar {name:?} cannot be used (see {})", path.display());
                     self.errors.push(doc.at(&at, message));
                     None
                 }
@@ -602,8 +608,7 @@ impl Compiler<'_> {
         let jitter = duration("jitter", &wf.jitter);
 
         for (i, message) in check_notifies(&wf.notifies, staffed) {
-            self.errors
-                .push(doc.at(&key("notifies").index(i), message));
+            self.errors.push(doc.at(&key("notifies").index(i), message));
         }
 
         if self.errors.len() > errors_before {
@@ -836,7 +841,10 @@ pub(crate) fn check_log_level(filter: &str) -> Result<(), String> {
 /// Contact checks print the value masked: staff contacts are personal data too.
 pub(crate) fn check_email(email: &str) -> Result<(), String> {
     let ok = email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
     }) && !email.chars().any(char::is_whitespace);
     if ok {
         Ok(())
@@ -866,7 +874,11 @@ pub(crate) fn check_phone(phone: &str) -> Result<(), String> {
 
 /// `plugin = "fee_reminder"` is `<plugins.dir>/fee_reminder.wasm`; anything with a `/` or
 /// ending in `.wasm` is a path (relative to the config directory).
-pub(crate) fn resolve_plugin(dir: &Path, plugins_dir: &Path, plugin: &str) -> Result<PathBuf, String> {
+pub(crate) fn resolve_plugin(
+    dir: &Path,
+    plugins_dir: &Path,
+    plugin: &str,
+) -> Result<PathBuf, String> {
     if plugin.ends_with(".wasm") || plugin.contains('/') {
         return Ok(dir.join(plugin));
     }
@@ -981,8 +993,8 @@ notifies = ["customer_service"]
             std::fs::create_dir_all(root.join("plugins")).unwrap();
             std::fs::write(root.join("plugins/heartbeat.wasm"), b"").unwrap();
             std::fs::create_dir_all(root.join(CALENDARS_DIR)).unwrap();
-            let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../config/calendars/cn-mainland.toml");
+            let shipped =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/calendars/cn-mainland.toml");
             std::fs::copy(shipped, root.join("calendars/cn-mainland.toml")).unwrap();
             Fixture {
                 dir,
@@ -1130,7 +1142,10 @@ notifies = ["customer_service"]
             "lakeside",
             &good_with("calendar", "timezone = \"Asia/Shanghia\"\ncalendar"),
         );
-        f.write(DAEMON_FILE, &DAEMON.replace("Asia/Shanghai", "Mars/Olympus"));
+        f.write(
+            DAEMON_FILE,
+            &DAEMON.replace("Asia/Shanghai", "Mars/Olympus"),
+        );
         assert_eq!(
             f.errors(),
             [
@@ -1157,25 +1172,38 @@ notifies = ["customer_service"]
     #[test]
     fn ids_are_lowercase_ascii() {
         let f = Fixture::new();
-        f.community("lakeside", &good_with("id = \"lakeside\"", "id = \"Lake Side\""));
+        f.community(
+            "lakeside",
+            &good_with("id = \"lakeside\"", "id = \"Lake Side\""),
+        );
         assert_eq!(
             f.errors(),
-            ["communities/lakeside.toml:1: id: invalid community id \"Lake Side\": use 1 to 63 lowercase ASCII letters, digits and '-', starting with a letter or digit"]
+            [
+                "communities/lakeside.toml:1: id: invalid community id \"Lake Side\": use 1 to 63 lowercase ASCII letters, digits and '-', starting with a letter or digit"
+            ]
         );
     }
 
     #[test]
     fn a_missing_plugin_says_where_it_looked_and_how_to_build_it() {
         let f = Fixture::new();
-        f.community("lakeside", &good_with("plugin = \"heartbeat\"", "plugin = \"fee_reminder\""));
+        f.community(
+            "lakeside",
+            &good_with("plugin = \"heartbeat\"", "plugin = \"fee_reminder\""),
+        );
         assert_eq!(
             f.errors(),
-            ["communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin file not found: plugins/fee_reminder.wasm (build it with `cargo build --release --target wasm32-wasip2 -p fee_reminder`, or point plugins.dir in wuyed.toml at where it is)"]
+            [
+                "communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin file not found: plugins/fee_reminder.wasm (build it with `cargo build --release --target wasm32-wasip2 -p fee_reminder`, or point plugins.dir in wuyed.toml at where it is)"
+            ]
         );
         // A disabled workflow may name a plugin not built yet; it is left out of the settings.
         f.community(
             "lakeside",
-            &good_with("plugin = \"heartbeat\"", "plugin = \"fee_reminder\"\nenabled = false"),
+            &good_with(
+                "plugin = \"heartbeat\"",
+                "plugin = \"fee_reminder\"\nenabled = false",
+            ),
         );
         let report = f.report();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -1188,7 +1216,10 @@ notifies = ["customer_service"]
         let f = Fixture::new();
         f.community(
             "lakeside",
-            &good_with("plugin = \"heartbeat\"", "plugin = \"plugins/heartbeat.wasm\""),
+            &good_with(
+                "plugin = \"heartbeat\"",
+                "plugin = \"plugins/heartbeat.wasm\"",
+            ),
         );
         let settings = f.report().settings.unwrap();
         assert_eq!(
@@ -1209,7 +1240,9 @@ notifies = ["customer_service"]
         let report = compile(f.dir.path(), &options);
         assert_eq!(
             f.lines(&report.errors),
-            ["communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin plugins/heartbeat.wasm: not a wasm component (empty file)"]
+            [
+                "communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin plugins/heartbeat.wasm: not a wasm component (empty file)"
+            ]
         );
     }
 
@@ -1238,12 +1271,17 @@ notifies = ["customer_service"]
         let f = Fixture::new();
         f.community(
             "lakeside",
-            &good_with("calendar = \"cn-mainland\"\n", "")
-                .replacen("notifies", "on_non_workday = \"shift\"\nnotifies", 1),
+            &good_with("calendar = \"cn-mainland\"\n", "").replacen(
+                "notifies",
+                "on_non_workday = \"shift\"\nnotifies",
+                1,
+            ),
         );
         assert_eq!(
             f.errors(),
-            ["communities/lakeside.toml:25: workflows.heartbeat.on_non_workday: \"shift\" needs a business calendar: set `calendar` (for example \"cn-mainland\") at the top of the file"]
+            [
+                "communities/lakeside.toml:25: workflows.heartbeat.on_non_workday: \"shift\" needs a business calendar: set `calendar` (for example \"cn-mainland\") at the top of the file"
+            ]
         );
         f.community("lakeside", &good_with("cn-mainland", "cn-mainlnd"));
         assert_eq!(
@@ -1291,7 +1329,9 @@ notifies = ["customer_service"]
         assert!(report.settings.is_some());
         assert_eq!(
             f.lines(&report.warnings),
-            ["calendars/cn-mainland.toml: calendar cn-mainland has no holidays for 2027 (it covers 2025-2026); those years count weekends only"]
+            [
+                "calendars/cn-mainland.toml: calendar cn-mainland has no holidays for 2027 (it covers 2025-2026); those years count weekends only"
+            ]
         );
     }
 
@@ -1320,8 +1360,11 @@ notifies = ["customer_service"]
         let f = Fixture::new();
         f.community(
             "lakeside",
-            &good_with("id = \"b\"", "id = \"a\"\nreports_to = \"nobody\"")
-                .replacen("role = \"customer_service\"", "role = \"customer_service\"\nreports_to = \"a\"", 1),
+            &good_with("id = \"b\"", "id = \"a\"\nreports_to = \"nobody\"").replacen(
+                "role = \"customer_service\"",
+                "role = \"customer_service\"\nreports_to = \"a\"",
+                1,
+            ),
         );
         assert_eq!(
             f.errors(),
@@ -1338,8 +1381,11 @@ notifies = ["customer_service"]
         let f = Fixture::new();
         f.community(
             "lakeside",
-            &good_with("phone = \"138 0000 0001\"", "phone = \"13800001234x\"")
-                .replacen("b@example.com", "b.example.com", 1),
+            &good_with("phone = \"138 0000 0001\"", "phone = \"13800001234x\"").replacen(
+                "b@example.com",
+                "b.example.com",
+                1,
+            ),
         );
         assert_eq!(
             f.errors(),
@@ -1351,16 +1397,27 @@ notifies = ["customer_service"]
         f.community("lakeside", &good_with("phone = \"138 0000 0001\"\n", ""));
         assert_eq!(
             f.warnings(),
-            ["communities/lakeside.toml:5: staff[0]: \"a\" has neither email nor phone, so notifications cannot reach them"]
+            [
+                "communities/lakeside.toml:5: staff[0]: \"a\" has neither email nor phone, so notifications cannot reach them"
+            ]
         );
     }
 
     #[test]
     fn errors_across_files_are_all_collected() {
         let f = Fixture::new();
-        f.write(DAEMON_FILE, &format!("{DAEMON}\n[http]\nlisten = \"localhost\"\n"));
-        f.community("a", &good_with("\"*/30 8-20 * * *\"", "\"*/30 8-20 * * * * *\""));
-        f.community("b", &good_with("lakeside", "b").replacen("name = \"湖畔\"", "nam = \"x\"", 1));
+        f.write(
+            DAEMON_FILE,
+            &format!("{DAEMON}\n[http]\nlisten = \"localhost\"\n"),
+        );
+        f.community(
+            "a",
+            &good_with("\"*/30 8-20 * * *\"", "\"*/30 8-20 * * * * *\""),
+        );
+        f.community(
+            "b",
+            &good_with("lakeside", "b").replacen("name = \"湖畔\"", "nam = \"x\"", 1),
+        );
         let errors = f.errors();
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert_eq!(
@@ -1381,7 +1438,10 @@ notifies = ["customer_service"]
         f.community("a", "id = \"a\nname = \"x\"\n");
         f.community("b", GOOD);
         let errors = f.errors();
-        assert!(errors.iter().all(|e| e.starts_with("communities/a.toml:")), "{errors:?}");
+        assert!(
+            errors.iter().all(|e| e.starts_with("communities/a.toml:")),
+            "{errors:?}"
+        );
         assert!(!errors.is_empty());
     }
 
@@ -1391,11 +1451,20 @@ notifies = ["customer_service"]
             .env("WUYE_DAEMON__DATA_DIR", "/var/lib/wuye")
             .env("WUYE_HTTP__LISTEN", "0.0.0.0:9000")
             .env("WUYE_COMMUNITY__LAKE_SIDE__QUIET_HOURS__START", "22:30")
-            .env("WUYE_COMMUNITY__LAKE_SIDE__STAFF__1__PHONE", "138 0000 0099")
-            .env("WUYE_COMMUNITY__LAKE_SIDE__WORKFLOWS__HEARTBEAT__NOTIFIES", "[\"supervisor\"]")
+            .env(
+                "WUYE_COMMUNITY__LAKE_SIDE__STAFF__1__PHONE",
+                "138 0000 0099",
+            )
+            .env(
+                "WUYE_COMMUNITY__LAKE_SIDE__WORKFLOWS__HEARTBEAT__NOTIFIES",
+                "[\"supervisor\"]",
+            )
             .env("WUYE_CONFIG", "not-an-override")
             .env("PATH", "/usr/bin");
-        f.community("lakeside", &good_with("id = \"lakeside\"", "id = \"lake-side\""));
+        f.community(
+            "lakeside",
+            &good_with("id = \"lakeside\"", "id = \"lake-side\""),
+        );
         let report = f.report();
         assert_eq!(f.lines(&report.errors), Vec::<String>::new());
         let s = report.settings.unwrap();

@@ -111,7 +111,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "{n} configuration error{}", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{n} configuration error{}",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -169,7 +173,10 @@ pub struct Report {
 
 /// Reads and checks the configuration in `dir` against the process environment.
 pub fn load(dir: &Path) -> Result<Settings, ConfigErrors> {
-    load_with(dir, &LoadOptions::from_env(&crate::clock::SystemClock::new()))
+    load_with(
+        dir,
+        &LoadOptions::from_env(&crate::clock::SystemClock::new()),
+    )
 }
 
 /// [`load`] with explicit options; warnings are dropped (see [`check`] to get them).

@@ -204,19 +204,31 @@ mod tests {
         std::fs::write(dir.path().join("smtp"), "s3cret-from-file\n").unwrap();
         let env = |name: &str| (name == "SMTP_PASSWORD").then(|| "s3cret-from-env".to_string());
 
-        let file = SecretSource::File { file: "smtp".into() };
-        assert_eq!(file.resolve_with(dir.path(), &env).unwrap().expose(), "s3cret-from-file");
+        let file = SecretSource::File {
+            file: "smtp".into(),
+        };
+        assert_eq!(
+            file.resolve_with(dir.path(), &env).unwrap().expose(),
+            "s3cret-from-file"
+        );
         let var = SecretSource::Env {
             env: "SMTP_PASSWORD".into(),
         };
-        assert_eq!(var.resolve_with(dir.path(), &env).unwrap().expose(), "s3cret-from-env");
+        assert_eq!(
+            var.resolve_with(dir.path(), &env).unwrap().expose(),
+            "s3cret-from-env"
+        );
 
-        let unset = SecretSource::Env { env: "SMS_KEY".into() };
+        let unset = SecretSource::Env {
+            env: "SMS_KEY".into(),
+        };
         assert_eq!(
             unset.resolve_with(dir.path(), &env).unwrap_err(),
             "environment variable SMS_KEY is not set"
         );
-        let missing = SecretSource::File { file: "nope".into() };
+        let missing = SecretSource::File {
+            file: "nope".into(),
+        };
         let err = missing.resolve_with(dir.path(), &env).unwrap_err();
         assert!(err.starts_with("cannot read secret file "), "{err}");
         assert!(err.contains("nope"), "{err}");

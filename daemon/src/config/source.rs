@@ -117,7 +117,11 @@ impl fmt::Display for KeyPath {
 /// 1-based line of a byte offset.
 pub(crate) fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// The line where `path` is written in `text`, or of its nearest written ancestor (a key that
@@ -360,7 +364,7 @@ pub(crate) fn read_merged<T: DeserializeOwned>(
         )]
     })?;
     let (result, secrets) =
-        secret::collect(|| serde_path_to_error::deserialize::<_, T>(merged));
+        secret::collect(|| serde_path_to_error::deserialize::<_, T>(merged).map_err(Box::new));
     match result {
         Ok(value) => Ok((value, secrets)),
         Err(e) => {
@@ -510,7 +514,8 @@ retries = 2
 
     #[test]
     fn line_of_finds_keys_tables_and_array_items() {
-        let text = "id = 'x'\n\n[[staff]]\nid = 'a'\n[[staff]]\nid = 'b'\n\n[jobs.fee]\nplugin = 'p'\n";
+        let text =
+            "id = 'x'\n\n[[staff]]\nid = 'a'\n[[staff]]\nid = 'b'\n\n[jobs.fee]\nplugin = 'p'\n";
         assert_eq!(line_of(text, &KeyPath::parse("id")), Some(1));
         assert_eq!(line_of(text, &KeyPath::parse("staff[1].id")), Some(6));
         assert_eq!(line_of(text, &KeyPath::parse("jobs.fee")), Some(8));
@@ -555,7 +560,9 @@ retries = 2
         assert_eq!(errs[0].key, "jobs.fee.retries");
         assert_eq!(errs[0].line, None);
         assert!(
-            errs[0].message.ends_with("(set by WUYE_X__JOBS__FEE__RETRIES)"),
+            errs[0]
+                .message
+                .ends_with("(set by WUYE_X__JOBS__FEE__RETRIES)"),
             "{}",
             errs[0].message
         );
