@@ -260,12 +260,11 @@ impl Compiler<'_> {
         self.errors.extend(read.errors);
         let (mut value, mut secrets) = (read.value, read.secrets);
         if clean && !doc.overrides.is_empty() {
-            match source::read_merged::<T>(&doc.shown, &doc.text, &doc.overrides) {
-                Ok((v, s)) => {
-                    value = Some(v);
-                    secrets = s;
-                }
-                Err(errors) => self.errors.extend(errors),
+            let (merged, errors) = source::read_merged::<T>(&doc.shown, &doc.text, &doc.overrides);
+            self.errors.extend(errors);
+            if let Some((v, s)) = merged {
+                value = Some(v);
+                secrets = s;
             }
         }
         self.secrets(doc, &secrets);

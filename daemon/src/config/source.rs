@@ -327,64 +327,114 @@ pub(crate) struct Override {
 }
 
 /// Layers `overrides` over `text` with the `config` crate and deserialises the result.
-/// Errors are blamed on the variable that set the key (the file already read clean).
+///
+/// Errors are blamed on the variable that set the key (the file already read clean); that
+/// variable is then dropped and the rest applied again, so one bad variable neither hides the
+/// others' problems nor undoes their values. `None` when not even the file alone would do.
 pub(crate) fn read_merged<T: DeserializeOwned>(
     file: &Path,
     text: &str,
     overrides: &[Override],
-) -> Result<(T, Vec<SecretSource>), Vec<ConfigError>> {
+) -> (Option<(T, Vec<SecretSource>)>, Vec<ConfigError>) {
     let err = |key: String, message: String| ConfigError {
         file: file.to_path_buf(),
         key,
         line: None,
         message,
     };
-    let mut builder = config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml));
     let mut errors = Vec::new();
+    let mut live: Vec<&Override> = overrides.iter().collect();
+    // Each round drops at least one variable, then one more round with none.
+    for _ in 0..=overrides.len() {
+        let Some(base) = replaced(text, &live) else {
+            break;
+        };
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(&base, config::FileFormat::Toml));
+        let mut applied = Vec::new();
+        for o in live {
+            match builder
+                .clone()
+                .set_override(o.path.to_string(), override_value(&o.value))
+            {
+                Ok(b) => {
+                    builder = b;
+                    applied.push(o);
+                }
+                Err(e) => errors.push(err(
+                    o.path.to_string(),
+                    format!("cannot apply {}: {e}", o.var),
+                )),
+            }
+        }
+        live = applied;
+        let merged = match builder.build() {
+            Ok(merged) => merged,
+            Err(e) => {
+                let message = format!("cannot apply environment overrides: {e}");
+                errors.push(err(String::new(), message));
+                live.clear();
+                continue;
+            }
+        };
+        let (result, secrets) =
+            secret::collect(|| serde_path_to_error::deserialize::<_, T>(merged).map_err(Box::new));
+        let e = match result {
+            Ok(value) => return (Some((value, secrets)), errors),
+            Err(e) => e,
+        };
+        let path = KeyPath::from_serde(e.path());
+        let (blamed, innocent): (Vec<&Override>, Vec<&Override>) = live
+            .iter()
+            .partition(|o| o.path.starts_with(&path) || path.starts_with(&o.path));
+        let (blamed, innocent) = if blamed.is_empty() {
+            (innocent, Vec::new())
+        } else {
+            (blamed, innocent)
+        };
+        let vars: Vec<&str> = blamed.iter().map(|o| o.var.as_str()).collect();
+        errors.push(err(
+            path.to_string(),
+            format!("{} (set by {})", config_message(e.inner()), vars.join(", ")),
+        ));
+        if live.is_empty() {
+            break;
+        }
+        live = innocent;
+    }
+    (None, errors)
+}
+
+/// `text` without the values the overrides replace, so an override replaces a table or an
+/// array instead of being merged into it (`{ file = ... }` over `{ env = ... }` is a new
+/// secret source, not one with both keys). None if `text` is not TOML (already reported).
+fn replaced(text: &str, overrides: &[&Override]) -> Option<String> {
+    fn remove(v: &mut toml::Value, path: &[Seg]) {
+        match (v, path) {
+            (toml::Value::Table(t), [Seg::Key(k)]) => {
+                t.remove(k);
+            }
+            (toml::Value::Table(t), [Seg::Key(k), rest @ ..]) => {
+                if let Some(v) = t.get_mut(k) {
+                    remove(v, rest);
+                }
+            }
+            (toml::Value::Array(a), [Seg::Index(i), rest @ ..]) if !rest.is_empty() => {
+                if let Some(v) = a.get_mut(*i) {
+                    remove(v, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    if overrides.is_empty() {
+        return Some(text.to_string());
+    }
+    let mut doc = toml::Value::Table(toml::from_str::<toml::Table>(text).ok()?);
     for o in overrides {
-        match builder
-            .clone()
-            .set_override(o.path.to_string(), override_value(&o.value))
-        {
-            Ok(b) => builder = b,
-            Err(e) => errors.push(err(
-                o.path.to_string(),
-                format!("cannot apply {}: {e}", o.var),
-            )),
-        }
+        remove(&mut doc, &o.path.0);
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let merged = builder.build().map_err(|e| {
-        vec![err(
-            String::new(),
-            format!("cannot apply environment overrides: {e}"),
-        )]
-    })?;
-    let (result, secrets) =
-        secret::collect(|| serde_path_to_error::deserialize::<_, T>(merged).map_err(Box::new));
-    match result {
-        Ok(value) => Ok((value, secrets)),
-        Err(e) => {
-            let path = KeyPath::from_serde(e.path());
-            let blamed: Vec<&str> = overrides
-                .iter()
-                .filter(|o| o.path.starts_with(&path) || path.starts_with(&o.path))
-                .map(|o| o.var.as_str())
-                .collect();
-            let vars = if blamed.is_empty() {
-                overrides.iter().map(|o| o.var.as_str()).collect::<Vec<_>>()
-            } else {
-                blamed
-            };
-            Err(vec![err(
-                path.to_string(),
-                format!("{} (set by {})", config_message(e.inner()), vars.join(", ")),
-            )])
-        }
-    }
+    toml::to_string(&doc).ok()
 }
 
 /// The `config` crate appends where a value came from; the variable is named by us instead.
@@ -541,21 +591,26 @@ retries = 2
             path: KeyPath::parse(path),
             value: value.into(),
         };
-        let (doc, _) = read_merged::<Doc>(
+        let (merged, errs) = read_merged::<Doc>(
             Path::new("c.toml"),
             text,
             &[o("V1", "jobs.fee.retries", "3"), o("V2", "id", "y")],
-        )
-        .unwrap();
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let (doc, _) = merged.unwrap();
         assert_eq!(doc.jobs["fee"].retries, 3);
         assert_eq!(doc.id, "y");
 
-        let errs = read_merged::<Doc>(
+        let (merged, errs) = read_merged::<Doc>(
             Path::new("c.toml"),
             text,
-            &[o("WUYE_X__JOBS__FEE__RETRIES", "jobs.fee.retries", "many")],
-        )
-        .unwrap_err();
+            &[
+                o("WUYE_X__JOBS__FEE__RETRIES", "jobs.fee.retries", "many"),
+                o("WUYE_X__ID", "id", "kept"),
+            ],
+        );
+        // The bad variable is dropped; the good one still applies.
+        assert_eq!(merged.unwrap().0.id, "kept");
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].key, "jobs.fee.retries");
         assert_eq!(errs[0].line, None);
@@ -567,12 +622,11 @@ retries = 2
             errs[0].message
         );
 
-        let errs = read_merged::<Doc>(
+        let (_, errs) = read_merged::<Doc>(
             Path::new("c.toml"),
             text,
             &[o("WUYE_X__JOBS__FEE__RETRYS", "jobs.fee.retrys", "3")],
-        )
-        .unwrap_err();
+        );
         assert_eq!(
             errs[0].to_string(),
             "c.toml: jobs.fee.retrys: unknown field `retrys`, expected `plugin` or `retries` (set by WUYE_X__JOBS__FEE__RETRYS)"
@@ -582,7 +636,7 @@ retries = 2
     #[test]
     fn an_override_can_be_a_toml_list() {
         let text = "id = 'x'\n[[staff]]\nid = 'a'\nrole = 'manager'\n";
-        let (doc, _) = read_merged::<Doc>(
+        let (merged, _) = read_merged::<Doc>(
             Path::new("c.toml"),
             text,
             &[Override {
@@ -590,8 +644,8 @@ retries = 2
                 path: KeyPath::parse("staff[0].role"),
                 value: "supervisor".into(),
             }],
-        )
-        .unwrap();
+        );
+        let (doc, _) = merged.unwrap();
         assert_eq!(doc.staff[0].role, super::super::Role::Supervisor);
         assert!(matches!(
             toml_to_config(&toml::Value::Array(vec![])).kind,
@@ -605,5 +659,34 @@ retries = 2
             override_value("[not toml").kind,
             config::ValueKind::String(_)
         ));
+    }
+
+    #[test]
+    fn an_override_replaces_a_table_instead_of_merging_into_it() {
+        #[derive(Debug, Deserialize)]
+        struct Mail {
+            password: SecretSource,
+        }
+        let text = "password = { env = \"SMTP_PASSWORD\" }\n";
+        let read = |value: &str| {
+            let (merged, errs) = read_merged::<Mail>(
+                Path::new("wuyed.toml"),
+                text,
+                &[Override {
+                    var: "V".into(),
+                    path: KeyPath::parse("password"),
+                    value: value.into(),
+                }],
+            );
+            assert!(errs.is_empty(), "{errs:?}");
+            merged.unwrap().0.password
+        };
+        assert_eq!(
+            read("{ file = \"/run/secrets/smtp\" }"),
+            SecretSource::File {
+                file: "/run/secrets/smtp".into()
+            }
+        );
+        assert_eq!(read("plain"), SecretSource::Inline("plain".into()));
     }
 }
