@@ -276,16 +276,26 @@ impl Compiler<'_> {
     fn secrets(&mut self, doc: &FileDoc, secrets: &[SecretSource]) {
         let env = &self.options.env;
         let lookup = |name: &str| env.get(name).cloned();
+        // In the file, or else set by a variable (`WUYE_..._PASSWORD='{ env = "X" }'`).
+        let locate = |secret: &SecretSource| {
+            find_secret(&doc.text, secret)
+                .or_else(|| {
+                    doc.overrides
+                        .iter()
+                        .find(|o| find_secret(&format!("v = {}", o.value), secret).is_some())
+                        .map(|o| o.path.clone())
+                })
+                .unwrap_or_default()
+        };
         for secret in secrets {
             match secret.resolve_with(self.dir, &lookup) {
                 Ok(value) if value.expose().is_empty() => {
-                    let path = find_secret(&doc.text, secret).unwrap_or_default();
-                    self.warnings.push(doc.at(&path, "the secret is empty"));
+                    self.warnings
+                        .push(doc.at(&locate(secret), "the secret is empty"));
                 }
                 Ok(_) => {}
                 Err(message) => {
-                    let path = find_secret(&doc.text, secret).unwrap_or_default();
-                    self.errors.push(doc.at(&path, message));
+                    self.errors.push(doc.at(&locate(secret), message));
                 }
             }
         }
@@ -1597,6 +1607,25 @@ notifies = ["customer_service"]
                 .starts_with("wuyed.toml:4: smtp.token: cannot read secret file "),
             "{}",
             cx.errors[1]
+        );
+
+        // A source set by a variable is blamed on it.
+        std::fs::write(f.dir.path().join("token"), "t").unwrap();
+        cx.errors.clear();
+        let doc = FileDoc {
+            overrides: vec![Override {
+                var: "WUYE_SMTP__API_KEY".into(),
+                path: KeyPath::parse("smtp.api_key"),
+                value: "{ env = \"OTHER_KEY\" }".into(),
+            }],
+            ..doc
+        };
+        cx.read::<WithSecrets>(&doc).unwrap();
+        assert_eq!(
+            f.lines(&cx.errors),
+            [
+                "wuyed.toml: smtp.api_key: environment variable OTHER_KEY is not set (set by WUYE_SMTP__API_KEY)"
+            ]
         );
     }
 
