@@ -1,10 +1,16 @@
 //! Configuration: read the files, check everything, hand the daemon a [`Settings`] it can trust.
 //!
-//! Loading is two stages, as in Vector: the files are deserialised into the loose `*File` types
-//! of [`model`], then compiled into [`Settings`], collecting every error (with file, key path and
-//! line where known) instead of stopping at the first. A reload runs the same path and swaps only
-//! when it succeeded.
-
+//! A config directory holds `wuyed.toml` (the daemon), `communities/*.toml` (one file per
+//! community, read in name order) and `calendars/<name>.toml` (business calendars, read by
+//! [`crate::schedule::Calendar`]).
+//!
+//! Loading is two stages, as in Vector: the files are deserialised into the `*File` types of
+//! `model.rs` (strictly, every struct with `deny_unknown_fields`; see `source.rs` for how one file
+//! yields all its errors), then compiled into [`Settings`] by small `check_*` rules
+//! (`compile.rs`). Every error names the file, the dotted key and the line where known, and all
+//! of them are collected, never just the first. [`check`] returns errors and warnings (what
+//! `wuyed check` prints); [`load`] returns the settings or the errors. A reload runs the same path
+//! and swaps only when it succeeded.
 //!
 //! Environment overrides (layered with the `config` crate over the files, see [`LoadOptions`]):
 //!
@@ -15,12 +21,15 @@
 //!   (case-insensitive, `-` in the id written `_`): `WUYE_COMMUNITY__SHUIPAN__QUIET_HOURS__START=22:00`.
 //! - A number as a key selects an array item: `WUYE_COMMUNITY__SHUIPAN__STAFF__0__PHONE=...`.
 //! - Values are strings; a value starting with `[` or `{` is read as a TOML array or inline table
-//!   (`WUYE_COMMUNITY__SHUIPAN__WORKFLOWS__HEARTBEAT__NOTIFIES='["supervisor"]'`).
+//!   (`WUYE_COMMUNITY__SHUIPAN__WORKFLOWS__HEARTBEAT__NOTIFIES='["supervisor"]'`,
+//!   `WUYE_DELIVERY__EMAIL__SMTP__PASSWORD='{ file = "/run/secrets/smtp" }'`) and replaces the
+//!   value in the file whole.
 //! - `WUYE_` variables without a `__` (such as `WUYE_CONFIG`) are not overrides.
 //!
 //! Keys are lowercase in the files, so a key with capitals (inside plugin `params`) cannot be
-//! overridden. A file must be valid on its own: an override changes a value, it does not repair
-//! a file.
+//! overridden; in a file that has overrides, TOML dates in `params` reach the plugin as strings
+//! (the `config` crate has no date type). A file must be valid on its own: an override changes a
+//! value, it does not repair a file. An error in a value set by a variable names the variable.
 
 mod compile;
 mod model;

@@ -6,7 +6,7 @@
 //!
 //! The settings types that hold secrets belong to other modules (delivery), so `wuyed check`
 //! cannot list them by field. Instead, deserialising a [`SecretSource`] records it in a
-//! per-thread collector while the config loader is reading a file ([`collect`]); the loader then
+//! per-thread collector while the config loader is reading a file (`collect`); the loader then
 //! resolves every one it saw, whichever struct it sits in.
 
 use std::cell::RefCell;
