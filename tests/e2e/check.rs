@@ -86,6 +86,10 @@ impl Copy {
     /// the environment (as an administrator would on a machine whose layout differs) and no
     /// other `WUYE_` variable of the test's own environment leaking in.
     fn check(&self, extra: &[&str]) -> Output {
+        self.check_with_env(extra, &[])
+    }
+
+    fn check_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = wuyed();
         for (name, _) in std::env::vars() {
             if name.starts_with("WUYE_") {
@@ -97,6 +101,7 @@ impl Copy {
             .arg(&self.config)
             .args(extra)
             .env("WUYE_PLUGINS__DIR", &self.plugins)
+            .envs(env.iter().copied())
             .output()
             .expect("failed to start wuyed")
     }
@@ -252,6 +257,33 @@ fn a_broken_config_lists_every_error_with_file_line_and_key() {
         format!("{} errors in {}", expected.len(), copy.config.display())
     );
     assert!(stderr(&o).contains("is not usable"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_environment_override_is_checked_and_blamed_on_its_variable() {
+    let copy = shipped_copy();
+    let o = copy.check_with_env(
+        &[],
+        &[
+            ("WUYE_COMMUNITY__SHUIPAN__QUIET_HOURS__START", "late"),
+            ("WUYE_HTTP__LISTEN", "0.0.0.0:9000"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    let errors: Vec<String> = lines(&o)
+        .into_iter()
+        .filter(|l| !l.starts_with("warning: "))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            format!(
+                "{}: quiet_hours.start: invalid time \"late\": expected HH:MM, 24-hour local time (\"08:30\") (set by WUYE_COMMUNITY__SHUIPAN__QUIET_HOURS__START)",
+                copy.path("communities/shuipan.toml").display()
+            ),
+            format!("1 error in {}", copy.config.display()),
+        ]
+    );
 }
 
 #[test]
