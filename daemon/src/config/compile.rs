@@ -1106,6 +1106,25 @@ notifies = ["customer_service"]
     }
 
     #[test]
+    fn plugin_params_reach_the_settings_as_written() {
+        let f = Fixture::new();
+        f.community(
+            "lakeside",
+            &format!(
+                "{GOOD}\n[workflows.heartbeat.params]\nfirst = 2026-01-05\ntiers = [30, 60]\nGreeting = {{ zh = \"您好\" }}\n"
+            ),
+        );
+        let settings = f.report().settings.unwrap();
+        let params = &settings.communities[0].workflows[0].raw.params;
+        assert_eq!(
+            params["first"].as_datetime().unwrap().to_string(),
+            "2026-01-05"
+        );
+        assert_eq!(params["tiers"].as_array().unwrap().len(), 2);
+        assert_eq!(params["Greeting"]["zh"].as_str(), Some("您好"));
+    }
+
+    #[test]
     fn unknown_keys_and_wrong_types_name_file_line_and_key() {
         let f = Fixture::new();
         f.community(
