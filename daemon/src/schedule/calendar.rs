@@ -126,6 +126,9 @@ impl std::error::Error for CalendarError {}
 
 impl Calendar {
     /// Loads `calendars/<name>.toml`; the calendar's name is the file stem.
+    ///
+    /// A file that does not parse or check gives a [`CalendarError`] inside the `anyhow::Error`
+    /// (`err.downcast_ref::<CalendarError>()`), with file, key path and line for `wuyed check`.
     pub fn load(path: &Path) -> anyhow::Result<Calendar> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot read calendar: {e}", path.display()))?;
@@ -665,6 +668,19 @@ mod tests {
         assert!(
             syntax.starts_with("calendars/t.toml (line 1): "),
             "{syntax}"
+        );
+        // `wuyed check` gets the parts to build its own message.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "weekend = [\"sat\"]\nholidays = []\n").unwrap();
+        let err = Calendar::load(&file).unwrap_err();
+        let parts = err
+            .downcast_ref::<CalendarError>()
+            .expect("a CalendarError inside");
+        assert_eq!(
+            (parts.key.as_str(), parts.line),
+            ("holidays", Some(2)),
+            "{parts}"
         );
         let err = Calendar::load(Path::new("/nonexistent/x.toml"))
             .unwrap_err()

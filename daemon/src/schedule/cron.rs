@@ -12,7 +12,7 @@
 //! - 5 fields `minute hour day-of-month month day-of-week`, or 6 with seconds first (our
 //!   extension); `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`, `@hourly`.
 //! - Day of week: Sunday is 0 or 7, Monday 1. Names `JAN`-`DEC` and `SUN`-`SAT` in any case, also
-//!   as range ends (`MON-FRI`).
+//!   as range ends (`MON-FRI`; `MON-SUN` is the whole week, a small kindness Vixie lacks).
 //! - Lists, ranges and steps (`*/15`, `1-30/7`). A step needs `*` or a range, as in crontab
 //!   (`5/15` is refused with a hint rather than guessed).
 //! - When both day-of-month and day-of-week are restricted (neither starts with `*`), a day
@@ -404,7 +404,11 @@ fn parse_field(field: &str, spec: FieldSpec) -> Result<u64, CronError> {
             (spec.min, spec.max)
         } else if let Some((a, b)) = range.split_once('-') {
             let lo = parse_value(a, spec).map_err(err)?;
-            let hi = parse_value(b, spec).map_err(err)?;
+            let mut hi = parse_value(b, spec).map_err(err)?;
+            // `MON-SUN` means the whole week: Sunday closing a range is day 7, not 0.
+            if spec.name == DOW.name && b.eq_ignore_ascii_case("sun") {
+                hi = 7;
+            }
             if lo > hi {
                 return Err(err(format!(
                     "range {range:?} runs backwards ({lo} is after {hi})"
@@ -489,6 +493,14 @@ mod tests {
         assert_eq!(
             CronExpr::parse("0 9 * jan-Mar mon-FRI").unwrap().dow,
             CronExpr::parse("0 9 * 1-3 1-5").unwrap().dow
+        );
+        assert_eq!(
+            CronExpr::parse("0 9 * * sat-sun").unwrap().dow,
+            CronExpr::parse("0 9 * * 0,6").unwrap().dow
+        );
+        assert_eq!(
+            CronExpr::parse("0 9 * * mon-sun").unwrap().dow,
+            CronExpr::parse("0 9 * * *").unwrap().dow
         );
         assert_eq!(
             CronExpr::parse("0 9 * jan-Mar mon-FRI").unwrap().months,
