@@ -14,8 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::clock::{SharedClock, SystemClock};
-use crate::config::{self, ConfigErrors, Settings};
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::config::{self, LoadOptions, Settings};
 use crate::exit::Coded;
 use crate::logging::{self, LogFormat};
 use crate::scheduler::{Executor, LogExecutor, Scheduler};
@@ -52,12 +52,12 @@ fn executor(_settings: &Settings) -> Arc<dyn Executor> {
 }
 
 pub fn run(args: Args, log_format: LogFormat) -> anyhow::Result<()> {
-    let settings = load(&args.config).map_err(Coded::config)?;
-    logging::init(log_format, &settings.daemon.daemon.log_level);
     let clock: SharedClock = match args.clock_start {
         Some(start) => Arc::new(SystemClock::starting_at(start)),
         None => Arc::new(SystemClock::new()),
     };
+    let settings = load(&args.config, clock.as_ref()).map_err(Coded::config)?;
+    logging::init(log_format, &settings.daemon.daemon.log_level);
     // Two workers: the loop and a run or two; SQLite work goes to blocking threads made on demand.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -83,7 +83,7 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         communities = settings.communities.len(),
         "database ready"
     );
-    let scheduler = Scheduler::new(store.clone(), clock, executor(&settings))
+    let scheduler = Scheduler::new(store.clone(), clock.clone(), executor(&settings))
         .start(&settings)
         .await?;
     systemd::notify("READY=1\nSTATUS=scheduling");
@@ -103,7 +103,8 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
             _ = hup.recv() => {
                 systemd::notify("RELOADING=1\nSTATUS=reloading the configuration");
                 let dir = args.config.clone();
-                match tokio::task::spawn_blocking(move || load(&dir)).await? {
+                let clock = clock.clone();
+                match tokio::task::spawn_blocking(move || load(&dir, clock.as_ref())).await? {
                     Ok(new) => {
                         if new.data_dir != current.data_dir {
                             tracing::warn!(
@@ -132,29 +133,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     Ok(())
 }
 
-/// Loads the configuration, turning every problem into one line `file:line: key: message`.
-fn load(dir: &Path) -> anyhow::Result<Settings> {
-    config::load(dir).map_err(|errors| anyhow::anyhow!(describe(dir, &errors)))
-}
-
-fn describe(dir: &Path, errors: &ConfigErrors) -> String {
-    let mut text = format!(
-        "{} configuration error(s) in {}:",
-        errors.0.len(),
-        dir.display()
-    );
-    for e in &errors.0 {
-        text.push_str("\n  ");
-        text.push_str(&e.file.display().to_string());
-        if let Some(line) = e.line {
-            text.push_str(&format!(":{line}"));
-        }
-        if !e.key.is_empty() {
-            text.push_str(": ");
-            text.push_str(&e.key);
-        }
-        text.push_str(": ");
-        text.push_str(&e.message);
-    }
-    text
+/// Loads the configuration against the process environment, "today" read from the daemon's
+/// clock; the error lists every problem as `file:line: key: message`.
+fn load(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Settings> {
+    config::load_with(dir, &LoadOptions::from_env(clock))
+        .map_err(|errors| anyhow::anyhow!("{}: {errors}", dir.display()))
 }

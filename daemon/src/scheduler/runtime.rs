@@ -561,7 +561,7 @@ impl Runner {
             }
             let Some(entry) = self.entries.get(&key) else {
                 let reason = format!(
-                    "community {:?} has no workflow {:?} in the configuration any more",
+                    "community {:?} has no enabled workflow {:?} in the configuration any more",
                     run.community, run.workflow
                 );
                 if self.store.mark_missed(run.id, now, &reason)? {
