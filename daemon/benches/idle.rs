@@ -39,9 +39,14 @@ fn main() {
         .expect("start wuyed");
     let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut loaded = None;
     loop {
         match lines.next() {
             Some(Ok(line)) if line.contains("wuyed running") => break,
+            Some(Ok(line)) if line.contains("database ready") => {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                loaded = v["communities"].as_u64();
+            }
             Some(Ok(_)) => {}
             _ => {
                 let _ = child.wait();
@@ -50,6 +55,11 @@ fn main() {
         }
     }
     let startup = started.elapsed();
+    assert_eq!(
+        loaded,
+        Some(COMMUNITIES as u64),
+        "the daemon must load every community"
+    );
     // Keep draining stderr so the daemon never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
