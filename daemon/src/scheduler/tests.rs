@@ -642,3 +642,125 @@ async fn jitter_delays_the_start_by_the_same_amount_every_time() {
     let _ = h.clock.now();
     let _ = &h.db;
 }
+
+#[tokio::test]
+async fn two_daemons_on_one_database_run_each_slot_once() {
+    let h = Harness::new(at(8, 0));
+    let second = Arc::new(Store::open(&h.db).unwrap());
+    let recorder = Arc::new(Recorder::default());
+    let cfg = settings(vec![
+        community("shuipan", vec![workflow("heartbeat", CatchUp::All, 24)]),
+        community("shijixinzhu", vec![workflow("heartbeat", CatchUp::All, 24)]),
+    ]);
+    let a = h.start(recorder.clone(), every(30), &cfg).await;
+    let clock: SharedClock = Arc::new(h.clock.clone());
+    let b = Scheduler::new(second, clock, recorder.clone())
+        .with_slots(every(30))
+        .start(&cfg)
+        .await
+        .unwrap();
+    for step in 1..=6 {
+        let t = at(8, 0) + chrono::Duration::minutes(30 * step);
+        h.clock.set(t);
+        for handle in [&a, &b] {
+            tokio::time::timeout(Duration::from_secs(10), handle.settled(t))
+                .await
+                .unwrap();
+        }
+    }
+    a.shutdown(Duration::from_secs(5)).await.unwrap();
+    b.shutdown(Duration::from_secs(5)).await.unwrap();
+    let mut seen: Vec<_> = recorder.seen().iter().map(|r| (r.0.clone(), r.2)).collect();
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(before, seen.len(), "a slot ran twice");
+    assert_eq!(seen.len(), 12, "6 slots × 2 communities");
+    for id in ["shuipan", "shijixinzhu"] {
+        let runs = h.runs(id, "heartbeat");
+        assert_eq!(runs.len(), 6);
+        assert!(
+            runs.iter()
+                .all(|r| r.state == RunState::Done && r.attempt == 1)
+        );
+    }
+}
+
+#[tokio::test]
+async fn slots_the_business_calendar_skips_are_recorded_with_the_holiday() {
+    use crate::config::NonWorkday;
+    use crate::schedule::{Calendar, CronExpr, Schedule};
+    let calendar = Arc::new(
+        Calendar::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config/calendars/cn-mainland.toml"),
+        )
+        .unwrap(),
+    );
+    let shanghai = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let h = Harness::new(shanghai("2026-09-30T10:00:00+08:00"));
+    let mut wf = workflow("fee_reminder", CatchUp::All, 24);
+    wf.schedule = Some(Schedule {
+        cron: CronExpr::parse("0 9 * * *").unwrap(),
+        tz: chrono_tz::Asia::Shanghai,
+        calendar: Some(calendar),
+        on_non_workday: NonWorkday::Skip,
+    });
+    let recorder = Arc::new(Recorder::default());
+    let cfg = settings(vec![community("shuipan", vec![wf])]);
+    let handle = h.start(recorder.clone(), configured_slots(), &cfg).await;
+    // National Day (10-01 .. 10-07 in 2026) passes day by day.
+    for day in 1..=9 {
+        let t = shanghai(&format!("2026-10-{day:02}T09:00:00+08:00"));
+        h.move_to(&handle, t).await;
+    }
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let runs = h.runs("shuipan", "fee_reminder");
+    let missed = missed_reasons(&runs);
+    assert!(missed.len() >= 7, "each holiday slot is recorded: {runs:?}");
+    assert!(
+        missed
+            .iter()
+            .all(|(_, reason)| reason.contains("on_non_workday = skip")),
+        "{missed:?}"
+    );
+    let ran: Vec<_> = recorder.seen().iter().map(|r| r.2).collect();
+    assert!(
+        !ran.is_empty() && ran.len() + missed.len() == 9,
+        "{ran:?} {missed:?}"
+    );
+    assert!(
+        !missed.iter().any(|(due, _)| ran.contains(due)),
+        "a skipped slot also ran"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_that_outlasts_its_grace_leaves_the_run_to_be_redone_not_half_applied() {
+    let h = Harness::new(at(8, 0));
+    let gated = Arc::new(Gated {
+        gate: Arc::new(Semaphore::new(0)),
+        started: Mutex::new(Vec::new()),
+    });
+    let cfg = settings(vec![community(
+        "shuipan",
+        vec![workflow("heartbeat", CatchUp::Latest, 24)],
+    )]);
+    let handle = h.start(gated.clone(), every(60), &cfg).await;
+    h.clock.set(at(9, 0));
+    wait_until(|| gated.started.lock().unwrap().len() == 1).await;
+    handle.shutdown(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(
+        states(&h.runs("shuipan", "heartbeat")),
+        vec![(at(9, 0), RunState::Running)],
+        "abandoned, with nothing applied"
+    );
+
+    let recorder = Arc::new(Recorder::default());
+    let handle = h.start(recorder.clone(), every(60), &cfg).await;
+    h.move_to(&handle, at(9, 1)).await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let runs = h.runs("shuipan", "heartbeat");
+    assert_eq!(states(&runs), vec![(at(9, 0), RunState::Done)]);
+    assert_eq!(runs[0].attempt, 2);
+}
