@@ -27,7 +27,7 @@ use super::{Executor, RunRequest};
 use crate::clock::SharedClock;
 use crate::config::{CatchUp, Community, Settings, Workflow};
 use crate::schedule::{self, Slot, SlotFate, jitter_for};
-use crate::store::{PlannedSlot, SlotPlan, Store, WorkflowPlan};
+use crate::store::{PlannedSlot, RunRow, SlotPlan, Store, WorkflowPlan};
 
 /// "The first slot strictly after this instant", for one workflow: due, or skipped by the
 /// business calendar with the reason (recorded as missed, never dropped).
@@ -144,6 +144,13 @@ impl Scheduler {
             );
         }
         let entries = build_entries(&self.store, &self.slots, settings, now)?;
+        let mut stale: HashMap<Key, Vec<RunRow>> = HashMap::new();
+        for run in self.store.overdue_schedule_runs(now - late_after())? {
+            stale
+                .entry((run.community.clone(), run.workflow.clone()))
+                .or_default()
+                .push(run);
+        }
         log_next(&entries);
 
         let (commands_tx, commands) = mpsc::unbounded_channel();
@@ -165,6 +172,7 @@ impl Scheduler {
             tasks: JoinSet::new(),
             in_flight: HashMap::new(),
             busy: HashSet::new(),
+            stale,
             commands,
             wake: wake.clone(),
             status: status_tx,
@@ -343,6 +351,9 @@ struct Runner {
     tasks: JoinSet<()>,
     in_flight: HashMap<tokio::task::Id, (Key, i64)>,
     busy: HashSet<Key>,
+    /// Schedule runs found planned but long overdue at start (the daemon stopped before starting
+    /// them), by workflow: handed to the catch-up policy in the first pass.
+    stale: HashMap<Key, Vec<RunRow>>,
     commands: mpsc::UnboundedReceiver<Command>,
     wake: Arc<Notify>,
     status: watch::Sender<Status>,
@@ -464,29 +475,45 @@ impl Runner {
     /// Records every slot that came due, run or missed, with the cursors, in one transaction.
     fn plan(&mut self, now: DateTime<Utc>) -> anyhow::Result<()> {
         let mut planned: Vec<(Key, Vec<PlannedSlot>, DateTime<Utc>)> = Vec::new();
+        let mut stale = std::mem::take(&mut self.stale);
         for (key, entry) in &self.entries {
-            let (Some(next), Some(first)) = (&entry.next, &entry.next_due) else {
-                continue;
-            };
-            if first.at > now {
-                continue;
-            }
-            let mut due = vec![first.clone()];
+            let mut due = Vec::new();
             let mut truncated = false;
-            loop {
-                if due.len() >= MAX_SLOTS_PER_PASS {
-                    truncated = true;
-                    break;
-                }
-                let last = due[due.len() - 1].at;
-                match next(last) {
-                    // `> last` guards against a schedule that does not move forward.
-                    Some(slot) if slot.at <= now && slot.at > last => due.push(slot),
-                    _ => break,
+            if let (Some(next), Some(first)) = (&entry.next, &entry.next_due)
+                && first.at <= now
+            {
+                due.push(first.clone());
+                loop {
+                    if due.len() >= MAX_SLOTS_PER_PASS {
+                        truncated = true;
+                        break;
+                    }
+                    let last = due[due.len() - 1].at;
+                    match next(last) {
+                        // `> last` guards against a schedule that does not move forward.
+                        Some(slot) if slot.at <= now && slot.at > last => due.push(slot),
+                        _ => break,
+                    }
                 }
             }
-            let slots = decide(key, entry, &due, now, truncated);
-            let cursor = due[due.len() - 1].at;
+            let cursor = due.last().map_or(entry.cursor, |s| s.at);
+            // Runs planned before a stop but never started are late slots like the new ones:
+            // the catch-up policy decides about all of them together.
+            let mut all: Vec<Slot> = stale
+                .get(key)
+                .into_iter()
+                .flatten()
+                .map(|run| Slot {
+                    at: run.due_at,
+                    skipped: None,
+                })
+                .collect();
+            if due.is_empty() && all.is_empty() {
+                continue;
+            }
+            all.extend(due);
+            all.sort_by_key(|s| s.at);
+            let slots = decide(key, entry, &all, now, truncated);
             planned.push((key.clone(), slots, cursor));
         }
         if planned.is_empty() {
@@ -503,6 +530,18 @@ impl Runner {
             .collect();
         let outcomes = self.store.plan_batch(&plans, now)?;
         for ((key, slots, cursor), outcome) in planned.iter().zip(outcomes) {
+            // Existing rows were left alone by the insert; those the policy now misses are
+            // marked so here.
+            for run in stale.remove(key).unwrap_or_default() {
+                let fate = slots.iter().find(|s| s.due_at == run.due_at);
+                if let Some(PlannedSlot {
+                    plan: SlotPlan::Missed { reason },
+                    ..
+                }) = fate
+                {
+                    self.store.mark_missed(run.id, now, reason)?;
+                }
+            }
             let missed: Vec<_> = slots
                 .iter()
                 .filter_map(|s| match &s.plan {

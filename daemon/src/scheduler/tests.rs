@@ -764,3 +764,45 @@ async fn a_stop_that_outlasts_its_grace_leaves_the_run_to_be_redone_not_half_app
     assert_eq!(states(&runs), vec![(at(9, 0), RunState::Done)]);
     assert_eq!(runs[0].attempt, 2);
 }
+
+#[tokio::test]
+async fn a_run_planned_before_a_long_stop_obeys_the_catch_up_policy_at_restart() {
+    // The daemon planned 09:00 (jittered to start later) and stopped before starting it; it is
+    // back the next day at 09:30, after the next day's 09:00 slot.
+    let h = Harness::new(at(8, 0));
+    h.store
+        .plan_slots(
+            "shuipan",
+            "fee_reminder",
+            &[PlannedSlot {
+                due_at: at(9, 0),
+                run_at: at(9, 7),
+                plan: SlotPlan::Run,
+            }],
+            at(9, 0),
+            at(9, 0),
+        )
+        .unwrap();
+    let next_day = chrono::Duration::days(1);
+    h.clock.set(at(9, 30) + next_day);
+    let recorder = Arc::new(Recorder::default());
+    let cfg = settings(vec![community(
+        "shuipan",
+        vec![workflow("fee_reminder", CatchUp::Latest, 48)],
+    )]);
+    let handle = h.start(recorder.clone(), every(24 * 60), &cfg).await;
+    h.move_to(&handle, at(9, 30) + next_day).await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let runs = h.runs("shuipan", "fee_reminder");
+    // `every(24 * 60)` fires at 00:00 UTC: slots 2026-11-23T00:00 is the only new one.
+    assert_eq!(
+        states(&runs),
+        vec![
+            (at(9, 0), RunState::Missed),
+            (at(0, 0) + next_day, RunState::Done)
+        ],
+        "only the newest slot runs under catch_up = latest"
+    );
+    assert!(runs[0].reason.as_deref().unwrap().contains("latest"));
+    assert_eq!(recorder.seen().len(), 1);
+}

@@ -310,6 +310,22 @@ impl Store {
         })
     }
 
+    /// Schedule runs still planned whose start (`run_at`) is before `before`: planned by a daemon
+    /// that stopped before starting them. At start-up the catch-up policy decides about them.
+    pub fn overdue_schedule_runs(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<RunRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.conn().prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE state = 'planned' AND trigger_kind = 'schedule' AND run_at < ?1
+                 ORDER BY community, workflow, due_at"
+            ))?;
+            let rows = stmt
+                .query_map(params![ts(before)], run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// The earliest `run_at` of a planned run strictly after `now`: when the scheduler must wake.
     pub fn next_run_at_after(&self, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
         self.read(|tx| {
