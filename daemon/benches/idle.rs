@@ -7,12 +7,16 @@
 //! ~23 h, waits until it is up, then samples /proc/<pid>/stat (utime + stime) and VmRSS over the
 //! measurement window.
 //!
-//! cargo bench -p wuye --bench idle            (60 s window)
-//! WUYE_IDLE_SECS=10 cargo bench -p wuye --bench idle
+//! Then a burst: the same communities with no jitter, clock started just before Monday 09:00, so
+//! 1,000 runs come due at once; it reports how long until every one is done (two committed
+//! transactions each, synchronous=FULL) with the stand-in executor.
+//!
+//! cargo bench -p wuye --bench idle --profile dev           (60 s window)
+//! WUYE_IDLE_SECS=10 cargo bench -p wuye --bench idle --profile dev
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const COMMUNITIES: usize = 1000;
@@ -22,22 +26,22 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    write_config(&config);
+    idle(secs);
+    burst();
+}
 
-    let started = Instant::now();
+/// Starts `wuyed run` and returns once it logged "wuyed running".
+fn start(config: &Path, clock_start: &str, log: &str) -> (Child, Lines<BufReader<ChildStderr>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wuyed"))
         .args(["--log-format", "json", "run", "--config"])
-        .arg(&config)
-        .args(["--clock-start", "2026-11-23T10:00:00+08:00"])
-        .env("RUST_LOG", "warn,wuye::cli::run=info")
+        .arg(config)
+        .args(["--clock-start", clock_start])
+        .env("RUST_LOG", log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start wuyed");
-    let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut loaded = None;
     loop {
@@ -54,12 +58,34 @@ fn main() {
             }
         }
     }
-    let startup = started.elapsed();
     assert_eq!(
         loaded,
         Some(COMMUNITIES as u64),
         "the daemon must load every community"
     );
+    (child, lines)
+}
+
+fn stop(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap()
+}
+
+fn idle(secs: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    write_config(&config, "10m");
+
+    let started = Instant::now();
+    let (mut child, lines) = start(
+        &config,
+        "2026-11-23T10:00:00+08:00",
+        "warn,wuye::cli::run=info",
+    );
+    let pid = child.id();
+    let startup = started.elapsed();
     // Keep draining stderr so the daemon never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
@@ -70,11 +96,7 @@ fn main() {
     let cpu1 = cpu_ticks(pid);
     let rss1 = rss_kb(pid);
     let idle_cpu = (cpu1 - cpu0) as f64 / tick as f64;
-
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = child.wait().unwrap();
+    let status = stop(&mut child);
 
     println!("idle daemon, {COMMUNITIES} communities x 2 workflows");
     println!(
@@ -95,7 +117,51 @@ fn main() {
     println!("  exit after SIGTERM: {status}");
 }
 
-fn write_config(config: &Path) {
+fn burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    write_config(&config, "0s");
+    // Monday 2026-11-23, two seconds before the 09:00 fee reminders.
+    let (mut child, mut lines) = start(
+        &config,
+        "2026-11-23T08:59:58+08:00",
+        "warn,wuye::cli::run=info,wuye::scheduler=info",
+    );
+    let pid = child.id();
+    let tick = clock_ticks();
+    let cpu0 = cpu_ticks(pid);
+    let mut first = None;
+    let mut done = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("\"run started\"") && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if line.contains("\"run done\"") {
+            done += 1;
+            if done == COMMUNITIES {
+                break;
+            }
+        }
+    }
+    let took = first.expect("no run started").elapsed();
+    // Keep reading: a daemon whose stderr is closed cannot log its stop.
+    std::thread::spawn(move || for _ in lines {});
+    let cpu = (cpu_ticks(pid) - cpu0) as f64 / tick as f64;
+    let rss = rss_kb(pid);
+    let status = stop(&mut child);
+    println!("burst: {COMMUNITIES} runs due at the same 09:00 (no jitter), log executor");
+    println!(
+        "  first start to last done: {:.2} s ({:.0} runs/s), CPU {:.2} s, RSS {:.1} MB",
+        took.as_secs_f64(),
+        COMMUNITIES as f64 / took.as_secs_f64(),
+        cpu,
+        rss as f64 / 1024.0
+    );
+    println!("  exit after SIGTERM: {status}");
+}
+
+fn write_config(config: &Path, jitter: &str) {
     std::fs::create_dir_all(config.join("communities")).unwrap();
     std::fs::create_dir_all(config.join("plugins")).unwrap();
     std::fs::write(config.join("plugins/reminder.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
@@ -110,7 +176,7 @@ fn write_config(config: &Path) {
             format!(
                 "id = \"c{i:04}\"\nname = \"小区 {i}\"\ntimezone = \"Asia/Shanghai\"\n\n\
                  [workflows.fee_reminder]\nplugin = \"reminder\"\nschedule = \"0 9 * * 1-5\"\n\
-                 jitter = \"10m\"\n\n\
+                 jitter = \"{jitter}\"\n\n\
                  [workflows.survey]\nplugin = \"reminder\"\nschedule = \"0 10 1 * *\"\n"
             ),
         )
