@@ -46,9 +46,10 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("expected an RFC 3339 instant like 2026-11-22T08:00:00+08:00: {e}"))
 }
 
-/// The executor the daemon runs with: the single place to swap in the plugin host.
-fn executor(_settings: &Settings) -> Arc<dyn Executor> {
-    Arc::new(LogExecutor)
+/// The executor the daemon runs with: the single place to swap in the plugin host (which reads
+/// community data through `store` while it decides).
+fn executor(_settings: &Settings, _store: &Arc<Store>) -> anyhow::Result<Arc<dyn Executor>> {
+    Ok(Arc::new(LogExecutor))
 }
 
 pub fn run(args: Args, log_format: LogFormat) -> anyhow::Result<()> {
@@ -83,7 +84,8 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         communities = settings.communities.len(),
         "database ready"
     );
-    let scheduler = Scheduler::new(store.clone(), clock.clone(), executor(&settings))
+    let executor = executor(&settings, &store)?;
+    let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;
     systemd::notify("READY=1\nSTATUS=scheduling");
