@@ -530,7 +530,14 @@ impl Runner {
                 cursor: *cursor,
             })
             .collect();
-        let outcomes = self.store.plan_batch(&plans, now)?;
+        let outcomes = match self.store.plan_batch(&plans, now) {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                // Nothing was written: the next attempt must see the same overdue runs.
+                self.stale = stale;
+                return Err(err);
+            }
+        };
         for ((key, slots, cursor), outcome) in planned.iter().zip(outcomes) {
             // Existing rows were left alone by the insert; those the policy now misses are
             // marked so here.
