@@ -95,8 +95,8 @@ const RUN_COLUMNS: &str = "id, community, workflow, due_at, run_at, trigger_kind
                            payload, event_kind, timer_id, state, attempt, reason, error";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    // Column 6 (trigger_key) is only for uniqueness.
     let kind: String = r.get(5)?;
-    let key: Option<String> = r.get(6)?;
     let payload: String = r.get(7)?;
     let trigger = match kind.as_str() {
         "timer" => Trigger::Timer {
@@ -109,7 +109,6 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         },
         _ => Trigger::Schedule,
     };
-    let _ = key;
     Ok(RunRow {
         id: r.get(0)?,
         community: r.get(1)?,
