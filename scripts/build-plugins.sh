@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
-# Builds every plugin in plugins/ as a wasm component (wasm32-wasip2) into
-# ${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/<name>.wasm, where the default
-# `[plugins] dir` looks for them. Adds the rustup target first if it is missing.
+# Builds every plugin in plugins/ to a wasm32-wasip2 component, once, into the shared target/
+# (target/wasm32-wasip2/release/<name>.wasm), which is where config/wuyed.toml's plugins.dir points.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-args=()
-for manifest in plugins/*/Cargo.toml; do
-    name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)
-    args+=(-p "$name")
-done
-exec cargo build --release --target wasm32-wasip2 "${args[@]}"
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+cargo build --release --target wasm32-wasip2 --workspace --exclude wuye

@@ -136,6 +136,15 @@ impl Tx<'_> {
     }
 }
 
+/// Plugins read their committed key-value store through the daemon's database (a read
+/// transaction per `kv-get`; the run's own writes are layered on top by the host).
+/// Needs migration 0003 registered in `store/migrations.rs`.
+impl crate::plugin::KvRead for super::Store {
+    fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>> {
+        self.read(|tx| Ok(tx.plugin_kv_get(community, plugin, key)?))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
