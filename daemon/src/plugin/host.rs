@@ -37,6 +37,17 @@ pub struct HostOptions {
     pub pooling: bool,
 }
 
+impl HostOptions {
+    /// What the daemon uses: the pooling allocator and `<data_dir>/plugin-cache`, so a restart
+    /// does not recompile any plugin.
+    pub fn for_daemon(data_dir: &Path) -> HostOptions {
+        HostOptions {
+            cache_dir: Some(data_dir.join("plugin-cache")),
+            pooling: true,
+        }
+    }
+}
+
 /// Why a plugin file cannot be used. Each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
