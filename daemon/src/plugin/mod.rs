@@ -40,6 +40,25 @@ pub use host::{Hook, LoadError, LoadedPlugin, PluginHost, RunFailure, RunInput, 
 pub use intent::{Intent, IntentSink};
 pub use wit::{SUPPORTED_VERSIONS, WitVersion};
 
+/// Loads, type-checks and links a plugin file against the supported WIT worlds, for
+/// `config::LoadOptions::plugin_check` (`wuyed check`, and every config load of the daemon). The
+/// message does not repeat the path: the caller names the file.
+pub fn check_file(path: &std::path::Path) -> Result<(), String> {
+    static HOST: std::sync::OnceLock<Result<PluginHost, String>> = std::sync::OnceLock::new();
+    let host = HOST
+        .get_or_init(|| PluginHost::new(host::HostOptions::default()).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| format!("the plugin host cannot start: {e}"))?;
+    match host.check(path) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let prefix = format!("{}: ", path.display());
+            Err(text.strip_prefix(&prefix).unwrap_or(&text).to_string())
+        }
+    }
+}
+
 /// Hard ceilings no configuration can exceed: a community's admin can make its plugins stricter,
 /// and the daemon's admin can loosen defaults, but only up to here.
 pub mod ceiling {

@@ -526,3 +526,17 @@ async fn repeated_failures_pause_the_workflow_and_tell_its_staff() {
         .unwrap();
     assert!(err.downcast_ref::<executor::Paused>().is_some(), "{err:#}");
 }
+
+#[test]
+fn check_file_explains_what_is_wrong_without_repeating_the_path() {
+    assert_eq!(check_file(&wasm().join("heartbeat.wasm")), Ok(()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.wasm");
+    std::fs::write(&path, "(component)").unwrap();
+    assert_eq!(
+        check_file(&path),
+        Err(
+            "not a wuye plugin: it exports no `wuye:plugin/hooks` interface (exports: none)".into()
+        )
+    );
+}
