@@ -417,11 +417,10 @@ fn parse_field(field: &str, spec: FieldSpec) -> Result<u64, CronError> {
             (lo, hi)
         } else {
             let v = parse_value(range, spec).map_err(err)?;
-            if step.is_some() {
+            if let Some(step) = step {
                 return Err(err(format!(
-                    "a step needs a range or \"*\" before it (write \"{range}-{}/{}\")",
-                    spec.max,
-                    step.unwrap_or(1)
+                    "a step needs a range or \"*\" before it (write \"{range}-{}/{step}\")",
+                    spec.max
                 )));
             }
             (v, v)
