@@ -6,6 +6,7 @@
 //! are printed in RFC 3339 with the local offset, one a line, so scripts can read them.
 
 use std::io::Write;
+
 use anyhow::anyhow;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
