@@ -6,6 +6,8 @@
 //! (`store/runs.rs`, `store/outbox.rs`, `store/plugin_kv.rs`, ...) as `impl Tx<'_>` methods, and its
 //! schema as a numbered migration in `store/migrations/`.
 
+pub mod domain;
+
 /// One database transaction. Effects of a run are applied through it, in the same transaction
 /// that marks the run done, so they commit together or not at all.
 pub struct Tx<'a>(pub(crate) rusqlite::Transaction<'a>);

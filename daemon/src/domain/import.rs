@@ -1,0 +1,1136 @@
+//! `wuyed import`: CSV files from billing and service-desk systems into the store.
+//!
+//! The rules an office relies on:
+//! - **All or nothing.** One transaction per file. Every row is checked (format first, then
+//!   references such as "does this household exist"), every bad row is reported as
+//!   `FILE:LINE: column COL: reason`, and if there is even one, nothing is written. A half
+//!   imported bill run is worse than none: owners would be reminded of bills that were paid.
+//! - **Idempotent.** Rows are upserted on natural keys, so importing the same file again
+//!   changes nothing and the report says so (`0 inserted, 0 updated, 40 unchanged`).
+//! - **Excel's encodings.** Valid UTF-8 (with or without a BOM) is read as UTF-8; anything else
+//!   is decoded as GBK, which is what Excel writes on a Chinese Windows.
+//!
+//! Every file has a header row; column names are case-insensitive, order is free, unknown
+//! columns are refused (a misspelt column silently ignored is lost data). Empty cells are
+//! "not given". Instants are RFC 3339 (`2026-03-01T09:30:00+08:00`) or local time in the
+//! community's timezone (`2026-03-01 09:30`, `2026/3/1 9:30`); dates are `2026-03-31` or
+//! `2026/3/31`. Money is either `*_fen` (whole fen) or `*_yuan` (at most two decimals).
+//!
+//! | kind | columns (required in bold) | natural key |
+//! |---|---|---|
+//! | owners | **building, unit, room, name**, phone, email, language (zh-CN/en, default zh-CN), preferred_contact (email/sms; default sms if a phone is given) | household + name |
+//! | bills | **household, fee_type, period, amount_fen or amount_yuan, due_date** | household + fee_type + period |
+//! | payments | **reference, household, fee_type, period, amount_fen or amount_yuan, paid_at**, method, reversed_at, reversal_reason | reference |
+//! | balances | **household, utility, balance_fen, threshold_fen, as_of** | household + utility |
+//! | tickets | **no, kind, first_receiver, opened_at**, household, summary, assignee, assigned_at, closed_at, callback_at, callback_by, satisfied, score, notes | no (+ callback_at) |
+//!
+//! `household` is `building-unit-room` as the owners file creates it (`3-2-1202`); owners must
+//! be imported before the files that refer to their households. `fee_type` is `property`
+//! (物业费), `parking` (停车费) or another lowercase name; `period` is `2026-10`, `2026Q4`,
+//! `2026H2` or `2026`; `utility` is `water` or `electricity`; `kind` is `repair` (报修) or
+//! `complaint` (投诉).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rusqlite::Connection;
+
+use super::{ContactChannel, FeeType, Language, Period, TicketKind, Upsert, Utility};
+use crate::store::domain::{BillInput, CallbackInput, OwnerInput, PaymentInput, TicketInput};
+
+/// What a file contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Owners,
+    Bills,
+    Payments,
+    Balances,
+    Tickets,
+}
+
+impl Kind {
+    /// (column, required) in the order documented above.
+    fn columns(self) -> &'static [(&'static str, bool)] {
+        match self {
+            Kind::Owners => &[
+                ("building", true),
+                ("unit", true),
+                ("room", true),
+                ("name", true),
+                ("phone", false),
+                ("email", false),
+                ("language", false),
+                ("preferred_contact", false),
+            ],
+            Kind::Bills => &[
+                ("household", true),
+                ("fee_type", true),
+                ("period", true),
+                ("amount_fen", false),
+                ("amount_yuan", false),
+                ("due_date", true),
+            ],
+            Kind::Payments => &[
+                ("reference", true),
+                ("household", true),
+                ("fee_type", true),
+                ("period", true),
+                ("amount_fen", false),
+                ("amount_yuan", false),
+                ("paid_at", true),
+                ("method", false),
+                ("reversed_at", false),
+                ("reversal_reason", false),
+            ],
+            Kind::Balances => &[
+                ("household", true),
+                ("utility", true),
+                ("balance_fen", true),
+                ("threshold_fen", true),
+                ("as_of", true),
+            ],
+            Kind::Tickets => &[
+                ("no", true),
+                ("kind", true),
+                ("first_receiver", true),
+                ("opened_at", true),
+                ("household", false),
+                ("summary", false),
+                ("assignee", false),
+                ("assigned_at", false),
+                ("closed_at", false),
+                ("callback_at", false),
+                ("callback_by", false),
+                ("satisfied", false),
+                ("score", false),
+                ("notes", false),
+            ],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Owners => "owners",
+            Kind::Bills => "bills",
+            Kind::Payments => "payments",
+            Kind::Balances => "balances",
+            Kind::Tickets => "tickets",
+        }
+    }
+}
+
+/// One bad cell (or row, or header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1).
+    pub line: u64,
+    pub column: String,
+    pub message: String,
+}
+
+/// Every problem found in a file; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportErrors {
+    /// The file as the user named it.
+    pub file: String,
+    /// Sorted by line.
+    pub errors: Vec<RowError>,
+}
+
+impl fmt::Display for ImportErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.errors {
+            writeln!(
+                f,
+                "{}:{}: column {}: {}",
+                self.file, e.line, e.column, e.message
+            )?;
+        }
+        write!(
+            f,
+            "{} bad row(s) in {}; nothing was imported",
+            self.errors.len(),
+            self.file
+        )
+    }
+}
+
+impl std::error::Error for ImportErrors {}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file's content is wrong; every problem listed.
+    #[error("{0}")]
+    Rows(ImportErrors),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    pub rows: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// True when the file was not UTF-8 and was read as GBK.
+    pub gbk: bool,
+}
+
+impl Report {
+    fn count(&mut self, u: Upsert) {
+        self.rows += 1;
+        match u {
+            Upsert::Inserted => self.inserted += 1,
+            Upsert::Updated => self.updated += 1,
+            Upsert::Unchanged => self.unchanged += 1,
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} inserted, {} updated, {} unchanged",
+            self.inserted, self.updated, self.unchanged
+        )
+    }
+}
+
+/// Text of a CSV file: UTF-8 if valid (BOM dropped), else GBK. Returns whether GBK was used.
+pub fn decode(bytes: &[u8]) -> (String, bool) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => {
+            // GBK as Excel writes it; encoding_rs decodes it as its superset GB18030, and any
+            // byte that is not GBK either becomes U+FFFD, which the row checks then reject.
+            let (text, _, _) = encoding_rs::GBK.decode(bytes);
+            (text.into_owned(), true)
+        }
+    }
+}
+
+/// Where an import reports progress: called with (rows done, rows total).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+
+/// Imports `bytes` (a whole CSV file) of `kind` into `community`, in one transaction.
+/// `file` names the file in error messages; `tz` reads local times.
+pub fn import(
+    conn: &mut Connection,
+    community: &str,
+    tz: Tz,
+    kind: Kind,
+    file: &str,
+    bytes: &[u8],
+    progress: Option<Progress<'_>>,
+) -> Result<Report, ImportError> {
+    let (text, gbk) = decode(bytes);
+    let mut errors = Vec::new();
+    let rows = parse(kind, &text, tz, &mut errors);
+    let mut report = Report {
+        gbk,
+        ..Report::default()
+    };
+    let fail = |mut errors: Vec<RowError>| {
+        errors.sort_by_key(|e| e.line);
+        ImportError::Rows(ImportErrors {
+            file: file.to_string(),
+            errors,
+        })
+    };
+    let mut progress = progress;
+    let total = rows.len();
+    let tx = conn.transaction()?;
+    let tx = crate::store::Tx(tx);
+    {
+        let d = tx.domain(community);
+        for (i, (line, row)) in rows.iter().enumerate() {
+            let line = *line;
+            let outcome = match row {
+                Row::Owner(o) => {
+                    d.upsert_household(&o.building, &o.unit, &o.room)?;
+                    Some(d.upsert_owner(&o.owner)?.1)
+                }
+                Row::Bill(b) => {
+                    if known_household(&d, &b.household, line, &mut errors)? {
+                        Some(d.upsert_bill(b)?.1)
+                    } else {
+                        None
+                    }
+                }
+                Row::Payment(p) => {
+                    if known_household(&d, &p.household, line, &mut errors)? {
+                        match d.upsert_payment(p)? {
+                            Some((_, u)) => Some(u),
+                            None => {
+                                errors.push(RowError {
+                                    line,
+                                    column: "period".into(),
+                                    message: format!(
+                                        "no {} bill for {} in period {}; import bills first",
+                                        p.fee_type, p.household, p.period
+                                    ),
+                                });
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    }
+                }
+                Row::Balance(b) => {
+                    if known_household(&d, &b.household, line, &mut errors)? {
+                        Some(d.upsert_balance(
+                            &b.household,
+                            b.utility,
+                            b.balance_fen,
+                            b.threshold_fen,
+                            b.as_of,
+                        )?)
+                    } else {
+                        None
+                    }
+                }
+                Row::Ticket(t, cb) => {
+                    let ok = match &t.household {
+                        Some(h) => known_household(&d, h, line, &mut errors)?,
+                        None => true,
+                    };
+                    if ok {
+                        let (id, u) = d.upsert_ticket(t)?;
+                        let cu = match cb {
+                            Some(c) => d.upsert_callback(id, c)?,
+                            None => Upsert::Unchanged,
+                        };
+                        Some(match (u, cu) {
+                            (Upsert::Inserted, _) => Upsert::Inserted,
+                            (Upsert::Unchanged, Upsert::Unchanged) => Upsert::Unchanged,
+                            _ => Upsert::Updated,
+                        })
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(u) = outcome {
+                report.count(u);
+            }
+            if let Some(p) = progress.as_mut()
+                && ((i + 1) % PROGRESS_EVERY == 0 || i + 1 == total)
+            {
+                p(i + 1, total);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        // Dropping the transaction rolls back everything this file wrote.
+        drop(tx);
+        return Err(fail(errors));
+    }
+    tx.0.commit()?;
+    Ok(report)
+}
+
+/// Rows between progress reports.
+pub const PROGRESS_EVERY: usize = 1000;
+
+fn known_household(
+    d: &crate::store::domain::DomainWrite<'_>,
+    household: &str,
+    line: u64,
+    errors: &mut Vec<RowError>,
+) -> rusqlite::Result<bool> {
+    if d.household(household)?.is_some() {
+        return Ok(true);
+    }
+    errors.push(RowError {
+        line,
+        column: "household".into(),
+        message: format!(
+            "household {household:?} does not exist in community {}; import owners first",
+            d.community()
+        ),
+    });
+    Ok(false)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OwnerRow {
+    building: String,
+    unit: String,
+    room: String,
+    owner: OwnerInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BalanceRow {
+    household: String,
+    utility: Utility,
+    balance_fen: i64,
+    threshold_fen: i64,
+    as_of: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Row {
+    Owner(OwnerRow),
+    Bill(BillInput),
+    Payment(PaymentInput),
+    Balance(BalanceRow),
+    Ticket(TicketInput, Option<CallbackInput>),
+}
+
+/// Cells of one record by column name, collecting errors against its line.
+struct Cells<'r> {
+    line: u64,
+    index: &'r HashMap<&'static str, usize>,
+    record: &'r csv::StringRecord,
+    errors: Vec<RowError>,
+    tz: Tz,
+}
+
+impl Cells<'_> {
+    fn err(&mut self, column: &str, message: impl Into<String>) {
+        self.errors.push(RowError {
+            line: self.line,
+            column: column.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// The trimmed cell, `None` when the column is absent or the cell empty.
+    fn opt(&self, column: &str) -> Option<String> {
+        let i = *self.index.get(column)?;
+        let v = self.record.get(i)?.trim();
+        (!v.is_empty()).then(|| v.to_string())
+    }
+
+    fn req(&mut self, column: &str) -> Option<String> {
+        let v = self.opt(column);
+        if v.is_none() {
+            self.err(column, "is required");
+        }
+        v
+    }
+
+    fn text(&mut self, column: &str, required: bool) -> Option<String> {
+        let v = if required {
+            self.req(column)?
+        } else {
+            self.opt(column)?
+        };
+        if v.contains('\u{FFFD}') {
+            self.err(
+                column,
+                "contains bytes that are neither UTF-8 nor GBK (save the file as UTF-8 or GBK)",
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn parse_with<T>(
+        &mut self,
+        column: &str,
+        required: bool,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let v = self.text(column, required)?;
+        match f(&v) {
+            Ok(t) => Some(t),
+            Err(m) => {
+                self.err(column, m);
+                None
+            }
+        }
+    }
+
+    fn instant(&mut self, column: &str, required: bool) -> Option<DateTime<Utc>> {
+        let tz = self.tz;
+        self.parse_with(column, required, |s| parse_instant(s, tz))
+    }
+
+    fn date(&mut self, column: &str) -> Option<NaiveDate> {
+        self.parse_with(column, true, parse_date)
+    }
+
+    /// `X_fen` or `X_yuan`, exactly one of them.
+    fn money(&mut self, stem: &str) -> Option<i64> {
+        let fen_col = format!("{stem}_fen");
+        let yuan_col = format!("{stem}_yuan");
+        match (self.opt(&fen_col), self.opt(&yuan_col)) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    &yuan_col,
+                    format!("give either {fen_col} or {yuan_col}, not both"),
+                );
+                None
+            }
+            (Some(_), None) => self.parse_with(&fen_col, true, super::parse_fen),
+            (None, Some(_)) => self.parse_with(&yuan_col, true, super::parse_yuan),
+            (None, None) => {
+                let col = if self.index.contains_key(yuan_col.as_str()) {
+                    yuan_col
+                } else {
+                    fen_col
+                };
+                self.err(&col, "is required");
+                None
+            }
+        }
+    }
+
+    fn signed_fen(&mut self, column: &str) -> Option<i64> {
+        self.parse_with(column, true, |s| {
+            s.parse::<i64>()
+                .map_err(|_| format!("expected a whole number of fen, got {s:?}"))
+        })
+    }
+}
+
+/// Reads an instant: RFC 3339, or local time in `tz` as `YYYY-MM-DD HH:MM[:SS]` (also with `/`
+/// and without leading zeros, as Excel writes it).
+pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let norm = s.replace('/', "-");
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(&norm, fmt) {
+            return tz
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| format!("{s:?} does not exist in {tz} (clock change)"));
+        }
+    }
+    Err(format!(
+        "expected a time like 2026-03-01 09:30 or 2026-03-01T09:30:00+08:00, got {s:?}"
+    ))
+}
+
+/// Reads a date `YYYY-MM-DD` or `YYYY/M/D`.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(&s.replace('/', "-"), "%Y-%m-%d")
+        .map_err(|_| format!("expected a date like 2026-03-31, got {s:?}"))
+}
+
+/// A phone number as stored: digits (and a leading `+`), separators dropped.
+fn parse_phone(s: &str) -> Result<String, String> {
+    let kept: String = s.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits = kept.strip_prefix('+').unwrap_or(&kept);
+    if digits.len() < 7 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(
+            "expected 7 to 15 digits, optionally with a leading + and spaces or dashes".into(),
+        );
+    }
+    Ok(kept)
+}
+
+fn parse_email(s: &str) -> Result<String, String> {
+    match s.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.contains(char::is_whitespace)
+                && !domain.contains('@') =>
+        {
+            Ok(s.to_string())
+        }
+        _ => Err("expected an address like name@example.com".into()),
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" | "1" | "是" | "满意" => Ok(true),
+        "no" | "n" | "false" | "0" | "否" | "不满意" => Ok(false),
+        _ => Err(format!("expected yes or no, got {s:?}")),
+    }
+}
+
+/// Parses every record; rows with any error are left out and their errors collected.
+fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64, Row)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            errors.push(RowError {
+                line: 1,
+                column: "-".into(),
+                message: format!("cannot read the header row: {e}"),
+            });
+            return Vec::new();
+        }
+    };
+    let spec = kind.columns();
+    let mut index: HashMap<&'static str, usize> = HashMap::new();
+    for (i, name) in header.iter().enumerate() {
+        let name = name.trim().to_ascii_lowercase();
+        match spec.iter().find(|(c, _)| *c == name) {
+            Some((c, _)) if index.contains_key(c) => errors.push(RowError {
+                line: 1,
+                column: name.clone(),
+                message: "appears twice in the header".into(),
+            }),
+            Some((c, _)) => {
+                index.insert(c, i);
+            }
+            None => errors.push(RowError {
+                line: 1,
+                column: if name.is_empty() {
+                    format!("#{}", i + 1)
+                } else {
+                    name.clone()
+                },
+                message: format!(
+                    "unknown column for {} files; expected {}",
+                    kind.as_str(),
+                    spec.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+    for (c, required) in spec {
+        if *required && !index.contains_key(c) {
+            errors.push(RowError {
+                line: 1,
+                column: c.to_string(),
+                message: "is missing from the header".into(),
+            });
+        }
+    }
+    if matches!(kind, Kind::Bills | Kind::Payments)
+        && !index.contains_key("amount_fen")
+        && !index.contains_key("amount_yuan")
+    {
+        errors.push(RowError {
+            line: 1,
+            column: "amount_fen".into(),
+            message: "is missing from the header (or give amount_yuan)".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Vec::new();
+    }
+
+    let mut rows = Vec::new();
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push(RowError {
+                    line,
+                    column: "-".into(),
+                    message: format!("unreadable CSV: {e}"),
+                });
+                break;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue; // Excel leaves blank lines at the end
+        }
+        if record.len() != header.len() {
+            errors.push(RowError {
+                line,
+                column: "-".into(),
+                message: format!(
+                    "has {} fields, the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+            });
+            continue;
+        }
+        let mut cells = Cells {
+            line,
+            index: &index,
+            record: &record,
+            errors: Vec::new(),
+            tz,
+        };
+        let parsed = parse_row(kind, &mut cells);
+        let row_errors = std::mem::take(&mut cells.errors);
+        match parsed {
+            Some((key, key_column, row)) if row_errors.is_empty() => {
+                if let Some(first) = seen.get(&key) {
+                    errors.push(RowError {
+                        line,
+                        column: key_column.into(),
+                        message: format!("duplicate of line {first} ({key})"),
+                    });
+                } else {
+                    seen.insert(key, line);
+                    rows.push((line, row));
+                }
+            }
+            _ => errors.extend(row_errors),
+        }
+    }
+    rows
+}
+
+/// One record into a row plus its natural key (for in-file duplicates) and the column to blame
+/// for a duplicate. `None` when a cell was bad (errors are in `c`).
+fn parse_row(kind: Kind, c: &mut Cells<'_>) -> Option<(String, &'static str, Row)> {
+    match kind {
+        Kind::Owners => {
+            let building = c.text("building", true);
+            let unit = c.text("unit", true);
+            let room = c.text("room", true);
+            let name = c.text("name", true);
+            let phone = c.parse_with("phone", false, parse_phone);
+            let email = c.parse_with("email", false, parse_email);
+            let language = if c.opt("language").is_some() {
+                c.parse_with("language", true, |s| s.parse::<Language>())
+            } else {
+                Some(Language::ZhCn)
+            };
+            let contact = c.parse_with("preferred_contact", false, |s| s.parse::<ContactChannel>());
+            let (building, unit, room, name, language) =
+                (building?, unit?, room?, name?, language?);
+            let has_phone = c.opt("phone").is_some();
+            let has_email = c.opt("email").is_some();
+            if !has_phone && !has_email {
+                c.err("phone", "an owner needs a phone or an email to be reached");
+                return None;
+            }
+            let preferred_contact = match contact {
+                Some(ContactChannel::Email) if !has_email => {
+                    c.err("preferred_contact", "is email but the email cell is empty");
+                    return None;
+                }
+                Some(ContactChannel::Sms) if !has_phone => {
+                    c.err("preferred_contact", "is sms but the phone cell is empty");
+                    return None;
+                }
+                Some(ch) => ch,
+                None if c.opt("preferred_contact").is_some() => return None,
+                None if has_phone => ContactChannel::Sms,
+                None => ContactChannel::Email,
+            };
+            if (has_phone && phone.is_none()) || (has_email && email.is_none()) {
+                return None;
+            }
+            let household = super::Household::id_of(&building, &unit, &room);
+            let key = format!("{household} {name}");
+            Some((
+                key,
+                "name",
+                Row::Owner(OwnerRow {
+                    building,
+                    unit,
+                    room,
+                    owner: OwnerInput {
+                        household,
+                        name,
+                        phone,
+                        email,
+                        language,
+                        preferred_contact,
+                    },
+                }),
+            ))
+        }
+        Kind::Bills => {
+            let household = c.text("household", true);
+            let fee_type = c.parse_with("fee_type", true, |s| s.parse::<FeeType>());
+            let period = c.parse_with("period", true, |s| s.parse::<Period>());
+            let amount_fen = c.money("amount");
+            let due_date = c.date("due_date");
+            let b = BillInput {
+                household: household?,
+                fee_type: fee_type?,
+                period: period?,
+                amount_fen: amount_fen?,
+                due_date: due_date?,
+            };
+            let key = format!("{} {} {}", b.household, b.fee_type, b.period);
+            Some((key, "period", Row::Bill(b)))
+        }
+        Kind::Payments => {
+            let reference = c.text("reference", true);
+            let household = c.text("household", true);
+            let fee_type = c.parse_with("fee_type", true, |s| s.parse::<FeeType>());
+            let period = c.parse_with("period", true, |s| s.parse::<Period>());
+            let amount_fen = c.money("amount");
+            let paid_at = c.instant("paid_at", true);
+            let method = c.text("method", false).unwrap_or_default();
+            let reversed_at = c.instant("reversed_at", false);
+            let reversal_reason = c.text("reversal_reason", false);
+            if c.opt("reversed_at").is_some() && reversed_at.is_none() {
+                return None;
+            }
+            if reversal_reason.is_some() && reversed_at.is_none() {
+                c.err("reversed_at", "is required when reversal_reason is given");
+                return None;
+            }
+            let p = PaymentInput {
+                reference: reference?,
+                household: household?,
+                fee_type: fee_type?,
+                period: period?,
+                amount_fen: amount_fen?,
+                paid_at: paid_at?,
+                method,
+                reversed_at,
+                reversal_reason,
+            };
+            if let Some(r) = p.reversed_at
+                && r < p.paid_at
+            {
+                c.err("reversed_at", "is before paid_at");
+                return None;
+            }
+            Some((p.reference.clone(), "reference", Row::Payment(p)))
+        }
+        Kind::Balances => {
+            let household = c.text("household", true);
+            let utility = c.parse_with("utility", true, |s| s.parse::<Utility>());
+            let balance_fen = c.signed_fen("balance_fen");
+            let threshold_fen = c.signed_fen("threshold_fen");
+            let as_of = c.instant("as_of", true);
+            if let Some(t) = threshold_fen
+                && t < 0
+            {
+                c.err("threshold_fen", "must not be negative");
+                return None;
+            }
+            let b = BalanceRow {
+                household: household?,
+                utility: utility?,
+                balance_fen: balance_fen?,
+                threshold_fen: threshold_fen?,
+                as_of: as_of?,
+            };
+            let key = format!("{} {}", b.household, b.utility.as_str());
+            Some((key, "utility", Row::Balance(b)))
+        }
+        Kind::Tickets => {
+            let no = c.text("no", true);
+            let kind = c.parse_with("kind", true, |s| s.parse::<TicketKind>());
+            let first_receiver = c.text("first_receiver", true);
+            let opened_at = c.instant("opened_at", true);
+            let household = c.text("household", false);
+            let summary = c.text("summary", false).unwrap_or_default();
+            let assignee = c.text("assignee", false);
+            let assigned_at = c.instant("assigned_at", false);
+            let closed_at = c.instant("closed_at", false);
+            let callback_at = c.instant("callback_at", false);
+            let callback_by = c.text("callback_by", false);
+            let satisfied = c.parse_with("satisfied", false, parse_bool);
+            let score = c.parse_with("score", false, |s| match s.parse::<u8>() {
+                Ok(n) if (1..=5).contains(&n) => Ok(n),
+                _ => Err(format!("expected an integer from 1 to 5, got {s:?}")),
+            });
+            let notes = c.text("notes", false).unwrap_or_default();
+            let given = |c: &Cells<'_>, col: &str| c.opt(col).is_some();
+            // A cell that was given but did not parse already has its error.
+            for col in [
+                "assigned_at",
+                "closed_at",
+                "callback_at",
+                "satisfied",
+                "score",
+            ] {
+                if given(c, col)
+                    && match col {
+                        "assigned_at" => assigned_at.is_none(),
+                        "closed_at" => closed_at.is_none(),
+                        "callback_at" => callback_at.is_none(),
+                        "satisfied" => satisfied.is_none(),
+                        _ => score.is_none(),
+                    }
+                {
+                    return None;
+                }
+            }
+            let (no, kind, first_receiver, opened_at) = (no?, kind?, first_receiver?, opened_at?);
+            if let Some(t) = closed_at
+                && t < opened_at
+            {
+                c.err("closed_at", "is before opened_at");
+            }
+            if let Some(t) = assigned_at
+                && t < opened_at
+            {
+                c.err("assigned_at", "is before opened_at");
+            }
+            let callback_cols = ["callback_at", "callback_by", "satisfied", "score"];
+            let callback = if callback_cols.iter().any(|col| given(c, col)) {
+                for col in callback_cols {
+                    if !given(c, col) {
+                        c.err(col, "is required when the ticket has a callback");
+                    }
+                }
+                match (closed_at, callback_at) {
+                    (None, _) => c.err("closed_at", "is required when the ticket has a callback"),
+                    (Some(cl), Some(cb)) if cb < cl => c.err("callback_at", "is before closed_at"),
+                    _ => {}
+                }
+                match (callback_at, callback_by, satisfied, score) {
+                    (Some(done_at), Some(done_by), Some(satisfied), Some(score)) => {
+                        Some(CallbackInput {
+                            done_at,
+                            done_by,
+                            satisfied,
+                            score,
+                            notes,
+                        })
+                    }
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if !c.errors.is_empty() {
+                return None;
+            }
+            let t = TicketInput {
+                no,
+                household,
+                kind,
+                summary,
+                first_receiver,
+                assignee,
+                opened_at,
+                assigned_at,
+                closed_at,
+            };
+            Some((t.no.clone(), "no", Row::Ticket(t, callback)))
+        }
+    }
+}
+
+/// The `wuyed import --help` text describing the columns.
+pub const COLUMNS_HELP: &str = "\
+Files are CSV with a header row; UTF-8 (with or without BOM) or GBK. Column names are
+case-insensitive; unknown columns are refused. Required columns are marked *.
+
+  owners    building*, unit*, room*, name*, phone, email, language (zh-CN|en),
+            preferred_contact (email|sms). The household id is building-unit-room.
+            Key: household + name.
+  bills     household*, fee_type* (property|parking|…), period* (2026-10, 2026Q4,
+            2026H2, 2026), amount_fen* or amount_yuan*, due_date* (2026-10-31).
+            Key: household + fee_type + period.
+  payments  reference*, household*, fee_type*, period*, amount_fen* or amount_yuan*,
+            paid_at*, method, reversed_at, reversal_reason. Key: reference.
+  balances  household*, utility* (water|electricity), balance_fen*, threshold_fen*,
+            as_of*. Key: household + utility.
+  tickets   no*, kind* (repair|complaint), first_receiver*, opened_at*, household,
+            summary, assignee, assigned_at, closed_at, callback_at, callback_by,
+            satisfied (yes|no), score (1-5), notes. Key: no.
+
+Times: 2026-03-01 09:30 (community's local time) or RFC 3339. One transaction per file:
+every bad row is listed as FILE:LINE: column COL: reason and nothing is written (exit 65).
+Importing the same file again changes nothing.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::domain::{DomainRead, apply_schema};
+
+    const TZ: Tz = chrono_tz::Asia::Shanghai;
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        apply_schema(&conn).unwrap();
+        conn
+    }
+
+    fn run(conn: &mut Connection, kind: Kind, csv: &str) -> Result<Report, ImportError> {
+        import(conn, "shuipan", TZ, kind, "f.csv", csv.as_bytes(), None)
+    }
+
+    fn errors(r: Result<Report, ImportError>) -> Vec<String> {
+        match r {
+            Err(ImportError::Rows(e)) => e
+                .errors
+                .iter()
+                .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                .collect(),
+            other => panic!("expected row errors, got {other:?}"),
+        }
+    }
+
+    const OWNERS: &str = "building,unit,room,name,phone,email,language,preferred_contact
+1,1,101,张伟,138 0000 0001,,,
+1,1,101,Li Na,,lina@example.com,en,email
+1,2,201,王芳,13800000003,wf@example.com,zh-CN,sms
+";
+
+    #[test]
+    fn owners_create_households_and_reimport_changes_nothing() {
+        let mut conn = db();
+        let r = run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        assert_eq!(r.to_string(), "3 inserted, 0 updated, 0 unchanged");
+        let r = run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        assert_eq!(r.to_string(), "0 inserted, 0 updated, 3 unchanged");
+        let d = DomainRead::new(&conn, "shuipan");
+        assert_eq!(d.households().unwrap().len(), 2);
+        let co = d.household_recipients("1-1-101").unwrap();
+        assert_eq!(co.len(), 2, "co-owners share the household");
+        assert_eq!(co[0].phone.as_deref(), Some("13800000001"));
+        assert_eq!(co[0].preferred_contact, ContactChannel::Sms);
+        assert_eq!(co[1].language, Language::En);
+        let changed = OWNERS.replace("13800000003", "13800000009");
+        let r = run(&mut conn, Kind::Owners, &changed).unwrap();
+        assert_eq!(r.to_string(), "0 inserted, 1 updated, 2 unchanged");
+    }
+
+    #[test]
+    fn every_bad_row_is_named_and_nothing_is_written() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        let bills = "household,fee_type,period,amount_yuan,due_date
+1-1-101,物业费,2026-01,320.00,2026-01-31
+1-1-101,property,2026-13,320,2026-01-31
+9-9-999,parking,2026Q1,450,2026-01-15
+1-1-101,物业费,2026-01,320.00,2026-01-31
+1-2-201,property,2026-01,3.201,2026/1/31
+1-2-201,property,2026-02,320,31.01.2026
+1-2-201,property
+";
+        let errs = errors(run(&mut conn, Kind::Bills, bills));
+        assert_eq!(
+            errs,
+            [
+                "3:period: expected a period like 2026-10, 2026Q4, 2026H2 or 2026, got \"2026-13\"",
+                "4:household: household \"9-9-999\" does not exist in community shuipan; import owners first",
+                "5:period: duplicate of line 2 (1-1-101 property 2026-01)",
+                "6:amount_yuan: expected an amount in yuan with at most 2 decimals, got \"3.201\"",
+                "7:due_date: expected a date like 2026-03-31, got \"31.01.2026\"",
+                "8:-: has 2 fields, the header has 5",
+            ]
+        );
+        let d = DomainRead::new(&conn, "shuipan");
+        assert!(
+            d.unpaid_bills().unwrap().is_empty(),
+            "the good row was not written either"
+        );
+    }
+
+    #[test]
+    fn headers_are_checked_before_rows() {
+        let mut conn = db();
+        let errs = errors(run(&mut conn, Kind::Owners, "building,unit,nmae\n1,1,x\n"));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("1:nmae: unknown column for owners files"));
+        assert_eq!(errs[1], "1:room: is missing from the header");
+        assert_eq!(errs[2], "1:name: is missing from the header");
+    }
+
+    #[test]
+    fn payments_and_reversals_import_against_bills() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        run(
+            &mut conn,
+            Kind::Bills,
+            "household,fee_type,period,amount_fen,due_date\n1-1-101,property,2026-01,32000,2026-01-31\n",
+        )
+        .unwrap();
+        let pays = "reference,household,fee_type,period,amount_yuan,paid_at,method,reversed_at,reversal_reason
+P1,1-1-101,property,2026-01,320,2026-01-20 10:00,wechat,2026-01-22 09:00,退票
+P2,1-1-101,property,2026-02,320,2026-01-20 10:00,wechat,,
+";
+        let errs = errors(run(&mut conn, Kind::Payments, pays));
+        assert_eq!(
+            errs,
+            ["3:period: no property bill for 1-1-101 in period 2026-02; import bills first"]
+        );
+        let pays: String = pays.lines().take(2).map(|l| format!("{l}\n")).collect();
+        run(&mut conn, Kind::Payments, &pays).unwrap();
+        let d = DomainRead::new(&conn, "shuipan");
+        let p = d.payment("P1").unwrap().unwrap();
+        assert_eq!(
+            p.paid_at.to_rfc3339(),
+            "2026-01-20T02:00:00+00:00",
+            "local time read in +08:00"
+        );
+        assert!(p.reversed_at.is_some());
+        assert_eq!(
+            d.unpaid_bills().unwrap().len(),
+            1,
+            "a reversed payment leaves the bill owed"
+        );
+    }
+
+    #[test]
+    fn tickets_with_and_without_callbacks() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        let tickets = "no,kind,first_receiver,opened_at,household,summary,assignee,closed_at,callback_at,callback_by,satisfied,score,notes
+T1,报修,kefu,2026-02-01 09:00,1-1-101,水管漏水,weixiu,2026-02-01 15:00,2026-02-02 10:00,kefu,是,5,
+T2,complaint,kefu,2026-02-03 09:00,,噪音,,2026-02-04 09:00,,,,,
+T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
+";
+        let errs = errors(run(&mut conn, Kind::Tickets, tickets));
+        assert_eq!(
+            errs,
+            ["4:score: expected an integer from 1 to 5, got \"7\""]
+        );
+        let ok: String = tickets.lines().take(3).map(|l| format!("{l}\n")).collect();
+        assert_eq!(
+            run(&mut conn, Kind::Tickets, &ok).unwrap().to_string(),
+            "2 inserted, 0 updated, 0 unchanged"
+        );
+        assert_eq!(
+            run(&mut conn, Kind::Tickets, &ok).unwrap().to_string(),
+            "0 inserted, 0 updated, 2 unchanged"
+        );
+        let d = DomainRead::new(&conn, "shuipan");
+        let waiting: Vec<String> = d
+            .tickets_closed_without_callback()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.no)
+            .collect();
+        assert_eq!(waiting, ["T2"]);
+    }
+
+    #[test]
+    fn gbk_bytes_are_decoded_and_utf8_bom_dropped() {
+        let (gbk, _, _) =
+            encoding_rs::GBK.encode("building,unit,room,name,phone\n1,1,101,张伟,13800000001\n");
+        let (text, was_gbk) = decode(&gbk);
+        assert!(was_gbk);
+        assert!(text.contains("张伟"));
+        let (text, was_gbk) = decode("\u{FEFF}building\n".as_bytes());
+        assert!(!was_gbk);
+        assert_eq!(text, "building\n");
+        let mut conn = db();
+        let r = import(&mut conn, "shuipan", TZ, Kind::Owners, "g.csv", &gbk, None).unwrap();
+        assert!(r.gbk);
+        let names: Vec<String> = DomainRead::new(&conn, "shuipan")
+            .owners()
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(names, ["张伟"]);
+    }
+
+    #[test]
+    fn local_times_follow_the_community_zone() {
+        let t = parse_instant("2026/3/1 9:30", TZ).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-03-01T01:30:00+00:00");
+        assert!(parse_instant("yesterday", TZ).is_err());
+    }
+}
