@@ -1,0 +1,130 @@
+//! `wuyed import owners|bills|payments|balances|tickets FILE --community ID`: loads a CSV file
+//! into one community's data, all or nothing (see [`crate::domain::import`] for the rules and
+//! the columns of each kind).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::domain::import::{self, COLUMNS_HELP, ImportError, Kind};
+use crate::exit::Coded;
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = COLUMNS_HELP)]
+pub struct Args {
+    /// What the file contains.
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// The CSV file (UTF-8 or GBK, with a header row).
+    pub file: PathBuf,
+    /// Community id the rows belong to; must be configured.
+    #[arg(long)]
+    pub community: String,
+    /// Configuration directory.
+    #[arg(long, default_value = "config")]
+    pub config: PathBuf,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let settings = crate::config::load(&args.config).map_err(|errs| {
+        let mut stderr = std::io::stderr().lock();
+        for e in &errs.0 {
+            let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let _ = writeln!(
+                stderr,
+                "{}{line}: {}: {}",
+                e.file.display(),
+                e.key,
+                e.message
+            );
+        }
+        Coded::config(errs)
+    })?;
+    let Some(community) = settings.communities.iter().find(|c| c.id == args.community) else {
+        let known: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
+        return Err(Coded::usage(anyhow::anyhow!(
+            "community {:?} is not configured in {} (configured: {})",
+            args.community,
+            args.config.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+        .into());
+    };
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))
+        .map_err(|e| Coded::new(crate::exit::IOERR, e))?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))
+        .map_err(|e| Coded::new(crate::exit::IOERR, e))?;
+    let db_path = settings.data_dir.join("wuye.db");
+    // TODO(lead): Store::open once migration 0002 is in the shared list.
+    let mut conn = crate::store::domain::open_standalone(&db_path)
+        .with_context(|| format!("cannot open {}", db_path.display()))
+        .map_err(Coded::temporary)?;
+
+    let label = args.file.display().to_string();
+    let show = args.progress || std::io::stderr().is_terminal();
+    let mut report_progress = |done: usize, total: usize| {
+        if total >= import::PROGRESS_EVERY {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r{label}: {done}/{total} rows");
+            if done == total {
+                let _ = writeln!(e);
+            }
+        }
+    };
+    let progress: Option<import::Progress<'_>> = if show {
+        Some(&mut report_progress)
+    } else {
+        None
+    };
+    match import::import(
+        &mut conn,
+        &community.id,
+        community.tz,
+        args.kind,
+        &label,
+        &bytes,
+        progress,
+    ) {
+        Ok(report) => {
+            let enc = if report.gbk { " (read as GBK)" } else { "" };
+            println!(
+                "{}: {} {}: {report}{enc}",
+                label,
+                report.rows,
+                args.kind.as_str()
+            );
+            Ok(())
+        }
+        Err(ImportError::Rows(errors)) => {
+            let mut stderr = std::io::stderr().lock();
+            for e in &errors.errors {
+                let _ = writeln!(
+                    stderr,
+                    "{}:{}: column {}: {}",
+                    errors.file, e.line, e.column, e.message
+                );
+            }
+            Err(Coded::data(anyhow::anyhow!(
+                "{} bad row(s) in {}; nothing was imported",
+                errors.errors.len(),
+                errors.file
+            ))
+            .into())
+        }
+        Err(ImportError::Sql(e)) => Err(Coded::temporary(anyhow::Error::new(e).context(format!(
+            "database {} refused the import; nothing was written",
+            db_path.display()
+        )))
+        .into()),
+    }
+}
