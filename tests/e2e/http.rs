@@ -30,9 +30,19 @@ async fn start() -> Server {
             .join("config/data/shuipan")
             .join(format!("{}.csv", kind.as_str()));
         let bytes = std::fs::read(&path).unwrap();
-        import(&mut conn, "shuipan", chrono_tz::Asia::Shanghai, kind, "demo", &bytes, None).unwrap();
+        import(
+            &mut conn,
+            "shuipan",
+            chrono_tz::Asia::Shanghai,
+            kind,
+            "demo",
+            &bytes,
+            None,
+        )
+        .unwrap();
     }
-    let clock = wuye::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap());
+    let clock =
+        wuye::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap());
     let state = AppState::new(
         conn,
         vec![ResolvedToken::new("desk", TOKEN, vec!["shuipan".into()])],
@@ -62,7 +72,9 @@ impl Drop for Server {
 }
 
 async fn post(s: &Server, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new().post(format!("{}{path}", s.base)).json(&body);
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", s.base))
+        .json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -75,7 +87,12 @@ async fn post(s: &Server, path: &str, token: Option<&str>, body: Value) -> (u16,
 async fn the_api_over_a_real_socket() {
     let s = start().await;
 
-    let health: Value = reqwest::get(format!("{}/healthz", s.base)).await.unwrap().json().await.unwrap();
+    let health: Value = reqwest::get(format!("{}/healthz", s.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health, json!({"status": "ok"}));
 
     // Tokens: none, wrong, and right but for another community.
@@ -84,7 +101,13 @@ async fn the_api_over_a_real_socket() {
     assert_eq!(st, 401, "{v}");
     let (st, _) = post(&s, close, Some("shuipan-desk-token-0002"), json!({})).await;
     assert_eq!(st, 401);
-    let (st, _) = post(&s, "/api/v1/communities/shijixinzhu/tickets/X/close", Some(TOKEN), json!({})).await;
+    let (st, _) = post(
+        &s,
+        "/api/v1/communities/shijixinzhu/tickets/X/close",
+        Some(TOKEN),
+        json!({}),
+    )
+    .await;
     assert_eq!(st, 403);
 
     // A wrong type names its field.
@@ -99,7 +122,13 @@ async fn the_api_over_a_real_socket() {
     assert_eq!(v["error"]["field"], "satisfied");
 
     // Close the open demo ticket, then its callback ends the wait.
-    let (st, v) = post(&s, close, Some(TOKEN), json!({"closed_at": "2026-11-21T10:00:00+08:00"})).await;
+    let (st, v) = post(
+        &s,
+        close,
+        Some(TOKEN),
+        json!({"closed_at": "2026-11-21T10:00:00+08:00"}),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     let waiting = |db: &std::path::Path| -> Vec<String> {
         let conn = rusqlite::Connection::open(db).unwrap();
@@ -141,9 +170,25 @@ async fn the_api_over_a_real_socket() {
         .into_iter()
         .map(|b| b.bill.period.to_string())
         .collect();
-    assert_eq!(owed, ["2026-10", "2026-12"], "October is owed again; December is not due yet");
+    assert_eq!(
+        owed,
+        ["2026-10", "2026-12"],
+        "October is owed again; December is not due yet"
+    );
 
     // Every change left its event for the scheduler, in order.
-    let kinds: Vec<String> = pending_events(&conn, 100).unwrap().into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["ticket.closed", "callback.recorded", "payment.posted", "payment.reversed"]);
+    let kinds: Vec<String> = pending_events(&conn, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ticket.closed",
+            "callback.recorded",
+            "payment.posted",
+            "payment.reversed"
+        ]
+    );
 }

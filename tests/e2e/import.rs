@@ -11,7 +11,10 @@ fn config(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(cfg.join("communities")).unwrap();
     std::fs::write(
         cfg.join("wuyed.toml"),
-        format!("[daemon]\ndata_dir = {:?}\n", dir.join("data").display().to_string()),
+        format!(
+            "[daemon]\ndata_dir = {:?}\n",
+            dir.join("data").display().to_string()
+        ),
     )
     .unwrap();
     for (id, name) in [("shuipan", "水畔花园"), ("shijixinzhu", "世纪新筑")] {
@@ -77,15 +80,25 @@ fn a_broken_file_is_rejected_whole_with_every_bad_row_named() {
     let f = bills.display();
     let err = stderr(&o);
     let expected = [
-        format!("{f}:3: column period: expected a period like 2026-10, 2026Q4, 2026H2 or 2026, got \"2026-13\""),
-        format!("{f}:4: column amount_yuan: expected an amount in yuan with at most 2 decimals, got \"two hundred\""),
-        format!("{f}:5: column household: household \"9-9-909\" does not exist in community shuipan; import owners first"),
+        format!(
+            "{f}:3: column period: expected a period like 2026-10, 2026Q4, 2026H2 or 2026, got \"2026-13\""
+        ),
+        format!(
+            "{f}:4: column amount_yuan: expected an amount in yuan with at most 2 decimals, got \"two hundred\""
+        ),
+        format!(
+            "{f}:5: column household: household \"9-9-909\" does not exist in community shuipan; import owners first"
+        ),
         format!("{f}:7: column due_date: is required"),
         format!("error: 4 bad row(s) in {f}; nothing was imported"),
     ];
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines, expected, "stderr was:\n{err}");
-    assert_eq!(count(tmp.path(), "bills"), 0, "the good rows were not written either");
+    assert_eq!(
+        count(tmp.path(), "bills"),
+        0,
+        "the good rows were not written either"
+    );
 }
 
 #[test]
@@ -96,7 +109,11 @@ fn reimporting_the_demo_data_changes_nothing() {
     for kind in kinds {
         let o = import(&cfg, kind, &demo("shuipan", kind), "shuipan");
         assert!(o.status.success(), "{kind}: {}", stderr(&o));
-        assert!(stdout(&o).contains(" inserted, 0 updated, 0 unchanged"), "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains(" inserted, 0 updated, 0 unchanged"),
+            "{}",
+            stdout(&o)
+        );
     }
     let bills_before = count(tmp.path(), "bills");
     assert_eq!(bills_before, 532);
@@ -108,10 +125,19 @@ fn reimporting_the_demo_data_changes_nothing() {
     }
     assert_eq!(count(tmp.path(), "bills"), bills_before);
     // The neighbour's data goes in beside it, not over it.
-    let o = import(&cfg, "owners", &demo("shijixinzhu", "owners"), "shijixinzhu");
+    let o = import(
+        &cfg,
+        "owners",
+        &demo("shijixinzhu", "owners"),
+        "shijixinzhu",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let shuipan_households: i64 = db(tmp.path())
-        .query_row("SELECT COUNT(*) FROM households WHERE community = 'shuipan'", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM households WHERE community = 'shuipan'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(shuipan_households, 40);
     assert_eq!(count(tmp.path(), "households"), 80);
@@ -122,13 +148,26 @@ fn gbk_files_keep_their_chinese_names() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
     let file = repo_root().join("tests/fixtures/owners-gbk.csv");
-    assert!(std::str::from_utf8(&std::fs::read(&file).unwrap()).is_err(), "fixture must be GBK");
+    assert!(
+        std::str::from_utf8(&std::fs::read(&file).unwrap()).is_err(),
+        "fixture must be GBK"
+    );
     let o = import(&cfg, "owners", &file, "shuipan");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("3 inserted, 0 updated, 0 unchanged (read as GBK)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("3 inserted, 0 updated, 0 unchanged (read as GBK)"),
+        "{}",
+        stdout(&o)
+    );
     let conn = db(tmp.path());
-    let mut st = conn.prepare("SELECT name FROM owners ORDER BY household").unwrap();
-    let names: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let mut st = conn
+        .prepare("SELECT name FROM owners ORDER BY household")
+        .unwrap();
+    let names: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(names, ["欧阳明", "诸葛亮", "龚雪"]);
 }
 
@@ -138,7 +177,11 @@ fn unknown_community_is_a_usage_error_and_writes_nothing() {
     let cfg = config(tmp.path());
     let o = import(&cfg, "owners", &demo("shuipan", "owners"), "lakeside");
     assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
-    assert!(stderr(&o).contains("community \"lakeside\" is not configured"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("community \"lakeside\" is not configured"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!tmp.path().join("data/wuye.db").exists());
 }
 
@@ -149,7 +192,12 @@ fn large_files_report_progress_when_asked() {
     let file = tmp.path().join("many.csv");
     let mut csv = String::from("building,unit,room,name,phone\n");
     for i in 0..2500 {
-        csv.push_str(&format!("9,{},{},业主{i},1380000{:04}\n", i / 100, i % 100, i % 10000));
+        csv.push_str(&format!(
+            "9,{},{},业主{i},1380000{:04}\n",
+            i / 100,
+            i % 100,
+            i % 10000
+        ));
     }
     std::fs::write(&file, csv).unwrap();
     let o = run(&[
@@ -164,6 +212,9 @@ fn large_files_report_progress_when_asked() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("1000/2500 rows") && err.contains("2500/2500 rows"), "{err}");
+    assert!(
+        err.contains("1000/2500 rows") && err.contains("2500/2500 rows"),
+        "{err}"
+    );
     assert!(stdout(&o).contains("2500 inserted"), "{}", stdout(&o));
 }
