@@ -1174,6 +1174,32 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
                 in_arrears.contains(&"1-1-101".to_string()),
                 "the reversed payment reopened its bill"
             );
+            // Replaying the past: on 16 October the bounced payment still counted.
+            let at = |m, day| Utc.with_ymd_and_hms(2026, m, day, 0, 0, 0).unwrap();
+            let oct = |b: &crate::domain::UnpaidBill| {
+                b.bill.household == "1-1-101" && b.bill.period.as_str() == "2026-10"
+            };
+            let due = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+            assert!(
+                !d.unpaid_bills_as_of(at(10, 16), due)
+                    .unwrap()
+                    .iter()
+                    .any(oct)
+            );
+            assert!(
+                d.unpaid_bills_as_of(at(10, 21), due)
+                    .unwrap()
+                    .iter()
+                    .any(oct)
+            );
+            // On 1 January nobody had paid yet (payments come at most 11 days before the
+            // due date), so January's fees were owed by every household.
+            let early =
+                d.unpaid_bills_as_of(at(1, 1), NaiveDate::from_ymd_opt(2026, 1, 15).unwrap());
+            assert!(
+                early.unwrap().len() > 30,
+                "before anyone paid, January was owed widely"
+            );
             assert!(!d.balances_below_threshold().unwrap().is_empty());
             assert_eq!(d.tickets_closed_without_callback().unwrap().len(), 3);
         }

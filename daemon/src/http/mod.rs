@@ -137,6 +137,19 @@ impl AppState {
         }
     }
 
+    /// The state the daemon serves: tokens from `[http] tokens` (resolved now, so a missing
+    /// env var or secret file is an error at start, naming the token) and the configured
+    /// communities.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        conn: Connection,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)?;
+        let ids = settings.communities.iter().map(|c| c.id.clone());
+        Ok(AppState::new(conn, tokens, ids, clock))
+    }
+
     /// Runs `f` on the database off the async workers.
     async fn db<R: Send + 'static>(
         &self,

@@ -311,8 +311,8 @@ impl<'c> DomainRead<'c> {
     /// lists. One query, no per-household round trips (100,000 households stay cheap).
     pub fn unpaid_bills(&self) -> rusqlite::Result<Vec<UnpaidBill>> {
         let mut st = self.conn.prepare_cached(&format!(
-            "{UNPAID_SELECT} WHERE b.community = ?1 GROUP BY b.id
-             HAVING paid < b.amount_fen ORDER BY b.household, b.due_date, b.id"
+            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
+             ORDER BY b.household, b.due_date, b.id"
         ))?;
         st.query_map([self.community], unpaid_row)?.collect()
     }
@@ -320,18 +320,42 @@ impl<'c> DomainRead<'c> {
     /// Unpaid bills due on or before `date` (local date): the arrears a reminder run sees.
     pub fn unpaid_bills_due_by(&self, date: NaiveDate) -> rusqlite::Result<Vec<UnpaidBill>> {
         let mut st = self.conn.prepare_cached(&format!(
-            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.due_date <= ?2 GROUP BY b.id
-             HAVING paid < b.amount_fen ORDER BY b.household, b.due_date, b.id"
+            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
+             AND b.due_date <= ?2 ORDER BY b.household, b.due_date, b.id"
         ))?;
         st.query_map(params![self.community, date.to_string()], unpaid_row)?
             .collect()
     }
 
+    /// Unpaid bills due on or before `due_by`, as the books stood at instant `at`: payments
+    /// made after `at` do not count yet, reversals after `at` have not happened yet. For
+    /// simulations and reports that replay the past on today's data.
+    pub fn unpaid_bills_as_of(
+        &self,
+        at: DateTime<Utc>,
+        due_by: NaiveDate,
+    ) -> rusqlite::Result<Vec<UnpaidBill>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT b.id, b.community, b.household, b.fee_type, b.period, b.amount_fen,
+                    b.due_date,
+                    COALESCE(SUM(p.amount_fen) FILTER (WHERE p.paid_at <= ?3
+                              AND (p.reversed_at IS NULL OR p.reversed_at > ?3)), 0) AS paid
+             FROM bills b LEFT JOIN payments p ON p.bill_id = b.id
+             WHERE b.community = ?1 AND b.due_date <= ?2 GROUP BY b.id
+             HAVING paid < b.amount_fen ORDER BY b.household, b.due_date, b.id",
+        )?;
+        st.query_map(
+            params![self.community, due_by.to_string(), fmt_ts(at)],
+            unpaid_row,
+        )?
+        .collect()
+    }
+
     /// One household's unpaid bills, oldest due first.
     pub fn unpaid_bills_of(&self, household: &str) -> rusqlite::Result<Vec<UnpaidBill>> {
         let mut st = self.conn.prepare_cached(&format!(
-            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.household = ?2 GROUP BY b.id
-             HAVING paid < b.amount_fen ORDER BY b.due_date, b.id"
+            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
+             AND b.household = ?2 ORDER BY b.due_date, b.id"
         ))?;
         st.query_map([self.community, household], unpaid_row)?
             .collect()
@@ -354,10 +378,7 @@ impl<'c> DomainRead<'c> {
     pub fn is_bill_unpaid(&self, id: i64) -> rusqlite::Result<Option<bool>> {
         self.conn
             .query_row(
-                "SELECT b.amount_fen > COALESCE(SUM(p.amount_fen) FILTER
-                                                (WHERE p.reversed_at IS NULL), 0)
-                 FROM bills b LEFT JOIN payments p ON p.bill_id = b.id
-                 WHERE b.community = ?1 AND b.id = ?2 GROUP BY b.id",
+                "SELECT paid_fen < amount_fen FROM bills WHERE community = ?1 AND id = ?2",
                 params![self.community, id],
                 |r| r.get(0),
             )
@@ -1380,10 +1401,12 @@ const OWNER_SELECT: &str = "SELECT id, community, household, name, phone, email,
                             preferred_contact FROM owners";
 const BILL_SELECT: &str =
     "SELECT id, community, household, fee_type, period, amount_fen, due_date FROM bills";
+// `paid_fen` is kept by triggers (migration 0002). Every query using this must say
+// `b.paid_fen < b.amount_fen` (the partial index's condition); the index is named because
+// SQLite otherwise prefers `bills_by_due` for a due-date filter and reads every bill ever
+// issued (measured: 1.15 s instead of 0.25 s for 100,000 households).
 const UNPAID_SELECT: &str = "SELECT b.id, b.community, b.household, b.fee_type, b.period, \
-     b.amount_fen, b.due_date, \
-     COALESCE(SUM(p.amount_fen) FILTER (WHERE p.reversed_at IS NULL), 0) AS paid \
-     FROM bills b LEFT JOIN payments p ON p.bill_id = b.id";
+     b.amount_fen, b.due_date, b.paid_fen FROM bills b INDEXED BY bills_unpaid";
 const PAYMENT_SELECT: &str = "SELECT id, community, reference, bill_id, amount_fen, paid_at, \
                               method, reversed_at, reversal_reason FROM payments";
 const BALANCE_SELECT: &str = "SELECT community, household, utility, balance_fen, threshold_fen, \
@@ -1676,6 +1699,42 @@ mod tests {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["payment.posted", "payment.reversed"]);
+    }
+
+    #[test]
+    fn paid_amounts_follow_payments_moved_between_bills() {
+        let mut conn = db();
+        seed(&mut conn, "shuipan");
+        let p = pay("R1", "1-1-101");
+        with_tx(&mut conn, |tx| tx.domain("shuipan").upsert_payment(&p)).unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        let periods = |r: &DomainRead<'_>| -> Vec<String> {
+            r.unpaid_bills_of("1-1-101")
+                .unwrap()
+                .into_iter()
+                .map(|b| b.bill.period.to_string())
+                .collect()
+        };
+        assert_eq!(periods(&r), ["2026-02"]);
+        // The billing system corrects the period: the money moves to February.
+        let moved = PaymentInput {
+            period: "2026-02".parse().unwrap(),
+            ..p.clone()
+        };
+        let out = with_tx(&mut conn, |tx| tx.domain("shuipan").upsert_payment(&moved)).unwrap();
+        assert_eq!(out.map(|o| o.1), Some(Upsert::Updated));
+        let r = DomainRead::new(&conn, "shuipan");
+        assert_eq!(periods(&r), ["2026-01"]);
+        // A partial payment leaves the rest owed.
+        let half = PaymentInput {
+            reference: "R2".into(),
+            amount_fen: 12_000,
+            ..p
+        };
+        with_tx(&mut conn, |tx| tx.domain("shuipan").upsert_payment(&half)).unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        let jan = &r.unpaid_bills_of("1-1-101").unwrap()[0];
+        assert_eq!((jan.paid_fen, jan.outstanding_fen), (12_000, 20_000));
     }
 
     #[test]

@@ -29,9 +29,11 @@ CREATE TABLE IF NOT EXISTS owners (
     FOREIGN KEY (community, household) REFERENCES households (community, id)
 );
 
--- Bills (账单). Natural key: household + fee type + period. Whether a bill is paid is derived
--- from its payments (reversed ones excluded), so a reversal reopens it without a status flag
--- that could disagree with the money.
+-- Bills (账单). Natural key: household + fee type + period. `paid_fen` is the sum of the
+-- bill's payments that were not reversed, kept by the triggers below (never written by code),
+-- so a reversal reopens the bill and the money cannot disagree with a status flag. It exists
+-- so "who owes what" reads only the unpaid bills through a partial index instead of summing a
+-- year of payments per bill (100,000 households: 4 s → tens of ms).
 CREATE TABLE IF NOT EXISTS bills (
     id         INTEGER PRIMARY KEY,
     community  TEXT NOT NULL,
@@ -40,10 +42,13 @@ CREATE TABLE IF NOT EXISTS bills (
     period     TEXT NOT NULL,
     amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
     due_date   TEXT NOT NULL,
+    paid_fen   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (community, household, fee_type, period),
     FOREIGN KEY (community, household) REFERENCES households (community, id)
 );
 CREATE INDEX IF NOT EXISTS bills_by_due ON bills (community, due_date);
+CREATE INDEX IF NOT EXISTS bills_unpaid ON bills (community, household, due_date)
+    WHERE paid_fen < amount_fen;
 
 -- Payments (缴费). Natural key: the billing system's reference (receipt number). A reversal
 -- (冲正) keeps the row and stamps `reversed_at`, so the history stays visible.
@@ -60,6 +65,23 @@ CREATE TABLE IF NOT EXISTS payments (
     UNIQUE (community, reference)
 );
 CREATE INDEX IF NOT EXISTS payments_by_bill ON payments (bill_id);
+
+-- Keep bills.paid_fen equal to the sum of the bill's unreversed payments.
+CREATE TRIGGER IF NOT EXISTS payments_paid_ai AFTER INSERT ON payments BEGIN
+    UPDATE bills SET paid_fen = (SELECT COALESCE(SUM(p.amount_fen), 0) FROM payments p
+                                 WHERE p.bill_id = bills.id AND p.reversed_at IS NULL)
+    WHERE id = NEW.bill_id;
+END;
+CREATE TRIGGER IF NOT EXISTS payments_paid_au AFTER UPDATE ON payments BEGIN
+    UPDATE bills SET paid_fen = (SELECT COALESCE(SUM(p.amount_fen), 0) FROM payments p
+                                 WHERE p.bill_id = bills.id AND p.reversed_at IS NULL)
+    WHERE id IN (OLD.bill_id, NEW.bill_id);
+END;
+CREATE TRIGGER IF NOT EXISTS payments_paid_ad AFTER DELETE ON payments BEGIN
+    UPDATE bills SET paid_fen = (SELECT COALESCE(SUM(p.amount_fen), 0) FROM payments p
+                                 WHERE p.bill_id = bills.id AND p.reversed_at IS NULL)
+    WHERE id = OLD.bill_id;
+END;
 
 -- Prepaid utility balances (水电预付费) with the level under which the owner is warned.
 CREATE TABLE IF NOT EXISTS utility_balances (
