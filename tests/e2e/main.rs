@@ -1,6 +1,8 @@
 //! End-to-end tests: each drives the real `wuyed` binary in a fresh temporary directory, as an
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
+mod check;
 mod http;
 mod import;
+mod schedule;
 mod util;
