@@ -115,7 +115,7 @@ async fn the_api_over_a_real_socket() {
         &s,
         "/api/v1/communities/shuipan/tickets/SP-T015/callback",
         Some(TOKEN),
-        json!({"done_by": "kefu-chen", "satisfied": "very", "score": 5}),
+        json!({"done_by": "chen-jing", "satisfied": "very", "score": 5}),
     )
     .await;
     assert_eq!(st, 422, "{v}");
@@ -144,7 +144,7 @@ async fn the_api_over_a_real_socket() {
         &s,
         "/api/v1/communities/shuipan/tickets/SP-T015/callback",
         Some(TOKEN),
-        json!({"done_by": "kefu-chen", "satisfied": true, "score": 5, "notes": "已修好"}),
+        json!({"done_by": "chen-jing", "satisfied": true, "score": 5, "notes": "已修好"}),
     )
     .await;
     assert_eq!((st, &v["reopened"]), (201, &json!(false)), "{v}");
