@@ -336,6 +336,49 @@ pub fn import(
     Ok(report)
 }
 
+/// The files of a data directory (`config/data/<community>/`), in the order their references
+/// need: owners (which create households) first.
+pub const DIR_ORDER: [Kind; 5] = [
+    Kind::Owners,
+    Kind::Bills,
+    Kind::Payments,
+    Kind::Balances,
+    Kind::Tickets,
+];
+
+/// Imports `<dir>/<kind>.csv` for each kind of [`DIR_ORDER`] that exists, each file in its own
+/// transaction (as `wuyed import` would one by one). For seeding the demo, simulations and
+/// tests; stops at the first file with errors (earlier files stay imported).
+pub fn import_dir(
+    conn: &mut Connection,
+    community: &str,
+    tz: Tz,
+    dir: &std::path::Path,
+) -> Result<Vec<(Kind, Report)>, ImportError> {
+    let mut out = Vec::new();
+    for kind in DIR_ORDER {
+        let path = dir.join(format!("{}.csv", kind.as_str()));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ImportError::Rows(ImportErrors {
+                    file: path.display().to_string(),
+                    errors: vec![RowError {
+                        line: 0,
+                        column: "-".into(),
+                        message: format!("cannot read: {e}"),
+                    }],
+                }));
+            }
+        };
+        let label = path.display().to_string();
+        let report = import(conn, community, tz, kind, &label, &bytes, None)?;
+        out.push((kind, report));
+    }
+    Ok(out)
+}
+
 /// Rows between progress reports.
 pub const PROGRESS_EVERY: usize = 1000;
 
@@ -1133,19 +1176,14 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/data");
         for community in ["shuipan", "shijixinzhu"] {
             let mut conn = db();
-            for kind in [
-                Kind::Owners,
-                Kind::Bills,
-                Kind::Payments,
-                Kind::Balances,
-                Kind::Tickets,
-            ] {
+            let done = import_dir(&mut conn, community, TZ, &root.join(community))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(done.iter().map(|(k, _)| *k).collect::<Vec<_>>(), DIR_ORDER);
+            assert!(done.iter().all(|(_, r)| r.inserted == r.rows && r.rows > 0));
+            for kind in DIR_ORDER {
                 let path = root.join(community).join(format!("{}.csv", kind.as_str()));
                 let bytes = std::fs::read(&path).unwrap();
                 let label = path.display().to_string();
-                let r = import(&mut conn, community, TZ, kind, &label, &bytes, None)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(r.inserted, r.rows, "{label}");
                 let again = import(&mut conn, community, TZ, kind, &label, &bytes, None).unwrap();
                 assert_eq!(
                     again.unchanged, again.rows,
