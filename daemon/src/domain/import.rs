@@ -1240,6 +1240,20 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
             );
             assert!(!d.balances_below_threshold().unwrap().is_empty());
             assert_eq!(d.tickets_closed_without_callback().unwrap().len(), 3);
+            let since = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+            let recent = d.tickets_since(since).unwrap();
+            assert!(
+                recent.iter().any(|(t, _)| t.closed_at.is_none()),
+                "the open ticket is listed"
+            );
+            assert!(
+                recent
+                    .iter()
+                    .all(|(t, cb)| cb.is_none() || t.closed_at.is_some())
+            );
+            let bills = d.bills_of("1-1-101").unwrap();
+            assert!(bills.len() >= 12);
+            assert_eq!(bills[0].outstanding_fen, 0, "January was paid");
         }
     }
 

@@ -19,10 +19,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Tx;
 use crate::domain::{
-    Bill, Callback, ContactChannel, DomainError, DomainEvent, Event, FeeType, Household, Language,
-    Owner, Payment, Period, Rsvp, SurveyCampaign, SurveyInvitation, SurveyResponse, SurveyScores,
-    Ticket, TicketKind, UnpaidBill, Upsert, Utility, UtilityBalance, event_kind, fmt_ts,
-    new_survey_token, parse_ts,
+    Bill, BillStatus, Callback, ContactChannel, DomainError, DomainEvent, Event, FeeType,
+    Household, Language, Owner, Payment, Period, Rsvp, SurveyCampaign, SurveyInvitation,
+    SurveyResponse, SurveyScores, Ticket, TicketKind, UnpaidBill, Upsert, Utility, UtilityBalance,
+    event_kind, fmt_ts, new_survey_token, parse_ts,
 };
 
 /// Migration 0002 (schema version 2). Every statement is `IF NOT EXISTS`, so applying it twice
@@ -255,6 +255,26 @@ impl<'c> DomainRead<'c> {
             .collect()
     }
 
+    /// The owner a household's message goes to: the first owner (by id) whose preferred
+    /// channel has an address, else the first with any address. `None` for an unknown or
+    /// unreachable household (the desk must call).
+    pub fn household_primary_contact(&self, household: &str) -> rusqlite::Result<Option<Owner>> {
+        let owners = self.household_recipients(household)?;
+        let usable = |o: &Owner| match o.preferred_contact {
+            ContactChannel::Email => o.email.is_some(),
+            ContactChannel::Sms => o.phone.is_some(),
+        };
+        Ok(owners
+            .iter()
+            .find(|o| usable(o))
+            .or_else(|| {
+                owners
+                    .iter()
+                    .find(|o| o.email.is_some() || o.phone.is_some())
+            })
+            .cloned())
+    }
+
     pub fn owner(&self, id: i64) -> rusqlite::Result<Option<Owner>> {
         self.conn
             .query_row(
@@ -373,6 +393,18 @@ impl<'c> DomainRead<'c> {
         Ok(out)
     }
 
+    /// Every bill of a household (paid or not) with what was paid, oldest due first.
+    pub fn bills_of(&self, household: &str) -> rusqlite::Result<Vec<BillStatus>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT b.id, b.community, b.household, b.fee_type, b.period, b.amount_fen,
+                    b.due_date, b.paid_fen
+             FROM bills b WHERE b.community = ?1 AND b.household = ?2
+             ORDER BY b.due_date, b.id",
+        )?;
+        st.query_map([self.community, household], unpaid_row)?
+            .collect()
+    }
+
     /// Is bill `id` still owed? `None` when this community has no such bill. The outbox asks
     /// this just before sending a reminder, to cancel it if the owner paid meanwhile.
     pub fn is_bill_unpaid(&self, id: i64) -> rusqlite::Result<Option<bool>> {
@@ -450,6 +482,41 @@ impl<'c> DomainRead<'c> {
         st.query_map([self.community], ticket_row)?.collect()
     }
 
+    /// Tickets still open, and those closed at or after `since`, each with its latest callback
+    /// (if any), by opening time: what callback escalation and the monthly report look at.
+    pub fn tickets_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> rusqlite::Result<Vec<(Ticket, Option<Callback>)>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "{TICKET_SELECT} WHERE community = ?1 AND (closed_at IS NULL OR closed_at >= ?2)
+             ORDER BY opened_at, id"
+        ))?;
+        let tickets: Vec<Ticket> = st
+            .query_map(params![self.community, fmt_ts(since)], ticket_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        tickets
+            .into_iter()
+            .map(|t| {
+                let cb = self.latest_callback(t.id)?;
+                Ok((t, cb))
+            })
+            .collect()
+    }
+
+    /// The most recent callback of a ticket.
+    pub fn latest_callback(&self, ticket_id: i64) -> rusqlite::Result<Option<Callback>> {
+        self.conn
+            .query_row(
+                "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
+                 FROM callbacks WHERE community = ?1 AND ticket_id = ?2
+                 ORDER BY done_at DESC, id DESC LIMIT 1",
+                params![self.community, ticket_id],
+                callback_row,
+            )
+            .optional()
+    }
+
     /// Closed tickets no callback has answered yet (none dated at or after the closing), oldest
     /// closing first: what callback escalation watches. `closed_at`, `assignee`, `kind` and
     /// `first_receiver` are on each ticket.
@@ -518,6 +585,15 @@ impl<'c> DomainRead<'c> {
             .optional()
     }
 
+    /// Every survey campaign, oldest first.
+    pub fn campaigns(&self) -> rusqlite::Result<Vec<SurveyCampaign>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns
+             WHERE community = ?1 ORDER BY opens_at, id",
+        )?;
+        st.query_map([self.community], campaign_row)?.collect()
+    }
+
     pub fn invitations(&self, campaign_id: i64) -> rusqlite::Result<Vec<SurveyInvitation>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, community, campaign_id, household, token, invited_at
@@ -574,25 +650,19 @@ impl<'c> DomainRead<'c> {
     pub fn event(&self, key: &str) -> rusqlite::Result<Option<Event>> {
         self.conn
             .query_row(
-                "SELECT id, community, key, title, planned_for, location, announced_at, summary,
-                        summary_at
-                 FROM community_events WHERE community = ?1 AND key = ?2",
+                &format!("{EVENT_SELECT} WHERE community = ?1 AND key = ?2"),
                 [self.community, key],
-                |r| {
-                    Ok(Event {
-                        id: r.get(0)?,
-                        community: r.get(1)?,
-                        key: r.get(2)?,
-                        title: r.get(3)?,
-                        planned_for: date(r, 4)?,
-                        location: r.get(5)?,
-                        announced_at: opt_ts(r, 6)?,
-                        summary: r.get(7)?,
-                        summary_at: opt_ts(r, 8)?,
-                    })
-                },
+                event_row,
             )
             .optional()
+    }
+
+    /// Every community event, by planned date.
+    pub fn events(&self) -> rusqlite::Result<Vec<Event>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "{EVENT_SELECT} WHERE community = ?1 ORDER BY planned_for, id"
+        ))?;
+        st.query_map([self.community], event_row)?.collect()
     }
 
     pub fn rsvps(&self, event_id: i64) -> rusqlite::Result<Vec<Rsvp>> {
@@ -610,6 +680,76 @@ impl<'c> DomainRead<'c> {
             })
         })?
         .collect()
+    }
+
+    /// Has the reason for a message gone? The outbox asks this just before sending
+    /// (`deliver::Directory::still_relevant`). `reason` is what the workflow recorded, any of:
+    /// - `{"bills": [12, 13]}`: gone once none of these bills is owed;
+    /// - `{"ticket": 7}`: a callback reminder, gone once ticket 7 has its callback (or reopened);
+    /// - `{"survey_invitation": 5}`: gone once the household answered;
+    /// - `{"balance": {"household": "1-1-101", "utility": "water"}}`: gone once topped up to
+    ///   the threshold.
+    ///
+    /// Returns `Some(why)` when gone, `None` while the message still has a reason. Ids that do
+    /// not exist in this community count as gone. Unknown keys are ignored (a reason this code
+    /// does not understand is no reason to withhold a message).
+    pub fn reason_gone(&self, reason: &serde_json::Value) -> rusqlite::Result<Option<String>> {
+        let mut gone = Vec::new();
+        if let Some(bills) = reason.get("bills").and_then(|b| b.as_array()) {
+            let ids: Vec<i64> = bills.iter().filter_map(|b| b.as_i64()).collect();
+            let mut owed = false;
+            for id in &ids {
+                owed |= self.is_bill_unpaid(*id)? == Some(true);
+            }
+            if owed {
+                return Ok(None);
+            }
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            gone.push(format!("bill(s) {} no longer owed", list.join(", ")));
+        }
+        if let Some(id) = reason.get("ticket").and_then(|t| t.as_i64()) {
+            if self.is_callback_missing(id)? == Some(true) {
+                return Ok(None);
+            }
+            gone.push(format!("ticket {id} needs no callback now"));
+        }
+        if let Some(id) = reason.get("survey_invitation").and_then(|t| t.as_i64()) {
+            let unanswered: Option<bool> = self
+                .conn
+                .query_row(
+                    "SELECT NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.invitation_id = i.id)
+                     FROM survey_invitations i WHERE i.community = ?1 AND i.id = ?2",
+                    params![self.community, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if unanswered == Some(true) {
+                return Ok(None);
+            }
+            gone.push(format!("survey invitation {id} answered"));
+        }
+        if let Some(b) = reason.get("balance") {
+            let household = b.get("household").and_then(|h| h.as_str()).unwrap_or("");
+            let utility = b.get("utility").and_then(|u| u.as_str()).unwrap_or("");
+            let low: Option<bool> = self
+                .conn
+                .query_row(
+                    "SELECT balance_fen < threshold_fen FROM utility_balances
+                     WHERE community = ?1 AND household = ?2 AND utility = ?3",
+                    params![self.community, household, utility],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if low == Some(true) {
+                return Ok(None);
+            }
+            gone.push(format!("{utility} balance of {household} topped up"));
+        }
+        Ok(if gone.is_empty() {
+            None
+        } else {
+            Some(gone.join("; "))
+        })
     }
 
     /// Row counts per table, for import summaries and tests.
@@ -1482,7 +1622,7 @@ fn unpaid_row(r: &Row<'_>) -> rusqlite::Result<UnpaidBill> {
     let bill = bill_row(r)?;
     let paid_fen: i64 = r.get(7)?;
     Ok(UnpaidBill {
-        outstanding_fen: bill.amount_fen - paid_fen,
+        outstanding_fen: (bill.amount_fen - paid_fen).max(0),
         paid_fen,
         bill,
     })
@@ -1540,6 +1680,23 @@ fn callback_row(r: &Row<'_>) -> rusqlite::Result<Callback> {
         satisfied: r.get(5)?,
         score: r.get(6)?,
         notes: r.get(7)?,
+    })
+}
+
+const EVENT_SELECT: &str = "SELECT id, community, key, title, planned_for, location, \
+     announced_at, summary, summary_at FROM community_events";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        community: r.get(1)?,
+        key: r.get(2)?,
+        title: r.get(3)?,
+        planned_for: date(r, 4)?,
+        location: r.get(5)?,
+        announced_at: opt_ts(r, 6)?,
+        summary: r.get(7)?,
+        summary_at: opt_ts(r, 8)?,
     })
 }
 
@@ -1735,6 +1892,82 @@ mod tests {
         let r = DomainRead::new(&conn, "shuipan");
         let jan = &r.unpaid_bills_of("1-1-101").unwrap()[0];
         assert_eq!((jan.paid_fen, jan.outstanding_fen), (12_000, 20_000));
+    }
+
+    #[test]
+    fn reasons_go_away_when_bills_are_paid_and_callbacks_done() {
+        let mut conn = db();
+        seed(&mut conn, "shuipan");
+        let r = DomainRead::new(&conn, "shuipan");
+        let jan = r.unpaid_bills_of("1-1-101").unwrap()[0].bill.id;
+        let reason = serde_json::json!({ "bills": [jan] });
+        assert_eq!(r.reason_gone(&reason).unwrap(), None);
+        assert_eq!(
+            r.household_primary_contact("1-1-101")
+                .unwrap()
+                .map(|o| o.name),
+            Some("张伟".to_string())
+        );
+        assert_eq!(
+            r.household_primary_contact("1-1-102").unwrap(),
+            None,
+            "nobody to reach"
+        );
+        with_tx(&mut conn, |tx| {
+            tx.domain("shuipan")
+                .post_payment(&pay("R1", "1-1-101"), t(9))
+        })
+        .unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        assert_eq!(
+            r.reason_gone(&reason).unwrap().as_deref(),
+            Some(format!("bill(s) {jan} no longer owed").as_str())
+        );
+        // Another community's bill id is "gone" here, never "owed".
+        let theirs = serde_json::json!({ "bills": [jan] });
+        assert!(
+            DomainRead::new(&conn, "shijixinzhu")
+                .reason_gone(&theirs)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            r.reason_gone(&serde_json::json!({"unknown": 1})).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn events_are_planned_announced_rsvped_and_summarised() {
+        let mut conn = db();
+        seed(&mut conn, "shuipan");
+        let day = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
+        with_tx(&mut conn, |tx| -> rusqlite::Result<()> {
+            let d = tx.domain("shuipan");
+            let e = d.upsert_event("2026H1", "端午包粽子", day, "会所")?;
+            d.mark_event_announced(e.id, t(1))?;
+            d.mark_event_announced(e.id, t(5))?; // the first announcement stands
+            d.record_rsvp(e.id, "1-1-101", 3, t(2))?;
+            d.record_rsvp(e.id, "1-1-101", 2, t(3))?; // changed their mind
+            d.record_event_summary(e.id, "到场 40 人", t(6))?;
+            Ok(())
+        })
+        .unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        let e = r.event("2026H1").unwrap().unwrap();
+        assert_eq!(
+            (e.announced_at, e.summary.as_deref()),
+            (Some(t(1)), Some("到场 40 人"))
+        );
+        assert_eq!(r.events().unwrap().len(), 1);
+        let rsvps = r.rsvps(e.id).unwrap();
+        assert_eq!((rsvps.len(), rsvps[0].attendees), (1, 2));
+        assert!(
+            DomainRead::new(&conn, "shijixinzhu")
+                .events()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
