@@ -195,6 +195,42 @@ pub fn survey_invitation_by_token(
     .optional()
 }
 
+/// What the owner-facing survey page needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyLink {
+    pub invitation: SurveyInvitation,
+    pub campaign: SurveyCampaign,
+    pub answered: bool,
+    /// The household's primary contact's language (the page speaks it).
+    pub language: Language,
+}
+
+/// The state of a survey link, found by its token in whichever community issued it.
+pub fn survey_link(conn: &Connection, token: &str) -> rusqlite::Result<Option<SurveyLink>> {
+    let Some(invitation) = survey_invitation_by_token(conn, token)? else {
+        return Ok(None);
+    };
+    let campaign = conn.query_row(
+        "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns WHERE id = ?1",
+        [invitation.campaign_id],
+        campaign_row,
+    )?;
+    let answered: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM survey_responses WHERE invitation_id = ?1)",
+        [invitation.id],
+        |r| r.get(0),
+    )?;
+    let language = DomainRead::new(conn, &invitation.community)
+        .household_primary_contact(&invitation.household)?
+        .map_or(Language::ZhCn, |o| o.language);
+    Ok(Some(SurveyLink {
+        invitation,
+        campaign,
+        answered,
+        language,
+    }))
+}
+
 /// Reads one community's domain data. Cheap to create: borrow a connection, name the community.
 #[derive(Clone, Copy)]
 pub struct DomainRead<'c> {
