@@ -240,6 +240,13 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/api/v1/communities/{community}", community_api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                "method not allowed on this endpoint",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -83,6 +83,24 @@ async fn health_and_openapi_answer_without_a_token() {
     let (app, _, _d) = setup();
     let (s, v) = call(&app, "GET", "/healthz", None, "").await;
     assert_eq!((s, v), (StatusCode::OK, json!({"status": "ok"})));
+    let (s, v) = call(&app, "GET", "/nowhere", None, "").await;
+    assert_eq!(
+        (s, &v["error"]["message"]),
+        (StatusCode::NOT_FOUND, &json!("no such endpoint"))
+    );
+    let (s, v) = call(
+        &app,
+        "GET",
+        "/api/v1/communities/shuipan/payments",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert!(
+        v["error"]["message"].is_string(),
+        "JSON like every other error: {v}"
+    );
     let (s, v) = call(&app, "GET", "/api/v1/openapi.json", None, "").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["openapi"], "3.0.3");
