@@ -161,14 +161,19 @@ fn gbk_files_keep_their_chinese_names() {
     );
     let conn = db(tmp.path());
     let mut st = conn
-        .prepare("SELECT name FROM owners ORDER BY household")
+        .prepare("SELECT name, preferred_contact FROM owners ORDER BY household")
         .unwrap();
-    let names: Vec<String> = st
-        .query_map([], |r| r.get(0))
+    let owners: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(names, ["欧阳明", "诸葛亮", "龚雪"]);
+    // Chinese headers and values (联系方式 = 邮件) are understood, not just the names kept.
+    let expected: Vec<(String, String)> = [("欧阳明", "sms"), ("诸葛亮", "email"), ("龚雪", "sms")]
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(owners, expected);
 }
 
 #[test]

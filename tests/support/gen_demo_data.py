@@ -178,13 +178,14 @@ def main():
     for cid, spec in COMMUNITIES.items():
         generate(cid, spec)
     # GBK fixture, as Excel on a Chinese Windows saves "CSV": Chinese names must survive.
+    # Chinese headers and values, as such a sheet usually has them.
     fixture = [
-        ("3", "1", "101", "欧阳明", "13800009901", "", "zh-CN", "sms"),
-        ("3", "1", "102", "诸葛亮", "13800009902", "zhuge@example.com", "zh-CN", "email"),
+        ("3", "1", "101", "欧阳明", "13800009901", "", "中文", "短信"),
+        ("3", "1", "102", "诸葛亮", "13800009902", "zhuge@example.com", "中文", "邮件"),
         ("3", "2", "201", "龚雪", "13800009903", "", "", ""),
     ]
     write(os.path.join(ROOT, "tests", "fixtures", "owners-gbk.csv"),
-          ["building", "unit", "room", "name", "phone", "email", "language", "preferred_contact"], fixture,
+          ["楼栋", "单元", "房号", "姓名", "手机", "邮箱", "语言", "联系方式"], fixture,
           encoding="gbk")
 
 
