@@ -88,6 +88,15 @@ impl<'a> Tx<'a> {
         Ok(events)
     }
 
+    /// Deletes events consumed before `before` (they have become runs; the runs and audit keep
+    /// the history). Returns how many went.
+    pub fn purge_consumed_events(&self, before: DateTime<Utc>) -> rusqlite::Result<usize> {
+        self.0.execute(
+            "DELETE FROM events WHERE consumed_at IS NOT NULL AND consumed_at < ?1",
+            [fmt_ts(before)],
+        )
+    }
+
     /// Records an owner's survey answer, found by the invitation's token. The answer lands in
     /// the token's community and emits `survey.answered` there.
     pub fn record_survey_response(
@@ -2116,6 +2125,8 @@ mod tests {
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].kind, "survey.answered");
         assert!(pending_events(&conn, 10).unwrap().is_empty(), "taken once");
+        let purged = with_tx(&mut conn, |tx| tx.purge_consumed_events(t(5))).unwrap();
+        assert_eq!(purged, 1);
     }
 
     #[test]
