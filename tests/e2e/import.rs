@@ -90,7 +90,7 @@ fn a_broken_file_is_rejected_whole_with_every_bad_row_named() {
             "{f}:5: column household: household \"9-9-909\" does not exist in community shuipan; import owners first"
         ),
         format!("{f}:7: column due_date: is required"),
-        format!("error: 4 bad row(s) in {f}; nothing was imported"),
+        format!("error: 4 errors in 4 rows of {f}; nothing was imported"),
     ];
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines, expected, "stderr was:\n{err}");

@@ -103,12 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     errors.file, e.line, e.column, e.message
                 );
             }
-            Err(Coded::data(anyhow::anyhow!(
-                "{} bad row(s) in {}; nothing was imported",
-                errors.errors.len(),
-                errors.file
-            ))
-            .into())
+            Err(Coded::data(anyhow::anyhow!(errors.summary())).into())
         }
         Err(ImportError::Sql(e)) => Err(Coded::temporary(anyhow::Error::new(e).context(format!(
             "database {} refused the import; nothing was written",

@@ -149,10 +149,20 @@ impl fmt::Display for ImportErrors {
                 self.file, e.line, e.column, e.message
             )?;
         }
-        write!(
-            f,
-            "{} bad row(s) in {}; nothing was imported",
-            self.errors.len(),
+        f.write_str(&self.summary())
+    }
+}
+
+impl ImportErrors {
+    /// `3 errors in 2 rows of bills.csv; nothing was imported`.
+    pub fn summary(&self) -> String {
+        let mut lines: Vec<u64> = self.errors.iter().map(|e| e.line).collect();
+        lines.dedup(); // sorted by line
+        let (n, rows) = (self.errors.len(), lines.len());
+        format!(
+            "{n} error{} in {rows} row{} of {}; nothing was imported",
+            if n == 1 { "" } else { "s" },
+            if rows == 1 { "" } else { "s" },
             self.file
         )
     }
