@@ -13,6 +13,7 @@
 //! - [`domain`]: owners, households, bills, tickets, surveys, events; CSV imports.
 //! - [`http`]: the API billing and desk systems push to, and owners' survey answers.
 //! - [`clock`]: the one injectable source of time.
+//! - [`systemd`]: readiness notification under systemd.
 
 pub mod cli;
 pub mod clock;
@@ -27,3 +28,4 @@ pub mod privacy;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod systemd;
