@@ -115,6 +115,16 @@ fn reimporting_the_demo_data_changes_nothing() {
             stdout(&o)
         );
     }
+    // The database was opened the way `wuyed run` opens it: every migration applied.
+    let version: u32 = db(tmp.path())
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert!(version >= 2, "schema version {version}");
+    assert_eq!(
+        count(tmp.path(), "runs"),
+        0,
+        "the scheduler's tables are there too"
+    );
     let bills_before = count(tmp.path(), "bills");
     assert_eq!(bills_before, 532);
     for kind in kinds {

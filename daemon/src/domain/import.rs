@@ -240,6 +240,23 @@ pub fn import(
     bytes: &[u8],
     progress: Option<Progress<'_>>,
 ) -> Result<Report, ImportError> {
+    let tx = crate::store::Tx(conn.transaction()?);
+    let report = import_tx(&tx, community, tz, kind, file, bytes, progress)?;
+    tx.0.commit()?;
+    Ok(report)
+}
+
+/// [`import`] inside a transaction the caller owns (`Store::write`): on `Err` the caller must
+/// roll back (returning the error from `Store::write` does), on `Ok` commit.
+pub fn import_tx(
+    tx: &crate::store::Tx<'_>,
+    community: &str,
+    tz: Tz,
+    kind: Kind,
+    file: &str,
+    bytes: &[u8],
+    progress: Option<Progress<'_>>,
+) -> Result<Report, ImportError> {
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         // Excel's "Unicode Text": UTF-16 and tab-separated. Decoding it as GBK would only
         // produce a confusing "unknown column" error.
@@ -268,8 +285,6 @@ pub fn import(
     };
     let mut progress = progress;
     let total = rows.len();
-    let tx = conn.transaction()?;
-    let tx = crate::store::Tx(tx);
     {
         let d = tx.domain(community);
         for (i, (line, row)) in rows.iter().enumerate() {
@@ -351,11 +366,9 @@ pub fn import(
         }
     }
     if !errors.is_empty() {
-        // Dropping the transaction rolls back everything this file wrote.
-        drop(tx);
+        // The caller rolls back everything this file wrote.
         return Err(fail(errors));
     }
-    tx.0.commit()?;
     Ok(report)
 }
 
