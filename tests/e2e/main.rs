@@ -2,6 +2,8 @@
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
 mod check;
+mod http;
+mod import;
 mod run;
 mod schedule;
 mod util;

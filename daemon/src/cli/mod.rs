@@ -6,6 +6,7 @@ use crate::logging::LogFormat;
 
 mod calendar;
 mod check;
+mod import;
 mod next;
 mod outbox;
 mod plugin;
@@ -40,6 +41,8 @@ pub enum Command {
     /// Business-calendar queries (workdays, holidays, 调休).
     #[command(subcommand)]
     Calendar(calendar::Command),
+    /// Load owners, bills, payments, balances or tickets from a CSV file (all or nothing).
+    Import(import::Args),
     /// Inspect and act on the outbox.
     Outbox(outbox::Args),
     /// Tools for plugin authors.
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Next(args) => next::run(args),
         Command::Calendar(cmd) => calendar::run(cmd),
+        Command::Import(args) => import::run(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
     }

@@ -71,12 +71,17 @@ pub struct HttpSection {
     /// Address of the HTTP API (health, metrics, survey pages); empty disables it.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer tokens of the API, each limited to some communities (see `crate::http::ApiToken`):
+    /// `tokens = [{ name = "billing", token = { env = "WUYE_TOKEN_BILLING" }, communities = ["shuipan"] }]`.
+    #[serde(default)]
+    pub tokens: Vec<crate::http::ApiToken>,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             listen: default_listen(),
+            tokens: Vec::new(),
         }
     }
 }
