@@ -88,6 +88,25 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;
+
+    // Domain events written by the HTTP API become event runs as soon as they are committed.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (settings_tx, settings_rx) = tokio::sync::watch::channel(Arc::new(settings.clone()));
+    let written = Arc::new(tokio::sync::Notify::new());
+    let router = tokio::spawn(route_events(
+        store.clone(),
+        clock.clone(),
+        settings_rx,
+        written.clone(),
+        scheduler.waker(),
+        stop_rx.clone(),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let http = crate::http::start(&settings, clock.clone(), Some(written), async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    })
+    .await?;
+
     systemd::notify("READY=1\nSTATUS=scheduling");
     tracing::info!(config = %args.config.display(), "wuyed running");
 
@@ -116,6 +135,7 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
                             );
                         }
                         scheduler.reload(new.clone()).await?;
+                        settings_tx.send_replace(Arc::new(new.clone()));
                         current = new;
                     }
                     Err(errors) => tracing::error!(
@@ -128,11 +148,50 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         }
     }
     systemd::notify("STOPPING=1\nSTATUS=stopping");
+    let _ = stop_tx.send(true);
+    if let Some((_, task)) = http {
+        // In-flight requests finish (graceful shutdown); their writes are committed or not at all.
+        let _ = task.await;
+    }
+    let _ = router.await;
     scheduler
         .shutdown(Duration::from_secs(args.stop_timeout))
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Routes pending domain events into event runs: once at start (events written before a stop),
+/// then each time the API reports a write, until the daemon stops.
+async fn route_events(
+    store: Arc<Store>,
+    clock: SharedClock,
+    settings: tokio::sync::watch::Receiver<Arc<Settings>>,
+    written: Arc<tokio::sync::Notify>,
+    scheduler: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (store2, settings2, now) = (store.clone(), settings.borrow().clone(), clock.now());
+        match tokio::task::spawn_blocking(move || {
+            crate::scheduler::events::route_pending_events(&store2, &settings2, now)
+        })
+        .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::debug!(runs = n, "domain events queued as runs");
+                scheduler.notify_one();
+            }
+            // The events stay pending and are taken at the next write or start.
+            Ok(Err(e)) => tracing::error!("routing domain events failed: {e:#}"),
+            Err(e) => tracing::error!("routing domain events panicked: {e}"),
+        }
+        tokio::select! {
+            _ = written.notified() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// Loads the configuration against the process environment, "today" read from the daemon's

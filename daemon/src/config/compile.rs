@@ -640,6 +640,11 @@ impl Compiler<'_> {
         for (i, message) in check_notifies(&wf.notifies, staffed) {
             self.errors.push(doc.at(&key("notifies").index(i), message));
         }
+        for (i, pattern) in wf.events.iter().enumerate() {
+            if let Err(message) = check_event_pattern(pattern) {
+                self.errors.push(doc.at(&key("events").index(i), message));
+            }
+        }
 
         if self.errors.len() > errors_before {
             return None;
@@ -938,6 +943,33 @@ pub(crate) fn check_plugin_file(
 }
 
 /// Each notified role must be staffed, and so must every role its notifications escalate to.
+/// An `events` entry: a kind the daemon emits, a family (`payment.*`) or `*`. A typo here would
+/// silently leave a workflow deaf, so unknown kinds are errors.
+pub(crate) fn check_event_pattern(pattern: &str) -> Result<(), String> {
+    use crate::domain::event_kind::*;
+    const KINDS: [&str; 7] = [
+        TICKET_OPENED,
+        TICKET_CLOSED,
+        TICKET_REOPENED,
+        CALLBACK_RECORDED,
+        PAYMENT_POSTED,
+        PAYMENT_REVERSED,
+        SURVEY_ANSWERED,
+    ];
+    let known = match pattern.strip_suffix('*') {
+        Some(prefix) => prefix.is_empty() || KINDS.iter().any(|k| k.starts_with(prefix)),
+        None => KINDS.contains(&pattern),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown event {pattern:?}: expected one of {}, a family such as \"payment.*\", or \"*\"",
+            KINDS.join(", ")
+        ))
+    }
+}
+
 /// Returns `(index in notifies, message)`, one per missing role.
 pub(crate) fn check_notifies(notifies: &[Role], staffed: &BTreeSet<Role>) -> Vec<(usize, String)> {
     let mut reported = BTreeSet::new();
@@ -969,6 +1001,24 @@ pub(crate) fn check_notifies(notifies: &[Role], staffed: &BTreeSet<Role>) -> Vec
         }
     }
     out
+}
+
+#[cfg(test)]
+mod event_pattern_tests {
+    use super::check_event_pattern;
+
+    #[test]
+    fn event_subscriptions_must_name_events_the_daemon_emits() {
+        assert!(check_event_pattern("ticket.closed").is_ok());
+        assert!(check_event_pattern("payment.*").is_ok());
+        assert!(check_event_pattern("*").is_ok());
+        let err = check_event_pattern("ticket.close").unwrap_err();
+        assert!(
+            err.starts_with("unknown event \"ticket.close\": expected one of ticket.opened"),
+            "{err}"
+        );
+        assert!(check_event_pattern("bill.*").is_err());
+    }
 }
 
 #[cfg(test)]
@@ -1140,7 +1190,7 @@ notifies = ["customer_service"]
             [
                 "communities/lakeside.toml:2: name: invalid type: integer `7`, expected a string",
                 "communities/lakeside.toml:26: workflows.heartbeat.catch_up: unknown variant `lates`, expected one of `latest`, `all`, `skip`",
-                "communities/lakeside.toml:27: workflows.heartbeat.grace_days: unknown field `grace_days`, expected one of `plugin`, `schedule`, `on_non_workday`, `catch_up`, `catch_up_window`, `jitter`, `notifies`, `enabled`, `params`",
+                "communities/lakeside.toml:27: workflows.heartbeat.grace_days: unknown field `grace_days`, expected one of `plugin`, `schedule`, `on_non_workday`, `catch_up`, `catch_up_window`, `jitter`, `notifies`, `events`, `enabled`, `params`",
             ]
         );
     }

@@ -282,6 +282,12 @@ pub struct WorkflowFile {
     /// Roles this workflow notifies; each must be staffed.
     #[serde(default)]
     pub notifies: Vec<Role>,
+    /// Domain events this workflow reacts to, each becoming one run of its `on-event` hook:
+    /// exact kinds (`ticket.closed`) or a family (`payment.*`). Kinds: `ticket.opened`,
+    /// `ticket.closed`, `ticket.reopened`, `callback.recorded`, `payment.posted`,
+    /// `payment.reversed`, `survey.answered`.
+    #[serde(default)]
+    pub events: Vec<String>,
     /// `false`: checked, but not run (its plugin need not be built yet).
     #[serde(default = "yes")]
     pub enabled: bool,

@@ -119,6 +119,9 @@ struct Inner {
     tokens: Vec<ResolvedToken>,
     communities: HashSet<String>,
     clock: SharedClock,
+    /// Told after every successful database call, so the daemon routes the domain events a
+    /// write may have emitted at once instead of polling for them.
+    written: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl AppState {
@@ -135,8 +138,18 @@ impl AppState {
                 tokens,
                 communities: communities.into_iter().collect(),
                 clock,
+                written: None,
             }),
         }
+    }
+
+    /// Notifies `written` after every successful database call (see `Inner::written`).
+    pub fn notify_writes(mut self, written: Arc<tokio::sync::Notify>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.written = Some(written),
+            None => unreachable!("notify_writes is called before the state is shared"),
+        }
+        self
     }
 
     /// The state the daemon serves: tokens from `[http] tokens` (resolved now, so a missing
@@ -165,7 +178,11 @@ impl AppState {
                 .db
                 .lock()
                 .map_err(|_| ApiError::internal("database handle poisoned"))?;
-            f(&mut conn, now)
+            let out = f(&mut conn, now);
+            if let (Ok(_), Some(written)) = (&out, &state.inner.written) {
+                written.notify_one();
+            }
+            out
         })
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
@@ -269,6 +286,7 @@ pub async fn serve(
 pub async fn start(
     settings: &crate::config::Settings,
     clock: SharedClock,
+    written: Option<Arc<tokio::sync::Notify>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<
     Option<(
@@ -292,7 +310,10 @@ pub async fn start(
         .map_err(crate::exit::Coded::temporary)?;
     drop(store);
     let ids = settings.communities.iter().map(|c| c.id.clone());
-    let state = AppState::new(conn, tokens, ids, clock);
+    let mut state = AppState::new(conn, tokens, ids, clock);
+    if let Some(written) = written {
+        state = state.notify_writes(written);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("http.listen: cannot listen on {listen}"))
