@@ -7,6 +7,7 @@
 //! schema as a numbered migration in `store/migrations/`.
 
 pub mod domain;
+pub mod report;
 
 /// One database transaction. Effects of a run are applied through it, in the same transaction
 /// that marks the run done, so they commit together or not at all.

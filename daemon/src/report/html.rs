@@ -1,0 +1,247 @@
+//! A self-contained HTML page (inline CSS, inline SVG, no scripts, fonts or images fetched from
+//! anywhere) that an office manager opens in a browser and pastes into the monthly report, or
+//! mails as an attachment. Charts are drawn by hand as SVG rectangles so they print crisply and
+//! need no charting library; every string from the database (comments, names) goes through
+//! [`esc`], so an owner's comment like `<script>` shows as text.
+
+use std::fmt::Write as _;
+
+use super::text::{Align, Table};
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "body{font-family:-apple-system,'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',\
+'Source Han Sans SC',sans-serif;color:#222;max-width:980px;margin:24px auto;padding:0 16px;\
+line-height:1.5}h1{font-size:22px;border-bottom:2px solid #2b6cb0;padding-bottom:6px}\
+h2{font-size:17px;margin-top:28px;color:#2b6cb0}p.meta{color:#555;font-size:13px}\
+p.note{color:#8a5a00;background:#fff8e6;padding:6px 10px;border-left:3px solid #e0a800}\
+table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}\
+th,td{border:1px solid #ccd;padding:4px 10px}th{background:#eef3fa;text-align:left}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:bold;background:#f7f7f7}\
+svg{display:block;margin:8px 0 20px}";
+
+/// A page under construction.
+pub struct Page {
+    body: String,
+    title: String,
+}
+
+impl Page {
+    pub fn new(title: &str, meta: &str) -> Self {
+        let mut body = String::new();
+        let _ = write!(body, "<h1>{}</h1>\n<p class=\"meta\">{}</p>\n", esc(title), esc(meta));
+        Page {
+            body,
+            title: title.to_string(),
+        }
+    }
+
+    pub fn h2(&mut self, s: &str) {
+        let _ = writeln!(self.body, "<h2>{}</h2>", esc(s));
+    }
+
+    /// A highlighted sentence, e.g. "no survey campaign in this period".
+    pub fn note(&mut self, s: &str) {
+        let _ = writeln!(self.body, "<p class=\"note\">{}</p>", esc(s));
+    }
+
+    pub fn p(&mut self, s: &str) {
+        let _ = writeln!(self.body, "<p>{}</p>", esc(s));
+    }
+
+    /// A table; rows whose first cell starts with "合计" are emphasised as totals.
+    pub fn table(&mut self, t: &Table) {
+        let b = &mut self.body;
+        b.push_str("<table>\n<thead><tr>");
+        for h in &t.header {
+            let _ = write!(b, "<th>{}</th>", esc(h));
+        }
+        b.push_str("</tr></thead>\n<tbody>\n");
+        for r in &t.rows {
+            let total = r.first().is_some_and(|c| c.starts_with("合计"));
+            b.push_str(if total { "<tr class=\"total\">" } else { "<tr>" });
+            for (i, c) in r.iter().enumerate() {
+                let class = if t.align.get(i) == Some(&Align::Right) {
+                    " class=\"n\""
+                } else {
+                    ""
+                };
+                let _ = write!(b, "<td{class}>{}</td>", esc(c));
+            }
+            b.push_str("</tr>\n");
+        }
+        b.push_str("</tbody>\n</table>\n");
+    }
+
+    pub fn chart(&mut self, svg: &str) {
+        self.body.push_str(svg);
+        self.body.push('\n');
+    }
+
+    pub fn finish(self) -> String {
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{}</body>\n</html>\n",
+            esc(&self.title),
+            self.body
+        )
+    }
+}
+
+/// One series of a bar chart (e.g. "本期 (this period)"), with its colour.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub color: &'a str,
+}
+
+/// A grouped vertical bar chart. `values[g][s]` is the value of series `s` in group `g`, `None`
+/// when there is no data (no bar is drawn, the label says "—"). `max` is the top of the scale;
+/// `label` prints a value above its bar. Each drawn bar is a `<rect class="bar">`.
+pub fn bar_chart(
+    title: &str,
+    groups: &[String],
+    series: &[Series<'_>],
+    values: &[Vec<Option<i64>>],
+    max: i64,
+    label: &dyn Fn(i64) -> String,
+) -> String {
+    let bar_w = 26;
+    let gap = 6;
+    let group_w = series.len() as i64 * (bar_w + gap) + 24;
+    let left = 20;
+    let top = 44;
+    let plot_h = 180;
+    let width = (left + group_w * groups.len() as i64 + 20).max(360);
+    let height = top + plot_h + 46;
+    let base = top + plot_h;
+    let max = max.max(1);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{t}\" \
+         font-family=\"'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',sans-serif\">\n\
+         <title>{t}</title>\n\
+         <text x=\"{left}\" y=\"18\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{t}</text>\n",
+        t = esc(title)
+    );
+    // Legend.
+    let mut lx = left;
+    for se in series {
+        let _ = write!(
+            s,
+            "<rect x=\"{lx}\" y=\"26\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"35\" font-size=\"11\" fill=\"#333\">{}</text>\n",
+            esc(se.color),
+            lx + 14,
+            esc(se.name)
+        );
+        lx += 14 + 12 * se.name.chars().count() as i64 + 16;
+    }
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#888\"/>",
+        width - 10
+    );
+    for (g, name) in groups.iter().enumerate() {
+        let gx = left + 12 + g as i64 * group_w;
+        for (k, se) in series.iter().enumerate() {
+            let x = gx + k as i64 * (bar_w + gap);
+            let v = values.get(g).and_then(|r| r.get(k)).copied().flatten();
+            match v {
+                Some(v) => {
+                    let h = (v.clamp(0, max) * plot_h + max / 2) / max;
+                    let _ = write!(
+                        s,
+                        "<rect class=\"bar\" x=\"{x}\" y=\"{}\" width=\"{bar_w}\" height=\"{h}\" \
+                         fill=\"{}\"><title>{}: {}</title></rect>",
+                        base - h,
+                        esc(se.color),
+                        esc(name),
+                        esc(&label(v))
+                    );
+                    let _ = writeln!(
+                        s,
+                        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" \
+                         fill=\"#333\">{}</text>",
+                        x + bar_w / 2,
+                        base - h - 3,
+                        esc(&label(v))
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" \
+                         fill=\"#999\">—</text>",
+                        x + bar_w / 2,
+                        base - 3
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\" fill=\"#222\">{}</text>",
+            gx + (series.len() as i64 * (bar_w + gap) - gap) / 2,
+            base + 18,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Percent label for a value in tenths of a percent (753 → "75.3%").
+pub fn permille_label(v: i64) -> String {
+    format!("{}.{}%", v / 10, v % 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_text_cannot_open_a_tag() {
+        assert_eq!(
+            esc("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+
+    #[test]
+    fn a_bar_per_value_and_none_for_missing_data() {
+        let svg = bar_chart(
+            "满意率 <比较>",
+            &["接待".into(), "保洁".into()],
+            &[
+                Series { name: "本期", color: "#2b6cb0" },
+                Series { name: "上期", color: "#a0aec0" },
+            ],
+            &[vec![Some(1000), Some(500)], vec![Some(0), None]],
+            1000,
+            &permille_label,
+        );
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
+        // Full scale is the plot height; half is half; zero is a zero-height bar.
+        assert!(svg.contains("y=\"44\" width=\"26\" height=\"180\""));
+        assert!(svg.contains("height=\"90\""));
+        assert!(svg.contains("height=\"0\""));
+        assert!(svg.contains("满意率 &lt;比较&gt;"));
+        assert!(!svg.contains("<比较>"));
+    }
+}
