@@ -4,5 +4,6 @@
 mod check;
 mod http;
 mod import;
+mod report;
 mod schedule;
 mod util;

@@ -11,10 +11,10 @@ use chrono::{Days, NaiveDate};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Community;
-use crate::store::domain::DomainRead;
 use crate::exit::Coded;
 use crate::report::callbacks::Sla;
 use crate::report::{self, Period, local_midnight};
+use crate::store::domain::DomainRead;
 use crate::store::report as q;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -70,7 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut stderr = std::io::stderr().lock();
         for e in &errs.0 {
             let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-            let _ = writeln!(stderr, "{}{line}: {}: {}", e.file.display(), e.key, e.message);
+            let _ = writeln!(
+                stderr,
+                "{}{line}: {}: {}",
+                e.file.display(),
+                e.key,
+                e.message
+            );
         }
         Coded::config(errs)
     })?;
@@ -80,7 +86,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "community {:?} is not configured in {} (configured: {})",
             args.community,
             args.config.display(),
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         ))
         .into());
     };
@@ -100,9 +110,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let conn = q::open_read_only(&db_path)
         .with_context(|| format!("cannot open {} read-only", db_path.display()))
         .map_err(Coded::temporary)?;
-    let today = args
-        .as_of
-        .unwrap_or_else(|| SystemClock::new().now().with_timezone(&community.tz).date_naive());
+    let today = args.as_of.unwrap_or_else(|| {
+        SystemClock::new()
+            .now()
+            .with_timezone(&community.tz)
+            .date_naive()
+    });
     let out = build(&conn, community, args.kind, args.period, today, args.format)
         .with_context(|| format!("cannot read the report's data from {}", db_path.display()))?;
     match &args.output {
@@ -158,7 +171,12 @@ pub fn build(
     let (from, to) = period.instants(tz);
     // The day the report is judged at: the period's last day, or today if it is not over.
     let as_of_day = report::as_of_day(&period, today);
-    let as_of = local_midnight(tz, as_of_day.checked_add_days(Days::new(1)).unwrap_or(as_of_day));
+    let as_of = local_midnight(
+        tz,
+        as_of_day
+            .checked_add_days(Days::new(1))
+            .unwrap_or(as_of_day),
+    );
     let html = matches!(format, Format::Html);
     Ok(match kind {
         Kind::Satisfaction => {

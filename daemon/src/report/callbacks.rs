@@ -336,9 +336,18 @@ impl Callbacks {
             "回访率、及时率、满意率 (callback rate, on time, satisfied)",
             &groups,
             &[
-                Series { name: "回访率 (callback rate)", color: "#2b6cb0" },
-                Series { name: "及时率 (on time)", color: "#38a169" },
-                Series { name: "满意率 (satisfied)", color: "#d69e2e" },
+                Series {
+                    name: "回访率 (callback rate)",
+                    color: "#2b6cb0",
+                },
+                Series {
+                    name: "及时率 (on time)",
+                    color: "#38a169",
+                },
+                Series {
+                    name: "满意率 (satisfied)",
+                    color: "#d69e2e",
+                },
             ],
             &values,
             1000,
@@ -362,7 +371,13 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 9, d, h, 0, 0).unwrap()
     }
 
-    fn closed(no: &str, kind: TicketKind, who: &str, c: DateTime<Utc>, cb: Option<(DateTime<Utc>, bool, u8)>) -> ClosedTicket {
+    fn closed(
+        no: &str,
+        kind: TicketKind,
+        who: &str,
+        c: DateTime<Utc>,
+        cb: Option<(DateTime<Utc>, bool, u8)>,
+    ) -> ClosedTicket {
         ClosedTicket {
             no: no.into(),
             kind,
@@ -392,11 +407,29 @@ mod tests {
         use TicketKind::*;
         let tickets = vec![
             // Repair: called back after exactly 24 h: on time.
-            closed("T1", Repair, "zhou-ming", at(1, 8), Some((at(2, 8), true, 5))),
+            closed(
+                "T1",
+                Repair,
+                "zhou-ming",
+                at(1, 8),
+                Some((at(2, 8), true, 5)),
+            ),
             // Repair: after 25 h: late.
-            closed("T2", Repair, "zhou-ming", at(3, 8), Some((at(4, 9), true, 4))),
+            closed(
+                "T2",
+                Repair,
+                "zhou-ming",
+                at(3, 8),
+                Some((at(4, 9), true, 4)),
+            ),
             // Complaint: 30 h is inside 48 h.
-            closed("T3", Complaint, "wang-li", at(5, 8), Some((at(6, 14), false, 2))),
+            closed(
+                "T3",
+                Complaint,
+                "wang-li",
+                at(5, 8),
+                Some((at(6, 14), false, 2)),
+            ),
             // Repair, no callback, closed long before the reference instant: missed.
             closed("T4", Repair, "", at(10, 8), None),
             // Complaint closed 10 h before the reference instant: pending.
@@ -407,11 +440,25 @@ mod tests {
         let st: Vec<Status> = tickets.iter().map(|t| status(t, &sla, as_of)).collect();
         assert_eq!(
             st,
-            [Status::OnTime, Status::Late, Status::OnTime, Status::Missed, Status::Pending]
+            [
+                Status::OnTime,
+                Status::Late,
+                Status::OnTime,
+                Status::Missed,
+                Status::Pending
+            ]
         );
         let dones: Vec<CallbackDone> = tickets[..3].iter().map(done).collect();
         let names = BTreeMap::from([("zhou-ming".to_string(), "周明".to_string())]);
-        let r = compute("水畔花园", "2026-09".parse().unwrap(), sla, as_of, &tickets, &dones, &names);
+        let r = compute(
+            "水畔花园",
+            "2026-09".parse().unwrap(),
+            sla,
+            as_of,
+            &tickets,
+            &dones,
+            &names,
+        );
         let t = r.total;
         assert_eq!(t.callback_rate().percent(), "60.0%"); // 3 of 5
         assert_eq!(t.on_time_rate().percent(), "50.0%"); // 2 of the 4 due
@@ -426,19 +473,38 @@ mod tests {
             .collect();
         assert_eq!(
             staff,
-            [("（未指派 unassigned）", 1, 0), ("wang-li", 2, 1), ("周明 (zhou-ming)", 2, 2)]
+            [
+                ("（未指派 unassigned）", 1, 0),
+                ("wang-li", 2, 1),
+                ("周明 (zhou-ming)", 2, 2)
+            ]
         );
         let text = r.to_text();
-        assert!(text.contains("回访率 (callback rate): 60.0% (3 / 5 closed)\n"), "{text}");
-        assert!(text.contains("及时率 (on time, of callbacks due): 50.0% (2 / 4)\n"), "{text}");
+        assert!(
+            text.contains("回访率 (callback rate): 60.0% (3 / 5 closed)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("及时率 (on time, of callbacks due): 50.0% (2 / 4)\n"),
+            "{text}"
+        );
         let page = r.to_html();
         assert_eq!(page.matches("<rect class=\"bar\"").count(), 9);
     }
 
     #[test]
     fn configured_sla_changes_what_is_late() {
-        let t = closed("T2", TicketKind::Repair, "x", at(3, 8), Some((at(4, 9), true, 4)));
-        let sla = Sla { repair_hours: 48, complaint_hours: 72 };
+        let t = closed(
+            "T2",
+            TicketKind::Repair,
+            "x",
+            at(3, 8),
+            Some((at(4, 9), true, 4)),
+        );
+        let sla = Sla {
+            repair_hours: 48,
+            complaint_hours: 72,
+        };
         assert_eq!(status(&t, &sla, at(30, 0)), Status::OnTime);
     }
 
@@ -455,7 +521,12 @@ mod tests {
         );
         assert_eq!(r.total.callback_rate().percent(), "—");
         let text = r.to_text();
-        assert!(text.ends_with("本期没有结案工单，也没有回访 (no ticket closed and no callback done in 2026-02)\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "本期没有结案工单，也没有回访 (no ticket closed and no callback done in 2026-02)\n"
+            ),
+            "{text}"
+        );
         assert!(!r.to_html().contains("<svg"));
     }
 }

@@ -25,7 +25,12 @@ pub fn fee_label(t: &str) -> String {
 }
 
 /// Aging buckets by days past due.
-pub const BUCKETS: [&str; 4] = ["0–30 天 (days)", "31–60 天 (days)", "61–90 天 (days)", ">90 天 (days)"];
+pub const BUCKETS: [&str; 4] = [
+    "0–30 天 (days)",
+    "31–60 天 (days)",
+    "61–90 天 (days)",
+    ">90 天 (days)",
+];
 
 /// Index into [`BUCKETS`] for a bill `days` past due.
 pub fn bucket(days: i64) -> usize {
@@ -159,8 +164,11 @@ impl Fees {
             ("收缴率 (rate)", Align::Right),
             ("本期实收 (received in period)", Align::Right),
         ]);
-        let received: BTreeMap<&str, i64> =
-            self.received.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let received: BTreeMap<&str, i64> = self
+            .received
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
         let mut types: Vec<&str> = self.billed.iter().map(|t| t.fee_type.as_str()).collect();
         for k in received.keys() {
             if !types.contains(k) {
@@ -215,7 +223,11 @@ impl Fees {
         t.row(vec![
             "合计 (total)".into(),
             self.arrears.len().to_string(),
-            self.buckets.iter().map(|b| b.bills).sum::<i64>().to_string(),
+            self.buckets
+                .iter()
+                .map(|b| b.bills)
+                .sum::<i64>()
+                .to_string(),
             yuan(self.buckets.iter().map(|b| b.outstanding_fen).sum()),
         ]);
         t
@@ -321,8 +333,14 @@ impl Fees {
                 "各类费用应收与已收 (billed vs collected per fee type)",
                 &groups,
                 &[
-                    Series { name: "应收 (billed)", color: "#a0aec0" },
-                    Series { name: "已收 (collected)", color: "#2b6cb0" },
+                    Series {
+                        name: "应收 (billed)",
+                        color: "#a0aec0",
+                    },
+                    Series {
+                        name: "已收 (collected)",
+                        color: "#2b6cb0",
+                    },
                 ],
                 &values,
                 max,
@@ -415,10 +433,21 @@ mod tests {
             .iter()
             .map(|b| (b.households, b.bills, b.outstanding_fen))
             .collect();
-        assert_eq!(b, [(0, 1, 22000), (1, 1, 22000), (1, 1, 45000), (2, 2, 67000)]);
         assert_eq!(
-            f.arrears.iter().map(|a| (a.household.as_str(), a.days)).collect::<Vec<_>>(),
-            [("1-1-201", 107), ("1-1-202", 91), ("1-1-301", 90), ("1-1-101", 46)]
+            b,
+            [(0, 1, 22000), (1, 1, 22000), (1, 1, 45000), (2, 2, 67000)]
+        );
+        assert_eq!(
+            f.arrears
+                .iter()
+                .map(|a| (a.household.as_str(), a.days))
+                .collect::<Vec<_>>(),
+            [
+                ("1-1-201", 107),
+                ("1-1-202", 91),
+                ("1-1-301", 90),
+                ("1-1-101", 46)
+            ]
         );
         let text = f.to_text();
         assert!(text.contains("收缴率 (collection rate): 42.9%\n"), "{text}");
@@ -428,10 +457,21 @@ mod tests {
 
     #[test]
     fn no_bills_in_the_period_is_said_not_divided() {
-        let f = compute("水畔花园", "2025Q1".parse().unwrap(), d("2025-03-31"), vec![], vec![], &[], vec![]);
+        let f = compute(
+            "水畔花园",
+            "2025Q1".parse().unwrap(),
+            d("2025-03-31"),
+            vec![],
+            vec![],
+            &[],
+            vec![],
+        );
         assert_eq!(f.collection_rate().percent(), "—");
         let t = f.to_text();
-        assert!(t.contains("本期没有到期账单 (no bill due in 2025Q1)\n"), "{t}");
+        assert!(
+            t.contains("本期没有到期账单 (no bill due in 2025Q1)\n"),
+            "{t}"
+        );
         assert!(t.contains("收缴率 (collection rate): —\n"), "{t}");
     }
 }

@@ -43,7 +43,12 @@ pub struct Page {
 impl Page {
     pub fn new(title: &str, meta: &str) -> Self {
         let mut body = String::new();
-        let _ = write!(body, "<h1>{}</h1>\n<p class=\"meta\">{}</p>\n", esc(title), esc(meta));
+        let _ = write!(
+            body,
+            "<h1>{}</h1>\n<p class=\"meta\">{}</p>\n",
+            esc(title),
+            esc(meta)
+        );
         Page {
             body,
             title: title.to_string(),
@@ -73,7 +78,11 @@ impl Page {
         b.push_str("</tr></thead>\n<tbody>\n");
         for r in &t.rows {
             let total = r.first().is_some_and(|c| c.starts_with("合计"));
-            b.push_str(if total { "<tr class=\"total\">" } else { "<tr>" });
+            b.push_str(if total {
+                "<tr class=\"total\">"
+            } else {
+                "<tr>"
+            });
             for (i, c) in r.iter().enumerate() {
                 let class = if t.align.get(i) == Some(&Align::Right) {
                     " class=\"n\""
@@ -142,10 +151,10 @@ pub fn bar_chart(
     // Legend.
     let mut lx = left;
     for se in series {
-        let _ = write!(
+        let _ = writeln!(
             s,
             "<rect x=\"{lx}\" y=\"26\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"35\" font-size=\"11\" fill=\"#333\">{}</text>\n",
+             <text x=\"{}\" y=\"35\" font-size=\"11\" fill=\"#333\">{}</text>",
             esc(se.color),
             lx + 14,
             esc(se.name)
@@ -229,8 +238,14 @@ mod tests {
             "满意率 <比较>",
             &["接待".into(), "保洁".into()],
             &[
-                Series { name: "本期", color: "#2b6cb0" },
-                Series { name: "上期", color: "#a0aec0" },
+                Series {
+                    name: "本期",
+                    color: "#2b6cb0",
+                },
+                Series {
+                    name: "上期",
+                    color: "#a0aec0",
+                },
             ],
             &[vec![Some(1000), Some(500)], vec![Some(0), None]],
             1000,

@@ -38,7 +38,8 @@ pub enum Span {
     Year,
 }
 
-const PERIOD_FORMS: &str = "expected a month (2026-09), quarter (2026Q3), half year (2026H2) or year (2026)";
+const PERIOD_FORMS: &str =
+    "expected a month (2026-09), quarter (2026Q3), half year (2026H2) or year (2026)";
 
 impl FromStr for Period {
     type Err = String;
@@ -131,7 +132,10 @@ impl Period {
 
     /// `[start, end)` as UTC instants: local midnights in `tz`.
     pub fn instants(&self, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
-        (local_midnight(tz, self.start()), local_midnight(tz, self.end()))
+        (
+            local_midnight(tz, self.start()),
+            local_midnight(tz, self.end()),
+        )
     }
 
     /// "2026Q3 (2026-07-01 – 2026-09-30)"
@@ -184,8 +188,8 @@ impl Ratio {
         if self.den == 0 || prev.den == 0 {
             return None;
         }
-        let num = (self.num as i128 * prev.den as i128 - prev.num as i128 * self.den as i128)
-            * 1000;
+        let num =
+            (self.num as i128 * prev.den as i128 - prev.num as i128 * self.den as i128) * 1000;
         let den = self.den as i128 * prev.den as i128;
         Some(round_div_i128(num, den) as i64)
     }
@@ -237,7 +241,7 @@ pub fn yuan(fen: i64) -> String {
     let whole = (a / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -266,11 +270,26 @@ mod tests {
     #[test]
     fn periods_parse_in_four_forms_with_their_dates() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        assert_eq!((p("2026Q3").start(), p("2026Q3").end()), (d("2026-07-01"), d("2026-10-01")));
-        assert_eq!((p("2026-09").start(), p("2026-09").end()), (d("2026-09-01"), d("2026-10-01")));
-        assert_eq!((p("2026-12").start(), p("2026-12").end()), (d("2026-12-01"), d("2027-01-01")));
-        assert_eq!((p("2026H2").start(), p("2026H2").end()), (d("2026-07-01"), d("2027-01-01")));
-        assert_eq!((p("2026").start(), p("2026").end()), (d("2026-01-01"), d("2027-01-01")));
+        assert_eq!(
+            (p("2026Q3").start(), p("2026Q3").end()),
+            (d("2026-07-01"), d("2026-10-01"))
+        );
+        assert_eq!(
+            (p("2026-09").start(), p("2026-09").end()),
+            (d("2026-09-01"), d("2026-10-01"))
+        );
+        assert_eq!(
+            (p("2026-12").start(), p("2026-12").end()),
+            (d("2026-12-01"), d("2027-01-01"))
+        );
+        assert_eq!(
+            (p("2026H2").start(), p("2026H2").end()),
+            (d("2026-07-01"), d("2027-01-01"))
+        );
+        assert_eq!(
+            (p("2026").start(), p("2026").end()),
+            (d("2026-01-01"), d("2027-01-01"))
+        );
         assert_eq!(p("2026q4").to_string(), "2026Q4");
         assert_eq!(p("2026Q1").previous().to_string(), "2025Q4");
         assert_eq!(p("2026-01").previous().to_string(), "2025-12");
@@ -312,8 +331,14 @@ mod tests {
         assert_eq!(Ratio::new(0, 0).permille(), None);
         // 2/3 − 1/2 = 16.666… pp, not 66.7 − 50.0 = 16.7 by accident of rounding.
         assert_eq!(Ratio::new(2, 3).delta_pp(&Ratio::new(1, 2)), Some(167));
-        assert_eq!(fmt_delta(Ratio::new(1, 3).delta_pp(&Ratio::new(1, 2))), "-16.7 pp");
-        assert_eq!(fmt_delta(Ratio::new(1, 2).delta_pp(&Ratio::new(2, 4))), "±0.0 pp");
+        assert_eq!(
+            fmt_delta(Ratio::new(1, 3).delta_pp(&Ratio::new(1, 2))),
+            "-16.7 pp"
+        );
+        assert_eq!(
+            fmt_delta(Ratio::new(1, 2).delta_pp(&Ratio::new(2, 4))),
+            "±0.0 pp"
+        );
         assert_eq!(fmt_delta(Ratio::new(1, 2).delta_pp(&Ratio::new(0, 0))), "—");
         assert_eq!(fmt_mean(13, 3), "4.33");
         assert_eq!(fmt_mean(0, 0), "—");
@@ -323,7 +348,7 @@ mod tests {
     fn money_prints_as_yuan_with_separators() {
         assert_eq!(yuan(123450), "¥1,234.50");
         assert_eq!(yuan(5), "¥0.05");
-        assert_eq!(yuan(100_000_000_00), "¥100,000,000.00");
+        assert_eq!(yuan(10_000_000_000), "¥100,000,000.00");
         assert_eq!(yuan(-22000), "-¥220.00");
         assert_eq!(yuan(0), "¥0.00");
     }

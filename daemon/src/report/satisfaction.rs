@@ -126,7 +126,10 @@ impl Satisfaction {
     }
 
     fn title(&self) -> String {
-        format!("{} 业主满意度报告 (owner satisfaction report)", self.community_name)
+        format!(
+            "{} 业主满意度报告 (owner satisfaction report)",
+            self.community_name
+        )
     }
 
     fn no_campaign(&self) -> String {
@@ -244,7 +247,10 @@ impl Satisfaction {
     }
 
     pub fn to_html(&self) -> String {
-        let mut p = Page::new(&self.title(), &format!("期间 (period): {}", self.period.describe()));
+        let mut p = Page::new(
+            &self.title(),
+            &format!("期间 (period): {}", self.period.describe()),
+        );
         if self.campaigns.is_empty() {
             p.note(&self.no_campaign());
             return p.finish();
@@ -270,8 +276,14 @@ impl Satisfaction {
             "满意率 (satisfaction rate, scores ≥ 4)",
             &groups,
             &[
-                Series { name: &this, color: "#2b6cb0" },
-                Series { name: &prev, color: "#a0aec0" },
+                Series {
+                    name: &this,
+                    color: "#2b6cb0",
+                },
+                Series {
+                    name: &prev,
+                    color: "#a0aec0",
+                },
             ],
             &values,
             1000,
@@ -321,8 +333,16 @@ mod tests {
     fn rates_per_area_count_only_households_with_an_opinion() {
         let now = [
             resp("1-1-101", [Some(5), Some(4), Some(3), Some(5), None], ""),
-            resp("1-1-102", [Some(4), Some(2), Some(5), Some(5), None], "水管修了三次"),
-            resp("1-1-201", [Some(3), Some(1), Some(4), None, None], "<b>没人来</b>"),
+            resp(
+                "1-1-102",
+                [Some(4), Some(2), Some(5), Some(5), None],
+                "水管修了三次",
+            ),
+            resp(
+                "1-1-201",
+                [Some(3), Some(1), Some(4), None, None],
+                "<b>没人来</b>",
+            ),
         ];
         let before = [
             resp("1-1-101", [Some(5), Some(5), Some(2), Some(5), Some(4)], ""),
@@ -342,15 +362,24 @@ mod tests {
         assert_eq!((rec.answers, rec.satisfied), (3, 2));
         assert_eq!(rec.rate().percent(), "66.7%");
         assert_eq!(fmt_mean(rec.sum, rec.answers), "4.00");
-        assert_eq!(fmt_delta(rec.rate().delta_pp(&r.previous[0].rate())), "+16.7 pp");
+        assert_eq!(
+            fmt_delta(rec.rate().delta_pp(&r.previous[0].rate())),
+            "+16.7 pp"
+        );
         // Repairs: 4,2,1 → 1/3; before 2/2 → -66.7 pp.
         assert_eq!(r.areas[1].rate().percent(), "33.3%");
-        assert_eq!(fmt_delta(r.areas[1].rate().delta_pp(&r.previous[1].rate())), "-66.7 pp");
+        assert_eq!(
+            fmt_delta(r.areas[1].rate().delta_pp(&r.previous[1].rate())),
+            "-66.7 pp"
+        );
         // Security: two opinions, both 5.
         assert_eq!(r.areas[3].rate().percent(), "100.0%");
         // Greenery: nobody scored it this period: no rate, no change, no NaN.
         assert_eq!(r.areas[4].rate().percent(), "—");
-        assert_eq!(fmt_delta(r.areas[4].rate().delta_pp(&r.previous[4].rate())), "—");
+        assert_eq!(
+            fmt_delta(r.areas[4].rate().delta_pp(&r.previous[4].rate())),
+            "—"
+        );
         assert_eq!(
             r.low
                 .iter()
@@ -369,7 +398,10 @@ mod tests {
             "绿化 (greenery)                   0          0                   —              —         100.0%              —",
             "1-1-201         报修 (repairs)             1  <b>没人来</b>",
         ] {
-            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
         }
         let page = r.to_html();
         assert!(page.contains("&lt;b&gt;没人来&lt;/b&gt;"));

@@ -96,6 +96,9 @@ mod tests {
              接待 (reception)   75.0%\n\
              x                     5%\n"
         );
-        assert_eq!(heading("满意度 (satisfaction)"), "满意度 (satisfaction)\n=====================\n");
+        assert_eq!(
+            heading("满意度 (satisfaction)"),
+            "满意度 (satisfaction)\n=====================\n"
+        );
     }
 }
