@@ -253,15 +253,14 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
             "报修 (repairs)                    8          5               62.5%           3.50          66.7%        -4.2 pp",
             // Greenery: one household had no opinion; 7/7.
             "绿化 (greenery)                   7          7              100.0%           4.29          80.0%       +20.0 pp",
-            "低分 (scores ≤ 2): 3",
+            "低分 (scores ≤ 2): 3 项 (scores) / 2 户次 (answers)",
         ],
     );
     assert_lines(
         &text,
         &[
-            "1-1-202         报修 (repairs)              2  水管维修拖了一周 <急>",
-            "1-1-401         报修 (repairs)              1  保洁不到位，报修没人管",
-            "1-1-401         保洁 (cleaning)             2  保洁不到位，报修没人管",
+            "1-1-202         报修 (repairs) 2                     水管维修拖了一周 <急>",
+            "1-1-401         报修 (repairs) 1, 保洁 (cleaning) 2  保洁不到位，报修没人管",
         ],
     );
     // No owner names or phones in a report that circulates in the office.

@@ -116,6 +116,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_timezone(&community.tz)
             .date_naive()
     });
+    if today < args.period.start() {
+        return Err(Coded::usage(anyhow::anyhow!(
+            "period {} starts on {}, after the day the report is judged at ({today}{})",
+            args.period,
+            args.period.start(),
+            if args.as_of.is_some() {
+                ", --as-of"
+            } else {
+                ", today"
+            }
+        ))
+        .into());
+    }
     let out = build(&conn, community, args.kind, args.period, today, args.format)
         .with_context(|| format!("cannot read the report's data from {}", db_path.display()))?;
     match &args.output {

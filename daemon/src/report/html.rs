@@ -117,9 +117,28 @@ pub struct Series<'a> {
     pub color: &'a str,
 }
 
-/// A grouped vertical bar chart. `values[g][s]` is the value of series `s` in group `g`, `None`
-/// when there is no data (no bar is drawn, the label says "—"). `max` is the top of the scale;
-/// `label` prints a value above its bar. Each drawn bar is a `<rect class="bar">`.
+/// Rough rendered width of `s` at font size `px`: wide (CJK) characters are square, others
+/// about 0.6 em. Good enough to keep labels and legends from overlapping.
+fn text_w(s: &str, px: i64) -> i64 {
+    use unicode_width::UnicodeWidthChar;
+    s.chars()
+        .map(|c| {
+            if c.width() == Some(2) {
+                px * 10
+            } else {
+                px * 6
+            }
+        })
+        .sum::<i64>()
+        / 10
+}
+
+/// A grouped horizontal bar chart: one block of bars per group (a service area, a fee type),
+/// one bar per series inside it, the value printed at the end of each bar. Horizontal because
+/// the labels are Chinese with English in parentheses and money values are long; both would
+/// collide under vertical bars. `values[g][s]` is the value of series `s` in group `g`, `None`
+/// when there is no data (no bar, "—" instead). `max` is the full scale; each drawn bar is a
+/// `<rect class="bar">`.
 pub fn bar_chart(
     title: &str,
     groups: &[String],
@@ -128,88 +147,106 @@ pub fn bar_chart(
     max: i64,
     label: &dyn Fn(i64) -> String,
 ) -> String {
-    let bar_w = 26;
-    let gap = 6;
-    let group_w = series.len() as i64 * (bar_w + gap) + 24;
-    let left = 20;
-    let top = 44;
-    let plot_h = 180;
-    let width = (left + group_w * groups.len() as i64 + 20).max(360);
-    let height = top + plot_h + 46;
-    let base = top + plot_h;
+    const WIDTH: i64 = 680;
+    const BAR_H: i64 = 16;
+    const BAR_GAP: i64 = 3;
+    const GROUP_GAP: i64 = 12;
     let max = max.max(1);
+    let value_of = |g: usize, k: usize| values.get(g).and_then(|r| r.get(k)).copied().flatten();
+    let left = (groups.iter().map(|g| text_w(g, 12)).max().unwrap_or(0) + 24).clamp(80, 240);
+    let value_room = (0..groups.len())
+        .flat_map(|g| (0..series.len()).map(move |k| (g, k)))
+        .filter_map(|(g, k)| value_of(g, k))
+        .map(|v| text_w(&label(v), 11))
+        .max()
+        .unwrap_or(0)
+        + 12;
+    let plot_w = WIDTH - left - value_room - 8;
+
     let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{t}\" \
-         font-family=\"'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',sans-serif\">\n\
-         <title>{t}</title>\n\
-         <text x=\"{left}\" y=\"18\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{t}</text>\n",
-        t = esc(title)
-    );
-    // Legend.
-    let mut lx = left;
+    // Legend rows, wrapped to the chart's width.
+    let mut legend = String::new();
+    let (mut lx, mut ly) = (left, 44);
     for se in series {
+        let w = 14 + text_w(se.name, 11) + 18;
+        if lx + w > WIDTH && lx > left {
+            lx = left;
+            ly += 16;
+        }
         let _ = writeln!(
-            s,
-            "<rect x=\"{lx}\" y=\"26\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"35\" font-size=\"11\" fill=\"#333\">{}</text>",
+            legend,
+            "<rect x=\"{lx}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"{ly}\" font-size=\"11\" fill=\"#333\">{}</text>",
+            ly - 9,
             esc(se.color),
             lx + 14,
             esc(se.name)
         );
-        lx += 14 + 12 * se.name.chars().count() as i64 + 16;
+        lx += w;
     }
-    let _ = writeln!(
+    let top = ly + 14;
+    let block = series.len() as i64 * (BAR_H + BAR_GAP) - BAR_GAP;
+    let bottom = top + groups.len() as i64 * (block + GROUP_GAP) - GROUP_GAP;
+    let height = bottom + 12;
+    let _ = write!(
         s,
-        "<line x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#888\"/>",
-        width - 10
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{t}\" \
+         font-family=\"'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',sans-serif\">\n\
+         <title>{t}</title>\n\
+         <text x=\"8\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{t}</text>\n{legend}",
+        t = esc(title)
     );
+    // Guides at 0, 50% and 100% of the scale.
+    for f in [0, 1, 2] {
+        let x = left + plot_w * f / 2;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{}\"/>",
+            top - 4,
+            bottom + 4,
+            if f == 0 { "#888" } else { "#e2e8f0" }
+        );
+    }
     for (g, name) in groups.iter().enumerate() {
-        let gx = left + 12 + g as i64 * group_w;
+        let gy = top + g as i64 * (block + GROUP_GAP);
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\" fill=\"#222\">{}</text>",
+            left - 8,
+            gy + block / 2 + 4,
+            esc(name)
+        );
         for (k, se) in series.iter().enumerate() {
-            let x = gx + k as i64 * (bar_w + gap);
-            let v = values.get(g).and_then(|r| r.get(k)).copied().flatten();
-            match v {
+            let y = gy + k as i64 * (BAR_H + BAR_GAP);
+            match value_of(g, k) {
                 Some(v) => {
-                    let h = (v.clamp(0, max) * plot_h + max / 2) / max;
-                    let _ = write!(
-                        s,
-                        "<rect class=\"bar\" x=\"{x}\" y=\"{}\" width=\"{bar_w}\" height=\"{h}\" \
-                         fill=\"{}\"><title>{}: {}</title></rect>",
-                        base - h,
-                        esc(se.color),
-                        esc(name),
-                        esc(&label(v))
-                    );
+                    let w = (v.clamp(0, max) * plot_w + max / 2) / max;
                     let _ = writeln!(
                         s,
-                        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" \
-                         fill=\"#333\">{}</text>",
-                        x + bar_w / 2,
-                        base - h - 3,
+                        "<rect class=\"bar\" x=\"{left}\" y=\"{y}\" width=\"{w}\" \
+                         height=\"{BAR_H}\" fill=\"{}\"><title>{} {}: {}</title></rect>\
+                         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\">{}</text>",
+                        esc(se.color),
+                        esc(name),
+                        esc(se.name),
+                        esc(&label(v)),
+                        left + w + 4,
+                        y + BAR_H - 4,
                         esc(&label(v))
                     );
                 }
                 None => {
                     let _ = writeln!(
                         s,
-                        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" \
-                         fill=\"#999\">—</text>",
-                        x + bar_w / 2,
-                        base - 3
+                        "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#999\">— {}</text>",
+                        left + 4,
+                        y + BAR_H - 4,
+                        esc("无数据 (no data)")
                     );
                 }
             }
         }
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\" fill=\"#222\">{}</text>",
-            gx + (series.len() as i64 * (bar_w + gap) - gap) / 2,
-            base + 18,
-            esc(name)
-        );
     }
     s.push_str("</svg>");
     s
@@ -253,9 +290,30 @@ mod tests {
         );
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
         // Full scale is the plot height; half is half; zero is a zero-height bar.
-        assert!(svg.contains("y=\"44\" width=\"26\" height=\"180\""));
-        assert!(svg.contains("height=\"90\""));
-        assert!(svg.contains("height=\"0\""));
+        // Full scale is the plot's width, half is half, zero is an empty bar.
+        let widths: Vec<&str> = svg
+            .split("<rect class=\"bar\"")
+            .skip(1)
+            .map(|r| {
+                r.split("width=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        let full: i64 = widths[0].parse().unwrap();
+        assert!(full > 300, "{full}");
+        // Rounded to the nearest pixel.
+        assert_eq!(
+            widths,
+            [
+                full.to_string(),
+                ((full + 1) / 2).to_string(),
+                "0".to_string()
+            ]
+        );
         assert!(svg.contains("满意率 &lt;比较&gt;"));
         assert!(!svg.contains("<比较>"));
     }

@@ -23,10 +23,6 @@ pub fn area_label(a: ServiceArea) -> &'static str {
     }
 }
 
-fn area_short(a: ServiceArea) -> &'static str {
-    &area_label(a)[..6]
-}
-
 /// Figures of one area in one period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AreaFigures {
@@ -43,13 +39,13 @@ impl AreaFigures {
     }
 }
 
-/// One low score: the household, area, score and the household's comment.
+/// One answer with low scores: the household, each area it scored ≤ 2, and its comment
+/// (printed once, however many areas it concerns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LowScore {
     pub campaign: String,
     pub household: String,
-    pub area: ServiceArea,
-    pub score: u8,
+    pub scores: Vec<(ServiceArea, u8)>,
     pub comment: String,
 }
 
@@ -91,16 +87,18 @@ pub fn compute(
 ) -> Satisfaction {
     let mut low = Vec::new();
     for r in responses {
-        for (a, s) in ServiceArea::ALL.into_iter().zip(r.scores) {
-            if let Some(s) = s.filter(|s| *s <= 2) {
-                low.push(LowScore {
-                    campaign: r.campaign.clone(),
-                    household: r.household.clone(),
-                    area: a,
-                    score: s,
-                    comment: r.comment.clone(),
-                });
-            }
+        let scores: Vec<(ServiceArea, u8)> = ServiceArea::ALL
+            .into_iter()
+            .zip(r.scores)
+            .filter_map(|(a, s)| s.filter(|s| *s <= 2).map(|s| (a, s)))
+            .collect();
+        if !scores.is_empty() {
+            low.push(LowScore {
+                campaign: r.campaign.clone(),
+                household: r.household.clone(),
+                scores,
+                comment: r.comment.clone(),
+            });
         }
     }
     Satisfaction {
@@ -193,25 +191,44 @@ impl Satisfaction {
     }
 
     fn low_table(&self) -> Table {
-        let mut t = Table::new(&[
-            ("户 (household)", Align::Left),
-            ("服务 (area)", Align::Left),
-            ("评分 (score)", Align::Right),
+        let several = self.campaigns.len() > 1;
+        let mut cols = vec![("户 (household)", Align::Left)];
+        if several {
+            cols.push(("调查 (campaign)", Align::Left));
+        }
+        cols.extend([
+            ("低分项 (low scores)", Align::Left),
             ("意见 (comment)", Align::Left),
         ]);
+        let mut t = Table::new(&cols);
         for l in &self.low {
-            t.row(vec![
-                l.household.clone(),
-                area_label(l.area).into(),
-                l.score.to_string(),
-                if l.comment.is_empty() {
-                    "（无 none）".into()
-                } else {
-                    one_line(&l.comment)
-                },
-            ]);
+            let mut row = vec![l.household.clone()];
+            if several {
+                row.push(l.campaign.clone());
+            }
+            row.push(
+                l.scores
+                    .iter()
+                    .map(|(a, s)| format!("{} {s}", area_label(*a)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            row.push(if l.comment.is_empty() {
+                "—".into()
+            } else {
+                one_line(&l.comment)
+            });
+            t.row(row);
         }
         t
+    }
+
+    fn low_heading(&self) -> String {
+        let scores: usize = self.low.iter().map(|l| l.scores.len()).sum();
+        format!(
+            "低分 (scores ≤ 2): {scores} 项 (scores) / {} 户次 (answers)",
+            self.low.len()
+        )
     }
 
     fn previous_note(&self) -> Option<String> {
@@ -239,7 +256,7 @@ impl Satisfaction {
             s.push_str(&n);
             s.push('\n');
         }
-        s.push_str(&format!("\n低分 (scores ≤ 2): {}\n", self.low.len()));
+        s.push_str(&format!("\n{}\n", self.low_heading()));
         if !self.low.is_empty() {
             s.push_str(&self.low_table().render());
         }
@@ -260,7 +277,7 @@ impl Satisfaction {
         p.h2("各项服务满意率 (satisfaction rate per service area)");
         let groups: Vec<String> = ServiceArea::ALL
             .into_iter()
-            .map(|a| area_short(a).to_string())
+            .map(|a| area_label(a).to_string())
             .collect();
         let values: Vec<Vec<Option<i64>>> = (0..5)
             .map(|i| {
@@ -293,7 +310,7 @@ impl Satisfaction {
         if let Some(n) = self.previous_note() {
             p.note(&n);
         }
-        p.h2(&format!("低分 (scores ≤ 2): {}", self.low.len()));
+        p.h2(&self.low_heading());
         if !self.low.is_empty() {
             p.table(&self.low_table());
         }
@@ -383,11 +400,11 @@ mod tests {
         assert_eq!(
             r.low
                 .iter()
-                .map(|l| (l.household.as_str(), l.area, l.score))
+                .map(|l| (l.household.as_str(), l.scores.clone()))
                 .collect::<Vec<_>>(),
             [
-                ("1-1-102", ServiceArea::Repairs, 2),
-                ("1-1-201", ServiceArea::Repairs, 1)
+                ("1-1-102", vec![(ServiceArea::Repairs, 2)]),
+                ("1-1-201", vec![(ServiceArea::Repairs, 1)])
             ]
         );
         let text = r.to_text();
@@ -396,7 +413,7 @@ mod tests {
             "接待 (reception)                  3          2               66.7%           4.00          50.0%       +16.7 pp",
             "报修 (repairs)                    3          1               33.3%           2.33         100.0%       -66.7 pp",
             "绿化 (greenery)                   0          0                   —              —         100.0%              —",
-            "1-1-201         报修 (repairs)             1  <b>没人来</b>",
+            "1-1-201         报修 (repairs) 1     <b>没人来</b>",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -434,6 +451,9 @@ mod tests {
         assert_eq!(r.response_rate().percent(), "0.0%");
         let t = r.to_text();
         assert!(t.contains("上期没有满意度调查"), "{t}");
-        assert!(t.contains("低分 (scores ≤ 2): 0\n"), "{t}");
+        assert!(
+            t.contains("低分 (scores ≤ 2): 0 项 (scores) / 0 户次 (answers)\n"),
+            "{t}"
+        );
     }
 }
