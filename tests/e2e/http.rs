@@ -115,7 +115,7 @@ async fn the_api_over_a_real_socket() {
         &s,
         "/api/v1/communities/shuipan/tickets/SP-T015/callback",
         Some(TOKEN),
-        json!({"done_by": "kefu-chen", "satisfied": "very", "score": 5}),
+        json!({"done_by": "chen-jing", "satisfied": "very", "score": 5}),
     )
     .await;
     assert_eq!(st, 422, "{v}");
@@ -144,7 +144,7 @@ async fn the_api_over_a_real_socket() {
         &s,
         "/api/v1/communities/shuipan/tickets/SP-T015/callback",
         Some(TOKEN),
-        json!({"done_by": "kefu-chen", "satisfied": true, "score": 5, "notes": "已修好"}),
+        json!({"done_by": "chen-jing", "satisfied": true, "score": 5, "notes": "已修好"}),
     )
     .await;
     assert_eq!((st, &v["reopened"]), (201, &json!(false)), "{v}");
@@ -191,4 +191,67 @@ async fn the_api_over_a_real_socket() {
             "payment.reversed"
         ]
     );
+}
+
+/// The daemon's way in: `[http]` from wuyed.toml (listen address, a token read from a file and
+/// limited to one community) through `config::load` and `http::start`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config");
+    std::fs::create_dir_all(cfg.join("communities")).unwrap();
+    std::fs::write(cfg.join("desk.token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(
+        cfg.join("wuyed.toml"),
+        format!(
+            "[daemon]\ndata_dir = {:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             tokens = [{{ name = \"desk\", token = {{ file = \"desk.token\" }}, communities = [\"shuipan\"] }}]\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("communities/shuipan.toml"),
+        "id = \"shuipan\"\nname = \"水畔花园\"\n",
+    )
+    .unwrap();
+    let settings = wuye::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&settings.data_dir).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let clock: wuye::clock::SharedClock = Arc::new(wuye::clock::SystemClock::new());
+    let (addr, task) = wuye::http::start(&settings, clock, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap()
+    .expect("listen is set");
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/api/v1/communities/shuipan/tickets");
+    let body =
+        json!({"no": "T-1", "kind": "complaint", "first_receiver": "chen-jing", "summary": "噪音"});
+    let res = client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let res = client
+        .post(&url)
+        .bearer_auth("not-the-token-at-all")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let conn = rusqlite::Connection::open(settings.data_dir.join("wuye.db")).unwrap();
+    let t = DomainRead::new(&conn, "shuipan")
+        .ticket_by_no("T-1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.summary, "噪音");
 }

@@ -161,14 +161,19 @@ fn gbk_files_keep_their_chinese_names() {
     );
     let conn = db(tmp.path());
     let mut st = conn
-        .prepare("SELECT name FROM owners ORDER BY household")
+        .prepare("SELECT name, preferred_contact FROM owners ORDER BY household")
         .unwrap();
-    let names: Vec<String> = st
-        .query_map([], |r| r.get(0))
+    let owners: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(names, ["欧阳明", "诸葛亮", "龚雪"]);
+    // Chinese headers and values (联系方式 = 邮件) are understood, not just the names kept.
+    let expected: Vec<(String, String)> = [("欧阳明", "sms"), ("诸葛亮", "email"), ("龚雪", "sms")]
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(owners, expected);
 }
 
 #[test]
@@ -217,4 +222,93 @@ fn large_files_report_progress_when_asked() {
         "{err}"
     );
     assert!(stdout(&o).contains("2500 inserted"), "{}", stdout(&o));
+}
+
+/// The shipped `config/` and the shipped demo data belong together: every file imports, and
+/// every ticket's first receiver (首问负责人) is staff of its community, so escalation finds a
+/// chain to walk.
+#[test]
+fn shipped_demo_data_imports_with_the_shipped_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config");
+    copy_dir(&repo_root().join("config"), &cfg);
+    // Plugins may not be built in this checkout; the loader only needs the files to exist.
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let toml_path = cfg.join("wuyed.toml");
+    let mut wuyed: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&toml_path).unwrap()).unwrap();
+    for entry in std::fs::read_dir(cfg.join("communities")).unwrap() {
+        let community: toml::Table =
+            toml::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        if let Some(workflows) = community.get("workflows").and_then(|w| w.as_table()) {
+            for w in workflows.values() {
+                if let Some(p) = w.get("plugin").and_then(|p| p.as_str()) {
+                    std::fs::write(plugins.join(format!("{p}.wasm")), b"").unwrap();
+                }
+            }
+        }
+    }
+    let set = |t: &mut toml::Table, section: &str, key: &str, v: String| {
+        t.entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap()
+            .insert(key.into(), toml::Value::String(v));
+    };
+    set(&mut wuyed, "plugins", "dir", plugins.display().to_string());
+    set(
+        &mut wuyed,
+        "daemon",
+        "data_dir",
+        tmp.path().join("data").display().to_string(),
+    );
+    std::fs::write(&toml_path, toml::to_string(&wuyed).unwrap()).unwrap();
+
+    for community in ["shuipan", "shijixinzhu"] {
+        for kind in ["owners", "bills", "payments", "balances", "tickets"] {
+            let o = import(&cfg, kind, &demo(community, kind), community);
+            assert!(o.status.success(), "{community} {kind}: {}", stderr(&o));
+        }
+        let settings = wuye::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let staff: Vec<String> = settings
+            .communities
+            .iter()
+            .find(|c| c.id == community)
+            .unwrap()
+            .raw
+            .staff
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        let conn = db(tmp.path());
+        let mut st = conn
+            .prepare("SELECT DISTINCT first_receiver FROM tickets WHERE community = ?1")
+            .unwrap();
+        let receivers: Vec<String> = st
+            .query_map([community], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(!receivers.is_empty());
+        for r in receivers {
+            assert!(
+                staff.contains(&r),
+                "{community}: first receiver {r} is not in staff {staff:?}"
+            );
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }

@@ -34,7 +34,7 @@ COMMUNITIES = {
         "layout": [(b, u, f"{fl}0{r}") for b in (1, 2) for u in (1, 2) for fl in range(1, 6) for r in (1, 2)],
         "fee_per_m2_fen": 250,
         "parking_fen": 45000,
-        "staff": {"desk": "kefu-chen", "fixers": ["weixiu-zhao", "weixiu-sun"]},
+        "staff": {"desk": ["chen-jing"], "fixers": ["weixiu-zhao", "weixiu-sun"]},
     },
     "shijixinzhu": {
         "seed": 2,
@@ -43,7 +43,7 @@ COMMUNITIES = {
         "layout": [(b, 1, f"{fl}01") for b in (1, 2, 3, 4) for fl in range(1, 11)],
         "fee_per_m2_fen": 320,
         "parking_fen": 60000,
-        "staff": {"desk": "kefu-liu", "fixers": ["weixiu-he", "weixiu-luo"]},
+        "staff": {"desk": ["wang-fang", "liu-yang"], "fixers": ["weixiu-he", "weixiu-luo"]},
     },
 }
 
@@ -145,8 +145,10 @@ def generate(cid, spec):
     write(os.path.join(out, "balances.csv"), ["household", "utility", "balance_fen", "threshold_fen", "as_of"], balances)
 
     tickets = []
-    desk = spec["staff"]["desk"]
+    # First receivers (首问负责人) are the customer-service staff of config/communities/<id>.toml;
+    # assignees are the maintenance crew, who are not in the config's staff list.
     for i in range(1, 16):
+        desk = spec["staff"]["desk"][i % len(spec["staff"]["desk"])]
         opened = dt.date(2026, 1, 5) + dt.timedelta(days=int((i - 1) * 320 / 15) + rnd.randrange(0, 5))
         kind = "complaint" if i % 4 == 0 else "repair"
         summary = rnd.choice(COMPLAINTS if kind == "complaint" else REPAIRS)
@@ -176,13 +178,14 @@ def main():
     for cid, spec in COMMUNITIES.items():
         generate(cid, spec)
     # GBK fixture, as Excel on a Chinese Windows saves "CSV": Chinese names must survive.
+    # Chinese headers and values, as such a sheet usually has them.
     fixture = [
-        ("3", "1", "101", "欧阳明", "13800009901", "", "zh-CN", "sms"),
-        ("3", "1", "102", "诸葛亮", "13800009902", "zhuge@example.com", "zh-CN", "email"),
+        ("3", "1", "101", "欧阳明", "13800009901", "", "中文", "短信"),
+        ("3", "1", "102", "诸葛亮", "13800009902", "zhuge@example.com", "中文", "邮件"),
         ("3", "2", "201", "龚雪", "13800009903", "", "", ""),
     ]
     write(os.path.join(ROOT, "tests", "fixtures", "owners-gbk.csv"),
-          ["building", "unit", "room", "name", "phone", "email", "language", "preferred_contact"], fixture,
+          ["楼栋", "单元", "房号", "姓名", "手机", "邮箱", "语言", "联系方式"], fixture,
           encoding="gbk")
 
 

@@ -30,20 +30,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let settings = crate::config::load(&args.config).map_err(|errs| {
-        let mut stderr = std::io::stderr().lock();
-        for e in &errs.0 {
-            let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-            let _ = writeln!(
-                stderr,
-                "{}{line}: {}: {}",
-                e.file.display(),
-                e.key,
-                e.message
-            );
-        }
-        Coded::config(errs)
-    })?;
+    // The whole configuration must be valid (as for `wuyed run`): importing into a daemon that
+    // cannot start helps nobody. ConfigErrors lists every error when printed.
+    let settings = crate::config::load(&args.config).map_err(Coded::config)?;
     let Some(community) = settings.communities.iter().find(|c| c.id == args.community) else {
         let known: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
         return Err(Coded::usage(anyhow::anyhow!(

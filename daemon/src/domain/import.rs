@@ -11,7 +11,8 @@
 //!   is decoded as GBK, which is what Excel writes on a Chinese Windows.
 //!
 //! Every file has a header row; column names are case-insensitive, order is free, unknown
-//! columns are refused (a misspelt column silently ignored is lost data). Empty cells are
+//! columns are refused (a misspelt column silently ignored is lost data). The usual Chinese
+//! names are accepted as well (`楼栋,单元,房号,姓名,手机`; see `chinese_alias`). Empty cells are
 //! "not given". Instants are RFC 3339 (`2026-03-01T09:30:00+08:00`) or local time in the
 //! community's timezone (`2026-03-01 09:30`, `2026/3/1 9:30`); dates are `2026-03-31` or
 //! `2026/3/31`. Money is either `*_fen` (whole fen) or `*_yuan` (at most two decimals).
@@ -229,6 +230,18 @@ pub fn import(
     bytes: &[u8],
     progress: Option<Progress<'_>>,
 ) -> Result<Report, ImportError> {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        // Excel's "Unicode Text": UTF-16 and tab-separated. Decoding it as GBK would only
+        // produce a confusing "unknown column" error.
+        return Err(ImportError::Rows(ImportErrors {
+            file: file.to_string(),
+            errors: vec![RowError {
+                line: 1,
+                column: "-".into(),
+                message: "the file is UTF-16 (Excel \"Unicode Text\"); save it as \"CSV UTF-8\" or \"CSV\"".into(),
+            }],
+        }));
+    }
     let (text, gbk) = decode(bytes);
     let mut errors = Vec::new();
     let rows = parse(kind, &text, tz, &mut errors);
@@ -334,6 +347,49 @@ pub fn import(
     }
     tx.0.commit()?;
     Ok(report)
+}
+
+/// The files of a data directory (`config/data/<community>/`), in the order their references
+/// need: owners (which create households) first.
+pub const DIR_ORDER: [Kind; 5] = [
+    Kind::Owners,
+    Kind::Bills,
+    Kind::Payments,
+    Kind::Balances,
+    Kind::Tickets,
+];
+
+/// Imports `<dir>/<kind>.csv` for each kind of [`DIR_ORDER`] that exists, each file in its own
+/// transaction (as `wuyed import` would one by one). For seeding the demo, simulations and
+/// tests; stops at the first file with errors (earlier files stay imported).
+pub fn import_dir(
+    conn: &mut Connection,
+    community: &str,
+    tz: Tz,
+    dir: &std::path::Path,
+) -> Result<Vec<(Kind, Report)>, ImportError> {
+    let mut out = Vec::new();
+    for kind in DIR_ORDER {
+        let path = dir.join(format!("{}.csv", kind.as_str()));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ImportError::Rows(ImportErrors {
+                    file: path.display().to_string(),
+                    errors: vec![RowError {
+                        line: 0,
+                        column: "-".into(),
+                        message: format!("cannot read: {e}"),
+                    }],
+                }));
+            }
+        };
+        let label = path.display().to_string();
+        let report = import(conn, community, tz, kind, &label, &bytes, None)?;
+        out.push((kind, report));
+    }
+    Ok(out)
 }
 
 /// Rows between progress reports.
@@ -556,6 +612,66 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Column names as a Chinese office's spreadsheet has them, per kind (the same word can mean
+/// different columns in different files: 类型 is a fee type in bills, a ticket kind in tickets).
+fn chinese_alias(kind: Kind, name: &str) -> Option<&'static str> {
+    let common = match name {
+        "楼栋" | "楼号" | "栋" => Some("building"),
+        "单元" => Some("unit"),
+        "房号" | "室" | "房间号" => Some("room"),
+        "户号" | "房屋" | "房屋编号" => Some("household"),
+        _ => None,
+    };
+    common.or(match kind {
+        Kind::Owners => match name {
+            "姓名" | "业主姓名" | "业主" => Some("name"),
+            "手机" | "手机号" | "电话" | "联系电话" => Some("phone"),
+            "邮箱" | "电子邮件" | "电子邮箱" => Some("email"),
+            "语言" => Some("language"),
+            "联系方式" | "首选联系方式" => Some("preferred_contact"),
+            _ => None,
+        },
+        Kind::Bills | Kind::Payments => match name {
+            "费用类型" | "收费项目" | "类型" => Some("fee_type"),
+            "账期" | "期间" | "所属期" => Some("period"),
+            "金额(分)" | "金额（分）" => Some("amount_fen"),
+            "金额" | "金额(元)" | "金额（元）" => Some("amount_yuan"),
+            "到期日" | "缴费截止日" | "截止日期" => Some("due_date"),
+            "流水号" | "收据号" | "票据号" => Some("reference"),
+            "缴费时间" | "支付时间" => Some("paid_at"),
+            "支付方式" | "缴费方式" => Some("method"),
+            "冲正时间" => Some("reversed_at"),
+            "冲正原因" => Some("reversal_reason"),
+            _ => None,
+        },
+        Kind::Balances => match name {
+            "表类型" | "类型" | "水电" => Some("utility"),
+            "余额(分)" | "余额（分）" => Some("balance_fen"),
+            "预警值(分)" | "预警值（分）" | "阈值(分)" | "阈值（分）" => {
+                Some("threshold_fen")
+            }
+            "更新时间" | "抄表时间" => Some("as_of"),
+            _ => None,
+        },
+        Kind::Tickets => match name {
+            "工单号" | "单号" => Some("no"),
+            "类型" | "工单类型" => Some("kind"),
+            "首问负责人" | "受理人" => Some("first_receiver"),
+            "受理时间" | "报修时间" => Some("opened_at"),
+            "内容" | "摘要" | "问题描述" => Some("summary"),
+            "处理人" | "维修人" => Some("assignee"),
+            "派单时间" => Some("assigned_at"),
+            "完成时间" | "关闭时间" => Some("closed_at"),
+            "回访时间" => Some("callback_at"),
+            "回访人" => Some("callback_by"),
+            "是否满意" | "满意" => Some("satisfied"),
+            "评分" | "满意度评分" => Some("score"),
+            "备注" | "回访备注" => Some("notes"),
+            _ => None,
+        },
+    })
+}
+
 /// Parses every record; rows with any error are left out and their errors collected.
 fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64, Row)> {
     let mut rdr = csv::ReaderBuilder::new()
@@ -577,7 +693,8 @@ fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64
     let mut index: HashMap<&'static str, usize> = HashMap::new();
     for (i, name) in header.iter().enumerate() {
         let name = name.trim().to_ascii_lowercase();
-        match spec.iter().find(|(c, _)| *c == name) {
+        let canonical = chinese_alias(kind, &name).unwrap_or(&name);
+        match spec.iter().find(|(c, _)| *c == canonical) {
             Some((c, _)) if index.contains_key(c) => errors.push(RowError {
                 line: 1,
                 column: name.clone(),
@@ -936,6 +1053,10 @@ case-insensitive; unknown columns are refused. Required columns are marked *.
             summary, assignee, assigned_at, closed_at, callback_at, callback_by,
             satisfied (yes|no), score (1-5), notes. Key: no.
 
+Chinese column names as office spreadsheets have them are accepted too (楼栋, 单元, 房号,
+姓名, 手机, 邮箱, 户号, 费用类型, 账期, 金额, 到期日, 流水号, 缴费时间, 工单号, 首问负责人,
+受理时间, 回访时间, 评分, ...); errors name the column by its English name.
+
 Times: 2026-03-01 09:30 (community's local time) or RFC 3339. One transaction per file:
 every bad row is listed as FILE:LINE: column COL: reason and nothing is written (exit 65).
 Importing the same file again changes nothing.";
@@ -1116,6 +1237,22 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
         assert!(!was_gbk);
         assert_eq!(text, "building\n");
         let mut conn = db();
+        let utf16: Vec<u8> = [0xFF, 0xFE, b'b', 0].to_vec();
+        let errs = errors(import(
+            &mut conn,
+            "shuipan",
+            TZ,
+            Kind::Owners,
+            "u.txt",
+            &utf16,
+            None,
+        ));
+        assert_eq!(
+            errs,
+            [
+                "1:-: the file is UTF-16 (Excel \"Unicode Text\"); save it as \"CSV UTF-8\" or \"CSV\""
+            ]
+        );
         let r = import(&mut conn, "shuipan", TZ, Kind::Owners, "g.csv", &gbk, None).unwrap();
         assert!(r.gbk);
         let names: Vec<String> = DomainRead::new(&conn, "shuipan")
@@ -1133,19 +1270,14 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/data");
         for community in ["shuipan", "shijixinzhu"] {
             let mut conn = db();
-            for kind in [
-                Kind::Owners,
-                Kind::Bills,
-                Kind::Payments,
-                Kind::Balances,
-                Kind::Tickets,
-            ] {
+            let done = import_dir(&mut conn, community, TZ, &root.join(community))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(done.iter().map(|(k, _)| *k).collect::<Vec<_>>(), DIR_ORDER);
+            assert!(done.iter().all(|(_, r)| r.inserted == r.rows && r.rows > 0));
+            for kind in DIR_ORDER {
                 let path = root.join(community).join(format!("{}.csv", kind.as_str()));
                 let bytes = std::fs::read(&path).unwrap();
                 let label = path.display().to_string();
-                let r = import(&mut conn, community, TZ, kind, &label, &bytes, None)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(r.inserted, r.rows, "{label}");
                 let again = import(&mut conn, community, TZ, kind, &label, &bytes, None).unwrap();
                 assert_eq!(
                     again.unchanged, again.rows,
@@ -1202,7 +1334,43 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
             );
             assert!(!d.balances_below_threshold().unwrap().is_empty());
             assert_eq!(d.tickets_closed_without_callback().unwrap().len(), 3);
+            let since = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+            let recent = d.tickets_since(since).unwrap();
+            assert!(
+                recent.iter().any(|(t, _)| t.closed_at.is_none()),
+                "the open ticket is listed"
+            );
+            assert!(
+                recent
+                    .iter()
+                    .all(|(t, cb)| cb.is_none() || t.closed_at.is_some())
+            );
+            let bills = d.bills_of("1-1-101").unwrap();
+            assert!(bills.len() >= 12);
+            assert_eq!(bills[0].outstanding_fen, 0, "January was paid");
         }
+    }
+
+    #[test]
+    fn chinese_headers_as_an_office_spreadsheet_has_them() {
+        let mut conn = db();
+        let owners = "楼栋,单元,房号,姓名,手机,邮箱\n1,1,101,张伟,13800000001,\n";
+        run(&mut conn, Kind::Owners, owners).unwrap();
+        let bills = "户号,类型,账期,金额,到期日\n1-1-101,物业费,2026-01,\"1,280.50\",2026/1/15\n";
+        run(&mut conn, Kind::Bills, bills).unwrap();
+        let d = DomainRead::new(&conn, "shuipan");
+        assert_eq!(d.unpaid_bills().unwrap()[0].bill.amount_fen, 128_050);
+        let errs = errors(run(
+            &mut conn,
+            Kind::Tickets,
+            "工单号,类型,首问负责人,受理时间\nT1,报修,kefu,昨天\n",
+        ));
+        assert_eq!(
+            errs,
+            [
+                "2:opened_at: expected a time like 2026-03-01 09:30 or 2026-03-01T09:30:00+08:00, got \"昨天\""
+            ]
+        );
     }
 
     #[test]

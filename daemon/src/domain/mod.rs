@@ -284,15 +284,18 @@ pub struct Bill {
     pub due_date: NaiveDate,
 }
 
-/// A bill with money still owed: what reminders list per household.
+/// A bill with what has been paid on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UnpaidBill {
+pub struct BillStatus {
     pub bill: Bill,
     /// Sum of payments that were not reversed.
     pub paid_fen: i64,
-    /// `amount_fen - paid_fen`, always > 0.
+    /// `amount_fen - paid_fen`; 0 once settled.
     pub outstanding_fen: i64,
 }
+
+/// A bill with money still owed (`outstanding_fen > 0`): what reminders list per household.
+pub type UnpaidBill = BillStatus;
 
 /// A payment (缴费) against a bill; a reversal (冲正) stamps `reversed_at` and the bill is owed again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

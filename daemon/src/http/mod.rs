@@ -15,6 +15,8 @@
 //!   [`crate::store::domain`]), so the scheduler never misses a closed ticket or a payment.
 //! - Writes are idempotent where a retry is likely: the same ticket or payment posted twice
 //!   returns the stored one with 200 instead of 201.
+//! - `GET /survey/{token}` is the page behind an invitation link: a plain HTML form in the
+//!   household's language that posts to the same place (see `survey_page`).
 //! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
 //!   `openapi.json` next to this file; a test checks it lists every route).
 
@@ -232,8 +234,19 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/surveys/{token}/responses", post(answer_survey))
+        .route(
+            "/survey/{token}",
+            get(survey_page::show).post(survey_page::submit),
+        )
         .nest("/api/v1/communities/{community}", community_api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                "method not allowed on this endpoint",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -247,6 +260,43 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Starts the API the way the daemon runs it: `[http] listen` (empty: disabled, `Ok(None)`),
+/// tokens resolved now (a missing variable or secret file is a config error, exit 78, naming
+/// the token), the database at `<data_dir>/wuye.db`. Returns the bound address (useful with
+/// port 0) and the server task, which ends when `shutdown` resolves.
+pub async fn start(
+    settings: &crate::config::Settings,
+    clock: SharedClock,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<
+    Option<(
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+> {
+    use anyhow::Context as _;
+    let listen = settings.daemon.http.listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)
+        .map_err(|e| crate::exit::Coded::config(anyhow::anyhow!(e)))?;
+    let db = settings.data_dir.join("wuye.db");
+    // TODO(lead): Store::open once migration 0002 is in the shared list.
+    let conn = crate::store::domain::open_standalone(&db)
+        .with_context(|| format!("cannot open {}", db.display()))
+        .map_err(crate::exit::Coded::temporary)?;
+    let ids = settings.communities.iter().map(|c| c.id.clone());
+    let state = AppState::new(conn, tokens, ids, clock);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {listen}"))
+        .map_err(crate::exit::Coded::temporary)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "http api listening");
+    Ok(Some((addr, tokio::spawn(serve(listener, state, shutdown)))))
 }
 
 async fn require_token(
@@ -769,5 +819,6 @@ async fn answer_survey(
         .await
 }
 
+mod survey_page;
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,24 @@ async fn health_and_openapi_answer_without_a_token() {
     let (app, _, _d) = setup();
     let (s, v) = call(&app, "GET", "/healthz", None, "").await;
     assert_eq!((s, v), (StatusCode::OK, json!({"status": "ok"})));
+    let (s, v) = call(&app, "GET", "/nowhere", None, "").await;
+    assert_eq!(
+        (s, &v["error"]["message"]),
+        (StatusCode::NOT_FOUND, &json!("no such endpoint"))
+    );
+    let (s, v) = call(
+        &app,
+        "GET",
+        "/api/v1/communities/shuipan/payments",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert!(
+        v["error"]["message"].is_string(),
+        "JSON like every other error: {v}"
+    );
     let (s, v) = call(&app, "GET", "/api/v1/openapi.json", None, "").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["openapi"], "3.0.3");
@@ -109,6 +127,7 @@ fn openapi_describes_every_route() {
             "/api/v1/openapi.json",
             "/api/v1/surveys/{token}/responses",
             "/healthz",
+            "/survey/{token}",
         ]
     );
 }
@@ -359,4 +378,100 @@ async fn survey_answers_need_only_the_token_and_count_once() {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
+    let (app, path, _d) = setup();
+    let token = {
+        let mut conn = rusqlite::Connection::open(&*path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        with_tx(&mut conn, |tx| -> rusqlite::Result<String> {
+            let d = tx.domain("shuipan");
+            d.upsert_owner(&crate::store::domain::OwnerInput {
+                household: "1-1-101".into(),
+                name: "Emma Brown".into(),
+                phone: None,
+                email: Some("emma.brown@example.com".into()),
+                language: crate::domain::Language::En,
+                preferred_contact: crate::domain::ContactChannel::Email,
+            })?;
+            let c = d.upsert_campaign("2026Q1", start, start + chrono::Duration::days(60))?;
+            Ok(d.invite(c.id, &["1-1-101".to_string()], start)?[0]
+                .token
+                .clone())
+        })
+        .unwrap()
+    };
+    let get = |uri: String| {
+        let app = app.clone();
+        async move {
+            let res = app
+                .oneshot(Request::get(uri).body(AxumBody::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let post_form = |uri: String, form: &'static str| {
+        let app = app.clone();
+        async move {
+            let res = app
+                .oneshot(
+                    Request::post(uri)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(AxumBody::from(form))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let page = format!("/survey/{token}");
+    let (s, html) = get(page.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("lang=\"en\"") && html.contains("Reception"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Emma") && !html.contains("1-1-101"),
+        "the page names nobody"
+    );
+    let (s, html) = post_form(page.clone(), "comment=nothing+scored").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Please score at least one service."));
+    let (s, html) = post_form(
+        page.clone(),
+        "reception=5&greenery=2&cleaning=9&comment=Lawn+needs+care",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Thank you"), "{html}");
+    let (_, html) = get(page.clone()).await;
+    assert!(html.contains("already answered"), "{html}");
+    let conn = rusqlite::Connection::open(&*path).unwrap();
+    let d = DomainRead::new(&conn, "shuipan");
+    let r = &d
+        .responses(d.campaign("2026Q1").unwrap().unwrap().id)
+        .unwrap()[0];
+    assert_eq!(
+        (
+            r.scores.reception,
+            r.scores.greenery,
+            r.scores.cleaning,
+            r.comment.as_str()
+        ),
+        (Some(5), Some(2), None, "Lawn needs care"),
+        "an out-of-range score nobody could click is dropped"
+    );
+    let (s, html) = get("/survey/AAAAAAAAAAAAAAAAAAAAAA".to_string()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(html.contains("链接无效"));
 }

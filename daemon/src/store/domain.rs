@@ -19,10 +19,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Tx;
 use crate::domain::{
-    Bill, Callback, ContactChannel, DomainError, DomainEvent, Event, FeeType, Household, Language,
-    Owner, Payment, Period, Rsvp, SurveyCampaign, SurveyInvitation, SurveyResponse, SurveyScores,
-    Ticket, TicketKind, UnpaidBill, Upsert, Utility, UtilityBalance, event_kind, fmt_ts,
-    new_survey_token, parse_ts,
+    Bill, BillStatus, Callback, ContactChannel, DomainError, DomainEvent, Event, FeeType,
+    Household, Language, Owner, Payment, Period, Rsvp, SurveyCampaign, SurveyInvitation,
+    SurveyResponse, SurveyScores, Ticket, TicketKind, UnpaidBill, Upsert, Utility, UtilityBalance,
+    event_kind, fmt_ts, new_survey_token, parse_ts,
 };
 
 /// Migration 0002 (schema version 2). Every statement is `IF NOT EXISTS`, so applying it twice
@@ -86,6 +86,15 @@ impl<'a> Tx<'a> {
             mark.execute(params![fmt_ts(now), e.id])?;
         }
         Ok(events)
+    }
+
+    /// Deletes events consumed before `before` (they have become runs; the runs and audit keep
+    /// the history). Returns how many went.
+    pub fn purge_consumed_events(&self, before: DateTime<Utc>) -> rusqlite::Result<usize> {
+        self.0.execute(
+            "DELETE FROM events WHERE consumed_at IS NOT NULL AND consumed_at < ?1",
+            [fmt_ts(before)],
+        )
     }
 
     /// Records an owner's survey answer, found by the invitation's token. The answer lands in
@@ -195,6 +204,42 @@ pub fn survey_invitation_by_token(
     .optional()
 }
 
+/// What the owner-facing survey page needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyLink {
+    pub invitation: SurveyInvitation,
+    pub campaign: SurveyCampaign,
+    pub answered: bool,
+    /// The household's primary contact's language (the page speaks it).
+    pub language: Language,
+}
+
+/// The state of a survey link, found by its token in whichever community issued it.
+pub fn survey_link(conn: &Connection, token: &str) -> rusqlite::Result<Option<SurveyLink>> {
+    let Some(invitation) = survey_invitation_by_token(conn, token)? else {
+        return Ok(None);
+    };
+    let campaign = conn.query_row(
+        "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns WHERE id = ?1",
+        [invitation.campaign_id],
+        campaign_row,
+    )?;
+    let answered: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM survey_responses WHERE invitation_id = ?1)",
+        [invitation.id],
+        |r| r.get(0),
+    )?;
+    let language = DomainRead::new(conn, &invitation.community)
+        .household_primary_contact(&invitation.household)?
+        .map_or(Language::ZhCn, |o| o.language);
+    Ok(Some(SurveyLink {
+        invitation,
+        campaign,
+        answered,
+        language,
+    }))
+}
+
 /// Reads one community's domain data. Cheap to create: borrow a connection, name the community.
 #[derive(Clone, Copy)]
 pub struct DomainRead<'c> {
@@ -253,6 +298,26 @@ impl<'c> DomainRead<'c> {
         ))?;
         st.query_map([self.community, household], owner_row)?
             .collect()
+    }
+
+    /// The owner a household's message goes to: the first owner (by id) whose preferred
+    /// channel has an address, else the first with any address. `None` for an unknown or
+    /// unreachable household (the desk must call).
+    pub fn household_primary_contact(&self, household: &str) -> rusqlite::Result<Option<Owner>> {
+        let owners = self.household_recipients(household)?;
+        let usable = |o: &Owner| match o.preferred_contact {
+            ContactChannel::Email => o.email.is_some(),
+            ContactChannel::Sms => o.phone.is_some(),
+        };
+        Ok(owners
+            .iter()
+            .find(|o| usable(o))
+            .or_else(|| {
+                owners
+                    .iter()
+                    .find(|o| o.email.is_some() || o.phone.is_some())
+            })
+            .cloned())
     }
 
     pub fn owner(&self, id: i64) -> rusqlite::Result<Option<Owner>> {
@@ -373,6 +438,18 @@ impl<'c> DomainRead<'c> {
         Ok(out)
     }
 
+    /// Every bill of a household (paid or not) with what was paid, oldest due first.
+    pub fn bills_of(&self, household: &str) -> rusqlite::Result<Vec<BillStatus>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT b.id, b.community, b.household, b.fee_type, b.period, b.amount_fen,
+                    b.due_date, b.paid_fen
+             FROM bills b WHERE b.community = ?1 AND b.household = ?2
+             ORDER BY b.due_date, b.id",
+        )?;
+        st.query_map([self.community, household], unpaid_row)?
+            .collect()
+    }
+
     /// Is bill `id` still owed? `None` when this community has no such bill. The outbox asks
     /// this just before sending a reminder, to cancel it if the owner paid meanwhile.
     pub fn is_bill_unpaid(&self, id: i64) -> rusqlite::Result<Option<bool>> {
@@ -450,6 +527,41 @@ impl<'c> DomainRead<'c> {
         st.query_map([self.community], ticket_row)?.collect()
     }
 
+    /// Tickets still open, and those closed at or after `since`, each with its latest callback
+    /// (if any), by opening time: what callback escalation and the monthly report look at.
+    pub fn tickets_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> rusqlite::Result<Vec<(Ticket, Option<Callback>)>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "{TICKET_SELECT} WHERE community = ?1 AND (closed_at IS NULL OR closed_at >= ?2)
+             ORDER BY opened_at, id"
+        ))?;
+        let tickets: Vec<Ticket> = st
+            .query_map(params![self.community, fmt_ts(since)], ticket_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        tickets
+            .into_iter()
+            .map(|t| {
+                let cb = self.latest_callback(t.id)?;
+                Ok((t, cb))
+            })
+            .collect()
+    }
+
+    /// The most recent callback of a ticket.
+    pub fn latest_callback(&self, ticket_id: i64) -> rusqlite::Result<Option<Callback>> {
+        self.conn
+            .query_row(
+                "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
+                 FROM callbacks WHERE community = ?1 AND ticket_id = ?2
+                 ORDER BY done_at DESC, id DESC LIMIT 1",
+                params![self.community, ticket_id],
+                callback_row,
+            )
+            .optional()
+    }
+
     /// Closed tickets no callback has answered yet (none dated at or after the closing), oldest
     /// closing first: what callback escalation watches. `closed_at`, `assignee`, `kind` and
     /// `first_receiver` are on each ticket.
@@ -518,6 +630,15 @@ impl<'c> DomainRead<'c> {
             .optional()
     }
 
+    /// Every survey campaign, oldest first.
+    pub fn campaigns(&self) -> rusqlite::Result<Vec<SurveyCampaign>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns
+             WHERE community = ?1 ORDER BY opens_at, id",
+        )?;
+        st.query_map([self.community], campaign_row)?.collect()
+    }
+
     pub fn invitations(&self, campaign_id: i64) -> rusqlite::Result<Vec<SurveyInvitation>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, community, campaign_id, household, token, invited_at
@@ -574,25 +695,19 @@ impl<'c> DomainRead<'c> {
     pub fn event(&self, key: &str) -> rusqlite::Result<Option<Event>> {
         self.conn
             .query_row(
-                "SELECT id, community, key, title, planned_for, location, announced_at, summary,
-                        summary_at
-                 FROM community_events WHERE community = ?1 AND key = ?2",
+                &format!("{EVENT_SELECT} WHERE community = ?1 AND key = ?2"),
                 [self.community, key],
-                |r| {
-                    Ok(Event {
-                        id: r.get(0)?,
-                        community: r.get(1)?,
-                        key: r.get(2)?,
-                        title: r.get(3)?,
-                        planned_for: date(r, 4)?,
-                        location: r.get(5)?,
-                        announced_at: opt_ts(r, 6)?,
-                        summary: r.get(7)?,
-                        summary_at: opt_ts(r, 8)?,
-                    })
-                },
+                event_row,
             )
             .optional()
+    }
+
+    /// Every community event, by planned date.
+    pub fn events(&self) -> rusqlite::Result<Vec<Event>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "{EVENT_SELECT} WHERE community = ?1 ORDER BY planned_for, id"
+        ))?;
+        st.query_map([self.community], event_row)?.collect()
     }
 
     pub fn rsvps(&self, event_id: i64) -> rusqlite::Result<Vec<Rsvp>> {
@@ -610,6 +725,76 @@ impl<'c> DomainRead<'c> {
             })
         })?
         .collect()
+    }
+
+    /// Has the reason for a message gone? The outbox asks this just before sending
+    /// (`deliver::Directory::still_relevant`). `reason` is what the workflow recorded, any of:
+    /// - `{"bills": [12, 13]}`: gone once none of these bills is owed;
+    /// - `{"ticket": 7}`: a callback reminder, gone once ticket 7 has its callback (or reopened);
+    /// - `{"survey_invitation": 5}`: gone once the household answered;
+    /// - `{"balance": {"household": "1-1-101", "utility": "water"}}`: gone once topped up to
+    ///   the threshold.
+    ///
+    /// Returns `Some(why)` when gone, `None` while the message still has a reason. Ids that do
+    /// not exist in this community count as gone. Unknown keys are ignored (a reason this code
+    /// does not understand is no reason to withhold a message).
+    pub fn reason_gone(&self, reason: &serde_json::Value) -> rusqlite::Result<Option<String>> {
+        let mut gone = Vec::new();
+        if let Some(bills) = reason.get("bills").and_then(|b| b.as_array()) {
+            let ids: Vec<i64> = bills.iter().filter_map(|b| b.as_i64()).collect();
+            let mut owed = false;
+            for id in &ids {
+                owed |= self.is_bill_unpaid(*id)? == Some(true);
+            }
+            if owed {
+                return Ok(None);
+            }
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            gone.push(format!("bill(s) {} no longer owed", list.join(", ")));
+        }
+        if let Some(id) = reason.get("ticket").and_then(|t| t.as_i64()) {
+            if self.is_callback_missing(id)? == Some(true) {
+                return Ok(None);
+            }
+            gone.push(format!("ticket {id} needs no callback now"));
+        }
+        if let Some(id) = reason.get("survey_invitation").and_then(|t| t.as_i64()) {
+            let unanswered: Option<bool> = self
+                .conn
+                .query_row(
+                    "SELECT NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.invitation_id = i.id)
+                     FROM survey_invitations i WHERE i.community = ?1 AND i.id = ?2",
+                    params![self.community, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if unanswered == Some(true) {
+                return Ok(None);
+            }
+            gone.push(format!("survey invitation {id} answered"));
+        }
+        if let Some(b) = reason.get("balance") {
+            let household = b.get("household").and_then(|h| h.as_str()).unwrap_or("");
+            let utility = b.get("utility").and_then(|u| u.as_str()).unwrap_or("");
+            let low: Option<bool> = self
+                .conn
+                .query_row(
+                    "SELECT balance_fen < threshold_fen FROM utility_balances
+                     WHERE community = ?1 AND household = ?2 AND utility = ?3",
+                    params![self.community, household, utility],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if low == Some(true) {
+                return Ok(None);
+            }
+            gone.push(format!("{utility} balance of {household} topped up"));
+        }
+        Ok(if gone.is_empty() {
+            None
+        } else {
+            Some(gone.join("; "))
+        })
     }
 
     /// Row counts per table, for import summaries and tests.
@@ -1482,7 +1667,7 @@ fn unpaid_row(r: &Row<'_>) -> rusqlite::Result<UnpaidBill> {
     let bill = bill_row(r)?;
     let paid_fen: i64 = r.get(7)?;
     Ok(UnpaidBill {
-        outstanding_fen: bill.amount_fen - paid_fen,
+        outstanding_fen: (bill.amount_fen - paid_fen).max(0),
         paid_fen,
         bill,
     })
@@ -1540,6 +1725,23 @@ fn callback_row(r: &Row<'_>) -> rusqlite::Result<Callback> {
         satisfied: r.get(5)?,
         score: r.get(6)?,
         notes: r.get(7)?,
+    })
+}
+
+const EVENT_SELECT: &str = "SELECT id, community, key, title, planned_for, location, \
+     announced_at, summary, summary_at FROM community_events";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        community: r.get(1)?,
+        key: r.get(2)?,
+        title: r.get(3)?,
+        planned_for: date(r, 4)?,
+        location: r.get(5)?,
+        announced_at: opt_ts(r, 6)?,
+        summary: r.get(7)?,
+        summary_at: opt_ts(r, 8)?,
     })
 }
 
@@ -1738,6 +1940,82 @@ mod tests {
     }
 
     #[test]
+    fn reasons_go_away_when_bills_are_paid_and_callbacks_done() {
+        let mut conn = db();
+        seed(&mut conn, "shuipan");
+        let r = DomainRead::new(&conn, "shuipan");
+        let jan = r.unpaid_bills_of("1-1-101").unwrap()[0].bill.id;
+        let reason = serde_json::json!({ "bills": [jan] });
+        assert_eq!(r.reason_gone(&reason).unwrap(), None);
+        assert_eq!(
+            r.household_primary_contact("1-1-101")
+                .unwrap()
+                .map(|o| o.name),
+            Some("张伟".to_string())
+        );
+        assert_eq!(
+            r.household_primary_contact("1-1-102").unwrap(),
+            None,
+            "nobody to reach"
+        );
+        with_tx(&mut conn, |tx| {
+            tx.domain("shuipan")
+                .post_payment(&pay("R1", "1-1-101"), t(9))
+        })
+        .unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        assert_eq!(
+            r.reason_gone(&reason).unwrap().as_deref(),
+            Some(format!("bill(s) {jan} no longer owed").as_str())
+        );
+        // Another community's bill id is "gone" here, never "owed".
+        let theirs = serde_json::json!({ "bills": [jan] });
+        assert!(
+            DomainRead::new(&conn, "shijixinzhu")
+                .reason_gone(&theirs)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            r.reason_gone(&serde_json::json!({"unknown": 1})).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn events_are_planned_announced_rsvped_and_summarised() {
+        let mut conn = db();
+        seed(&mut conn, "shuipan");
+        let day = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
+        with_tx(&mut conn, |tx| -> rusqlite::Result<()> {
+            let d = tx.domain("shuipan");
+            let e = d.upsert_event("2026H1", "端午包粽子", day, "会所")?;
+            d.mark_event_announced(e.id, t(1))?;
+            d.mark_event_announced(e.id, t(5))?; // the first announcement stands
+            d.record_rsvp(e.id, "1-1-101", 3, t(2))?;
+            d.record_rsvp(e.id, "1-1-101", 2, t(3))?; // changed their mind
+            d.record_event_summary(e.id, "到场 40 人", t(6))?;
+            Ok(())
+        })
+        .unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        let e = r.event("2026H1").unwrap().unwrap();
+        assert_eq!(
+            (e.announced_at, e.summary.as_deref()),
+            (Some(t(1)), Some("到场 40 人"))
+        );
+        assert_eq!(r.events().unwrap().len(), 1);
+        let rsvps = r.rsvps(e.id).unwrap();
+        assert_eq!((rsvps.len(), rsvps[0].attendees), (1, 2));
+        assert!(
+            DomainRead::new(&conn, "shijixinzhu")
+                .events()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn a_bad_callback_reopens_the_ticket_and_a_good_one_ends_the_wait() {
         let mut conn = db();
         seed(&mut conn, "shuipan");
@@ -1847,6 +2125,8 @@ mod tests {
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].kind, "survey.answered");
         assert!(pending_events(&conn, 10).unwrap().is_empty(), "taken once");
+        let purged = with_tx(&mut conn, |tx| tx.purge_consumed_events(t(5))).unwrap();
+        assert_eq!(purged, 1);
     }
 
     #[test]
