@@ -33,6 +33,11 @@ name = "水畔花园"
 timezone = "Asia/Shanghai"
 
 [[staff]]
+id = "chen-jing"
+name = "陈静"
+role = "customer_service"
+
+[[staff]]
 id = "weixiu-zhao"
 name = "赵师傅"
 role = "customer_service"
@@ -335,7 +340,17 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
             "曾因不满意重开 (reopened after a bad callback): 1",
         ],
     );
-    assert!(text.contains("\n赵师傅 (weixiu-zhao) "), "{text}");
+    assert_lines(
+        &text,
+        &[
+            "报修 (repair)                 3              3         100.0%               3            0                0                 0                 4               75.0%           3.75",
+            "投诉 (complaint)              1              1         100.0%               0            1                0                 0                 1              100.0%           4.00",
+            // The desk member who took every call owns every callback (首问负责制).
+            "陈静 (chen-jing)                4              4         100.0%               3            1                0                 0                 5               80.0%           3.80",
+            // The bad callback counts against the repair worker's satisfaction.
+            "赵师傅 (weixiu-zhao)              2              2         100.0%               2            0                0                 0                 3               66.7%           3.67",
+        ],
+    );
 
     // Q4 so far: SP-T014, closed 10-14 16:00 without callback, is missed by the end of 10-20;
     // at the end of 10-14 its 24 h had not run out, so it was pending and nothing was due.

@@ -122,7 +122,10 @@ pub struct Callbacks {
     pub repair: Tally,
     pub complaint: Tally,
     pub total: Tally,
-    /// Per assignee ("" = unassigned), labelled with the configured staff name.
+    /// Per first receiver, who owns the callback (首问负责制), labelled with the configured
+    /// staff name.
+    pub owners: Vec<(String, Tally)>,
+    /// Per assignee who did the work ("" = unassigned): satisfaction here is about the repair.
     pub staff: Vec<(String, Tally)>,
 }
 
@@ -141,6 +144,7 @@ pub fn compute(
     let mut complaint = Tally::default();
     let mut total = Tally::default();
     let mut by_staff: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_owner: BTreeMap<String, Tally> = BTreeMap::new();
     for t in closed {
         let st = status(t, &sla, as_of);
         let re = t.reopened > 0;
@@ -151,6 +155,10 @@ pub fn compute(
         total.add_closed(st, re);
         by_staff
             .entry(t.assignee.clone().unwrap_or_default())
+            .or_default()
+            .add_closed(st, re);
+        by_owner
+            .entry(t.first_receiver.clone())
             .or_default()
             .add_closed(st, re);
     }
@@ -165,21 +173,28 @@ pub fn compute(
             .entry(d.assignee.clone().unwrap_or_default())
             .or_default()
             .add_callback(c.satisfied, c.score);
+        by_owner
+            .entry(d.first_receiver.clone())
+            .or_default()
+            .add_callback(c.satisfied, c.score);
     }
-    let staff = by_staff
-        .into_iter()
-        .map(|(id, t)| {
-            let label = if id.is_empty() {
-                "（未指派 unassigned）".to_string()
-            } else {
-                match names.get(&id) {
-                    Some(n) => format!("{n} ({id})"),
-                    None => id,
-                }
-            };
-            (label, t)
-        })
-        .collect();
+    let label = |m: BTreeMap<String, Tally>| -> Vec<(String, Tally)> {
+        m.into_iter()
+            .map(|(id, t)| {
+                let label = if id.is_empty() {
+                    "（未指派 unassigned）".to_string()
+                } else {
+                    match names.get(&id) {
+                        Some(n) => format!("{n} ({id})"),
+                        None => id,
+                    }
+                };
+                (label, t)
+            })
+            .collect()
+    };
+    let owners = label(by_owner);
+    let staff = label(by_staff);
     Callbacks {
         community_name: community_name.to_string(),
         period,
@@ -188,9 +203,13 @@ pub fn compute(
         repair,
         complaint,
         total,
+        owners,
         staff,
     }
 }
+
+const OWNERS: &str = "按首问负责人 (by first receiver, who owns the callback)";
+const ASSIGNEES: &str = "按处理人 (by assignee, who did the work)";
 
 fn row(label: &str, t: &Tally) -> Vec<String> {
     vec![
@@ -212,13 +231,13 @@ fn columns(first: &str) -> Table {
     Table::new(&[
         (first, Align::Left),
         ("结案 (closed)", Align::Right),
-        ("已回访 (called back)", Align::Right),
+        ("已回访 (done)", Align::Right),
         ("回访率 (rate)", Align::Right),
         ("及时 (on time)", Align::Right),
         ("超时 (late)", Align::Right),
         ("未回访 (missed)", Align::Right),
         ("未到期 (pending)", Align::Right),
-        ("回访次数 (callbacks)", Align::Right),
+        ("回访次数 (calls)", Align::Right),
         ("满意率 (satisfied)", Align::Right),
         ("平均分 (mean)", Align::Right),
     ])
@@ -246,9 +265,9 @@ impl Callbacks {
         t
     }
 
-    fn staff_table(&self) -> Table {
-        let mut t = columns("处理人 (assignee)");
-        for (name, tally) in &self.staff {
+    fn staff_table(&self, first: &str, rows: &[(String, Tally)]) -> Table {
+        let mut t = columns(first);
+        for (name, tally) in rows {
             t.row(row(name, tally));
         }
         t
@@ -302,8 +321,14 @@ impl Callbacks {
         }
         s.push_str("\n按类别 (by kind)\n");
         s.push_str(&self.kind_table().render());
-        s.push_str("\n按处理人 (by assignee)\n");
-        s.push_str(&self.staff_table().render());
+        s.push_str(&format!("\n{OWNERS}\n"));
+        s.push_str(
+            &self
+                .staff_table("首问负责人 (owner)", &self.owners)
+                .render(),
+        );
+        s.push_str(&format!("\n{ASSIGNEES}\n"));
+        s.push_str(&self.staff_table("处理人 (assignee)", &self.staff).render());
         s
     }
 
@@ -355,8 +380,10 @@ impl Callbacks {
         ));
         p.h2("按类别 (by kind)");
         p.table(&self.kind_table());
-        p.h2("按处理人 (by assignee)");
-        p.table(&self.staff_table());
+        p.h2(OWNERS);
+        p.table(&self.staff_table("首问负责人 (owner)", &self.owners));
+        p.h2(ASSIGNEES);
+        p.table(&self.staff_table("处理人 (assignee)", &self.staff));
         p.finish()
     }
 }
@@ -381,6 +408,7 @@ mod tests {
         ClosedTicket {
             no: no.into(),
             kind,
+            first_receiver: "chen-jing".into(),
             assignee: (!who.is_empty()).then(|| who.to_string()),
             closed_at: c,
             reopened: 0,
@@ -397,6 +425,7 @@ mod tests {
         CallbackDone {
             ticket_no: t.no.clone(),
             kind: t.kind,
+            first_receiver: t.first_receiver.clone(),
             assignee: t.assignee.clone(),
             callback: t.callback.clone().unwrap(),
         }
@@ -449,7 +478,10 @@ mod tests {
             ]
         );
         let dones: Vec<CallbackDone> = tickets[..3].iter().map(done).collect();
-        let names = BTreeMap::from([("zhou-ming".to_string(), "周明".to_string())]);
+        let names = BTreeMap::from([
+            ("zhou-ming".to_string(), "周明".to_string()),
+            ("chen-jing".to_string(), "陈静".to_string()),
+        ]);
         let r = compute(
             "水畔花园",
             "2026-09".parse().unwrap(),

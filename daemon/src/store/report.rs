@@ -133,6 +133,8 @@ pub struct CallbackBrief {
 pub struct ClosedTicket {
     pub no: String,
     pub kind: TicketKind,
+    /// Who took the call and owns the callback (首问负责制).
+    pub first_receiver: String,
     pub assignee: Option<String>,
     pub closed_at: DateTime<Utc>,
     pub reopened: u32,
@@ -148,7 +150,7 @@ pub fn tickets_closed(
 ) -> rusqlite::Result<Vec<ClosedTicket>> {
     let mut st = conn.prepare_cached(
         "SELECT t.no, t.kind, t.assignee, t.closed_at, t.reopened,
-                c.done_at, c.done_by, c.satisfied, c.score
+                c.done_at, c.done_by, c.satisfied, c.score, t.first_receiver
          FROM tickets t
          LEFT JOIN callbacks c ON c.id = (
              SELECT c2.id FROM callbacks c2
@@ -171,6 +173,7 @@ pub fn tickets_closed(
         Ok(ClosedTicket {
             no: r.get(0)?,
             kind: kind(r, 1)?,
+            first_receiver: r.get(9)?,
             assignee: r.get(2)?,
             closed_at: ts(r, 3)?,
             reopened: r.get(4)?,
@@ -185,6 +188,7 @@ pub fn tickets_closed(
 pub struct CallbackDone {
     pub ticket_no: String,
     pub kind: TicketKind,
+    pub first_receiver: String,
     pub assignee: Option<String>,
     pub callback: CallbackBrief,
 }
@@ -198,7 +202,8 @@ pub fn callbacks_done(
     to: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<CallbackDone>> {
     let mut st = conn.prepare_cached(
-        "SELECT t.no, t.kind, t.assignee, c.done_at, c.done_by, c.satisfied, c.score
+        "SELECT t.no, t.kind, t.assignee, c.done_at, c.done_by, c.satisfied, c.score,
+                t.first_receiver
          FROM callbacks c JOIN tickets t ON t.id = c.ticket_id
          WHERE c.community = ?1 AND c.done_at >= ?2 AND c.done_at < ?3
          ORDER BY c.done_at, c.id",
@@ -207,6 +212,7 @@ pub fn callbacks_done(
         Ok(CallbackDone {
             ticket_no: r.get(0)?,
             kind: kind(r, 1)?,
+            first_receiver: r.get(7)?,
             assignee: r.get(2)?,
             callback: CallbackBrief {
                 done_at: ts(r, 3)?,
