@@ -337,6 +337,7 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
             "及时率 (on time, of callbacks due): 75.0% (3 / 4)",
             // The bad callback counts: 4 of 5 satisfied, (5+4+4+2+4)/5.
             "回访满意率 (satisfied among callbacks): 80.0% (4 / 5), 平均分 (mean score) 3.80",
+            "超过时限、应升级至主管 (past the SLA, due for escalation to the supervisor): 1 (1 late + 0 missed)",
             "曾因不满意重开 (reopened after a bad callback): 1",
         ],
     );

@@ -302,6 +302,13 @@ impl Callbacks {
                 fmt_mean(t.score_sum, t.callbacks)
             ),
             format!(
+                "超过时限、应升级至主管 (past the SLA, due for escalation to the supervisor): {} \
+                 ({} late + {} missed)",
+                t.late + t.missed,
+                t.late,
+                t.missed
+            ),
+            format!(
                 "曾因不满意重开 (reopened after a bad callback): {}",
                 t.reopened
             ),

@@ -14,11 +14,37 @@ pub mod html;
 pub mod satisfaction;
 pub mod text;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
+
+use crate::config::Community;
+use crate::exit::Coded;
+use crate::store::domain::DomainRead;
+use crate::store::report as q;
+use callbacks::Sla;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Kind {
+    /// Survey response rate and satisfaction per service area, vs the previous period.
+    Satisfaction,
+    /// Callback rate, callbacks on time against the SLA, satisfaction among callbacks.
+    Callbacks,
+    /// Billed vs collected per fee type, arrears by age, low prepaid balances.
+    Fees,
+}
+
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned tables for a terminal or an email.
+    #[default]
+    Text,
+    /// A self-contained HTML page with SVG charts.
+    Html,
+}
 
 /// A reporting period in the community's local calendar: a month, quarter, half year or year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +283,113 @@ pub fn days_between(due: NaiveDate, as_of: NaiveDate) -> i64 {
 /// The reference day of a report: the period's last day, or `today` if the period is not over.
 pub fn as_of_day(period: &Period, today: NaiveDate) -> NaiveDate {
     period.last_day().min(today)
+}
+
+/// The callback SLA from `[workflows.callback_escalation.params]`, defaults otherwise.
+pub fn sla_of(community: &Community) -> anyhow::Result<Sla> {
+    let mut sla = Sla::default();
+    let Some(w) = community.raw.workflows.get("callback_escalation") else {
+        return Ok(sla);
+    };
+    for (key, slot) in [
+        ("sla_hours_repair", &mut sla.repair_hours),
+        ("sla_hours_complaint", &mut sla.complaint_hours),
+    ] {
+        match w.params.get(key) {
+            None => {}
+            Some(toml::Value::Integer(h)) if (1..=24 * 365).contains(h) => *slot = *h,
+            Some(v) => {
+                return Err(Coded::config(anyhow::anyhow!(
+                    "{}: workflows.callback_escalation.params.{key}: expected a whole number of \
+                     hours from 1 to 8760, got {v}",
+                    community.file.display()
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(sla)
+}
+
+/// Computes and renders one report. `today` is the community's local date the report is run on.
+pub fn build(
+    conn: &rusqlite::Connection,
+    community: &Community,
+    kind: Kind,
+    period: Period,
+    today: NaiveDate,
+    format: Format,
+) -> anyhow::Result<String> {
+    let id = community.id.as_str();
+    let tz = community.tz;
+    let (from, to) = period.instants(tz);
+    // The day the report is judged at: the period's last day, or today if it is not over.
+    let as_of_day = as_of_day(&period, today);
+    let as_of = local_midnight(
+        tz,
+        as_of_day
+            .checked_add_days(Days::new(1))
+            .unwrap_or(as_of_day),
+    );
+    let html = matches!(format, Format::Html);
+    Ok(match kind {
+        Kind::Satisfaction => {
+            let campaigns = q::campaigns_opened(conn, id, from, to)?;
+            let responses = q::responses_opened(conn, id, from, to)?;
+            let (pf, pt) = period.previous().instants(tz);
+            let prev_campaigns = q::campaigns_opened(conn, id, pf, pt)?.len();
+            let prev = q::responses_opened(conn, id, pf, pt)?;
+            let r = satisfaction::compute(
+                &community.name,
+                period,
+                campaigns,
+                &responses,
+                prev_campaigns,
+                &prev,
+            );
+            if html { r.to_html() } else { r.to_text() }
+        }
+        Kind::Callbacks => {
+            let closed = q::tickets_closed(conn, id, from, to)?;
+            let done = q::callbacks_done(conn, id, from, to)?;
+            let names: BTreeMap<String, String> = community
+                .raw
+                .staff
+                .iter()
+                .map(|s| (s.id.clone(), s.name.clone()))
+                .collect();
+            let r = callbacks::compute(
+                &community.name,
+                period,
+                sla_of(community)?,
+                as_of,
+                &closed,
+                &done,
+                &names,
+            );
+            if html { r.to_html() } else { r.to_text() }
+        }
+        Kind::Fees => {
+            let billed = q::billed_by_fee_type(conn, id, period.start(), period.end(), as_of)?;
+            let received = q::received_by_fee_type(conn, id, from, to.min(as_of), as_of)?;
+            let read = DomainRead::new(conn, id);
+            let unpaid = match as_of_day.pred_opt() {
+                Some(due_by) => read.unpaid_bills_as_of(as_of, due_by)?,
+                None => Vec::new(),
+            };
+            let low = read.balances_below_threshold()?;
+            let r = fees::compute(
+                &community.name,
+                period,
+                as_of_day,
+                billed,
+                received,
+                &unpaid,
+                low,
+            );
+            if html { r.to_html() } else { r.to_text() }
+        }
+    })
 }
 
 #[cfg(test)]
