@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::domain::{UnpaidBill, Utility, UtilityBalance};
-use crate::store::report::FeeTally;
+use crate::domain::{Utility, UtilityBalance};
+use crate::store::report::{FeeTally, OverdueBill};
 
 use super::html::{self, Page, Series};
 use super::text::{Align, Table, heading};
@@ -80,13 +80,13 @@ pub fn compute(
     as_of: NaiveDate,
     billed: Vec<FeeTally>,
     received: Vec<(String, i64)>,
-    unpaid: &[UnpaidBill],
+    unpaid: &[OverdueBill],
     low_balances: Vec<UtilityBalance>,
 ) -> Fees {
     let mut buckets = [BucketTotal::default(); 4];
     let mut by_household: BTreeMap<&str, Arrears> = BTreeMap::new();
     for u in unpaid {
-        let days = (as_of - u.bill.due_date).num_days();
+        let days = (as_of - u.due_date).num_days();
         if days <= 0 || u.outstanding_fen <= 0 {
             continue; // not past due at the reference day
         }
@@ -94,18 +94,18 @@ pub fn compute(
         b.bills += 1;
         b.outstanding_fen += u.outstanding_fen;
         let a = by_household
-            .entry(u.bill.household.as_str())
+            .entry(u.household.as_str())
             .or_insert_with(|| Arrears {
-                household: u.bill.household.clone(),
+                household: u.household.clone(),
                 bills: 0,
                 outstanding_fen: 0,
-                oldest_due: u.bill.due_date,
+                oldest_due: u.due_date,
                 days,
             });
         a.bills += 1;
         a.outstanding_fen += u.outstanding_fen;
-        if u.bill.due_date < a.oldest_due {
-            a.oldest_due = u.bill.due_date;
+        if u.due_date < a.oldest_due {
+            a.oldest_due = u.due_date;
             a.days = days;
         }
     }
@@ -368,24 +368,15 @@ impl Fees {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Bill, FeeType};
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
-    fn unpaid(h: &str, due: &str, amount: i64, paid: i64) -> UnpaidBill {
-        UnpaidBill {
-            bill: Bill {
-                id: 0,
-                community: "shuipan".into(),
-                household: h.into(),
-                fee_type: FeeType::Property,
-                period: "2026-01".parse().unwrap(),
-                amount_fen: amount,
-                due_date: d(due),
-            },
-            paid_fen: paid,
+    fn unpaid(h: &str, due: &str, amount: i64, paid: i64) -> OverdueBill {
+        OverdueBill {
+            household: h.into(),
+            due_date: d(due),
             outstanding_fen: amount - paid,
         }
     }

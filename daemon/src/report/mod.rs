@@ -372,12 +372,11 @@ pub fn build(
         Kind::Fees => {
             let billed = q::billed_by_fee_type(conn, id, period.start(), period.end(), as_of)?;
             let received = q::received_by_fee_type(conn, id, from, to.min(as_of), as_of)?;
-            let read = DomainRead::new(conn, id);
             let unpaid = match as_of_day.pred_opt() {
-                Some(due_by) => read.unpaid_bills_as_of(as_of, due_by)?,
+                Some(due_by) => q::overdue_as_of(conn, id, as_of, due_by)?,
                 None => Vec::new(),
             };
-            let low = read.balances_below_threshold()?;
+            let low = DomainRead::new(conn, id).balances_below_threshold()?;
             let r = fees::compute(
                 &community.name,
                 period,
