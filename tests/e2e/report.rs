@@ -110,7 +110,7 @@ fn demo_db(dir: &Path) -> PathBuf {
         ([Some(5), Some(5), Some(3), Some(4), Some(4)], ""),
         (
             [Some(4), Some(1), Some(2), Some(3), Some(5)],
-            "保洁不到位，报修没人管",
+            "保洁不到位，报修没人管 请回电13812345678",
         ),
         ([Some(5), Some(4), Some(5), Some(5), Some(4)], ""),
     ];
@@ -265,12 +265,13 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
         &text,
         &[
             "1-1-202         报修 (repairs) 2                     水管维修拖了一周 <急>",
-            "1-1-401         报修 (repairs) 1, 保洁 (cleaning) 2  保洁不到位，报修没人管",
+            // The phone number the owner wrote into the comment is masked.
+            "1-1-401         报修 (repairs) 1, 保洁 (cleaning) 2  保洁不到位，报修没人管 请回电138****5678",
         ],
     );
     // No owner names or phones in a report that circulates in the office.
     assert!(
-        !text.contains("吴军") && !text.contains("1380000"),
+        !text.contains("吴军") && !text.contains("1380000") && !text.contains("13812345678"),
         "{text}"
     );
 

@@ -318,9 +318,59 @@ impl Satisfaction {
     }
 }
 
-/// Comments may hold line breaks; a table cell keeps one line.
+/// Comments may hold line breaks; a table cell keeps one line. Owners sometimes write their
+/// phone number or email into the comment ("请回电 13812345678"); the report circulates in the
+/// office, so those are masked like everywhere else wuye prints a contact.
 pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    mask_contacts(&joined)
+}
+
+/// Masks runs of 7 or more digits (phone numbers) and words with an `@` (emails).
+fn mask_contacts(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut digits = String::new();
+    let flush = |out: &mut String, digits: &mut String| {
+        if digits.len() >= 7 {
+            out.push_str(&crate::privacy::mask_phone(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut out, &mut digits);
+            out.push(c);
+        }
+    }
+    flush(&mut out, &mut digits);
+    // Emails: an ASCII word around an '@' with a dot after it.
+    let is_mail_char = |c: char| c.is_ascii_alphanumeric() || "._%+-*".contains(c);
+    let mut result = String::with_capacity(out.len());
+    let chars: Vec<char> = out.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if is_mail_char(chars[i]) || chars[i] == '@' {
+            let start = i;
+            while i < chars.len() && (is_mail_char(chars[i]) || chars[i] == '@') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            match word.split_once('@') {
+                Some((user, host)) if !user.is_empty() && host.contains('.') => {
+                    result.push_str(&crate::privacy::mask_email(&word));
+                }
+                _ => result.push_str(&word),
+            }
+        } else {
+            result.push(chars[i]);
+            i += 1;
+        }
+    }
+    result
 }
 
 #[cfg(test)]
@@ -425,6 +475,14 @@ mod tests {
         assert!(!page.contains("<b>没人来"));
         // Four areas have both periods, greenery only the previous one.
         assert_eq!(page.matches("<rect class=\"bar\"").count(), 9);
+    }
+
+    #[test]
+    fn contacts_written_into_comments_are_masked() {
+        assert_eq!(
+            one_line("请回电 13812345678，或邮件\nzhang.wei@example.com 谢谢 3号楼 2-1-302"),
+            "请回电 138****5678，或邮件 z***@example.com 谢谢 3号楼 2-1-302"
+        );
     }
 
     #[test]
