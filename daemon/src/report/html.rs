@@ -32,7 +32,8 @@ p.note{color:#8a5a00;background:#fff8e6;padding:6px 10px;border-left:3px solid #
 table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}\
 th,td{border:1px solid #ccd;padding:4px 10px}th{background:#eef3fa;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:bold;background:#f7f7f7}\
-svg{display:block;margin:8px 0 20px}";
+svg{display:block;margin:8px 0 20px}\
+table,svg{page-break-inside:avoid}@media print{body{margin:0;max-width:none}}";
 
 /// A page under construction.
 pub struct Page {
