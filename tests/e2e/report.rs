@@ -419,6 +419,20 @@ fn fees_report_on_demo_data_counts_payments_as_the_books_stood_at_period_end() {
     // (parking, property) x (billed, collected).
     assert_eq!(html.matches("<rect class=\"bar\"").count(), 4);
 
+    // A half year not over yet counts only the bills due by the reference day: December's
+    // bills are not owed on 11-20. (Checked against the CSV files by hand.)
+    let h2 = ok(&report(
+        &cfg,
+        &["fees", "--period", "2026H2", "--as-of", "2026-11-20"],
+    ));
+    assert_lines(
+        &h2,
+        &[
+            "期间 (period): 2026H2 (2026-07-01 – 2026-12-31); 截至 (as of): 2026-11-20 日终 (end of day)",
+            "合计 (total)                226     ¥65,662.50        ¥56,290.00           ¥9,372.50          85.7%                     ¥56,290.00",
+        ],
+    );
+
     let none = ok(&report(&cfg, &["fees", "--period", "2025-06"]));
     assert_lines(
         &none,

@@ -370,7 +370,9 @@ pub fn build(
             if html { r.to_html() } else { r.to_text() }
         }
         Kind::Fees => {
-            let billed = q::billed_by_fee_type(conn, id, period.start(), period.end(), as_of)?;
+            // In a period not over yet, bills due after the reference day are not owed yet.
+            let due_to = period.end().min(as_of_day.succ_opt().unwrap_or(as_of_day));
+            let billed = q::billed_by_fee_type(conn, id, period.start(), due_to, as_of)?;
             let received = q::received_by_fee_type(conn, id, from, to.min(as_of), as_of)?;
             let unpaid = match as_of_day.pred_opt() {
                 Some(due_by) => q::overdue_as_of(conn, id, as_of, due_by)?,
