@@ -329,11 +329,14 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
 fn callbacks_report_counts_late_missed_and_reopened_tickets() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = demo_db(tmp.path());
-    let text = ok(&report(&cfg, &["callbacks", "--period", "2026Q3"]));
+    let text = ok(&report(
+        &cfg,
+        &["callbacks", "--period", "2026Q3", "--as-of", "2026-11-20"],
+    ));
     assert_lines(
         &text,
         &[
-            "期间 (period): 2026Q3 (2026-07-01 – 2026-09-30); 回访时限 (callback SLA): 报修 (repair) 24 h, 投诉 (complaint) 48 h",
+            "期间 (period): 2026Q3 (2026-07-01 – 2026-09-30); 回访时限 (callback SLA): 报修 (repair) 24 h, 投诉 (complaint) 48 h; 截至 (as of): 2026-11-20 日终 (end of day)",
             "回访率 (callback rate): 100.0% (4 / 4 closed)",
             "及时率 (on time, of callbacks due): 75.0% (3 / 4)",
             // The bad callback counts: 4 of 5 satisfied, (5+4+4+2+4)/5.
@@ -372,6 +375,21 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
         &["callbacks", "--period", "2026Q4", "--as-of", "2026-10-14"],
     ));
     assert_lines(&early, &["及时率 (on time, of callbacks due): — (0 / 0)"]);
+
+    // Judged on 09-02, SP-T012's callback (done 09-03) had not happened and its 48 h were up;
+    // SP-T013 had not been closed yet.
+    let sept2 = ok(&report(
+        &cfg,
+        &["callbacks", "--period", "2026Q3", "--as-of", "2026-09-02"],
+    ));
+    assert_lines(
+        &sept2,
+        &[
+            "回访率 (callback rate): 66.7% (2 / 3 closed)",
+            "超过时限、应升级至主管 (past the SLA, due for escalation to the supervisor): 1 (0 late + 1 missed)",
+            "回访满意率 (satisfied among callbacks): 100.0% (2 / 2), 平均分 (mean score) 4.50",
+        ],
+    );
 
     let html = ok(&report(
         &cfg,

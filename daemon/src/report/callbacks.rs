@@ -5,10 +5,12 @@
 //! the report's reference instant) or missed. Satisfaction among callbacks counts every callback
 //! done in the period, including the unhappy ones that reopened their ticket (a reopened ticket
 //! is no longer "closed", so counting only closed tickets' callbacks would hide exactly those).
+//! Callbacks are judged as of the day the report is run (or `--as-of`), not the period's end:
+//! an SLA that starts on the period's last evening ends after it.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::domain::TicketKind;
 use crate::store::report::{CallbackDone, ClosedTicket};
@@ -53,9 +55,10 @@ pub enum Status {
     Pending,
 }
 
+/// Where `t`'s callback stood at `as_of`; a callback done later does not count yet.
 pub fn status(t: &ClosedTicket, sla: &Sla, as_of: DateTime<Utc>) -> Status {
     let deadline = t.closed_at + sla.of(t.kind);
-    match &t.callback {
+    match t.callback.as_ref().filter(|c| c.done_at <= as_of) {
         Some(c) if c.done_at <= deadline => Status::OnTime,
         Some(_) => Status::Late,
         None if as_of >= deadline => Status::Missed,
@@ -118,6 +121,8 @@ pub struct Callbacks {
     pub community_name: String,
     pub period: Period,
     pub sla: Sla,
+    /// The local day callbacks are judged at the end of, and that instant.
+    pub as_of_day: NaiveDate,
     pub as_of: DateTime<Utc>,
     pub repair: Tally,
     pub complaint: Tally,
@@ -130,12 +135,14 @@ pub struct Callbacks {
 }
 
 /// Figures of the period. `names` maps staff ids to the names in the community's config;
-/// `as_of` is the instant a missing callback is judged at (the period's end, or now).
+/// `as_of` is the instant callbacks are judged at: the end of the day the report is run (or
+/// `--as-of`), not the period's end, because a ticket closed on the period's last evening is
+/// due its callback the next day and the report should say whether it got it.
 pub fn compute(
     community_name: &str,
     period: Period,
     sla: Sla,
-    as_of: DateTime<Utc>,
+    (as_of_day, as_of): (NaiveDate, DateTime<Utc>),
     closed: &[ClosedTicket],
     done: &[CallbackDone],
     names: &BTreeMap<String, String>,
@@ -199,6 +206,7 @@ pub fn compute(
         community_name: community_name.to_string(),
         period,
         sla,
+        as_of_day,
         as_of,
         repair,
         complaint,
@@ -250,10 +258,12 @@ impl Callbacks {
 
     fn meta(&self) -> String {
         format!(
-            "期间 (period): {}; 回访时限 (callback SLA): 报修 (repair) {} h, 投诉 (complaint) {} h",
+            "期间 (period): {}; 回访时限 (callback SLA): 报修 (repair) {} h, 投诉 (complaint) {} h; \
+             截至 (as of): {} 日终 (end of day)",
             self.period.describe(),
             self.sla.repair_hours,
-            self.sla.complaint_hours
+            self.sla.complaint_hours,
+            self.as_of_day
         )
     }
 
@@ -493,7 +503,7 @@ mod tests {
             "水畔花园",
             "2026-09".parse().unwrap(),
             sla,
-            as_of,
+            (NaiveDate::from_ymd_opt(2026, 9, 29).unwrap(), as_of),
             &tickets,
             &dones,
             &names,
@@ -532,6 +542,29 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_after_the_reference_instant_does_not_count_yet() {
+        let t = closed(
+            "T1",
+            TicketKind::Repair,
+            "x",
+            at(1, 8),
+            Some((at(2, 6), true, 5)),
+        );
+        let sla = Sla::default();
+        assert_eq!(status(&t, &sla, at(2, 0)), Status::Pending);
+        assert_eq!(status(&t, &sla, at(2, 6)), Status::OnTime);
+        let late = closed(
+            "T2",
+            TicketKind::Repair,
+            "x",
+            at(1, 8),
+            Some((at(3, 6), true, 5)),
+        );
+        assert_eq!(status(&late, &sla, at(2, 12)), Status::Missed);
+        assert_eq!(status(&late, &sla, at(3, 12)), Status::Late);
+    }
+
+    #[test]
     fn configured_sla_changes_what_is_late() {
         let t = closed(
             "T2",
@@ -553,7 +586,7 @@ mod tests {
             "水畔花园",
             "2026-02".parse().unwrap(),
             Sla::default(),
-            at(1, 0),
+            (NaiveDate::from_ymd_opt(2026, 2, 28).unwrap(), at(1, 0)),
             &[],
             &[],
             &BTreeMap::new(),

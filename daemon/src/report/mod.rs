@@ -350,8 +350,10 @@ pub fn build(
             if html { r.to_html() } else { r.to_text() }
         }
         Kind::Callbacks => {
-            let closed = q::tickets_closed(conn, id, from, to)?;
-            let done = q::callbacks_done(conn, id, from, to)?;
+            // Judged at the end of the report's day, not the period's (see report::callbacks).
+            let now = local_midnight(tz, today.succ_opt().unwrap_or(today));
+            let closed = q::tickets_closed(conn, id, from, to.min(now))?;
+            let done = q::callbacks_done(conn, id, from, to.min(now))?;
             let names: BTreeMap<String, String> = community
                 .raw
                 .staff
@@ -362,7 +364,7 @@ pub fn build(
                 &community.name,
                 period,
                 sla_of(community)?,
-                as_of,
+                (today, now),
                 &closed,
                 &done,
                 &names,
