@@ -283,6 +283,16 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
         ),
         "{q1}"
     );
+    let q1_html = ok(&report(
+        &cfg,
+        &["satisfaction", "--period", "2026Q1", "--format", "html"],
+    ));
+    assert_well_formed(&q1_html);
+    assert!(
+        q1_html.contains("<p class=\"note\">本期没有满意度调查"),
+        "{q1_html}"
+    );
+    assert!(!q1_html.contains("<svg"));
     let q2 = ok(&report(&cfg, &["satisfaction", "--period", "2026Q2"]));
     assert!(
         q2.contains(
@@ -490,6 +500,27 @@ fn bad_period_unknown_community_and_missing_database_are_clear_errors() {
         stderr(&o)
     );
 
+    let o = report(&cfg, &["fees", "--period", "2026Q3"]);
+    assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
+    assert!(
+        !tmp.path().join("data/wuye.db").exists(),
+        "a report must not create the database"
+    );
+
+    // A database without the domain tables (the daemon ran, nothing was imported).
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    rusqlite::Connection::open(tmp.path().join("data/wuye.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE runs (id INTEGER PRIMARY KEY);")
+        .unwrap();
+    let o = report(&cfg, &["callbacks", "--period", "2026Q3"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds no owner, bill or ticket data yet: import it first"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(tmp.path().join("data/wuye.db")).unwrap();
     let o = report(&cfg, &["fees", "--period", "2026Q3"]);
     assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
     assert!(

@@ -87,6 +87,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let conn = q::open_read_only(&db_path)
         .with_context(|| format!("cannot open {} read-only", db_path.display()))
         .map_err(Coded::temporary)?;
+    let schema = q::has_domain_schema(&conn)
+        .with_context(|| format!("cannot read {}", db_path.display()))
+        .map_err(Coded::temporary)?;
+    if !schema {
+        return Err(Coded::data(anyhow::anyhow!(
+            "database {} holds no owner, bill or ticket data yet: import it first (wuyed import ...)",
+            db_path.display()
+        ))
+        .into());
+    }
     let today = args.as_of.unwrap_or_else(|| {
         SystemClock::new()
             .now()

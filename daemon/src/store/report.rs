@@ -23,6 +23,17 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Whether the database has the domain tables (migration 0002) a report reads; a database
+/// the daemon created before any import may not.
+pub fn has_domain_schema(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) = 4 FROM sqlite_master WHERE type = 'table'
+           AND name IN ('bills', 'payments', 'tickets', 'survey_campaigns')",
+        [],
+        |r| r.get(0),
+    )
+}
+
 fn ts(r: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let s: String = r.get(idx)?;
     parse_ts(&s).ok_or_else(|| {
