@@ -7,6 +7,12 @@
 //! once when printed, so a collection rate never drifts by a float rounding), and the renderers
 //! ([`text`], [`html`]) print them. A rate over nothing (no campaign, no closed ticket, no bill) is
 //! `None` and printed as "—" with a sentence saying why, never as NaN or 0%.
+//!
+//! [`build`] is the entry point (the CLI, benchmarks and anything else that wants a report call
+//! it with a read-only connection); "as of" differs per report on purpose: fees are taken as the
+//! books stood at the period's end (so a past quarter's figures do not change), callbacks as of
+//! the day the report is run (a callback due after the period's end still belongs to it), and
+//! surveys are whole campaigns that opened in the period.
 
 pub mod callbacks;
 pub mod fees;
@@ -18,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Community;
@@ -27,6 +33,7 @@ use crate::store::domain::DomainRead;
 use crate::store::report as q;
 use callbacks::Sla;
 
+/// Which report.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Kind {
     /// Survey response rate and satisfaction per service area, vs the previous period.
@@ -37,6 +44,7 @@ pub enum Kind {
     Fees,
 }
 
+/// How a report is printed.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub enum Format {
     /// Aligned tables for a terminal or an email.
@@ -275,11 +283,6 @@ pub fn yuan(fen: i64) -> String {
     format!("{sign}¥{grouped}.{:02}", a % 100)
 }
 
-/// Days from `due` to `as_of` (positive when past due).
-pub fn days_between(due: NaiveDate, as_of: NaiveDate) -> i64 {
-    (as_of - due).num_days()
-}
-
 /// The reference day of a report: the period's last day, or `today` if the period is not over.
 pub fn as_of_day(period: &Period, today: NaiveDate) -> NaiveDate {
     period.last_day().min(today)
@@ -325,12 +328,7 @@ pub fn build(
     let (from, to) = period.instants(tz);
     // The day the report is judged at: the period's last day, or today if it is not over.
     let as_of_day = as_of_day(&period, today);
-    let as_of = local_midnight(
-        tz,
-        as_of_day
-            .checked_add_days(Days::new(1))
-            .unwrap_or(as_of_day),
-    );
+    let as_of = local_midnight(tz, as_of_day.succ_opt().unwrap_or(as_of_day));
     let html = matches!(format, Format::Html);
     Ok(match kind {
         Kind::Satisfaction => {
