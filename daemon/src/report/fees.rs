@@ -322,7 +322,18 @@ impl Fees {
         if self.billed.is_empty() {
             p.note(&self.no_bills());
         } else {
-            let groups: Vec<String> = self.billed.iter().map(|t| fee_label(&t.fee_type)).collect();
+            // The collection rate rides on the label, so the chart alone tells the story.
+            let groups: Vec<String> = self
+                .billed
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} {}",
+                        fee_label(&t.fee_type),
+                        Ratio::new(t.collected_fen, t.billed_fen).percent()
+                    )
+                })
+                .collect();
             let values: Vec<Vec<Option<i64>>> = self
                 .billed
                 .iter()
