@@ -14,6 +14,7 @@
 //! - [`http`]: the API billing and desk systems push to, and owners' survey answers.
 //! - [`report`]: satisfaction, callback and fee reports for the monthly report.
 //! - [`clock`]: the one injectable source of time.
+//! - [`systemd`]: readiness notification under systemd.
 
 pub mod cli;
 pub mod clock;
@@ -29,3 +30,4 @@ pub mod report;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod systemd;

@@ -90,7 +90,7 @@ fn a_broken_file_is_rejected_whole_with_every_bad_row_named() {
             "{f}:5: column household: household \"9-9-909\" does not exist in community shuipan; import owners first"
         ),
         format!("{f}:7: column due_date: is required"),
-        format!("error: 4 bad row(s) in {f}; nothing was imported"),
+        format!("error: 4 errors in 4 rows of {f}; nothing was imported"),
     ];
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines, expected, "stderr was:\n{err}");
@@ -115,6 +115,16 @@ fn reimporting_the_demo_data_changes_nothing() {
             stdout(&o)
         );
     }
+    // The database was opened the way `wuyed run` opens it: every migration applied.
+    let version: u32 = db(tmp.path())
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert!(version >= 2, "schema version {version}");
+    assert_eq!(
+        count(tmp.path(), "runs"),
+        0,
+        "the scheduler's tables are there too"
+    );
     let bills_before = count(tmp.path(), "bills");
     assert_eq!(bills_before, 532);
     for kind in kinds {

@@ -5,5 +5,6 @@ mod check;
 mod http;
 mod import;
 mod report;
+mod run;
 mod schedule;
 mod util;

@@ -50,14 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(|e| Coded::new(crate::exit::IOERR, e))?;
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create {}", settings.data_dir.display()))
-        .map_err(|e| Coded::new(crate::exit::IOERR, e))?;
-    let db_path = settings.data_dir.join("wuye.db");
-    // TODO(lead): Store::open once migration 0002 is in the shared list.
-    let mut conn = crate::store::domain::open_standalone(&db_path)
-        .with_context(|| format!("cannot open {}", db_path.display()))
-        .map_err(Coded::temporary)?;
+    // Migrates the schema like `wuyed run` does; a locked or unopenable file exits 75.
+    let store = crate::store::Store::open_in(&settings.data_dir)?;
 
     let label = args.file.display().to_string();
     let show = args.progress || std::io::stderr().is_terminal();
@@ -75,15 +69,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    match import::import(
-        &mut conn,
-        &community.id,
-        community.tz,
-        args.kind,
-        &label,
-        &bytes,
-        progress,
-    ) {
+    let outcome = store.write(|tx| {
+        import::import_tx(
+            tx,
+            &community.id,
+            community.tz,
+            args.kind,
+            &label,
+            &bytes,
+            progress,
+        )
+        .map_err(anyhow::Error::from)
+    });
+    match outcome {
         Ok(report) => {
             let enc = if report.gbk { " (read as GBK)" } else { "" };
             println!(
@@ -94,26 +92,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(ImportError::Rows(errors)) => {
-            let mut stderr = std::io::stderr().lock();
-            for e in &errors.errors {
-                let _ = writeln!(
-                    stderr,
-                    "{}:{}: column {}: {}",
-                    errors.file, e.line, e.column, e.message
-                );
+        Err(err) => match err.downcast::<ImportError>() {
+            Ok(ImportError::Rows(errors)) => {
+                let mut stderr = std::io::stderr().lock();
+                for e in &errors.errors {
+                    let _ = writeln!(
+                        stderr,
+                        "{}:{}: column {}: {}",
+                        errors.file, e.line, e.column, e.message
+                    );
+                }
+                Err(Coded::data(anyhow::anyhow!(errors.summary())).into())
             }
-            Err(Coded::data(anyhow::anyhow!(
-                "{} bad row(s) in {}; nothing was imported",
-                errors.errors.len(),
-                errors.file
-            ))
-            .into())
-        }
-        Err(ImportError::Sql(e)) => Err(Coded::temporary(anyhow::Error::new(e).context(format!(
-            "database {} refused the import; nothing was written",
-            db_path.display()
-        )))
-        .into()),
+            Ok(ImportError::Sql(e)) => Err(anyhow::Error::new(e).context(format!(
+                "database {} refused the import; nothing was written",
+                store.path().display()
+            ))),
+            // Store errors (busy, disk full) already carry their exit code.
+            Err(other) => Err(other),
+        },
     }
 }

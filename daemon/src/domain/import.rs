@@ -149,10 +149,20 @@ impl fmt::Display for ImportErrors {
                 self.file, e.line, e.column, e.message
             )?;
         }
-        write!(
-            f,
-            "{} bad row(s) in {}; nothing was imported",
-            self.errors.len(),
+        f.write_str(&self.summary())
+    }
+}
+
+impl ImportErrors {
+    /// `3 errors in 2 rows of bills.csv; nothing was imported`.
+    pub fn summary(&self) -> String {
+        let mut lines: Vec<u64> = self.errors.iter().map(|e| e.line).collect();
+        lines.dedup(); // sorted by line
+        let (n, rows) = (self.errors.len(), lines.len());
+        format!(
+            "{n} error{} in {rows} row{} of {}; nothing was imported",
+            if n == 1 { "" } else { "s" },
+            if rows == 1 { "" } else { "s" },
             self.file
         )
     }
@@ -230,6 +240,23 @@ pub fn import(
     bytes: &[u8],
     progress: Option<Progress<'_>>,
 ) -> Result<Report, ImportError> {
+    let tx = crate::store::Tx(conn.transaction()?);
+    let report = import_tx(&tx, community, tz, kind, file, bytes, progress)?;
+    tx.0.commit()?;
+    Ok(report)
+}
+
+/// [`import`] inside a transaction the caller owns (`Store::write`): on `Err` the caller must
+/// roll back (returning the error from `Store::write` does), on `Ok` commit.
+pub fn import_tx(
+    tx: &crate::store::Tx<'_>,
+    community: &str,
+    tz: Tz,
+    kind: Kind,
+    file: &str,
+    bytes: &[u8],
+    progress: Option<Progress<'_>>,
+) -> Result<Report, ImportError> {
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         // Excel's "Unicode Text": UTF-16 and tab-separated. Decoding it as GBK would only
         // produce a confusing "unknown column" error.
@@ -258,8 +285,6 @@ pub fn import(
     };
     let mut progress = progress;
     let total = rows.len();
-    let tx = conn.transaction()?;
-    let tx = crate::store::Tx(tx);
     {
         let d = tx.domain(community);
         for (i, (line, row)) in rows.iter().enumerate() {
@@ -341,11 +366,9 @@ pub fn import(
         }
     }
     if !errors.is_empty() {
-        // Dropping the transaction rolls back everything this file wrote.
-        drop(tx);
+        // The caller rolls back everything this file wrote.
         return Err(fail(errors));
     }
-    tx.0.commit()?;
     Ok(report)
 }
 

@@ -283,11 +283,14 @@ pub async fn start(
     }
     let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)
         .map_err(|e| crate::exit::Coded::config(anyhow::anyhow!(e)))?;
-    let db = settings.data_dir.join("wuye.db");
-    // TODO(lead): Store::open once migration 0002 is in the shared list.
-    let conn = crate::store::domain::open_standalone(&db)
-        .with_context(|| format!("cannot open {}", db.display()))
+    // Store::open_in migrates the schema (and refuses a newer one) exactly as `wuyed run` does;
+    // the API then keeps its own connection, so a request never waits behind a run holding the
+    // daemon's (two connections on one WAL file are safe: see store).
+    let store = crate::store::Store::open_in(&settings.data_dir)?;
+    let conn = crate::store::domain::open_standalone(store.path())
+        .with_context(|| format!("cannot open {}", store.path().display()))
         .map_err(crate::exit::Coded::temporary)?;
+    drop(store);
     let ids = settings.communities.iter().map(|c| c.id.clone());
     let state = AppState::new(conn, tokens, ids, clock);
     let listener = tokio::net::TcpListener::bind(listen)

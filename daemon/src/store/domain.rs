@@ -34,9 +34,11 @@ pub fn apply_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(MIGRATION_0002.1)
 }
 
-/// STAND-IN until `Store::open` (helper "scheduler") runs the shared migration list: opens
-/// `path` with WAL, foreign keys and a busy timeout, and applies the domain schema only. The
-/// lead replaces calls to this with `Store::open` once migration 0002 is in that list.
+/// A plain connection on `path` with the store's settings (WAL, synchronous=FULL, foreign
+/// keys, busy timeout) and the domain schema applied if missing: the HTTP API's own connection
+/// on a database `Store::open` has migrated, and a quick database for tests, tools and
+/// benchmarks. It does not run the other migrations or record a schema version: the daemon
+/// and `wuyed import` open the database with `Store::open`.
 pub fn open_standalone(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
