@@ -4,6 +4,7 @@
 mod check;
 mod http;
 mod import;
+mod report;
 mod run;
 mod schedule;
 mod util;

@@ -10,6 +10,7 @@ mod import;
 mod next;
 mod outbox;
 mod plugin;
+mod report;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -48,6 +49,8 @@ pub enum Command {
     /// Tools for plugin authors.
     #[command(subcommand)]
     Plugin(plugin::Command),
+    /// Satisfaction, callback or fee report for one community and period (text or HTML).
+    Report(report::Args),
 }
 
 /// Runs the parsed command line.
@@ -60,5 +63,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Report(args) => report::run(args),
     }
 }

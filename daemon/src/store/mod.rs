@@ -56,6 +56,7 @@ impl std::fmt::Debug for Store {
 }
 
 pub mod domain;
+pub mod report;
 
 /// One database transaction. Effects of a run are applied through it, in the same transaction
 /// that marks the run done, so they commit together or not at all.
