@@ -9,3 +9,5 @@
 /// One database transaction. Effects of a run are applied through it, in the same transaction
 /// that marks the run done, so they commit together or not at all.
 pub struct Tx<'a>(pub(crate) rusqlite::Transaction<'a>);
+
+pub mod outbox;
