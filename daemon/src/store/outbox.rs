@@ -458,3 +458,15 @@ impl Tx<'_> {
         )
     }
 }
+
+/// Runs `f` in one transaction on `conn` and commits it: for tools and tests that work on the
+/// outbox outside a run (a run's effects use the scheduler's transaction).
+pub fn transaction<T>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let tx = Tx(conn.transaction()?);
+    let v = f(&tx)?;
+    tx.0.commit()?;
+    Ok(v)
+}
