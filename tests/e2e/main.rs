@@ -2,3 +2,5 @@
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
 mod util;
+mod deliver;
+mod deliver_support;

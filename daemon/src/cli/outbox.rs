@@ -12,7 +12,6 @@ use crate::exit::Coded;
 use crate::store::Tx;
 
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     /// Configuration directory.
     #[arg(long, default_value = "config", global = true)]

@@ -449,7 +449,9 @@ pub fn enqueue(
             break;
         }
         let Some((channel, address)) = chosen else {
-            if opted_out && missing.is_empty() {
+            // An owner who declined the channels we could use has said no; the desk does not
+            // call them about a survey either.
+            if opted_out {
                 out.push(Enqueued::OptedOut { recipient });
                 continue;
             }
