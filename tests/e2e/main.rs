@@ -4,3 +4,4 @@
 mod util;
 mod deliver;
 mod deliver_support;
+mod deliver_sms;
