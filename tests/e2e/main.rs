@@ -5,3 +5,4 @@ mod util;
 mod deliver;
 mod deliver_support;
 mod deliver_sms;
+mod deliver_kill;
