@@ -33,6 +33,9 @@ use crate::clock::SharedClock;
 use crate::config::{Community, Settings};
 use crate::store::Tx;
 
+/// Longest an answer waits to be recorded while other sends of the batch are still running.
+const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What one [`Dispatcher::dispatch_once`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchReport {
@@ -200,7 +203,7 @@ impl Dispatcher {
             let ch = self.channels.sms_for(&m.community);
             let provider = ch.provider.as_str();
             let content = sms_content(m);
-            if let Some(secs) = ch.settings.same_content_secs() {
+            if let Some(secs) = ch.settings.same_content_secs().filter(|s| *s > 0) {
                 let since = now - Duration::seconds(secs.into());
                 let (_, same, last) = tx.sms_log_since(provider, &m.address, &content, since)?;
                 if same > 0 && let Some(last) = last {
@@ -259,6 +262,13 @@ impl Dispatcher {
                             }
                         }
                         Decision::Settle(status, at, why) => {
+                            // A deferral must move the message into the future, or this loop
+                            // would pick it up again at once.
+                            let at = if status == Status::Deferred {
+                                at.max(now + Duration::seconds(1))
+                            } else {
+                                at
+                            };
                             if tx.outbox_settle_waiting(m.id, status, at, Some(&why), now)? {
                                 tracing::info!(id = m.id, community = %m.community,
                                     to = %m.masked_address(), status = %status, %why, "message settled");
@@ -308,14 +318,25 @@ impl Dispatcher {
                 (m, outcome)
             });
         }
+        // Answers are recorded every few milliseconds rather than one commit each (a commit is
+        // an fsync) or once after the slowest send (a kill would then forget more): a message
+        // whose answer was not yet recorded is resent after a kill, with its Message-ID.
         let mut done = Vec::new();
+        let mut since = std::time::Instant::now();
         while let Some(r) = set.join_next().await {
+            if done.is_empty() {
+                since = std::time::Instant::now();
+            }
             done.push(r.context("send task panicked")?);
             while let Some(r) = set.try_join_next() {
                 done.push(r.context("send task panicked")?);
             }
-            // Record what is known now rather than after the slowest send: a kill loses less.
-            self.record(std::mem::take(&mut done), report)?;
+            if set.is_empty() || done.len() >= 128 || since.elapsed() >= RECORD_EVERY {
+                self.record(std::mem::take(&mut done), report)?;
+            }
+        }
+        if !done.is_empty() {
+            self.record(done, report)?;
         }
         Ok(())
     }

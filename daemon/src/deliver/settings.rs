@@ -378,3 +378,63 @@ pub fn read_settings(dir: &Path) -> anyhow::Result<Settings> {
         communities,
     })
 }
+
+/// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations, senders),
+/// for `wuyed check`. Secrets are resolved by [`super::Channels::from_settings`] at start.
+pub fn check_delivery_settings(d: &DeliverySettings, file: &Path) -> Vec<crate::config::ConfigError> {
+    let mut errors = Vec::new();
+    let mut dur = |key: &str, v: Option<&str>| {
+        if let Some(v) = v
+            && let Err(e) = parse_duration(v)
+        {
+            errors.push(config_error(file, key, e));
+        }
+    };
+    dur("delivery.quiet_spread", d.quiet_spread.as_deref());
+    dur("delivery.validity.transactional", Some(&d.validity.transactional));
+    dur("delivery.validity.urgent", Some(&d.validity.urgent));
+    dur("delivery.validity.informational", Some(&d.validity.informational));
+    dur("delivery.retry.base", Some(&d.retry.base));
+    dur("delivery.retry.max", Some(&d.retry.max));
+    dur("delivery.email.smtp.timeout", d.email.smtp.as_ref().and_then(|s| s.timeout.as_deref()));
+    if d.email.from.parse::<lettre::message::Mailbox>().is_err() {
+        errors.push(config_error(
+            file,
+            "delivery.email.from",
+            format!("expected a mailbox like \"物业服务中心 <desk@example.com>\", got {:?}", d.email.from),
+        ));
+    }
+    errors
+}
+
+/// Checks of a community's quiet hours and `[delivery]`, for `wuyed check`.
+pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::config::ConfigError> {
+    let mut errors = Vec::new();
+    for (key, v) in [("quiet_hours.start", &c.quiet_hours.start), ("quiet_hours.end", &c.quiet_hours.end)] {
+        if let Err(e) = super::quiet::parse_hhmm(v) {
+            errors.push(config_error(file, key, e));
+        }
+    }
+    if let Some(d) = &c.delivery {
+        if let Some(s) = &d.quiet_spread
+            && let Err(e) = parse_duration(s)
+        {
+            errors.push(config_error(file, "delivery.quiet_spread", e));
+        }
+        if let Some(from) = &d.from
+            && from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            errors.push(config_error(file, "delivery.from", format!("not a mailbox: {from:?}")));
+        }
+    }
+    errors
+}
+
+fn config_error(file: &Path, key: &str, message: String) -> crate::config::ConfigError {
+    crate::config::ConfigError {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        line: None,
+        message,
+    }
+}
