@@ -30,7 +30,10 @@ impl Directory for Owners {
             id: format!("o-{h}"),
             name: format!("业主{h}"),
             email: Some(format!("{h}@example.com")),
-            phone: Some(format!("138{:08}", h.trim_start_matches('h').parse::<u32>().unwrap_or(0))),
+            phone: Some(format!(
+                "138{:08}",
+                h.trim_start_matches('h').parse::<u32>().unwrap_or(0)
+            )),
             locale: Some("zh-CN".into()),
             preferred: None,
         }))
@@ -44,13 +47,24 @@ impl Directory for Owners {
 }
 
 fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
-fn setup(dir: &Path, daemon_toml: &str, community_extra: &str) -> (Arc<wuye::config::Settings>, Templates) {
+fn setup(
+    dir: &Path,
+    daemon_toml: &str,
+    community_extra: &str,
+) -> (Arc<wuye::config::Settings>, Templates) {
     let cfg = dir.join("config");
     std::fs::create_dir_all(cfg.join("communities")).unwrap();
-    std::fs::write(cfg.join("wuyed.toml"), format!("[daemon]\ndata_dir = \"../data\"\n{daemon_toml}")).unwrap();
+    std::fs::write(
+        cfg.join("wuyed.toml"),
+        format!("[daemon]\ndata_dir = \"../data\"\n{daemon_toml}"),
+    )
+    .unwrap();
     std::fs::write(
         cfg.join("communities/shuipan.toml"),
         format!(
@@ -104,7 +118,10 @@ fn enqueue(settings: &wuye::config::Settings, templates: &Templates, n: usize, c
     .unwrap();
 }
 
-fn dispatch(settings: Arc<wuye::config::Settings>, rt: &tokio::runtime::Runtime) -> (f64, usize, i64) {
+fn dispatch(
+    settings: Arc<wuye::config::Settings>,
+    rt: &tokio::runtime::Runtime,
+) -> (f64, usize, i64) {
     let db = wuye::deliver::db_path(&settings.data_dir);
     let clock: SharedClock = Arc::new(SystemClock::new());
     let channels = Channels::from_settings(&settings).unwrap();
@@ -113,7 +130,8 @@ fn dispatch(settings: Arc<wuye::config::Settings>, rt: &tokio::runtime::Runtime)
     let r = rt.block_on(d.dispatch_once(clock.now())).unwrap();
     let secs = t.elapsed().as_secs_f64();
     let mut conn = wuye::store::outbox::open(&db).unwrap();
-    let sent = wuye::store::outbox::transaction(&mut conn, |tx| Ok(tx.outbox_count(Status::Sent)?)).unwrap();
+    let sent = wuye::store::outbox::transaction(&mut conn, |tx| Ok(tx.outbox_count(Status::Sent)?))
+        .unwrap();
     (secs, r.sent, sent)
 }
 
@@ -127,8 +145,15 @@ fn start_sink(dir: &Path) -> (std::process::Child, u16) {
         .spawn()
         .expect("python3 with aiosmtpd");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("READY ").expect("sink ready").parse().unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .expect("sink ready")
+        .parse()
+        .unwrap();
     (child, port)
 }
 
@@ -149,9 +174,18 @@ print(len(msgs), dt)
 "#;
 
 fn main() {
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
-    let pool: usize = std::env::var("POOL").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let pool: usize = std::env::var("POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (mut sink, port) = start_sink(&tmp.path().join("sink"));
     println!("Delivery benchmark: {n} messages per run, aiosmtpd on 127.0.0.1:{port}");
@@ -169,7 +203,9 @@ fn main() {
     let (secs, sent, recorded) = dispatch(settings.clone(), &rt);
     assert_eq!(recorded as usize, n, "every message recorded as sent");
     let wuye_rate = sent as f64 / secs;
-    println!("wuye outbox -> SMTP pool ({pool} conns, NODELAY): {sent} in {secs:.2}s = {wuye_rate:.0} msg/s");
+    println!(
+        "wuye outbox -> SMTP pool ({pool} conns, NODELAY): {sent} in {secs:.2}s = {wuye_rate:.0} msg/s"
+    );
 
     // 2. Python smtplib loop, the same messages (as built by wuye), the same sink.
     let eml = tmp.path().join("eml");
@@ -177,26 +213,42 @@ fn main() {
     {
         let db = wuye::deliver::db_path(&settings.data_dir);
         let mut conn = wuye::store::outbox::open(&db).unwrap();
-        let rows = wuye::store::outbox::transaction(&mut conn, |tx| Ok(tx.outbox_list(None, None, n)?)).unwrap();
+        let rows =
+            wuye::store::outbox::transaction(&mut conn, |tx| Ok(tx.outbox_list(None, None, n)?))
+                .unwrap();
         for (i, m) in rows.iter().enumerate() {
-            let e = wuye::deliver::build_email(m, "水畔花园物业 <desk@shuipan.example>", None, Utc::now()).unwrap();
+            let e = wuye::deliver::build_email(
+                m,
+                "水畔花园物业 <desk@shuipan.example>",
+                None,
+                Utc::now(),
+            )
+            .unwrap();
             std::fs::write(eml.join(format!("{i:06}.eml")), e.formatted()).unwrap();
         }
     }
-    let out = Command::new("python3").args(["-c", PY_LOOP, &port.to_string()]).arg(&eml).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", PY_LOOP, &port.to_string()])
+        .arg(&eml)
+        .output()
+        .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
     let mut it = s.split_whitespace();
     let py_n: f64 = it.next().unwrap().parse().unwrap();
     let py_secs: f64 = it.next().unwrap().parse().unwrap();
     let py_rate = py_n / py_secs;
-    println!("python smtplib loop (1 conn):               {py_n} in {py_secs:.2}s = {py_rate:.0} msg/s");
+    println!(
+        "python smtplib loop (1 conn):               {py_n} in {py_secs:.2}s = {py_rate:.0} msg/s"
+    );
     println!("ratio wuye / python: {:.2}x", wuye_rate / py_rate);
 
     // 3. lettre's pooled transport as shipped: no TCP_NODELAY.
     {
         use lettre::AsyncTransport;
         let m = 200.min(n);
-        let files: Vec<_> = (0..m).map(|i| std::fs::read(eml.join(format!("{i:06}.eml"))).unwrap()).collect();
+        let files: Vec<_> = (0..m)
+            .map(|i| std::fs::read(eml.join(format!("{i:06}.eml"))).unwrap())
+            .collect();
         let env = lettre::address::Envelope::new(
             Some("desk@shuipan.example".parse().unwrap()),
             vec!["rcpt@example.com".parse().unwrap()],
@@ -206,10 +258,12 @@ fn main() {
         rt.block_on(async {
             // Built and dropped inside the runtime: its pool spawns tasks.
             let transport = Arc::new(
-                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
-                    .port(port)
-                    .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(4))
-                    .build(),
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
+                    "127.0.0.1",
+                )
+                .port(port)
+                .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(4))
+                .build(),
             );
             let mut set = tokio::task::JoinSet::new();
             let files = Arc::new(files);
@@ -224,14 +278,19 @@ fn main() {
             while set.join_next().await.is_some() {}
         });
         let secs = t.elapsed().as_secs_f64();
-        println!("lettre AsyncSmtpTransport pool (4, no NODELAY): {m} in {secs:.2}s = {:.0} msg/s", m as f64 / secs);
+        println!(
+            "lettre AsyncSmtpTransport pool (4, no NODELAY): {m} in {secs:.2}s = {:.0} msg/s",
+            m as f64 / secs
+        );
     }
     let _ = sink.stdin.take().map(|mut s| s.write_all(b""));
     let _ = sink.kill();
     let _ = sink.wait();
 
     // 4. outbox → HTTP SMS gateway (webhook), bounded concurrency.
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let gw_port = listener.local_addr().unwrap().port();
     rt.spawn(async move {
         use axum::routing::post;

@@ -59,10 +59,28 @@ fn directory() -> MemDirectory {
     MemDirectory::default()
         .with_household(
             "3-1-502",
-            contact("o-zhang", "张伟", Some("zhang.wei@example.com"), Some("13812341234"), "zh-CN"),
+            contact(
+                "o-zhang",
+                "张伟",
+                Some("zhang.wei@example.com"),
+                Some("13812341234"),
+                "zh-CN",
+            ),
         )
-        .with_owner(contact("o-smith", "Jane Smith", Some("jane@example.org"), None, "en"))
-        .with_owner(contact("o-wang", "王芳", Some("wang.fang@example.com"), None, "zh-CN"))
+        .with_owner(contact(
+            "o-smith",
+            "Jane Smith",
+            Some("jane@example.org"),
+            None,
+            "en",
+        ))
+        .with_owner(contact(
+            "o-wang",
+            "王芳",
+            Some("wang.fang@example.com"),
+            None,
+            "zh-CN",
+        ))
         .with_owner(contact("o-nobody", "赵六", None, None, "zh-CN"))
 }
 
@@ -81,27 +99,58 @@ fn mail_arrives_with_headers_a_mail_reader_decodes_to_the_original_text() {
         &dir,
         now,
         &[
-            bill_request("3-1-502", slot, &[(1, "物业费", "2026Q1", "1,280.00"), (2, "停车费", "2026-02", "300.00")]),
+            bill_request(
+                "3-1-502",
+                slot,
+                &[
+                    (1, "物业费", "2026Q1", "1,280.00"),
+                    (2, "停车费", "2026-02", "300.00"),
+                ],
+            ),
             survey_request("o-smith", slot),
         ],
     );
-    assert!(matches!(queued[0], Enqueued::Queued { channel: Channel::Email, .. }), "{queued:?}");
+    assert!(
+        matches!(
+            queued[0],
+            Enqueued::Queued {
+                channel: Channel::Email,
+                ..
+            }
+        ),
+        "{queued:?}"
+    );
 
     // The real binary works the outbox.
-    let out = run(&["outbox", "--config", cfg.to_str().unwrap(), "dispatch", "--once"]);
+    let out = run(&[
+        "outbox",
+        "--config",
+        cfg.to_str().unwrap(),
+        "dispatch",
+        "--once",
+    ]);
     assert!(out.status.success(), "{}", crate::util::stderr(&out));
     assert!(stdout(&out).contains("sent 2 "), "{}", stdout(&out));
 
     let files = sink.files("eml");
     assert_eq!(files.len(), 2);
     let raw = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(raw.lines().any(|l| l.starts_with("Subject: =?utf-8?")), "subject not RFC 2047-encoded:\n{raw}");
-    assert!(raw.is_ascii(), "raw message must be 7-bit clean headers/body encoding");
+    assert!(
+        raw.lines().any(|l| l.starts_with("Subject: =?utf-8?")),
+        "subject not RFC 2047-encoded:\n{raw}"
+    );
+    assert!(
+        raw.is_ascii(),
+        "raw message must be 7-bit clean headers/body encoding"
+    );
 
     let rows = env.with_tx(|tx| Ok(tx.outbox_list(None, None, 10)?));
     let parsed = parse_mail(&files);
     for p in &parsed {
-        let row = rows.iter().find(|r| r.message_id == p["message_id"]).expect("Message-ID as stored");
+        let row = rows
+            .iter()
+            .find(|r| r.message_id == p["message_id"])
+            .expect("Message-ID as stored");
         assert_eq!(row.status, Status::Sent);
         assert_eq!(p["subject"], row.subject.clone().unwrap());
         assert_eq!(p["from_name"], "水畔花园物业");
@@ -111,24 +160,51 @@ fn mail_arrives_with_headers_a_mail_reader_decodes_to_the_original_text() {
         assert_eq!(p["parts"][0]["type"], "text/plain");
         assert_eq!(p["parts"][1]["type"], "text/html");
     }
-    let bill = parsed.iter().find(|p| p["to_addr"] == "zhang.wei@example.com").unwrap();
+    let bill = parsed
+        .iter()
+        .find(|p| p["to_addr"] == "zhang.wei@example.com")
+        .unwrap();
     assert_eq!(bill["to_name"], "张伟");
     assert_eq!(bill["subject"], "水畔花园：3-1-502 室 账单通知");
     // One message for the household, listing both unpaid items.
     let text = bill["parts"][0]["body"].as_str().unwrap();
-    assert!(text.contains("物业费（2026Q1）：1,280.00 元") && text.contains("停车费（2026-02）：300.00 元"), "{text}");
+    assert!(
+        text.contains("物业费（2026Q1）：1,280.00 元")
+            && text.contains("停车费（2026-02）：300.00 元"),
+        "{text}"
+    );
     assert!(text.contains("合计 1580.00 元"), "{text}");
-    assert!(bill["list_unsubscribe"].is_null(), "transactional mail carries no List-Unsubscribe");
+    assert!(
+        bill["list_unsubscribe"].is_null(),
+        "transactional mail carries no List-Unsubscribe"
+    );
 
-    let survey = parsed.iter().find(|p| p["to_addr"] == "jane@example.org").unwrap();
-    assert_eq!(survey["subject"], "水畔花园: 2026Q2 owner satisfaction survey");
+    let survey = parsed
+        .iter()
+        .find(|p| p["to_addr"] == "jane@example.org")
+        .unwrap();
+    assert_eq!(
+        survey["subject"],
+        "水畔花园: 2026Q2 owner satisfaction survey"
+    );
     let lu = survey["list_unsubscribe"].as_str().unwrap();
-    assert!(lu.contains("<https://shuipan.example/unsubscribe?c=shuipan&r=owner:o-smith>"), "{lu}");
-    assert!(lu.contains("<mailto:desk@shuipan.example?subject=unsubscribe%20"), "{lu}");
+    assert!(
+        lu.contains("<https://shuipan.example/unsubscribe?c=shuipan&r=owner:o-smith>"),
+        "{lu}"
+    );
+    assert!(
+        lu.contains("<mailto:desk@shuipan.example?subject=unsubscribe%20"),
+        "{lu}"
+    );
 
     // Queuing the same run again changes nothing.
     let again = env.enqueue(&dir, now, &[survey_request("o-smith", slot)]);
-    assert_eq!(again, vec![Enqueued::Duplicate { recipient: "owner:o-smith".into() }]);
+    assert_eq!(
+        again,
+        vec![Enqueued::Duplicate {
+            recipient: "owner:o-smith".into()
+        }]
+    );
 }
 
 /// A server answering 451 twice, then accepting: every message arrives exactly once.
@@ -143,13 +219,20 @@ async fn temporary_failures_retry_until_accepted_once_and_permanent_ones_are_dea
     );
     let cfg = write_config(
         tmp.path(),
-        &smtp_config(sink.port, "[delivery.retry]\nbase = \"10s\"\nmax = \"1m\"\nmax_attempts = 5"),
+        &smtp_config(
+            sink.port,
+            "[delivery.retry]\nbase = \"10s\"\nmax = \"1m\"\nmax_attempts = 5",
+        ),
         NO_QUIET,
     );
     let env = Env::load(&cfg);
-    let dir = Arc::new(
-        directory().with_owner(contact("o-gone", "钱七", Some("nosuchuser@example.com"), None, "zh-CN")),
-    );
+    let dir = Arc::new(directory().with_owner(contact(
+        "o-gone",
+        "钱七",
+        Some("nosuchuser@example.com"),
+        None,
+        "zh-CN",
+    )));
     let clock = ManualClock::new(at("2026-03-02T02:00:00Z"));
     let slot = at("2026-03-02T01:00:00Z");
     let reqs: Vec<_> = ["o-smith", "o-wang", "o-gone"]
@@ -165,7 +248,10 @@ async fn temporary_failures_retry_until_accepted_once_and_permanent_ones_are_dea
     let dead = env.with_tx(|tx| Ok(tx.outbox_list(Some(Status::Dead), None, 10)?));
     assert_eq!(dead.len(), 1);
     let why = dead[0].last_error.as_deref().unwrap();
-    assert!(why.contains("550") && why.contains("mailbox unavailable, no such user here"), "{why}");
+    assert!(
+        why.contains("550") && why.contains("mailbox unavailable, no such user here"),
+        "{why}"
+    );
 
     for _ in 0..10 {
         clock.advance(Duration::minutes(2));
@@ -194,13 +280,19 @@ async fn a_bill_paid_after_its_reminder_was_queued_is_cancelled_not_sent() {
     env.enqueue(
         dir.as_ref(),
         clock.now(),
-        &[bill_request("3-1-502", at("2026-03-02T01:00:00Z"), &[(7, "物业费", "2026Q1", "1,280.00")])],
+        &[bill_request(
+            "3-1-502",
+            at("2026-03-02T01:00:00Z"),
+            &[(7, "物业费", "2026Q1", "1,280.00")],
+        )],
     );
     dir.paid.lock().unwrap().insert(7);
     let d = dispatcher(&env, &clock, dir.clone());
     let r = d.dispatch_once(clock.now()).await.unwrap();
     assert_eq!((r.cancelled, r.sent), (1, 0), "{r:?}");
-    let m = env.with_tx(|tx| Ok(tx.outbox_list(None, None, 10)?)).remove(0);
+    let m = env
+        .with_tx(|tx| Ok(tx.outbox_list(None, None, 10)?))
+        .remove(0);
     assert_eq!(m.status, Status::Cancelled);
     assert!(m.last_error.unwrap().contains("paid"));
     assert!(sink.files("eml").is_empty());
@@ -218,14 +310,26 @@ async fn quiet_hours_defer_and_spread_reminders_but_not_urgent_notices() {
     for i in 0..30 {
         dir = dir.with_household(
             &format!("h{i}"),
-            contact(&format!("o{i}"), &format!("业主{i}"), Some(&format!("o{i}@example.com")), None, "zh-CN"),
+            contact(
+                &format!("o{i}"),
+                &format!("业主{i}"),
+                Some(&format!("o{i}@example.com")),
+                None,
+                "zh-CN",
+            ),
         );
     }
     let dir = Arc::new(dir);
     let night = at("2026-03-02T22:30:00+08:00");
     let clock = ManualClock::new(night);
     let mut reqs: Vec<_> = (0..30)
-        .map(|i| bill_request(&format!("h{i}"), at("2026-03-02T14:00:00Z"), &[(100 + i, "物业费", "2026Q1", "100.00")]))
+        .map(|i| {
+            bill_request(
+                &format!("h{i}"),
+                at("2026-03-02T14:00:00Z"),
+                &[(100 + i, "物业费", "2026Q1", "100.00")],
+            )
+        })
         .collect();
     let mut urgent = survey_request("o-wang", night);
     urgent.workflow = "semiannual_event".into();
@@ -242,17 +346,31 @@ async fn quiet_hours_defer_and_spread_reminders_but_not_urgent_notices() {
     assert_eq!(waiting.len(), 30);
     let open = at("2026-03-03T08:00:00+08:00");
     let times: std::collections::BTreeSet<_> = waiting.iter().map(|m| m.next_attempt_at).collect();
-    assert!(times.iter().all(|t| *t >= open && *t < open + Duration::minutes(20)), "{times:?}");
-    assert!(times.len() >= 25, "not spread: {} distinct times", times.len());
+    assert!(
+        times
+            .iter()
+            .all(|t| *t >= open && *t < open + Duration::minutes(20)),
+        "{times:?}"
+    );
+    assert!(
+        times.len() >= 25,
+        "not spread: {} distinct times",
+        times.len()
+    );
     assert_eq!(d.next_due().unwrap(), times.first().copied());
 
     clock.set(open + Duration::minutes(10));
     let mid = d.dispatch_once(clock.now()).await.unwrap();
-    assert!(mid.sent > 3 && mid.sent < 27, "about half by 08:10: {mid:?}");
+    assert!(
+        mid.sent > 3 && mid.sent < 27,
+        "about half by 08:10: {mid:?}"
+    );
     clock.set(open + Duration::minutes(21));
     let rest = d.dispatch_once(clock.now()).await.unwrap();
     assert_eq!(mid.sent + rest.sent, 30);
-    let mail = std::fs::read_dir(env.settings.data_dir.join("outbox/mail")).unwrap().count();
+    let mail = std::fs::read_dir(env.settings.data_dir.join("outbox/mail"))
+        .unwrap()
+        .count();
     assert_eq!(mail, 31);
 }
 
@@ -266,8 +384,20 @@ async fn opt_out_is_recorded_and_honoured_and_the_unreachable_are_listed_for_the
     let dir = Arc::new(directory());
     let now = at("2026-03-02T02:00:00Z");
     env.with_tx(|tx| {
-        tx.optout_record("shuipan", "o-wang", Channel::Email, "reply to survey mail: 退订", now)?;
-        tx.optout_record("shuipan", "o-zhang", Channel::Email, "service desk, by phone", now)?;
+        tx.optout_record(
+            "shuipan",
+            "o-wang",
+            Channel::Email,
+            "reply to survey mail: 退订",
+            now,
+        )?;
+        tx.optout_record(
+            "shuipan",
+            "o-zhang",
+            Channel::Email,
+            "service desk, by phone",
+            now,
+        )?;
         Ok(())
     });
     let slot = at("2026-03-02T01:00:00Z");
@@ -283,36 +413,91 @@ async fn opt_out_is_recorded_and_honoured_and_the_unreachable_are_listed_for_the
             bill_request("3-1-502", slot, &[(1, "物业费", "2026Q1", "1,280.00")]),
         ],
     );
-    assert_eq!(q[0], Enqueued::OptedOut { recipient: "owner:o-wang".into() });
-    assert!(matches!(&q[1], Enqueued::Unreachable { why, .. } if why.contains("no usable email")), "{q:?}");
+    assert_eq!(
+        q[0],
+        Enqueued::OptedOut {
+            recipient: "owner:o-wang".into()
+        }
+    );
+    assert!(
+        matches!(&q[1], Enqueued::Unreachable { why, .. } if why.contains("no usable email")),
+        "{q:?}"
+    );
     // 张伟 opted out of survey email and the survey has no SMS form: nobody to send it to.
-    assert!(matches!(&q[2], Enqueued::Unreachable { .. } | Enqueued::OptedOut { .. }), "{q:?}");
+    assert!(
+        matches!(
+            &q[2],
+            Enqueued::Unreachable { .. } | Enqueued::OptedOut { .. }
+        ),
+        "{q:?}"
+    );
     // The bill still goes, by email, despite the opt-out: it is not informational.
-    assert!(matches!(q[3], Enqueued::Queued { channel: Channel::Email, .. }), "{q:?}");
+    assert!(
+        matches!(
+            q[3],
+            Enqueued::Queued {
+                channel: Channel::Email,
+                ..
+            }
+        ),
+        "{q:?}"
+    );
     let history = env.with_tx(|tx| Ok(tx.optout_history("shuipan", "o-wang")?));
     assert_eq!(history[0].how, "reply to survey mail: 退订");
     assert_eq!(history[0].recorded_at, now);
-    env.with_tx(|tx| Ok(tx.optout_revoke("shuipan", "o-wang", Channel::Email, "owner asked at the desk", now)?));
+    env.with_tx(|tx| {
+        Ok(tx.optout_revoke(
+            "shuipan",
+            "o-wang",
+            Channel::Email,
+            "owner asked at the desk",
+            now,
+        )?)
+    });
     assert!(!env.with_tx(|tx| Ok(tx.optout_active("shuipan", "o-wang", Channel::Email)?)));
-    assert!(env.with_tx(|tx| Ok(tx.optout_history("shuipan", "o-wang")?))[0].revoked_at.is_some());
+    assert!(
+        env.with_tx(|tx| Ok(tx.optout_history("shuipan", "o-wang")?))[0]
+            .revoked_at
+            .is_some()
+    );
 
     let c = cfg.to_str().unwrap();
     let out = run(&["outbox", "--config", c, "unreachable"]);
-    assert!(stdout(&out).contains("owner:o-nobody  赵六"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("owner:o-nobody  赵六"),
+        "{}",
+        stdout(&out)
+    );
     let out = run(&["outbox", "--config", c, "--status", "pending"]);
     let s = stdout(&out);
-    assert!(s.contains("z***@example.com") && !s.contains("zhang.wei@example.com"), "{s}");
-    let out = run(&["outbox", "--config", c, "--status", "pending", "--show-contacts"]);
+    assert!(
+        s.contains("z***@example.com") && !s.contains("zhang.wei@example.com"),
+        "{s}"
+    );
+    let out = run(&[
+        "outbox",
+        "--config",
+        c,
+        "--status",
+        "pending",
+        "--show-contacts",
+    ]);
     assert!(stdout(&out).contains("zhang.wei@example.com"));
 
     // cancel, then retry, by id; a wrong id is an error naming it.
     let id = env.with_tx(|tx| Ok(tx.outbox_list(Some(Status::Pending), None, 1)?))[0].id;
     let out = run(&["outbox", "--config", c, "cancel", &id.to_string()]);
     assert!(out.status.success());
-    assert_eq!(env.with_tx(|tx| Ok(tx.outbox_get(id)?)).unwrap().status, Status::Cancelled);
+    assert_eq!(
+        env.with_tx(|tx| Ok(tx.outbox_get(id)?)).unwrap().status,
+        Status::Cancelled
+    );
     let out = run(&["outbox", "--config", c, "retry", &id.to_string()]);
     assert!(out.status.success());
-    assert_eq!(env.with_tx(|tx| Ok(tx.outbox_get(id)?)).unwrap().status, Status::Pending);
+    assert_eq!(
+        env.with_tx(|tx| Ok(tx.outbox_get(id)?)).unwrap().status,
+        Status::Pending
+    );
     let out = run(&["outbox", "--config", c, "cancel", "999999"]);
     assert_eq!(out.status.code(), Some(65));
     assert!(crate::util::stderr(&out).contains("no message with id 999999"));

@@ -16,7 +16,11 @@ use crate::util::wuyed;
 fn sigkill_at_random_points_loses_nothing_and_never_resends_a_recorded_send() {
     let tmp = tempfile::tempdir().unwrap();
     // 5 ms per message at the server widens the window between hand-over and record.
-    let sink = PyServer::start("smtp_sink.py", &tmp.path().join("sink"), &["--delay", "0.005"]);
+    let sink = PyServer::start(
+        "smtp_sink.py",
+        &tmp.path().join("sink"),
+        &["--delay", "0.005"],
+    );
     let cfg = write_config(
         tmp.path(),
         &format!(
@@ -32,12 +36,24 @@ fn sigkill_at_random_points_loses_nothing_and_never_resends_a_recorded_send() {
     for i in 0..n {
         dir = dir.with_household(
             &format!("h{i}"),
-            contact(&format!("o{i}"), &format!("业主{i}"), Some(&format!("o{i}@example.com")), None, "zh-CN"),
+            contact(
+                &format!("o{i}"),
+                &format!("业主{i}"),
+                Some(&format!("o{i}@example.com")),
+                None,
+                "zh-CN",
+            ),
         );
     }
     let slot = Utc::now();
     let reqs: Vec<_> = (0..n)
-        .map(|i| bill_request(&format!("h{i}"), slot, &[(i as i64, "物业费", "2026Q1", "100.00")]))
+        .map(|i| {
+            bill_request(
+                &format!("h{i}"),
+                slot,
+                &[(i as i64, "物业费", "2026Q1", "100.00")],
+            )
+        })
         .collect();
     env.enqueue(&dir, Utc::now(), &reqs);
 
@@ -62,7 +78,10 @@ fn sigkill_at_random_points_loses_nothing_and_never_resends_a_recorded_send() {
         child.wait().unwrap();
         let at_sink = sink.files("eml").len();
         let recorded = sent_ids(&env);
-        eprintln!("round {round}: killed after {ms} ms; {at_sink} at the sink, {} recorded", recorded.len());
+        eprintln!(
+            "round {round}: killed after {ms} ms; {at_sink} at the sink, {} recorded",
+            recorded.len()
+        );
         kills.push((at_sink, recorded));
         if kills.last().unwrap().1.len() == n {
             break;
@@ -70,27 +89,49 @@ fn sigkill_at_random_points_loses_nothing_and_never_resends_a_recorded_send() {
     }
     // Let it finish.
     let out = wuyed()
-        .args(["outbox", "--config", cfg.to_str().unwrap(), "dispatch", "--once"])
+        .args([
+            "outbox",
+            "--config",
+            cfg.to_str().unwrap(),
+            "dispatch",
+            "--once",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let rows = env.with_tx(|tx| Ok(tx.outbox_list(None, None, 100_000)?));
     assert_eq!(rows.len(), n);
-    assert!(rows.iter().all(|m| m.status == Status::Sent), "every message ends sent");
+    assert!(
+        rows.iter().all(|m| m.status == Status::Sent),
+        "every message ends sent"
+    );
     let files = sink.files("eml");
     let mail = parse_mail(&files);
-    let received: Vec<String> = mail.iter().map(|p| p["message_id"].as_str().unwrap().to_string()).collect();
+    let received: Vec<String> = mail
+        .iter()
+        .map(|p| p["message_id"].as_str().unwrap().to_string())
+        .collect();
 
     // Nothing lost.
     let all: HashSet<String> = rows.iter().map(|m| m.message_id.clone()).collect();
     let got: HashSet<String> = received.iter().cloned().collect();
-    assert_eq!(got, all, "every queued message reached the server, and nothing else did");
+    assert_eq!(
+        got, all,
+        "every queued message reached the server, and nothing else did"
+    );
 
     // Nothing recorded as sent went again after a restart.
     for (k, (at_sink, recorded)) in kills.iter().enumerate() {
         for id in &received[*at_sink..] {
-            assert!(!recorded.contains(id), "kill {k}: {id} was recorded as sent, yet sent again");
+            assert!(
+                !recorded.contains(id),
+                "kill {k}: {id} was recorded as sent, yet sent again"
+            );
         }
     }
 

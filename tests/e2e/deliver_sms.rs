@@ -28,7 +28,16 @@ fn case(mode: &str, answer: &str, sms_extra: &str) -> Case {
     let gw = PyServer::start(
         "sms_gateway.py",
         &tmp.path().join("gw"),
-        &["--mode", mode, "--key-id", "LTAI-test-id", "--secret", "s3cr3t/+=", "--answer", answer],
+        &[
+            "--mode",
+            mode,
+            "--key-id",
+            "LTAI-test-id",
+            "--secret",
+            "s3cr3t/+=",
+            "--answer",
+            answer,
+        ],
     );
     // The secret comes from a file, as in production (systemd credentials).
     std::fs::write(tmp.path().join("sms-secret"), "s3cr3t/+=\n").unwrap();
@@ -43,15 +52,29 @@ fn case(mode: &str, answer: &str, sms_extra: &str) -> Case {
     h.preferred = Some(Channel::Sms);
     let dir = Arc::new(MemDirectory::default().with_household("3-1-502", h));
     let clock = ManualClock::new(Utc::now());
-    Case { _tmp: tmp, gw, env, dir, clock }
+    Case {
+        _tmp: tmp,
+        gw,
+        env,
+        dir,
+        clock,
+    }
 }
 
 impl Case {
     fn queue(&self, step: &str) -> i64 {
-        let mut r = bill_request("3-1-502", at("2026-03-02T01:00:00Z"), &[(1, "物业费", "2026Q1", "1,280.00")]);
+        let mut r = bill_request(
+            "3-1-502",
+            at("2026-03-02T01:00:00Z"),
+            &[(1, "物业费", "2026Q1", "1,280.00")],
+        );
         r.step = step.into();
         match &self.env.enqueue(self.dir.as_ref(), self.clock.now(), &[r])[0] {
-            Enqueued::Queued { id, channel: Channel::Sms, .. } => *id,
+            Enqueued::Queued {
+                id,
+                channel: Channel::Sms,
+                ..
+            } => *id,
             other => panic!("{other:?}"),
         }
     }
@@ -123,7 +146,10 @@ async fn aliyun_send_sms_is_signed_as_documented_and_carries_the_idempotency_key
     assert_eq!(p["SignName"], "水畔花园物业");
     assert_eq!(p["TemplateCode"], "SMS_000000001");
     let tp: serde_json::Value = serde_json::from_str(&p["TemplateParam"]).unwrap();
-    assert_eq!(tp, serde_json::json!({"name": "张伟", "unit": "3-1-502 室", "total": "1280.00"}));
+    assert_eq!(
+        tp,
+        serde_json::json!({"name": "张伟", "unit": "3-1-502 室", "total": "1280.00"})
+    );
     assert_eq!(p["OutId"], key_digest(&row.idempotency_key()));
     assert_eq!(row.status, Status::Sent);
     assert_eq!(row.provider_id.as_deref(), Some("9006197469364984^1"));
@@ -136,12 +162,20 @@ async fn aliyun_invalid_number_is_dead_letter_with_the_providers_reason() {
     c.dispatcher().dispatch_once(c.clock.now()).await.unwrap();
     let row = c.row(id);
     assert_eq!(row.status, Status::Dead);
-    assert!(row.last_error.unwrap().contains("isv.MOBILE_NUMBER_ILLEGAL: 非法手机号"));
+    assert!(
+        row.last_error
+            .unwrap()
+            .contains("isv.MOBILE_NUMBER_ILLEGAL: 非法手机号")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tencent_send_sms_is_signed_with_tc3_and_the_same_text_waits_30_seconds() {
-    let c = case("tencent", "ok", "sign_name = \"水畔花园物业\"\napp_id = \"1400000001\"");
+    let c = case(
+        "tencent",
+        "ok",
+        "sign_name = \"水畔花园物业\"\napp_id = \"1400000001\"",
+    );
     let first = c.queue("due");
     let second = c.queue("due-again");
     let d = c.dispatcher();
@@ -171,7 +205,10 @@ async fn tencent_send_sms_is_signed_with_tc3_and_the_same_text_waits_30_seconds(
     let held = c.row(second);
     assert_eq!(held.status, Status::Deferred);
     let wait = held.next_attempt_at - c.clock.now();
-    assert!(wait > Duration::seconds(29) && wait <= Duration::seconds(30), "{wait}");
+    assert!(
+        wait > Duration::seconds(29) && wait <= Duration::seconds(30),
+        "{wait}"
+    );
     c.clock.advance(Duration::seconds(31));
     d.dispatch_once(c.clock.now()).await.unwrap();
     assert_eq!(c.row(second).status, Status::Sent);
@@ -180,13 +217,21 @@ async fn tencent_send_sms_is_signed_with_tc3_and_the_same_text_waits_30_seconds(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tencent_rate_limit_answer_is_retried_later() {
-    let c = case("tencent", "limit", "sign_name = \"水畔花园物业\"\napp_id = \"1400000001\"");
+    let c = case(
+        "tencent",
+        "limit",
+        "sign_name = \"水畔花园物业\"\napp_id = \"1400000001\"",
+    );
     let id = c.queue("due");
     c.dispatcher().dispatch_once(c.clock.now()).await.unwrap();
     let row = c.row(id);
     assert_eq!(row.status, Status::Failed, "{row:?}");
     assert!(row.next_attempt_at > c.clock.now());
-    assert!(row.last_error.unwrap().contains("LimitExceeded.PhoneNumberThirtySecondLimit"));
+    assert!(
+        row.last_error
+            .unwrap()
+            .contains("LimitExceeded.PhoneNumberThirtySecondLimit")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,13 +242,20 @@ async fn twilio_messages_use_basic_auth_and_a_form() {
     assert_eq!(r.sent, 1, "{:?}", c.requests());
     let req = &c.requests()[0];
     assert_eq!(req["verified"], true, "{req}");
-    assert_eq!(req["path"], "/2010-04-01/Accounts/LTAI-test-id/Messages.json");
+    assert_eq!(
+        req["path"],
+        "/2010-04-01/Accounts/LTAI-test-id/Messages.json"
+    );
     let p = form(req["body"].as_str().unwrap());
     assert_eq!(p["To"], "13812341234");
     assert_eq!(p["From"], "+15005550006");
     let row = c.row(id);
     assert_eq!(p["Body"], row.body_text);
-    assert!(row.body_text.contains("3-1-502 室本期账单合计1280.00元"), "{}", row.body_text);
+    assert!(
+        row.body_text.contains("3-1-502 室本期账单合计1280.00元"),
+        "{}",
+        row.body_text
+    );
     assert!(row.provider_id.unwrap().starts_with("SM"));
 }
 
@@ -215,7 +267,10 @@ async fn webhook_gets_json_with_an_idempotency_key_and_503_is_temporary() {
     let req = &c.requests()[0];
     assert_eq!(req["verified"], true, "{req}");
     let row = c.row(id);
-    assert_eq!(req["headers"]["idempotency-key"], key_digest(&row.idempotency_key()));
+    assert_eq!(
+        req["headers"]["idempotency-key"],
+        key_digest(&row.idempotency_key())
+    );
     assert_eq!(req["headers"]["authorization"], "Bearer s3cr3t/+=");
     let body: serde_json::Value = serde_json::from_str(req["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["to"], "13812341234");
@@ -224,7 +279,10 @@ async fn webhook_gets_json_with_an_idempotency_key_and_503_is_temporary() {
 
     let busy = case("webhook", "503", "");
     let id = busy.queue("due");
-    busy.dispatcher().dispatch_once(busy.clock.now()).await.unwrap();
+    busy.dispatcher()
+        .dispatch_once(busy.clock.now())
+        .await
+        .unwrap();
     assert_eq!(busy.row(id).status, Status::Failed);
 }
 

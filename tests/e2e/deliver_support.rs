@@ -93,7 +93,11 @@ pub fn parse_mail(files: &[PathBuf]) -> Vec<serde_json::Value> {
         .args(files)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -142,7 +146,13 @@ impl Directory for MemDirectory {
     }
 }
 
-pub fn contact(id: &str, name: &str, email: Option<&str>, phone: Option<&str>, locale: &str) -> Contact {
+pub fn contact(
+    id: &str,
+    name: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+    locale: &str,
+) -> Contact {
     Contact {
         id: id.into(),
         name: name.into(),
@@ -172,7 +182,10 @@ pub fn write_config(dir: &Path, daemon_extra: &str, community_extra: &str) -> Pa
         ),
     )
     .unwrap();
-    copy_dir(&repo_root().join("config/templates"), &cfg.join("templates"));
+    copy_dir(
+        &repo_root().join("config/templates"),
+        &cfg.join("templates"),
+    );
     cfg
 }
 
@@ -246,8 +259,15 @@ impl Env {
 }
 
 /// A household bill reminder as the fee workflow would ask for it.
-pub fn bill_request(household: &str, slot: DateTime<Utc>, bills: &[(i64, &str, &str, &str)]) -> MessageRequest {
-    let total: f64 = bills.iter().map(|b| b.3.replace(',', "").parse::<f64>().unwrap()).sum();
+pub fn bill_request(
+    household: &str,
+    slot: DateTime<Utc>,
+    bills: &[(i64, &str, &str, &str)],
+) -> MessageRequest {
+    let total: f64 = bills
+        .iter()
+        .map(|b| b.3.replace(',', "").parse::<f64>().unwrap())
+        .sum();
     MessageRequest {
         community: "shuipan".into(),
         workflow: "fee_reminder".into(),

@@ -1,8 +1,8 @@
 //! End-to-end tests: each drives the real `wuyed` binary in a fresh temporary directory, as an
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
-mod util;
 mod deliver;
-mod deliver_support;
-mod deliver_sms;
 mod deliver_kill;
+mod deliver_sms;
+mod deliver_support;
+mod util;

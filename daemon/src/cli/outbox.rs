@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::deliver::{Channels, Dispatcher, NoDirectory, Status, mask_address};
@@ -56,7 +55,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let clock = SystemClock::new();
     match args.action {
         None => list(&args, &db),
-        Some(Action::Retry { id }) => change(&db, id, |tx| Ok(tx.outbox_retry(id, clock.now())?), "requeued"),
+        Some(Action::Retry { id }) => change(
+            &db,
+            id,
+            |tx| Ok(tx.outbox_retry(id, clock.now())?),
+            "requeued",
+        ),
         Some(Action::Cancel { id }) => change(
             &db,
             id,
@@ -83,13 +87,26 @@ fn list(args: &Args, db: &Path) -> anyhow::Result<()> {
         .map(|s| s.parse::<Status>())
         .transpose()
         .map_err(|e| Coded::usage(anyhow::anyhow!("--status: {e}")))?;
-    let rows = with_tx(db, |tx| Ok(tx.outbox_list(status, args.community.as_deref(), args.limit)?))?;
+    let rows = with_tx(db, |tx| {
+        Ok(tx.outbox_list(status, args.community.as_deref(), args.limit)?)
+    })?;
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
+    let h = [
+        "ID",
+        "STATUS",
+        "COMMUNITY",
+        "WORKFLOW",
+        "CHAN",
+        "TO",
+        "TRY",
+        "NEXT/SENT (UTC)",
+        "NOTE",
+    ];
     writeln!(
         out,
         "{:>6}  {:<9}  {:<12}  {:<16}  {:<5}  {:<22}  {:>3}  {:<20}  {}",
-        "ID", "STATUS", "COMMUNITY", "WORKFLOW", "CHAN", "TO", "TRY", "NEXT/SENT (UTC)", "NOTE"
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
     )?;
     for m in rows {
         let to = if args.show_contacts {
@@ -97,7 +114,10 @@ fn list(args: &Args, db: &Path) -> anyhow::Result<()> {
         } else {
             mask_address(m.channel, &m.address)
         };
-        let when = m.sent_at.unwrap_or(m.next_attempt_at).format("%Y-%m-%d %H:%M:%S");
+        let when = m
+            .sent_at
+            .unwrap_or(m.next_attempt_at)
+            .format("%Y-%m-%d %H:%M:%S");
         let note = m
             .last_error
             .clone()
@@ -142,13 +162,7 @@ fn unreachable(args: &Args, db: &Path) -> anyhow::Result<()> {
     for u in rows {
         println!(
             "{}  {}  {}  {}  {}  {}  ({})",
-            u.id,
-            u.community,
-            u.workflow,
-            u.slot,
-            u.recipient,
-            u.name,
-            u.why
+            u.id, u.community, u.workflow, u.slot, u.recipient, u.name, u.why
         );
     }
     Ok(())

@@ -143,7 +143,12 @@ impl Dispatcher {
         self.settings.communities.iter().find(|c| c.id == id)
     }
 
-    fn decide(&self, tx: &Tx<'_>, m: &OutboxMessage, now: DateTime<Utc>) -> anyhow::Result<Decision> {
+    fn decide(
+        &self,
+        tx: &Tx<'_>,
+        m: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Decision> {
         let Some(community) = self.community(&m.community) else {
             return Ok(Decision::Settle(
                 Status::Deferred,
@@ -162,7 +167,11 @@ impl Dispatcher {
             match self.directory.still_relevant(&m.community, &m.reason) {
                 Ok(Relevance::Relevant) => {}
                 Ok(Relevance::Gone(why)) => {
-                    return Ok(Decision::Settle(Status::Cancelled, now, format!("reason gone: {why}")));
+                    return Ok(Decision::Settle(
+                        Status::Cancelled,
+                        now,
+                        format!("reason gone: {why}"),
+                    ));
                 }
                 Err(e) => {
                     return Ok(Decision::Settle(
@@ -206,7 +215,9 @@ impl Dispatcher {
             if let Some(secs) = ch.settings.same_content_secs().filter(|s| *s > 0) {
                 let since = now - Duration::seconds(secs.into());
                 let (_, same, last) = tx.sms_log_since(provider, &m.address, &content, since)?;
-                if same > 0 && let Some(last) = last {
+                if same > 0
+                    && let Some(last) = last
+                {
                     return Ok(Decision::Settle(
                         Status::Deferred,
                         last + Duration::seconds(secs.into()),
@@ -293,7 +304,11 @@ impl Dispatcher {
         Ok(report)
     }
 
-    async fn send_all(&self, claimed: Vec<OutboxMessage>, report: &mut DispatchReport) -> anyhow::Result<()> {
+    async fn send_all(
+        &self,
+        claimed: Vec<OutboxMessage>,
+        report: &mut DispatchReport,
+    ) -> anyhow::Result<()> {
         let mut set = JoinSet::new();
         let email = &self.settings.daemon.delivery.email;
         for m in claimed {
@@ -341,23 +356,32 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn record(&self, done: Vec<(OutboxMessage, Outcome)>, report: &mut DispatchReport) -> anyhow::Result<()> {
+    fn record(
+        &self,
+        done: Vec<(OutboxMessage, Outcome)>,
+        report: &mut DispatchReport,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let retry = &self.settings.daemon.delivery.retry;
         self.tx(|tx| {
             for (m, outcome) in &done {
                 let attempts = m.attempts + 1;
                 let (status, next, pid, err) = match outcome {
-                    Outcome::Sent { provider_id } => (Status::Sent, now, provider_id.as_deref(), None),
+                    Outcome::Sent { provider_id } => {
+                        (Status::Sent, now, provider_id.as_deref(), None)
+                    }
                     Outcome::Temporary(why) if attempts >= retry.max_attempts => (
                         Status::Dead,
                         now,
                         None,
                         Some(format!("gave up after {attempts} attempts: {why}")),
                     ),
-                    Outcome::Temporary(why) => {
-                        (Status::Failed, now + retry.backoff(attempts), None, Some(why.clone()))
-                    }
+                    Outcome::Temporary(why) => (
+                        Status::Failed,
+                        now + retry.backoff(attempts),
+                        None,
+                        Some(why.clone()),
+                    ),
                     Outcome::Permanent(why) => (Status::Dead, now, None, Some(why.clone())),
                     Outcome::Unknown(why) => (Status::Unknown, now, None, Some(why.clone())),
                 };
@@ -427,7 +451,10 @@ impl Dispatcher {
 /// What counts as "the same content" for a provider's repeat limit.
 fn sms_content(m: &OutboxMessage) -> String {
     match &m.sms_code {
-        Some(code) => format!("{code}:{}", serde_json::to_string(&m.sms_params).unwrap_or_default()),
+        Some(code) => format!(
+            "{code}:{}",
+            serde_json::to_string(&m.sms_params).unwrap_or_default()
+        ),
         None => m.body_text.clone(),
     }
 }

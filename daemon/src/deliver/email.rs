@@ -21,7 +21,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::Semaphore;
 
-use super::{Category, Outcome, OutboxMessage, SmtpSettings, SmtpTls, key_digest, parse_duration};
+use super::{Category, OutboxMessage, Outcome, SmtpSettings, SmtpTls, key_digest, parse_duration};
 
 /// `List-Unsubscribe` (RFC 2369): lettre has no type for it.
 #[derive(Debug, Clone)]
@@ -86,13 +86,11 @@ pub fn build_email(
         .body(m.body_text.clone());
     let msg = match &m.body_html {
         Some(html) => b.multipart(
-            MultiPart::alternative()
-                .singlepart(text)
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html.clone()),
-                ),
+            MultiPart::alternative().singlepart(text).singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(html.clone()),
+            ),
         )?,
         None => b.singlepart(text)?,
     };
@@ -127,7 +125,11 @@ impl EmailChannel {
 }
 
 /// Writes `bytes` to `dir/name` so a reader never sees half a file.
-pub(crate) fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(
+    dir: &std::path::Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes)?;
@@ -211,7 +213,8 @@ impl SmtpPool {
             }
         };
         if let Some(creds) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds).await?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
+                .await?;
         }
         Ok(conn)
     }

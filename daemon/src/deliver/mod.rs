@@ -240,14 +240,20 @@ pub enum Relevance {
 pub trait Directory: Send + Sync {
     /// The household's contact for this message: its preferred contact among the co-owners,
     /// resolved by the host. `None` if there is no such household.
-    fn household_contact(&self, community: &str, household: &str)
-    -> anyhow::Result<Option<Contact>>;
+    fn household_contact(
+        &self,
+        community: &str,
+        household: &str,
+    ) -> anyhow::Result<Option<Contact>>;
     /// One owner. `None` if there is no such owner.
     fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<Contact>>;
     /// Whether the reason of a message (as the workflow wrote it, `{"bills": [12, 13]}`) still
     /// stands. Called just before sending.
-    fn still_relevant(&self, community: &str, reason: &serde_json::Value)
-    -> anyhow::Result<Relevance>;
+    fn still_relevant(
+        &self,
+        community: &str,
+        reason: &serde_json::Value,
+    ) -> anyhow::Result<Relevance>;
 }
 
 /// A directory that knows nobody and finds every reason still standing: for running the
@@ -407,17 +413,20 @@ pub fn enqueue(
             .unwrap_or_else(|| community.raw.locale.clone());
         let set = ctx
             .templates
-            .find(&community.id, &req.workflow, &req.template, &locale, &community.raw.locale)
+            .find(
+                &community.id,
+                &req.workflow,
+                &req.template,
+                &locale,
+                &community.raw.locale,
+            )
             .with_context(|| {
                 format!(
                     "community {}: no template {}/{} for locale {locale}",
                     community.id, req.workflow, req.template
                 )
             })?;
-        let first = req
-            .channel
-            .or(contact.preferred)
-            .unwrap_or(Channel::Email);
+        let first = req.channel.or(contact.preferred).unwrap_or(Channel::Email);
         let mut order = vec![first];
         if cdel.fallback != Fallback::None {
             order.push(first.other());
@@ -598,9 +607,9 @@ fn template_context(
 pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}"))?;
+    let n: i64 = num.parse().map_err(|_| {
+        format!("expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}")
+    })?;
     match unit {
         "s" => Ok(chrono::Duration::seconds(n)),
         "m" => Ok(chrono::Duration::minutes(n)),

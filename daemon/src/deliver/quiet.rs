@@ -61,15 +61,11 @@ impl QuietWindow {
         }
         let naive = date.and_time(self.end);
         // A DST gap swallowing the opening time: open an hour later.
-        let open = self
-            .tz
-            .from_local_datetime(&naive)
-            .earliest()
-            .or_else(|| {
-                self.tz
-                    .from_local_datetime(&(naive + Duration::hours(1)))
-                    .earliest()
-            })?;
+        let open = self.tz.from_local_datetime(&naive).earliest().or_else(|| {
+            self.tz
+                .from_local_datetime(&(naive + Duration::hours(1)))
+                .earliest()
+        })?;
         Some(open.with_timezone(&Utc))
     }
 }
@@ -129,7 +125,10 @@ mod tests {
             .map(|i| earliest_send(now, Category::Transactional, &w, spread, &format!("k{i}")))
             .collect();
         let open = at("2026-03-03T08:00:00+08:00");
-        assert!(times.iter().all(|t| *t >= open && *t < open + spread), "{times:?}");
+        assert!(
+            times.iter().all(|t| *t >= open && *t < open + spread),
+            "{times:?}"
+        );
         let distinct: std::collections::BTreeSet<_> = times.iter().collect();
         assert!(distinct.len() > 40, "not spread: {distinct:?}");
         // Same key, same slot: a restart does not reshuffle.
@@ -146,13 +145,19 @@ mod tests {
         let t = earliest_send(now, Category::Informational, &w, Duration::zero(), "k");
         assert_eq!(t, at("2026-03-03T08:00:00+08:00"));
         let day = at("2026-03-03T10:00:00+08:00");
-        assert_eq!(earliest_send(day, Category::Transactional, &w, Duration::minutes(30), "k"), day);
+        assert_eq!(
+            earliest_send(day, Category::Transactional, &w, Duration::minutes(30), "k"),
+            day
+        );
     }
 
     #[test]
     fn urgent_goes_at_once_at_night() {
         let w = shanghai();
         let now = at("2026-03-02T23:59:00+08:00");
-        assert_eq!(earliest_send(now, Category::Urgent, &w, Duration::minutes(30), "k"), now);
+        assert_eq!(
+            earliest_send(now, Category::Urgent, &w, Duration::minutes(30), "k"),
+            now
+        );
     }
 }

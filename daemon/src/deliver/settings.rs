@@ -11,9 +11,9 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Category, parse_duration};
+use crate::config::secret::SecretSource;
 use crate::config::{Community, CommunityFile, DaemonFile, Settings};
 use crate::exit::Coded;
-use crate::config::secret::SecretSource;
 
 /// `[delivery]` in wuyed.toml.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -356,7 +356,10 @@ pub fn read_settings(dir: &Path) -> anyhow::Result<Settings> {
             .map_err(|e| Coded::config(anyhow::anyhow!("{}: {e}", file.display())))?;
         let tz = match &raw.timezone {
             Some(z) => z.parse().map_err(|_| {
-                Coded::config(anyhow::anyhow!("{}: timezone: unknown zone {z:?}", file.display()))
+                Coded::config(anyhow::anyhow!(
+                    "{}: timezone: unknown zone {z:?}",
+                    file.display()
+                ))
             })?,
             None => default_tz,
         };
@@ -381,7 +384,10 @@ pub fn read_settings(dir: &Path) -> anyhow::Result<Settings> {
 
 /// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations, senders),
 /// for `wuyed check`. Secrets are resolved by [`super::Channels::from_settings`] at start.
-pub fn check_delivery_settings(d: &DeliverySettings, file: &Path) -> Vec<crate::config::ConfigError> {
+pub fn check_delivery_settings(
+    d: &DeliverySettings,
+    file: &Path,
+) -> Vec<crate::config::ConfigError> {
     let mut errors = Vec::new();
     let mut dur = |key: &str, v: Option<&str>| {
         if let Some(v) = v
@@ -391,17 +397,29 @@ pub fn check_delivery_settings(d: &DeliverySettings, file: &Path) -> Vec<crate::
         }
     };
     dur("delivery.quiet_spread", d.quiet_spread.as_deref());
-    dur("delivery.validity.transactional", Some(&d.validity.transactional));
+    dur(
+        "delivery.validity.transactional",
+        Some(&d.validity.transactional),
+    );
     dur("delivery.validity.urgent", Some(&d.validity.urgent));
-    dur("delivery.validity.informational", Some(&d.validity.informational));
+    dur(
+        "delivery.validity.informational",
+        Some(&d.validity.informational),
+    );
     dur("delivery.retry.base", Some(&d.retry.base));
     dur("delivery.retry.max", Some(&d.retry.max));
-    dur("delivery.email.smtp.timeout", d.email.smtp.as_ref().and_then(|s| s.timeout.as_deref()));
+    dur(
+        "delivery.email.smtp.timeout",
+        d.email.smtp.as_ref().and_then(|s| s.timeout.as_deref()),
+    );
     if d.email.from.parse::<lettre::message::Mailbox>().is_err() {
         errors.push(config_error(
             file,
             "delivery.email.from",
-            format!("expected a mailbox like \"物业服务中心 <desk@example.com>\", got {:?}", d.email.from),
+            format!(
+                "expected a mailbox like \"物业服务中心 <desk@example.com>\", got {:?}",
+                d.email.from
+            ),
         ));
     }
     errors
@@ -410,7 +428,10 @@ pub fn check_delivery_settings(d: &DeliverySettings, file: &Path) -> Vec<crate::
 /// Checks of a community's quiet hours and `[delivery]`, for `wuyed check`.
 pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::config::ConfigError> {
     let mut errors = Vec::new();
-    for (key, v) in [("quiet_hours.start", &c.quiet_hours.start), ("quiet_hours.end", &c.quiet_hours.end)] {
+    for (key, v) in [
+        ("quiet_hours.start", &c.quiet_hours.start),
+        ("quiet_hours.end", &c.quiet_hours.end),
+    ] {
         if let Err(e) = super::quiet::parse_hhmm(v) {
             errors.push(config_error(file, key, e));
         }
@@ -424,7 +445,11 @@ pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::co
         if let Some(from) = &d.from
             && from.parse::<lettre::message::Mailbox>().is_err()
         {
-            errors.push(config_error(file, "delivery.from", format!("not a mailbox: {from:?}")));
+            errors.push(config_error(
+                file,
+                "delivery.from",
+                format!("not a mailbox: {from:?}"),
+            ));
         }
     }
     errors

@@ -26,7 +26,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::{Outcome, OutboxMessage, SmsProvider, SmsSettings, key_digest};
+use super::{OutboxMessage, Outcome, SmsProvider, SmsSettings, key_digest};
 use crate::config::secret::Secret;
 
 /// One SMS as a provider sees it (for tests and tools that build requests).
@@ -57,10 +57,17 @@ pub(crate) struct SmsChannel {
 }
 
 impl SmsChannel {
-    pub(crate) fn new(s: &SmsSettings, config_dir: &Path, outbox_dir: &Path) -> anyhow::Result<SmsChannel> {
+    pub(crate) fn new(
+        s: &SmsSettings,
+        config_dir: &Path,
+        outbox_dir: &Path,
+    ) -> anyhow::Result<SmsChannel> {
         let resolve = |name: &str, v: &Option<crate::config::secret::SecretSource>| {
             v.as_ref()
-                .map(|v| v.resolve(config_dir).map_err(|e| anyhow::anyhow!("{name}: {e}")))
+                .map(|v| {
+                    v.resolve(config_dir)
+                        .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+                })
                 .transpose()
         };
         let key_id = resolve("key_id", &s.key_id)?;
@@ -193,7 +200,9 @@ impl SmsChannel {
 
     async fn aliyun(&self, req: &SmsRequest, now: DateTime<Utc>) -> Outcome {
         let Some(code) = &req.code else {
-            return Outcome::Permanent("Aliyun sends approved templates only: template has no sms_code".into());
+            return Outcome::Permanent(
+                "Aliyun sends approved templates only: template has no sms_code".into(),
+            );
         };
         let (Some(key), Some(secret)) = (&self.key_id, &self.secret) else {
             return Outcome::Permanent("Aliyun credentials missing".into());
@@ -217,7 +226,10 @@ impl SmsChannel {
             ("SignatureNonce", hex::encode(rand::random::<[u8; 16]>())),
             ("SignatureVersion", "1.0".into()),
             ("TemplateCode", code.clone()),
-            ("TemplateParam", serde_json::Value::Object(template_param).to_string()),
+            (
+                "TemplateParam",
+                serde_json::Value::Object(template_param).to_string(),
+            ),
             ("Timestamp", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             ("Version", "2017-05-25".into()),
         ] {
@@ -263,7 +275,9 @@ impl SmsChannel {
 
     async fn tencent(&self, req: &SmsRequest, now: DateTime<Utc>) -> Outcome {
         let Some(code) = &req.code else {
-            return Outcome::Permanent("Tencent sends approved templates only: template has no sms_code".into());
+            return Outcome::Permanent(
+                "Tencent sends approved templates only: template has no sms_code".into(),
+            );
         };
         let (Some(key), Some(secret)) = (&self.key_id, &self.secret) else {
             return Outcome::Permanent("Tencent credentials missing".into());
@@ -313,7 +327,10 @@ impl SmsChannel {
         let r = &json["Response"];
         if let Some(e) = r.get("Error") {
             let code = e["Code"].as_str().unwrap_or("");
-            let why = format!("Tencent {code}: {} (HTTP {status})", e["Message"].as_str().unwrap_or(""));
+            let why = format!(
+                "Tencent {code}: {} (HTTP {status})",
+                e["Message"].as_str().unwrap_or("")
+            );
             return if code.starts_with("RequestLimitExceeded")
                 || code.starts_with("InternalError")
                 || code.starts_with("LimitExceeded")
@@ -405,7 +422,10 @@ impl SmsChannel {
         };
         if (200..300).contains(&status) {
             Outcome::Sent {
-                provider_id: json["id"].as_str().map(str::to_string).or(Some(req.id.clone())),
+                provider_id: json["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or(Some(req.id.clone())),
             }
         } else if status == 429 || status >= 500 {
             Outcome::Temporary(format!("webhook HTTP {status}: {json}"))
@@ -429,7 +449,11 @@ async fn read_json(
     let status = resp.status().as_u16();
     let text = match resp.text().await {
         Ok(t) => t,
-        Err(e) => return Err(Outcome::Unknown(format!("answer cut off (HTTP {status}): {e}"))),
+        Err(e) => {
+            return Err(Outcome::Unknown(format!(
+                "answer cut off (HTTP {status}): {e}"
+            )));
+        }
     };
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     Ok((status, json))

@@ -170,7 +170,11 @@ impl Templates {
             if file.subject.is_some() != file.text.is_some() {
                 errors.push(err(
                     &path,
-                    if file.subject.is_some() { "text" } else { "subject" },
+                    if file.subject.is_some() {
+                        "text"
+                    } else {
+                        "subject"
+                    },
                     None,
                     "an email needs both subject and text".into(),
                 ));
@@ -200,7 +204,10 @@ impl Templates {
             }
             let mut ok = true;
             for (k, src) in fields {
-                if let Err(e) = t.env.add_template_owned(format!("{prefix}#{k}"), src.clone()) {
+                if let Err(e) = t
+                    .env
+                    .add_template_owned(format!("{prefix}#{k}"), src.clone())
+                {
                     ok = false;
                     let line = e.line().map(|l| l + key_line(&text, &k));
                     errors.push(err(&path, &k, line, template_error_text(&e)));
@@ -217,7 +224,11 @@ impl Templates {
                 );
             }
         }
-        if errors.is_empty() { Ok(t) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The template for a recipient: the community's override in their locale, the default in
@@ -241,15 +252,23 @@ impl Templates {
         None
     }
 
-    fn render(&self, set: &TemplateSet, key: &str, vars: &serde_json::Value) -> anyhow::Result<String> {
+    fn render(
+        &self,
+        set: &TemplateSet,
+        key: &str,
+        vars: &serde_json::Value,
+    ) -> anyhow::Result<String> {
         let name = format!("{}#{key}", set.name);
         let tmpl = self.env.get_template(&name)?;
-        tmpl.render(vars).map_err(|e| {
-            anyhow::anyhow!("template {name}: {}", template_error_text(&e))
-        })
+        tmpl.render(vars)
+            .map_err(|e| anyhow::anyhow!("template {name}: {}", template_error_text(&e)))
     }
 
-    pub fn render_email(&self, set: &TemplateSet, vars: &serde_json::Value) -> anyhow::Result<RenderedEmail> {
+    pub fn render_email(
+        &self,
+        set: &TemplateSet,
+        vars: &serde_json::Value,
+    ) -> anyhow::Result<RenderedEmail> {
         let subject = self.render(set, "subject", vars)?;
         // A subject is one line; a template's trailing newline or a variable with one must not
         // start a header injection.
@@ -264,10 +283,17 @@ impl Templates {
         })
     }
 
-    pub fn render_sms(&self, set: &TemplateSet, vars: &serde_json::Value) -> anyhow::Result<RenderedSms> {
+    pub fn render_sms(
+        &self,
+        set: &TemplateSet,
+        vars: &serde_json::Value,
+    ) -> anyhow::Result<RenderedSms> {
         let mut params = Vec::new();
         for (i, p) in set.file.sms_params.iter().enumerate() {
-            params.push((p.name.clone(), self.render(set, &format!("sms_params.{i}"), vars)?));
+            params.push((
+                p.name.clone(),
+                self.render(set, &format!("sms_params.{i}"), vars)?,
+            ));
         }
         let body = match set.file.sms {
             Some(_) => self.render(set, "sms", vars)?,
@@ -385,7 +411,11 @@ mod tests {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].key, "text");
         assert!(errs[0].file.ends_with("fee_reminder/bill_notice.en.toml"));
-        assert!(errs[0].message.contains("unexpected end of input"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("unexpected end of input"),
+            "{}",
+            errs[0].message
+        );
         assert!(errs[0].line.is_some());
     }
 

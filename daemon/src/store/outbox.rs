@@ -178,7 +178,11 @@ impl Tx<'_> {
     }
 
     /// Messages whose next attempt is due at `now`, oldest first.
-    pub fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> rusqlite::Result<Vec<OutboxMessage>> {
+    pub fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<OutboxMessage>> {
         let mut stmt = self.0.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM outbox WHERE status IN ('pending', 'deferred', 'failed') \
              AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
@@ -285,7 +289,8 @@ impl Tx<'_> {
     /// recorded. It becomes `unknown`; email, whose Message-ID lets the mailbox drop a copy, goes
     /// straight back to `pending`; SMS stays `unknown` for a human. Returns (email, sms) counts.
     pub fn outbox_recover_sending(&self, now: DateTime<Utc>) -> rusqlite::Result<(usize, usize)> {
-        let why = "outcome unknown: the dispatcher stopped while this message was being handed over";
+        let why =
+            "outcome unknown: the dispatcher stopped while this message was being handed over";
         let email = self.0.execute(
             "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, updated_at = ?1, \
              last_error = ?2 WHERE status = 'sending' AND channel = 'email'",
@@ -353,7 +358,12 @@ impl Tx<'_> {
         )
     }
 
-    pub fn optout_active(&self, community: &str, owner: &str, channel: Channel) -> rusqlite::Result<bool> {
+    pub fn optout_active(
+        &self,
+        community: &str,
+        owner: &str,
+        channel: Channel,
+    ) -> rusqlite::Result<bool> {
         self.0.query_row(
             "SELECT EXISTS (SELECT 1 FROM delivery_optout WHERE community = ?1 AND owner = ?2 \
              AND channel = ?3 AND revoked_at IS NULL)",
@@ -399,7 +409,16 @@ impl Tx<'_> {
             "INSERT INTO delivery_unreachable (community, workflow, slot, recipient, step, name, \
              why, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (community, workflow, slot, recipient, step) DO NOTHING",
-            params![community, workflow, slot, recipient, step, name, why, ms(now)],
+            params![
+                community,
+                workflow,
+                slot,
+                recipient,
+                step,
+                name,
+                why,
+                ms(now)
+            ],
         )?;
         Ok(())
     }
