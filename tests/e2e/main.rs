@@ -1,8 +1,10 @@
 //! End-to-end tests: each drives the real `wuyed` binary in a fresh temporary directory, as an
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
+mod check;
 mod deliver;
 mod deliver_kill;
 mod deliver_sms;
 mod deliver_support;
+mod schedule;
 mod util;
