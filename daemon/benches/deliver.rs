@@ -73,7 +73,7 @@ fn setup(
         ),
     )
     .unwrap();
-    let settings = wuye::deliver::read_settings(&cfg).unwrap();
+    let settings = wuye::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
     let templates = Templates::load(&repo().join("config/templates"), &[]).unwrap();
     (Arc::new(settings), templates)
 }

@@ -212,7 +212,7 @@ pub struct Env {
 
 impl Env {
     pub fn load(cfg: &Path) -> Env {
-        let settings = wuye::deliver::read_settings(cfg).unwrap();
+        let settings = wuye::config::load(cfg).unwrap_or_else(|e| panic!("{e}"));
         let templates = Templates::load(&cfg.join("templates"), &["shuipan"]).unwrap();
         let db = wuye::deliver::db_path(&settings.data_dir);
         Env {

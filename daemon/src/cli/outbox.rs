@@ -50,7 +50,7 @@ pub enum Action {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let settings = crate::deliver::read_settings(&args.config)?;
+    let settings = crate::config::load(&args.config).map_err(Coded::config)?;
     let db = crate::deliver::db_path(&settings.data_dir);
     let clock = SystemClock::new();
     match args.action {

@@ -5,15 +5,12 @@
 //! and a fresh install show what would be sent before anyone configures a gateway.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Category, parse_duration};
 use crate::config::secret::SecretSource;
-use crate::config::{Community, CommunityFile, DaemonFile, Settings};
-use crate::exit::Coded;
+use crate::config::{Community, CommunityFile};
 
 /// `[delivery]` in wuyed.toml.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -323,65 +320,6 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("wuye.db")
 }
 
-/// Reads what the outbox commands need from the configuration: the daemon file and the
-/// communities (ids, zones, quiet hours, delivery). Stand-in until `config::load` lands; the
-/// daemon itself gets its `Settings` from `config::load`.
-pub fn read_settings(dir: &Path) -> anyhow::Result<Settings> {
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-    };
-    let daemon_path = dir.join("wuyed.toml");
-    let daemon: DaemonFile = if daemon_path.exists() {
-        toml::from_str(&read(&daemon_path)?)
-            .map_err(|e| Coded::config(anyhow::anyhow!("{}: {e}", daemon_path.display())))?
-    } else {
-        DaemonFile::default()
-    };
-    let default_tz: chrono_tz::Tz = daemon.daemon.timezone.parse().map_err(|_| {
-        Coded::config(anyhow::anyhow!(
-            "{}: daemon.timezone: unknown zone {:?}",
-            daemon_path.display(),
-            daemon.daemon.timezone
-        ))
-    })?;
-    let mut communities = Vec::new();
-    let cdir = dir.join("communities");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&cdir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|x| x == "toml"));
-    files.sort();
-    for file in files {
-        let raw: CommunityFile = toml::from_str(&read(&file)?)
-            .map_err(|e| Coded::config(anyhow::anyhow!("{}: {e}", file.display())))?;
-        let tz = match &raw.timezone {
-            Some(z) => z.parse().map_err(|_| {
-                Coded::config(anyhow::anyhow!(
-                    "{}: timezone: unknown zone {z:?}",
-                    file.display()
-                ))
-            })?,
-            None => default_tz,
-        };
-        communities.push(Arc::new(Community {
-            file: file.clone(),
-            id: raw.id.clone(),
-            name: raw.name.clone(),
-            tz,
-            calendar: None,
-            workflows: Vec::new(),
-            raw,
-        }));
-    }
-    let data_dir = dir.join(&daemon.daemon.data_dir);
-    Ok(Settings {
-        dir: dir.to_path_buf(),
-        daemon,
-        data_dir,
-        communities,
-    })
-}
-
 /// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations, senders),
 /// for `wuyed check`. Secrets are resolved by [`super::Channels::from_settings`] at start.
 pub fn check_delivery_settings(
@@ -425,17 +363,9 @@ pub fn check_delivery_settings(
     errors
 }
 
-/// Checks of a community's quiet hours and `[delivery]`, for `wuyed check`.
+/// Checks of a community's `[delivery]`, for `wuyed check` (quiet hours are checked by config).
 pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::config::ConfigError> {
     let mut errors = Vec::new();
-    for (key, v) in [
-        ("quiet_hours.start", &c.quiet_hours.start),
-        ("quiet_hours.end", &c.quiet_hours.end),
-    ] {
-        if let Err(e) = super::quiet::parse_hhmm(v) {
-            errors.push(config_error(file, key, e));
-        }
-    }
     if let Some(d) = &c.delivery {
         if let Some(s) = &d.quiet_spread
             && let Err(e) = parse_duration(s)
