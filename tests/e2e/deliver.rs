@@ -504,3 +504,71 @@ async fn opt_out_is_recorded_and_honoured_and_the_unreachable_are_listed_for_the
     let out = run(&["outbox", "--config", c, "--status", "nonsense"]);
     assert_eq!(out.status.code(), Some(64));
 }
+
+/// No usable email: the bill goes by SMS (into the embedded `sms.jsonl` channel); a community
+/// that turned fallback off lists the owner for the desk instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_without_email_gets_sms_unless_the_community_turned_fallback_off() {
+    for (fallback, expect_sms) in [("other_channel", true), ("none", false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = write_config(
+            tmp.path(),
+            "",
+            &format!("{NO_QUIET}\n[delivery]\nfallback = \"{fallback}\"\n"),
+        );
+        let env = Env::load(&cfg);
+        let dir = Arc::new(MemDirectory::default().with_household(
+            "7-2-101",
+            contact(
+                "o-liu",
+                "刘洋",
+                Some("not an address"),
+                Some("13900001111"),
+                "zh-CN",
+            ),
+        ));
+        let clock = ManualClock::new(Utc::now());
+        let q = env.enqueue(
+            dir.as_ref(),
+            clock.now(),
+            &[bill_request(
+                "7-2-101",
+                at("2026-03-02T01:00:00Z"),
+                &[(9, "物业费", "2026Q1", "640.00")],
+            )],
+        );
+        if !expect_sms {
+            assert!(
+                matches!(&q[0], Enqueued::Unreachable { why, .. } if why == "no usable email"),
+                "{q:?}"
+            );
+            let listed = env.with_tx(|tx| Ok(tx.unreachable_list(Some("shuipan"))?));
+            assert_eq!(listed[0].name, "刘洋");
+            continue;
+        }
+        assert!(
+            matches!(
+                q[0],
+                Enqueued::Queued {
+                    channel: Channel::Sms,
+                    ..
+                }
+            ),
+            "{q:?}"
+        );
+        let r = dispatcher(&env, &clock, dir.clone())
+            .dispatch_once(clock.now())
+            .await
+            .unwrap();
+        assert_eq!(r.sent, 1);
+        let lines =
+            std::fs::read_to_string(env.settings.data_dir.join("outbox/sms.jsonl")).unwrap();
+        let line: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+        assert_eq!(line["to"], "13900001111");
+        assert_eq!(
+            line["body"],
+            "【水畔花园】刘洋您好，7-2-101 室本期账单合计640.00元，明细可在物业服务中心查询。"
+        );
+        assert_eq!(line["template_code"], "SMS_000000001");
+    }
+}

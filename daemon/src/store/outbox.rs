@@ -231,11 +231,13 @@ impl Tx<'_> {
     /// Claims a waiting message for a send attempt: `sending`, one more attempt. False if someone
     /// else changed it meanwhile (cancelled from the CLI).
     pub fn outbox_claim(&self, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-        let n = self.0.execute(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?2 \
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?2 \
              WHERE id = ?1 AND status IN ('pending', 'deferred', 'failed')",
-            params![id, ms(now)],
-        )?;
+            )?
+            .execute(params![id, ms(now)])?;
         Ok(n == 1)
     }
 
@@ -248,12 +250,20 @@ impl Tx<'_> {
         why: Option<&str>,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<bool> {
-        let n = self.0.execute(
-            "UPDATE outbox SET status = ?2, next_attempt_at = ?3, \
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = ?3, \
              last_error = COALESCE(?4, last_error), updated_at = ?5 \
              WHERE id = ?1 AND status IN ('pending', 'deferred', 'failed')",
-            params![id, status.as_str(), ms(next_attempt_at), why, ms(now)],
-        )?;
+            )?
+            .execute(params![
+                id,
+                status.as_str(),
+                ms(next_attempt_at),
+                why,
+                ms(now)
+            ])?;
         Ok(n == 1)
     }
 
@@ -268,11 +278,14 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> rusqlite::Result<bool> {
         let sent_at = (status == Status::Sent).then(|| ms(now));
-        let n = self.0.execute(
-            "UPDATE outbox SET status = ?2, next_attempt_at = ?3, \
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = ?3, \
              provider_id = COALESCE(?4, provider_id), last_error = ?5, updated_at = ?6, \
              sent_at = COALESCE(?7, sent_at) WHERE id = ?1 AND status = 'sending'",
-            params![
+            )?
+            .execute(params![
                 id,
                 status.as_str(),
                 ms(next_attempt_at),
@@ -280,8 +293,7 @@ impl Tx<'_> {
                 error,
                 ms(now),
                 sent_at
-            ],
-        )?;
+            ])?;
         Ok(n == 1)
     }
 
@@ -453,9 +465,9 @@ impl Tx<'_> {
         content: &str,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
-        self.0.execute(
-            "INSERT INTO delivery_sms_log (provider, address, content, sent_at) VALUES (?1, ?2, ?3, ?4)",
-            params![provider, address, content, ms(now)],
+        self.0.prepare_cached(
+            "INSERT INTO delivery_sms_log (provider, address, content, sent_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![provider, address, content, ms(now)],
         )?;
         Ok(())
     }
