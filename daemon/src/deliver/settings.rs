@@ -393,3 +393,41 @@ fn config_error(file: &Path, key: &str, message: String) -> crate::config::Confi
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let r = RetrySettings::default();
+        for _ in 0..50 {
+            let first = r.backoff(1).num_milliseconds();
+            assert!((24_000..=36_000).contains(&first), "{first}");
+            let third = r.backoff(3).num_milliseconds();
+            assert!((96_000..=144_000).contains(&third), "{third}");
+            let late = r.backoff(30).num_milliseconds();
+            assert!((2_880_000..=4_320_000).contains(&late), "{late}");
+        }
+    }
+
+    #[test]
+    fn bad_delivery_values_are_named_by_key() {
+        let d: DeliverySettings = toml::from_str(
+            "quiet_spread = \"half an hour\"\n[email]\nfrom = \"desk at example\"\n[retry]\nbase = \"30x\"\n",
+        )
+        .unwrap();
+        let errs = check_delivery_settings(&d, Path::new("wuyed.toml"));
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            vec![
+                "wuyed.toml: delivery.quiet_spread: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"half an hour\"",
+                "wuyed.toml: delivery.retry.base: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"30x\"",
+                "wuyed.toml: delivery.email.from: expected a mailbox like \"物业服务中心 <desk@example.com>\", got \"desk at example\"",
+            ]
+        );
+        let unknown = toml::from_str::<DeliverySettings>("[email]\nform = \"x\"\n").unwrap_err();
+        assert!(unknown.to_string().contains("unknown field `form`"), "{unknown}");
+    }
+}
