@@ -6,5 +6,6 @@ mod deliver;
 mod deliver_kill;
 mod deliver_sms;
 mod deliver_support;
+mod deliver_tls;
 mod schedule;
 mod util;

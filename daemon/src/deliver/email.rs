@@ -142,6 +142,7 @@ pub struct SmtpPool {
     port: u16,
     tls: SmtpTls,
     credentials: Option<Credentials>,
+    ca_pem: Option<Vec<u8>>,
     timeout: Duration,
     hello: ClientId,
     idle: Mutex<Vec<AsyncSmtpConnection>>,
@@ -168,6 +169,17 @@ impl SmtpPool {
                 .unwrap_or(Duration::from_secs(30)),
             None => Duration::from_secs(30),
         };
+        let ca_pem = match &s.ca_file {
+            Some(f) => {
+                let path = config_dir.join(f);
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("ca_file: cannot read {}", path.display()))?;
+                lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("ca_file: {}: {e}", path.display()))?;
+                Some(pem)
+            }
+            None => None,
+        };
         let size = s.pool_size.clamp(1, 64);
         // The semaphore bounds messages in flight and so the connections opened.
         Ok(SmtpPool {
@@ -179,6 +191,7 @@ impl SmtpPool {
             }),
             tls: s.tls,
             credentials,
+            ca_pem,
             timeout,
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
@@ -187,7 +200,15 @@ impl SmtpPool {
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let tls = || TlsParameters::new(self.host.clone());
+        let tls = || {
+            let mut b = TlsParameters::builder(self.host.clone());
+            if let Some(pem) = &self.ca_pem {
+                b = b.add_root_certificate(lettre::transport::smtp::client::Certificate::from_pem(
+                    pem,
+                )?);
+            }
+            b.build()
+        };
         let mut conn = match self.tls {
             SmtpTls::Implicit => {
                 AsyncSmtpConnection::connect_tokio1(
@@ -213,8 +234,11 @@ impl SmtpPool {
             }
         };
         if let Some(creds) = &self.credentials {
+            // A refused login is the relay's configuration, not this message's fault: retried
+            // (until max_attempts) so the queue drains once an administrator fixes the password.
             conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
-                .await?;
+                .await
+                .map_err(SendError::Auth)?;
         }
         Ok(conn)
     }
@@ -250,6 +274,9 @@ impl SmtpPool {
             Ok(Err(SendError::Smtp(e))) if e.is_permanent() => Outcome::Permanent(e.to_string()),
             Ok(Err(SendError::Smtp(e))) => Outcome::Temporary(e.to_string()),
             Ok(Err(SendError::Io(e))) => Outcome::Temporary(format!("cannot connect: {e}")),
+            Ok(Err(SendError::Auth(e))) => {
+                Outcome::Temporary(format!("SMTP authentication failed: {e}"))
+            }
             // The message may have been accepted; the Message-ID makes the resend harmless.
             Err(_) => Outcome::Temporary(format!(
                 "SMTP timed out after {:?}; outcome unknown, will resend with the same Message-ID",
@@ -261,6 +288,7 @@ impl SmtpPool {
 
 enum SendError {
     Io(std::io::Error),
+    Auth(lettre::transport::smtp::Error),
     Smtp(lettre::transport::smtp::Error),
 }
 

@@ -108,6 +108,9 @@ pub struct SmtpSettings {
     pub pool_size: usize,
     /// Per command; default `"30s"`.
     pub timeout: Option<String>,
+    /// PEM file of a CA (or a self-signed relay certificate) to trust besides the public roots,
+    /// for a company relay with its own certificate authority; relative to the config directory.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_pool() -> usize {
@@ -428,6 +431,9 @@ mod tests {
             ]
         );
         let unknown = toml::from_str::<DeliverySettings>("[email]\nform = \"x\"\n").unwrap_err();
-        assert!(unknown.to_string().contains("unknown field `form`"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("unknown field `form`"),
+            "{unknown}"
+        );
     }
 }
