@@ -303,3 +303,34 @@ async fn an_sms_with_unknown_outcome_waits_for_a_human_unless_the_gateway_is_ide
         assert!(c.requests().is_empty());
     }
 }
+
+/// Aliyun sends approved templates only: a staff alert whose template has just an SMS body goes
+/// by email instead of failing at the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_only_sms_template_falls_back_to_email_where_the_provider_needs_approved_codes() {
+    let c = case("aliyun", "ok", "sign_name = \"水畔花园物业\"");
+    let req = wuye::deliver::MessageRequest {
+        community: "shuipan".into(),
+        workflow: "callback_escalation".into(),
+        occurrence: wuye::deliver::Occurrence::Timer(42),
+        audience: wuye::deliver::Audience::StaffRole(wuye::config::Role::Supervisor),
+        step: "supervisor".into(),
+        template: "callback_overdue".into(),
+        variables: serde_json::json!({
+            "ticket": {"id": "T-88", "kind": "报修", "summary": "厨房漏水", "closed_at": "2026-03-01 10:00", "assignee": "王强"},
+            "overdue_hours": 6,
+        }),
+        category: wuye::deliver::Category::Transactional,
+        channel: Some(Channel::Sms),
+        reason: serde_json::json!({"callback": "T-88"}),
+    };
+    let q = c.env.enqueue(c.dir.as_ref(), c.clock.now(), &[req]);
+    assert_eq!(
+        q,
+        vec![Enqueued::Queued {
+            id: 1,
+            recipient: "staff:li-na".into(),
+            channel: Channel::Email
+        }]
+    );
+}

@@ -177,7 +177,7 @@ pub fn write_config(dir: &Path, daemon_extra: &str, community_extra: &str) -> Pa
         cfg.join("communities/shuipan.toml"),
         format!(
             "id = \"shuipan\"\nname = \"水畔花园\"\ntimezone = \"Asia/Shanghai\"\nlocale = \"zh-CN\"\n\n\
-             [[staff]]\nid = \"li-na\"\nname = \"李娜\"\nrole = \"supervisor\"\nemail = \"li.na@shuipan.example\"\n\n\
+             [[staff]]\nid = \"li-na\"\nname = \"李娜\"\nrole = \"supervisor\"\nemail = \"li.na@shuipan.example\"\nphone = \"13700001111\"\n\n\
              {community_extra}\n"
         ),
     )

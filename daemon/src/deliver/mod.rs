@@ -405,6 +405,13 @@ pub fn enqueue(
 
     let slot = req.occurrence.slot();
     let cdel = community.raw.delivery.clone().unwrap_or_default();
+    let provider = cdel
+        .sms
+        .as_ref()
+        .or(ctx.delivery.sms.as_ref())
+        .map(|s| s.provider)
+        .unwrap_or_default();
+    let approved_only = matches!(provider, SmsProvider::Aliyun | SmsProvider::Tencent);
     let mut out = Vec::new();
     for (recipient, contact, is_owner) in recipients {
         let locale = contact
@@ -443,8 +450,12 @@ pub fn enqueue(
                 missing.push(format!("no usable {ch}"));
                 continue;
             };
-            if !set.supports(ch) {
-                missing.push(format!("template has no {ch} version"));
+            if !set.supports(ch, approved_only) {
+                missing.push(if ch == Channel::Sms && approved_only {
+                    "template has no approved SMS template code (sms_code)".to_string()
+                } else {
+                    format!("template has no {ch} version")
+                });
                 continue;
             }
             if is_owner

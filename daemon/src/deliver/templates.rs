@@ -59,9 +59,12 @@ pub struct TemplateSet {
 }
 
 impl TemplateSet {
-    pub fn supports(&self, ch: Channel) -> bool {
+    /// Whether this template can go by `ch`; `approved_only` is for SMS providers that send
+    /// nothing but pre-approved templates (Aliyun, Tencent), which need `sms_code`.
+    pub fn supports(&self, ch: Channel, approved_only: bool) -> bool {
         match ch {
             Channel::Email => self.file.subject.is_some() && self.file.text.is_some(),
+            Channel::Sms if approved_only => self.file.sms_code.is_some(),
             Channel::Sms => self.file.sms.is_some() || self.file.sms_code.is_some(),
         }
     }
