@@ -286,19 +286,27 @@ async fn webhook_gets_json_with_an_idempotency_key_and_503_is_temporary() {
     assert_eq!(busy.row(id).status, Status::Failed);
 }
 
-/// An SMS handed to a commercial API whose answer was lost is held for a human, not resent;
+/// An SMS handed to a commercial API that cannot be asked (Tencent) whose answer was lost is
+/// held for a human, not resent;
 /// through an idempotent gateway it is resent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_with_unknown_outcome_waits_for_a_human_unless_the_gateway_is_idempotent() {
     for (mode, extra, expect) in [
-        ("aliyun", "sign_name = \"水畔花园物业\"", Status::Unknown),
+        (
+            "tencent",
+            "sign_name = \"水畔花园物业\"\napp_id = \"1400000001\"",
+            Status::Unknown,
+        ),
         ("webhook", "", Status::Pending),
     ] {
         let c = case(mode, "ok", extra);
         let id = c.queue("due");
         // As if a dispatcher claimed it and was killed mid-request.
         c.env.with_tx(|tx| Ok(tx.outbox_claim(id, c.clock.now())?));
-        c.dispatcher().recover().unwrap();
+        let d = c.dispatcher();
+        d.recover().unwrap();
+        // Tencent's API cannot look a message up by our id: it stays for a human.
+        d.resolve_unknown().await.unwrap();
         assert_eq!(c.row(id).status, expect, "{mode}");
         assert!(c.requests().is_empty());
     }
@@ -333,4 +341,48 @@ async fn a_text_only_sms_template_falls_back_to_email_where_the_provider_needs_a
             channel: Channel::Email
         }]
     );
+}
+
+/// Aliyun can tell: an SMS of unknown outcome is looked up by its `OutId` with
+/// QuerySendDetails. Absent at the provider: sent again, once. Present: recorded as sent
+/// without a second text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliyun_resolves_unknown_outcomes_by_out_id_instead_of_resending_blindly() {
+    let sends = |c: &Case| {
+        c.requests()
+            .iter()
+            .filter(|r| form(r["body"].as_str().unwrap())["Action"] == "SendSms")
+            .count()
+    };
+    // Lost before it reached the provider.
+    let c = case("aliyun", "ok", "sign_name = \"水畔花园物业\"");
+    let id = c.queue("due");
+    c.env.with_tx(|tx| Ok(tx.outbox_claim(id, c.clock.now())?));
+    let d = c.dispatcher();
+    d.recover().unwrap();
+    assert_eq!(c.row(id).status, Status::Unknown);
+    assert_eq!(d.resolve_unknown().await.unwrap(), (0, 1));
+    assert_eq!(c.row(id).status, Status::Pending);
+    d.dispatch_once(c.clock.now()).await.unwrap();
+    assert_eq!(c.row(id).status, Status::Sent);
+    assert_eq!(sends(&c), 1);
+    assert!(c.requests().iter().all(|r| r["verified"] == true));
+
+    // Reached the provider, answer lost.
+    let c = case("aliyun", "ok", "sign_name = \"水畔花园物业\"");
+    let id = c.queue("due");
+    let d = c.dispatcher();
+    d.dispatch_once(c.clock.now()).await.unwrap();
+    let conn = rusqlite::Connection::open(&c.env.db).unwrap();
+    conn.execute(
+        "UPDATE outbox SET status = 'unknown', provider_id = NULL WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
+    assert_eq!(d.resolve_unknown().await.unwrap(), (1, 0));
+    let row = c.row(id);
+    assert_eq!(row.status, Status::Sent);
+    assert_eq!(row.provider_id.as_deref(), Some("9006197469364984^1"));
+    d.dispatch_once(c.clock.now()).await.unwrap();
+    assert_eq!(sends(&c), 1, "no second text");
 }

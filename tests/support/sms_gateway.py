@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl, quote
 ARGS = None
 LOCK = threading.Lock()
 SEQ = [0]
+# Aliyun: what SendSms accepted, for QuerySendDetails.
+SENT = []
 
 
 def aliyun_verify(body):
@@ -47,7 +49,9 @@ def aliyun_verify(body):
     ).decode()
     if sig != want:
         return False, "SignatureDoesNotMatch", params
-    for k, v in [("Action", "SendSms"), ("Version", "2017-05-25"), ("SignatureMethod", "HMAC-SHA1"),
+    if params.get("Action") not in ("SendSms", "QuerySendDetails"):
+        return False, "InvalidAction", params
+    for k, v in [("Version", "2017-05-25"), ("SignatureMethod", "HMAC-SHA1"),
                  ("SignatureVersion", "1.0"), ("Format", "JSON")]:
         if params.get(k) != v:
             return False, "MissingParameter %s" % k, params
@@ -117,12 +121,21 @@ class Handler(BaseHTTPRequestHandler):
             verified, why, params = aliyun_verify(body)
             if not verified:
                 status, obj = 400, {"Code": why, "Message": "Specified signature is not matched with our calculation.", "RequestId": "R%d" % seq}
+            elif params.get("Action") == "QuerySendDetails":
+                found = [d for d in SENT if d["PhoneNum"] == params.get("PhoneNumber")]
+                status, obj = 200, {"Code": "OK", "Message": "OK", "RequestId": "R%d" % seq,
+                                    "TotalCount": len(found),
+                                    "SmsSendDetailDTOs": {"SmsSendDetailDTO": found}}
             elif answer == "invalid_number":
                 status, obj = 200, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号", "RequestId": "R%d" % seq}
             elif answer == "limit":
                 status, obj = 200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发号码天级流控", "RequestId": "R%d" % seq}
             else:
                 status, obj = 200, {"Code": "OK", "Message": "OK", "BizId": "9006197469364984^%d" % seq, "RequestId": "R%d" % seq}
+                with LOCK:
+                    SENT.append({"PhoneNum": params["PhoneNumbers"], "SendStatus": 3, "ErrCode": "DELIVERED",
+                                 "TemplateCode": params["TemplateCode"], "OutId": params.get("OutId", ""),
+                                 "BizId": obj["BizId"], "SendDate": params["Timestamp"]})
         elif mode == "tencent":
             th = {"Authorization": hi.get("authorization", ""), "X-TC-Timestamp": hi.get("x-tc-timestamp", "0"),
                   "X-TC-Action": hi.get("x-tc-action", ""), "X-TC-Version": hi.get("x-tc-version", ""),

@@ -179,6 +179,7 @@ fn dispatch(settings: Settings, db: &Path, once: bool) -> anyhow::Result<()> {
         let d = Dispatcher::new(db, settings, clock.clone(), channels, Arc::new(NoDirectory))?;
         if once {
             d.recover()?;
+            d.resolve_unknown().await?;
             let r = d.dispatch_once(clock.now()).await?;
             println!(
                 "sent {} failed {} dead {} unknown {} deferred {} expired {} cancelled {}",

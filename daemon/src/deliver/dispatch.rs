@@ -134,6 +134,60 @@ impl Dispatcher {
         Ok((requeued, held))
     }
 
+    /// Asks SMS providers that can tell (Aliyun's QuerySendDetails, by `OutId`) what became of
+    /// messages in `unknown`: found → `sent`; surely absent → `pending`; otherwise they stay for
+    /// a human. Returns (sent, requeued).
+    pub async fn resolve_unknown(&self) -> anyhow::Result<(usize, usize)> {
+        let unknown = self.tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
+        let (mut sent, mut requeued) = (0, 0);
+        for m in unknown.into_iter().filter(|m| m.channel == Channel::Sms) {
+            let Some(community) = self.community(&m.community) else {
+                continue;
+            };
+            let now = self.clock.now();
+            let outcome = self
+                .channels
+                .sms_for(&m.community)
+                .resolve_unknown(&m, community.tz, now)
+                .await;
+            match outcome {
+                Some(Outcome::Sent { provider_id }) => {
+                    let done = self.tx(|tx| {
+                        Ok(tx.outbox_resolve_unknown(
+                            m.id,
+                            Status::Sent,
+                            provider_id.as_deref(),
+                            "outcome was unknown; the provider confirms it has the message",
+                            now,
+                        )?)
+                    })?;
+                    sent += usize::from(done);
+                }
+                Some(Outcome::Temporary(why)) => {
+                    let done = self.tx(|tx| {
+                        Ok(tx.outbox_resolve_unknown(
+                            m.id,
+                            Status::Pending,
+                            None,
+                            &format!("outcome was unknown; {why}"),
+                            now,
+                        )?)
+                    })?;
+                    requeued += usize::from(done);
+                }
+                _ => {}
+            }
+        }
+        if sent + requeued > 0 {
+            tracing::info!(
+                sent,
+                requeued,
+                "resolved SMS of unknown outcome with the provider"
+            );
+        }
+        Ok((sent, requeued))
+    }
+
     /// When the next waiting message is due.
     pub fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
         self.tx(|tx| Ok(tx.outbox_next_due()?))
@@ -420,6 +474,9 @@ impl Dispatcher {
     /// [`Dispatcher::waker`] is notified, sleeping on the injected clock in between.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.recover()?;
+        if let Err(e) = self.resolve_unknown().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot ask providers about unknown SMS");
+        }
         tokio::pin!(shutdown);
         loop {
             let now = self.clock.now();

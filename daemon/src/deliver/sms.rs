@@ -213,42 +213,25 @@ impl SmsChannel {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
-        let mut p: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in [
-            ("AccessKeyId", key.expose().to_string()),
-            ("Action", "SendSms".into()),
-            ("Format", "JSON".into()),
-            ("OutId", req.id.clone()),
-            ("PhoneNumbers", phone),
-            ("RegionId", self.region.clone()),
-            ("SignName", self.sign_name.clone()),
-            ("SignatureMethod", "HMAC-SHA1".into()),
-            ("SignatureNonce", hex::encode(rand::random::<[u8; 16]>())),
-            ("SignatureVersion", "1.0".into()),
-            ("TemplateCode", code.clone()),
-            (
-                "TemplateParam",
-                serde_json::Value::Object(template_param).to_string(),
-            ),
-            ("Timestamp", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            ("Version", "2017-05-25".into()),
-        ] {
-            p.insert(k.to_string(), v);
-        }
-        let signature = aliyun_signature("POST", &p, secret.expose());
-        let body = format!(
-            "Signature={}&{}",
-            percent_encode(&signature),
-            canonical_query(&p)
-        );
-        let resp = self
-            .client
-            .post(format!("{}/", self.endpoint))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await;
-        let (status, json) = match read_json(resp).await {
+        let (status, json) = match self
+            .aliyun_call(
+                key.expose(),
+                secret.expose(),
+                vec![
+                    ("Action", "SendSms".into()),
+                    ("OutId", req.id.clone()),
+                    ("PhoneNumbers", phone),
+                    ("SignName", self.sign_name.clone()),
+                    ("TemplateCode", code.clone()),
+                    (
+                        "TemplateParam",
+                        serde_json::Value::Object(template_param).to_string(),
+                    ),
+                ],
+                now,
+            )
+            .await
+        {
             Ok(v) => v,
             Err(o) => return o,
         };
@@ -270,6 +253,110 @@ impl SmsChannel {
             Outcome::Temporary(why)
         } else {
             Outcome::Permanent(why)
+        }
+    }
+
+    /// One signed Aliyun RPC call: the common parameters, `params`, signature v1, POST.
+    async fn aliyun_call(
+        &self,
+        key_id: &str,
+        secret: &str,
+        params: Vec<(&str, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<(u16, serde_json::Value), Outcome> {
+        let mut p: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in [
+            ("AccessKeyId", key_id.to_string()),
+            ("Format", "JSON".into()),
+            ("RegionId", self.region.clone()),
+            ("SignatureMethod", "HMAC-SHA1".into()),
+            ("SignatureNonce", hex::encode(rand::random::<[u8; 16]>())),
+            ("SignatureVersion", "1.0".into()),
+            ("Timestamp", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            ("Version", "2017-05-25".into()),
+        ]
+        .into_iter()
+        .chain(params)
+        {
+            p.insert(k.to_string(), v);
+        }
+        let signature = aliyun_signature("POST", &p, secret);
+        let body = format!(
+            "Signature={}&{}",
+            percent_encode(&signature),
+            canonical_query(&p)
+        );
+        let resp = self
+            .client
+            .post(format!("{}/", self.endpoint))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await;
+        read_json(resp).await
+    }
+
+    /// Asks the provider what became of a message whose answer was lost. `Some(Sent)` if the
+    /// provider has it (found by `OutId` among the number's messages of that day), `Some(
+    /// Temporary)` if it surely does not (safe to send), `None` when this provider cannot tell.
+    pub(crate) async fn resolve_unknown(
+        &self,
+        m: &OutboxMessage,
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> Option<Outcome> {
+        if self.provider != SmsProvider::Aliyun {
+            return None;
+        }
+        let (Some(key), Some(secret)) = (&self.key_id, &self.secret) else {
+            return None;
+        };
+        let id = key_digest(&m.idempotency_key());
+        let phone = m
+            .address
+            .strip_prefix("+86")
+            .unwrap_or(&m.address)
+            .to_string();
+        // QuerySendDetails lists one number's messages of one day (China time); the attempt
+        // happened at `updated_at`.
+        let date = m.updated_at.with_timezone(&tz).format("%Y%m%d").to_string();
+        let mut page = 1;
+        loop {
+            let (_, json) = self
+                .aliyun_call(
+                    key.expose(),
+                    secret.expose(),
+                    vec![
+                        ("Action", "QuerySendDetails".into()),
+                        ("PhoneNumber", phone.clone()),
+                        ("SendDate", date.clone()),
+                        ("PageSize", "50".into()),
+                        ("CurrentPage", page.to_string()),
+                    ],
+                    now,
+                )
+                .await
+                .ok()?;
+            if json["Code"] != "OK" {
+                return None;
+            }
+            let list = json["SmsSendDetailDTOs"]["SmsSendDetailDTO"].as_array()?;
+            if let Some(d) = list.iter().find(|d| d["OutId"] == id.as_str()) {
+                return Some(Outcome::Sent {
+                    provider_id: d["BizId"].as_str().map(str::to_string),
+                });
+            }
+            let total: usize = json["TotalCount"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .or(json["TotalCount"].as_u64().map(|t| t as usize))
+                .unwrap_or(0);
+            if page * 50 >= total || list.is_empty() {
+                return Some(Outcome::Temporary(
+                    "the provider has no record of it: sending again".into(),
+                ));
+            }
+            page += 1;
         }
     }
 

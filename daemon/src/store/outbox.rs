@@ -316,6 +316,25 @@ impl Tx<'_> {
         Ok((email, sms))
     }
 
+    /// Settles a message in `unknown` once the provider told what became of it.
+    pub fn outbox_resolve_unknown(
+        &self,
+        id: i64,
+        status: Status,
+        provider_id: Option<&str>,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<bool> {
+        let sent_at = (status == Status::Sent).then(|| ms(now));
+        let n = self.0.execute(
+            "UPDATE outbox SET status = ?2, next_attempt_at = ?5, updated_at = ?5, \
+             provider_id = COALESCE(?3, provider_id), last_error = ?4, \
+             sent_at = COALESCE(?6, sent_at) WHERE id = ?1 AND status = 'unknown'",
+            params![id, status.as_str(), provider_id, why, ms(now), sent_at],
+        )?;
+        Ok(n == 1)
+    }
+
     /// `wuyed outbox retry ID`: requeues a message that is not sent and not in flight.
     pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
         let n = self.0.execute(
