@@ -10,9 +10,11 @@
 //!
 //! A kill between 1 and 3 leaves rows in `sending`; [`Dispatcher::recover`] turns them into
 //! explicit unknowns when the dispatcher starts: email goes again with its stored Message-ID (a
-//! mailbox drops the copy), SMS through an idempotent gateway goes again, SMS through a
-//! commercial API waits for a human (`wuyed outbox retry ID`), because a second text costs the
-//! owner's patience and the company money. A message recorded as `sent` is never sent again.
+//! mailbox drops the copy), SMS through an idempotent gateway goes again, SMS through Aliyun is
+//! looked up by its `OutId` ([`Dispatcher::resolve_unknown`]) and settled as sent or resent once,
+//! and SMS through an API that cannot be asked waits for a human (`wuyed outbox retry ID`):
+//! a second text costs the owner's patience and the company money. A message recorded as `sent`
+//! is never sent again.
 
 use std::future::Future;
 use std::path::Path;

@@ -6,7 +6,8 @@
 //! invariant 2). The [`Dispatcher`] then works the outbox: re-checks that the reason still stands,
 //! waits out quiet hours, respects SMS providers' per-number limits, hands the message to a
 //! channel, and records the answer: sent, retry later, dead letter, or "unknown" when the daemon
-//! lost track mid-send (an email is then resent with the same Message-ID, an SMS waits for a human).
+//! lost track mid-send (an email is then resent with the same Message-ID; an SMS is looked up at
+//! the provider where it can be, else waits for a human).
 //!
 //! Content is rendered when queued, so the outbox shows exactly what was (or will be) sent.
 //! Owner data comes from the host through the narrow [`Directory`] trait so this module does not
