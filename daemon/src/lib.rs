@@ -11,6 +11,7 @@
 //! - [`plugin`]: the sandboxed wasm host community rules run in.
 //! - [`deliver`]: the outbox and the channels that get messages to owners.
 //! - [`clock`]: the one injectable source of time.
+//! - [`systemd`]: readiness notification under systemd.
 
 pub mod cli;
 pub mod clock;
@@ -23,3 +24,4 @@ pub mod privacy;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod systemd;

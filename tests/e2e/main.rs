@@ -7,5 +7,6 @@ mod deliver_kill;
 mod deliver_sms;
 mod deliver_support;
 mod deliver_tls;
+mod run;
 mod schedule;
 mod util;

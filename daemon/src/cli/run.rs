@@ -1,13 +1,143 @@
-//! `wuyed run`.
+//! `wuyed run`: the daemon.
+//!
+//! Order matters for operators and systemd: signals are hooked first (an early SIGHUP must not kill
+//! us), then the configuration is checked (exit 78 with every error), the database opened and
+//! migrated (exit 75 if it is locked or unavailable), the scheduler started, and only then is
+//! systemd told READY. SIGHUP reloads (validate first; a broken file keeps the old configuration
+//! running), SIGTERM/SIGINT stop: runs in flight get a bounded time to finish, and any still going
+//! are abandoned without a trace of their effects, to be redone at the next start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::config::{self, LoadOptions, Settings};
+use crate::exit::Coded;
+use crate::logging::{self, LogFormat};
+use crate::scheduler::{Executor, LogExecutor, Scheduler};
+use crate::store::Store;
+use crate::systemd;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration directory.
-    #[arg(long, default_value = "config")]
-    pub config: std::path::PathBuf,
+    /// Configuration directory (wuyed.toml and communities/).
+    #[arg(long, value_name = "DIR", default_value = "config")]
+    pub config: PathBuf,
+
+    /// How long a stop (SIGTERM, SIGINT) waits for runs in flight before leaving them to be redone
+    /// at the next start, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub stop_timeout: u64,
+
+    /// For testing: start the daemon's clock at this instant (RFC 3339, e.g.
+    /// 2026-11-22T07:59:58+08:00) instead of now; time then passes at the normal rate. Never use
+    /// it on a production database: slots planned "in the future" are not planned again.
+    #[arg(long, value_name = "RFC3339", hide_short_help = true, value_parser = parse_instant)]
+    pub clock_start: Option<DateTime<Utc>>,
 }
 
-pub fn run(args: Args, _log_format: crate::logging::LogFormat) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("`wuyed run` is not implemented yet")
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 instant like 2026-11-22T08:00:00+08:00: {e}"))
+}
+
+/// The executor the daemon runs with: the single place to swap in the plugin host (which reads
+/// community data through `store` while it decides).
+fn executor(_settings: &Settings, _store: &Arc<Store>) -> anyhow::Result<Arc<dyn Executor>> {
+    Ok(Arc::new(LogExecutor))
+}
+
+pub fn run(args: Args, log_format: LogFormat) -> anyhow::Result<()> {
+    let clock: SharedClock = match args.clock_start {
+        Some(start) => Arc::new(SystemClock::starting_at(start)),
+        None => Arc::new(SystemClock::new()),
+    };
+    let settings = load(&args.config, clock.as_ref()).map_err(Coded::config)?;
+    logging::init(log_format, &settings.daemon.daemon.log_level);
+    // Two workers: the loop and a run or two; SQLite work goes to blocking threads made on demand.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(daemon(args, settings, clock));
+    // Blocking tasks (a commit in progress) get a moment; SQLite makes an interrupted one a no-op.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+
+    let data_dir = settings.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_in(&data_dir)).await??;
+    let store = Arc::new(store);
+    tracing::info!(
+        db = %store.path().display(),
+        schema = crate::store::LATEST_VERSION,
+        communities = settings.communities.len(),
+        "database ready"
+    );
+    let executor = executor(&settings, &store)?;
+    let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
+        .start(&settings)
+        .await?;
+    systemd::notify("READY=1\nSTATUS=scheduling");
+    tracing::info!(config = %args.config.display(), "wuyed running");
+
+    let mut current = settings;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: stopping");
+                break;
+            }
+            _ = hup.recv() => {
+                systemd::notify("RELOADING=1\nSTATUS=reloading the configuration");
+                let dir = args.config.clone();
+                let clock = clock.clone();
+                match tokio::task::spawn_blocking(move || load(&dir, clock.as_ref())).await? {
+                    Ok(new) => {
+                        if new.data_dir != current.data_dir {
+                            tracing::warn!(
+                                old = %current.data_dir.display(),
+                                new = %new.data_dir.display(),
+                                "daemon.data_dir changed: it takes effect at the next restart"
+                            );
+                        }
+                        scheduler.reload(new.clone()).await?;
+                        current = new;
+                    }
+                    Err(errors) => tracing::error!(
+                        "configuration reload rejected, still running on the previous \
+                         configuration: {errors:#}"
+                    ),
+                }
+                systemd::notify("READY=1\nSTATUS=scheduling");
+            }
+        }
+    }
+    systemd::notify("STOPPING=1\nSTATUS=stopping");
+    scheduler
+        .shutdown(Duration::from_secs(args.stop_timeout))
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the configuration against the process environment, "today" read from the daemon's
+/// clock; the error lists every problem as `file:line: key: message`.
+fn load(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Settings> {
+    config::load_with(dir, &LoadOptions::from_env(clock))
+        .map_err(|errors| anyhow::anyhow!("{}: {errors}", dir.display()))
 }

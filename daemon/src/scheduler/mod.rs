@@ -1,9 +1,21 @@
 //! The daemon's heart: plans due runs, records them exactly once, runs them.
 //!
-//! CONTRACT (filled by the scheduler work) between the scheduler and what executes a run (the
-//! plugin host): the scheduler hands a [`RunRequest`] to an [`Executor`], which decides without
-//! side effects and returns [`Effects`]; the scheduler applies them in the transaction that marks
-//! the run done.
+//! The contract between the scheduler and what executes a run (the plugin host): the scheduler
+//! hands a [`RunRequest`] to an [`Executor`], which decides without side effects and returns
+//! [`Effects`]; the scheduler applies them in the transaction that marks the run done, so a crash
+//! mid-run leaves nothing behind and the run is simply redone.
+//!
+//! The runtime ([`Scheduler`], in `runtime.rs`) keeps no state that matters in memory: cursors,
+//! run rows and timers are in the store, so a restart, a reload or a second handle on the
+//! database cannot plan a slot twice. It sleeps until the earliest thing it knows is coming (a
+//! slot, a planned run's jittered start, a timer) on the injected clock, and wakes early only for
+//! a finished run, a reload, a shutdown or an explicit [`SchedulerHandle::wake`].
+
+mod log_executor;
+mod runtime;
+
+pub use log_executor::LogExecutor;
+pub use runtime::{NextSlot, Scheduler, SchedulerHandle, SlotSource, Status, configured_slots};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,6 +59,18 @@ pub struct EffectSummary {
     pub notes: Vec<String>,
 }
 
+impl EffectSummary {
+    /// One line for the audit table and the log: `2 message(s), 1 timer(s); note; note`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} message(s), {} timer(s)", self.messages, self.timers);
+        for note in &self.notes {
+            text.push_str("; ");
+            text.push_str(note);
+        }
+        text
+    }
+}
+
 /// Carries out runs. The plugin host is the real one; tests and the foundation use simpler ones.
 pub trait Executor: Send + Sync + 'static {
     fn execute(
@@ -54,3 +78,6 @@ pub trait Executor: Send + Sync + 'static {
         run: RunRequest,
     ) -> Pin<Box<dyn Future<Output = anyhow::Result<Effects>> + Send + '_>>;
 }
+
+#[cfg(test)]
+mod tests;

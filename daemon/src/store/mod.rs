@@ -1,13 +1,298 @@
 //! The only place that writes SQL.
 //!
-//! CONTRACT (filled by the store work): a `Store` over one SQLite file (WAL,
-//! synchronous=FULL, versioned migrations) and [`Tx`], the transaction type other subsystems'
-//! effects are written through. Each subsystem keeps its SQL in its own file here
-//! (`store/runs.rs`, `store/outbox.rs`, `store/plugin_kv.rs`, ...) as `impl Tx<'_>` methods, and its
-//! schema as a numbered migration in `store/migrations/`.
+//! One SQLite file, `<data_dir>/wuye.db`, holds everything the daemon must not forget across a
+//! crash: which schedule slots were planned (so a restart never plans one twice), which runs are
+//! done, durable timers, the audit trail, and (from other subsystems) owners, outbox and plugin
+//! state. Every write goes through a transaction; a run's effects are applied through [`Tx`] in
+//! the very transaction that marks the run done, so they commit together or not at all
+//! (DESIGN.md, invariant 1).
+//!
+//! Each subsystem keeps its SQL in its own file here (`store/runs.rs`, `store/outbox.rs`, ...) as
+//! `impl Tx<'_>` (or `impl Store`) methods, and its schema as a numbered migration in
+//! `store/migrations/`. Nothing outside `store` sees `rusqlite`.
+//!
+//! The interface is deliberately narrow (plan slots, claim a run, complete it with effects, fail
+//! it, timers, audit) so a PostgreSQL backend can be added beside this one: there, `claim` becomes
+//! `SELECT ... FOR UPDATE SKIP LOCKED` and slot planning is done by the holder of an advisory-lock
+//! lease; callers do not change.
+
+mod migrations;
+pub mod outbox;
+pub mod runs;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+pub use migrations::LATEST_VERSION;
+pub use runs::{PlanOutcome, PlannedSlot, RunRow, RunState, SlotPlan, WorkflowPlan};
+
+use crate::exit::Coded;
+
+/// File name of the database inside `daemon.data_dir`.
+pub const DB_FILE: &str = "wuye.db";
+
+/// How long a writer waits for another connection's lock before giving up with "database is
+/// locked". Long enough to ride out a checkpoint or the other daemon's commit; short enough that a
+/// wedged peer turns into an error an operator sees.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on the database. Cheap to share behind an `Arc`; one connection, used by one caller
+/// at a time (SQLite serialises writers anyway). Two handles on the same file, in one process or
+/// two, are safe: every decision that matters is guarded by a UNIQUE constraint or a conditional
+/// UPDATE inside an immediate transaction.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
 
 /// One database transaction. Effects of a run are applied through it, in the same transaction
 /// that marks the run done, so they commit together or not at all.
 pub struct Tx<'a>(pub(crate) rusqlite::Transaction<'a>);
 
-pub mod outbox;
+impl Tx<'_> {
+    /// The underlying connection, for SQL kept in other `store/*.rs` files.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/wuye.db` and brings its schema up to date.
+    pub fn open_in(data_dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))
+            .map_err(Coded::temporary)?;
+        Store::open(&data_dir.join(DB_FILE))
+    }
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    ///
+    /// A database whose schema is newer than this binary knows is refused and left untouched
+    /// (exit 78: running an older binary on it is a deployment mistake to fix, not to retry). A
+    /// database held locked by someone else, or a file that cannot be opened, is a temporary
+    /// failure (exit 75).
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Coded::temporary(anyhow::Error::new(e)))
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+        let mut conn = conn;
+        configure(&conn)
+            .map_err(|e| coded_sqlite(e, path))
+            .with_context(|| format!("cannot configure database {}", path.display()))?;
+        migrations::migrate(&mut conn, path)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> anyhow::Result<u32> {
+        let conn = self.lock();
+        Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection cannot leave a half-written transaction behind
+        // (rusqlite rolls back on drop), so a poisoned lock is still a usable connection.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in an immediate (write-locking) transaction and commits if it returns `Ok`;
+    /// otherwise everything `f` wrote is rolled back. Subsystems use this for writes that do not
+    /// belong to a run.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.lock();
+        let tx = Tx(conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| coded_sqlite(e, &self.path))?);
+        let value = f(&tx)?;
+        tx.0.commit().map_err(|e| coded_sqlite(e, &self.path))?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot); nothing it does is committed.
+    pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.lock();
+        let tx = Tx(conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| coded_sqlite(e, &self.path))?);
+        f(&tx)
+    }
+}
+
+/// Connection settings every handle needs, applied before anything else touches the file.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers (`wuyed outbox`, reports, a test peeking at the file) never block the daemon's
+    // writes, and commits are a single append.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so after a power loss a run
+    // we already reported done (and whose messages the dispatcher may already have sent) can roll
+    // back and be run again. One fsync per commit is cheap at our write rate.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Maps SQLite's "someone else holds the lock" and "cannot open" to exit 75 (try again later).
+fn coded_sqlite(err: rusqlite::Error, path: &Path) -> anyhow::Error {
+    let temporary = matches!(
+        err.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+        )
+    );
+    let err = anyhow::Error::new(err).context(format!("database {}", path.display()));
+    if temporary {
+        Coded::temporary(err).into()
+    } else {
+        err
+    }
+}
+
+/// Instants are stored as RFC 3339 UTC text with fixed millisecond precision
+/// (`2026-11-22T00:00:00.000Z`): readable in `sqlite3`, and text order equals time order, so
+/// `ORDER BY` and `<=` on the column are correct.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses what [`ts`] wrote.
+pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_creates_and_migrates_to_the_latest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(&dir.path().join("data")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+        assert!(dir.path().join("data").join(DB_FILE).exists());
+        let conn = store.lock();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous must be FULL");
+    }
+
+    #[test]
+    fn reopening_is_a_no_op_and_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(|tx| {
+                    tx.audit(DateTime::UNIX_EPOCH, None, "c", "w", "test", "kept")?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let n: i64 = store
+            .read(|tx| {
+                Ok(tx
+                    .conn()
+                    .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_wuye_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        let future = LATEST_VERSION + 7;
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", future).unwrap();
+            conn.execute_batch("CREATE TABLE from_the_future (x)")
+                .unwrap();
+        }
+        let err = Store::open(&path).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("schema version {future}"))
+                && text.contains(&format!("knows versions up to {LATEST_VERSION}")),
+            "{text}"
+        );
+        assert_eq!(crate::exit::code_of(&err), crate::exit::CONFIG);
+        let conn = Connection::open(&path).unwrap();
+        let v: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, future, "the version must not be touched");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join(DB_FILE)).unwrap();
+        let err = store
+            .write(|tx| -> anyhow::Result<()> {
+                tx.audit(DateTime::UNIX_EPOCH, None, "c", "w", "test", "half")?;
+                anyhow::bail!("plugin changed its mind")
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("changed its mind"));
+        let n: i64 = store
+            .read(|tx| {
+                Ok(tx
+                    .conn()
+                    .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn timestamps_sort_as_text_in_time_order() {
+        use chrono::TimeZone;
+        let a = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let b = a + chrono::Duration::milliseconds(1);
+        assert_eq!(ts(a), "2026-01-02T03:04:05.000Z");
+        assert!(ts(a) < ts(b));
+        assert_eq!(parse_ts(&ts(b)).unwrap(), b);
+    }
+}

@@ -1,0 +1,56 @@
+//! Versioned schema migrations.
+//!
+//! The list is static and ordered; each entry is applied once, in order, inside one immediate
+//! transaction together with the new `PRAGMA user_version`, so a crash mid-migration leaves the
+//! old schema intact and two daemons starting at once cannot both apply a step. Other subsystems
+//! append their own numbered file (0002 domain/delivery, 0003 plugins, ...): never edit a
+//! migration that has shipped, add the next one.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::exit::Coded;
+
+/// `(version, SQL)`, ascending without gaps.
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/0001_core.sql"))];
+
+/// The schema version this binary writes.
+pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> anyhow::Result<()> {
+    debug_assert!(
+        MIGRATIONS
+            .iter()
+            .enumerate()
+            .all(|(i, (v, _))| *v as usize == i + 1),
+        "migrations must be numbered 1, 2, 3, ..."
+    );
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| super::coded_sqlite(e, path))?;
+    let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > LATEST_VERSION {
+        // Refuse before touching anything: an older binary must not guess at a newer schema.
+        return Err(Coded::config(anyhow::anyhow!(
+            "database {} has schema version {current}, but this wuyed knows versions up to \
+             {LATEST_VERSION}: it was written by a newer wuye. Run that newer wuyed, or point \
+             daemon.data_dir elsewhere; the file was not changed",
+            path.display()
+        ))
+        .into());
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql).with_context(|| {
+            format!(
+                "database {}: migration {version} failed (nothing was changed)",
+                path.display()
+            )
+        })?;
+        tx.pragma_update(None, "user_version", version)?;
+        tracing::info!(db = %path.display(), version, "applied schema migration");
+    }
+    tx.commit().map_err(|e| super::coded_sqlite(e, path))?;
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! `wuyed run` as an operator meets it: the real binary on a config written into a temp dir, its
+//! JSON log read line by line, signals sent with kill(1), and the SQLite file inspected afterwards.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::wuyed;
+
+/// The start of a wasm component binary: enough for a config check that the plugin file exists.
+const WASM_HEADER: &[u8] = b"\0asm\x0d\0\x01\0";
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// A config dir with one community, `shuipan`, whose `heartbeat` workflow runs on `schedule`.
+    fn new(schedule: &str, catch_up: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join("communities")).unwrap();
+        std::fs::create_dir_all(config.join("plugins")).unwrap();
+        std::fs::write(config.join("plugins/heartbeat.wasm"), WASM_HEADER).unwrap();
+        std::fs::write(
+            config.join("wuyed.toml"),
+            "[daemon]\ndata_dir = \"data\"\ntimezone = \"Asia/Shanghai\"\n\n\
+             [http]\nlisten = \"\"\n\n[plugins]\ndir = \"plugins\"\n",
+        )
+        .unwrap();
+        let setup = Setup { dir };
+        setup.write_community(&community_toml(&[("heartbeat", schedule, catch_up)]));
+        setup
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn db(&self) -> PathBuf {
+        self.config().join("data").join("wuye.db")
+    }
+
+    fn write_community(&self, text: &str) {
+        std::fs::write(self.config().join("communities/shuipan.toml"), text).unwrap();
+    }
+
+    fn start(&self, extra: &[&str]) -> Daemon {
+        Daemon::start(&self.config(), extra, None)
+    }
+
+    /// (due_at, state, reason) of every heartbeat run, by due instant.
+    fn runs(&self) -> Vec<(String, String, Option<String>)> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT due_at, state, reason FROM runs WHERE community = 'shuipan' \
+                 AND workflow = 'heartbeat' ORDER BY due_at, id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
+fn community_toml(workflows: &[(&str, &str, &str)]) -> String {
+    let mut text =
+        String::from("id = \"shuipan\"\nname = \"水畔花园\"\ntimezone = \"Asia/Shanghai\"\n");
+    for (name, schedule, catch_up) in workflows {
+        text.push_str(&format!(
+            "\n[workflows.{name}]\nplugin = \"heartbeat\"\nschedule = \"{schedule}\"\n\
+             catch_up = \"{catch_up}\"\ncatch_up_window = \"1d\"\n"
+        ));
+    }
+    text
+}
+
+/// A running `wuyed run`, its log collected by a thread.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(config: &Path, extra: &[&str], notify_socket: Option<&Path>) -> Daemon {
+        let mut cmd = wuyed();
+        cmd.args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(socket) = notify_socket {
+            cmd.env("NOTIFY_SOCKET", socket);
+        }
+        let mut child = cmd.spawn().expect("failed to start wuyed");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, log }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The first JSON log line matching `pred`, waiting up to 30 s for it.
+    fn wait_log(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| pred(v));
+            if let Some(v) = found {
+                return v;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wuyed exited ({status}) before logging {what}:\n{}",
+                    self.log_text()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("wuyed did not log {what} within 30 s:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn count_log(&self, pred: impl Fn(&Value) -> bool) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| pred(v))
+            .count()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("wuyed did not exit within 30 s:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn message(v: &Value) -> &str {
+    v["message"].as_str().unwrap_or_default()
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> &'a str {
+    v[name].as_str().unwrap_or_default()
+}
+
+fn is_run_done(v: &Value) -> bool {
+    message(v) == "run done" && field(v, "workflow") == "heartbeat"
+}
+
+#[test]
+fn run_logs_each_workflows_next_run_then_runs_it_and_exits_0_on_sigterm() {
+    let setup = Setup::new("0 8 * * *", "latest");
+    let mut daemon = setup.start(&["--clock-start", "2026-11-22T07:59:58+08:00"]);
+    let next = daemon.wait_log("the next run", |v| message(v) == "next run");
+    assert_eq!(field(&next, "community"), "shuipan");
+    assert_eq!(field(&next, "workflow"), "heartbeat");
+    assert_eq!(field(&next, "next"), "2026-11-22T08:00:00+08:00");
+    // Two seconds later on the daemon's clock, the 08:00 slot runs.
+    daemon.wait_log("the 08:00 run", is_run_done);
+    daemon.signal("TERM");
+    let status = daemon.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(
+        setup.runs(),
+        vec![(
+            "2026-11-22T00:00:00.000Z".to_string(),
+            "done".to_string(),
+            None
+        )]
+    );
+}
+
+#[test]
+fn sigkill_and_restart_never_duplicate_a_run_row() {
+    // A slot every second, so the kill lands among planned, running and done runs.
+    let setup = Setup::new("* * * * * *", "all");
+    let mut daemon = setup.start(&[]);
+    daemon.wait_log("a first run", is_run_done);
+    std::thread::sleep(Duration::from_millis(1500));
+    daemon.child.kill().unwrap(); // SIGKILL
+    daemon.child.wait().unwrap();
+    let before = setup.runs().len();
+    assert!(
+        before >= 2,
+        "expected runs before the kill: {:?}",
+        setup.runs()
+    );
+
+    let mut daemon = setup.start(&[]);
+    daemon.wait_log("a run after the restart", is_run_done);
+    std::thread::sleep(Duration::from_millis(1500));
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log_text());
+
+    let runs = setup.runs();
+    assert!(runs.len() > before, "no new run after the restart");
+    let mut due: Vec<_> = runs.iter().map(|r| r.0.clone()).collect();
+    due.dedup();
+    assert_eq!(due.len(), runs.len(), "a slot has two run rows: {runs:?}");
+    assert!(
+        runs.iter().all(|r| r.1 == "done" || r.1 == "planned"),
+        "after a clean stop every run is done or still to come: {runs:?}"
+    );
+}
+
+#[test]
+fn downtime_with_catch_up_latest_runs_the_newest_slot_and_records_the_older_as_missed() {
+    let setup = Setup::new("0 * * * *", "latest");
+    let mut daemon = setup.start(&["--clock-start", "2026-11-22T08:00:30+08:00"]);
+    daemon.wait_log("the next run", |v| message(v) == "next run");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+
+    // Back at 11:30: 09:00 and 10:00 are missed, 11:00 runs once.
+    let mut daemon = setup.start(&["--clock-start", "2026-11-22T11:30:00+08:00"]);
+    daemon.wait_log("the catch-up run", is_run_done);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+
+    let runs = setup.runs();
+    let states: Vec<(&str, &str)> = runs.iter().map(|r| (&r.0[..], &r.1[..])).collect();
+    assert_eq!(
+        states,
+        vec![
+            ("2026-11-22T01:00:00.000Z", "missed"),
+            ("2026-11-22T02:00:00.000Z", "missed"),
+            ("2026-11-22T03:00:00.000Z", "done"),
+        ]
+    );
+    for run in &runs[..2] {
+        let reason = run.2.as_deref().unwrap_or_default();
+        assert!(reason.contains("latest"), "reason: {reason:?}");
+    }
+    assert!(
+        daemon.count_log(|v| message(v) == "slot missed") >= 2,
+        "missed slots must be logged:\n{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn sighup_with_a_broken_file_keeps_the_old_config_and_a_fixed_file_is_picked_up() {
+    let setup = Setup::new("0 8 * * *", "latest");
+    let mut daemon = setup.start(&["--clock-start", "2026-11-22T07:00:00+08:00"]);
+    daemon.wait_log("the next run", |v| message(v) == "next run");
+
+    setup.write_community(&format!(
+        "{}\nreception_hourz = \"typo\"\n",
+        community_toml(&[("heartbeat", "0 8 * * *", "latest")])
+    ));
+    daemon.signal("HUP");
+    let rejected = daemon.wait_log("the rejected reload", |v| {
+        message(v).contains("configuration reload rejected")
+    });
+    let why = message(&rejected);
+    assert!(
+        why.contains("shuipan.toml") && why.contains("reception_hourz"),
+        "the log must say which file and key: {why}"
+    );
+    assert!(daemon.child.try_wait().unwrap().is_none(), "wuyed died");
+
+    setup.write_community(&community_toml(&[
+        ("heartbeat", "0 8 * * *", "latest"),
+        ("evening", "30 19 * * *", "latest"),
+    ]));
+    daemon.signal("HUP");
+    let next = daemon.wait_log("the new workflow's next run", |v| {
+        message(v) == "next run" && field(v, "workflow") == "evening"
+    });
+    assert_eq!(field(&next, "next"), "2026-11-22T19:30:00+08:00");
+    // The reload re-plans nothing: heartbeat's next run is still announced once per load, and no
+    // run row exists yet.
+    assert!(setup.runs().is_empty());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log_text());
+}
+
+#[test]
+fn a_broken_config_exits_78_with_the_file_and_key() {
+    let setup = Setup::new("0 8 * * *", "latest");
+    setup.write_community(&community_toml(&[("heartbeat", "0 25 * * *", "latest")]));
+    let out = wuyed()
+        .args(["run", "--config"])
+        .arg(setup.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("shuipan.toml") && stderr.contains("workflows.heartbeat.schedule"),
+        "{stderr}"
+    );
+    assert!(
+        !setup.db().exists(),
+        "nothing may be created on a broken config"
+    );
+}
+
+#[test]
+fn a_database_locked_by_another_process_exits_75() {
+    let setup = Setup::new("0 8 * * *", "latest");
+    std::fs::create_dir_all(setup.db().parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(setup.db()).unwrap();
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; CREATE TABLE hold (x);")
+        .unwrap();
+    let out = wuyed()
+        .args(["run", "--config"])
+        .arg(setup.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("wuye.db"), "{stderr}");
+}
+
+#[test]
+fn systemd_hears_ready_after_the_database_reloading_around_sighup_and_stopping() {
+    let setup = Setup::new("0 8 * * *", "latest");
+    let socket_path = setup.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("no notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut daemon = Daemon::start(&setup.config(), &[], Some(&socket_path));
+    let ready = recv();
+    assert!(ready.starts_with("READY=1"), "{ready}");
+    // By READY the database exists and is migrated.
+    let conn = rusqlite::Connection::open(setup.db()).unwrap();
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, wuye::store::LATEST_VERSION);
+    drop(conn);
+    daemon.signal("HUP");
+    assert!(recv().starts_with("RELOADING=1"));
+    assert!(recv().starts_with("READY=1"));
+    daemon.signal("TERM");
+    assert!(recv().starts_with("STOPPING=1"));
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+}
