@@ -51,7 +51,8 @@ class Sink:
             with open(tmp, "wb") as f:
                 f.write(envelope.original_content or envelope.content)
             os.rename(tmp, name)
-            login = getattr(session, "login_data", None)
+            auth = getattr(session, "auth_data", None)
+            login = auth.login if isinstance(auth, LoginPassword) else None
             with open(os.path.join(self.args.out, "%06d.json" % self.seq), "w") as f:
                 tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
                 json.dump({"tls": tls, "authenticated": bool(session.authenticated),
