@@ -318,9 +318,9 @@ impl RetrySettings {
     }
 }
 
-/// The database file of a data directory. (The store owns the name; kept here until it lands.)
+/// The database file of a data directory (the store's `DB_FILE`).
 pub fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("wuye.db")
+    data_dir.join(crate::store::DB_FILE)
 }
 
 /// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations, senders),
