@@ -17,6 +17,7 @@
 //! lease; callers do not change.
 
 mod migrations;
+pub mod outbox;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
