@@ -47,8 +47,14 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// The executor the daemon runs with: the single place to swap in the plugin host (which reads
-/// community data through `store` while it decides).
-fn executor(_settings: &Settings, _store: &Arc<Store>) -> anyhow::Result<Arc<dyn Executor>> {
+/// community data through `store` while it decides, and queues messages for the outbox,
+/// waking the dispatcher once they are committed).
+fn executor(
+    _settings: &Settings,
+    _store: &Arc<Store>,
+    _directory: Arc<crate::domain::directory::StoreDirectory>,
+    _outbox: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Arc<dyn Executor>> {
     Ok(Arc::new(LogExecutor))
 }
 
@@ -84,7 +90,22 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         communities = settings.communities.len(),
         "database ready"
     );
-    let executor = executor(&settings, &store)?;
+    // The outbox dispatcher: sends what runs committed, with quiet hours, retries and the
+    // re-check just before sending; asks the domain store who owners are and whether a reason
+    // still stands.
+    let directory = Arc::new(crate::domain::directory::StoreDirectory::open(
+        store.path(),
+    )?);
+    let channels = crate::deliver::Channels::from_settings(&settings).map_err(Coded::config)?;
+    let dispatcher = crate::deliver::Dispatcher::new(
+        store.path(),
+        Arc::new(settings.clone()),
+        clock.clone(),
+        channels,
+        directory.clone(),
+    )?;
+    let outbox_waker = dispatcher.waker();
+    let executor = executor(&settings, &store, directory, outbox_waker)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;
@@ -101,6 +122,10 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         scheduler.waker(),
         stop_rx.clone(),
     ));
+    let mut dispatch_stop = stop_rx.clone();
+    let dispatch = tokio::spawn(dispatcher.run(async move {
+        let _ = dispatch_stop.wait_for(|stop| *stop).await;
+    }));
     let mut http_stop = stop_rx.clone();
     let http = crate::http::start(&settings, clock.clone(), Some(written), async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
@@ -157,6 +182,12 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     scheduler
         .shutdown(Duration::from_secs(args.stop_timeout))
         .await?;
+    // A send in progress finishes or is recorded as of unknown outcome, to be resolved at start.
+    match dispatch.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("outbox dispatcher stopped with an error: {e:#}"),
+        Err(e) => tracing::error!("outbox dispatcher panicked: {e}"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -74,10 +74,13 @@ struct Compiler<'a> {
 }
 
 /// Checks owned by other modules, run on every load once the files are read; each returns its
-/// problems located like ours. Integration point: the delivery module's templates
-/// (`deliver::check_templates(dir, ids)`) and any plugin-params check belong here.
-fn module_checks(_dir: &Path, _daemon: &DaemonFile, _ids: &[&str]) -> Vec<ConfigError> {
-    Vec::new()
+/// problems located like ours: the delivery settings and every message template (a template
+/// error is found by `wuyed check`, not at 09:00 on the day it is first rendered).
+fn module_checks(dir: &Path, daemon: &DaemonFile, ids: &[&str]) -> Vec<ConfigError> {
+    let mut errors =
+        crate::deliver::check_delivery_settings(&daemon.delivery, &dir.join("wuyed.toml"));
+    errors.extend(crate::deliver::check_templates(dir, ids));
+    errors
 }
 
 pub(crate) fn compile(dir: &Path, options: &LoadOptions) -> Report {
@@ -148,6 +151,8 @@ impl Compiler<'_> {
             } else {
                 seen_ids.insert(file.id.clone(), doc.shown.clone());
             }
+            self.errors
+                .extend(crate::deliver::check_community_delivery(&file, &doc.shown));
             if let Some(c) = self.community(&doc, file, &daemon, daemon_tz) {
                 communities.push(Arc::new(c));
             }

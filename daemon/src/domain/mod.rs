@@ -11,6 +11,7 @@
 //! Conventions, shared by every table: money is `i64` fen (1 yuan = 100 fen; never floats),
 //! instants are UTC ([`fmt_ts`] gives the stored form), dates are the community's local dates.
 
+pub mod directory;
 pub mod import;
 
 use std::fmt;
