@@ -1,1 +1,293 @@
-//! placeholder
+//! Write wuye community plugins in plain Rust.
+//!
+//! A plugin decides; the daemon acts. Each hook reads the run's community through a [`Host`] and
+//! answers with *intents* (send this template to that household, tell the supervisor, wake me
+//! again at 09:00 on the 15th, remember this value). The daemon buffers them and applies them
+//! atomically when the run commits, so a plugin that fails half-way has done nothing, and a dry
+//! run or a simulation can show exactly what a plugin would do. A plugin never sees an owner's
+//! phone number or email address: it addresses owners and households by id.
+//!
+//! Implement [`Plugin`] (every hook has a default body that does nothing), export it with
+//! [`export_plugin!`], and test the logic natively against [`MockHost`] with plain `cargo test`.
+//!
+//! ```
+//! use wuye_plugin_sdk::prelude::*;
+//!
+//! /// Reminds every household with an unpaid bill, once per run.
+//! #[derive(Default)]
+//! struct Nudge;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Params {
+//!     template: String,
+//! }
+//!
+//! impl Plugin for Nudge {
+//!     fn on_schedule(&mut self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
+//!         let params: Params = run.params()?;
+//!         let mut households: Vec<String> =
+//!             host.unpaid_bills().into_iter().map(|b| b.household).collect();
+//!         households.sort();
+//!         households.dedup();
+//!         for h in &households {
+//!             host.send(Message::to_household(h, &params.template, "nudge"));
+//!         }
+//!         host.log(Level::Info, "nudged", &[("households", &households.len().to_string())]);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! export_plugin!(Nudge);
+//!
+//! // The same logic, natively, against a mock community:
+//! let mut host = MockHost::new("lakeside");
+//! host.households.push(Household {
+//!     id: "1-101".into(),
+//!     building: "1".into(),
+//!     unit: "101".into(),
+//!     owners: vec!["o1".into()],
+//! });
+//! host.bills.push(Bill {
+//!     id: "b1".into(),
+//!     household: "1-101".into(),
+//!     fee_type: "property".into(),
+//!     period: "2026-09".into(),
+//!     amount_fen: 35_000,
+//!     paid_fen: 0,
+//!     due_date: "2026-09-30".into(),
+//! });
+//! let run = host.run("fee_reminder", r#"{"template": "fee_due"}"#);
+//! Nudge.on_schedule(&run, &mut host).unwrap();
+//! assert_eq!(host.messages.len(), 1);
+//! assert_eq!(host.messages[0].template, "fee_due");
+//! ```
+//!
+//! Build the `.wasm` with `cargo build --release --target wasm32-wasip2 -p my-plugin` (after
+//! `rustup target add wasm32-wasip2`), then preview it in the real sandbox with
+//! `wuyed plugin test target/wasm32-wasip2/release/my_plugin.wasm --fixture fixture.toml`.
+//!
+//! Logging: use [`Host::log`], or the usual `log` macros (`log::info!`), which the SDK forwards to
+//! the daemon's log when running as a plugin.
+
+mod host;
+mod mock;
+
+pub use host::Host;
+pub use mock::{LogLine, MockHost};
+
+/// The bindings generated from `wit/since_v0.2.0`. Private: plugin authors use the re-exported
+/// types below, so the SDK can move to a newer WIT version without breaking them.
+#[doc(hidden)]
+#[allow(unsafe_code, clippy::all, missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit/since_v0.2.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_wuye_plugin_world",
+        default_bindings_module: "wuye_plugin_sdk::__private::bindings",
+        additional_derives: [PartialEq],
+    });
+}
+
+/// The WIT package version this SDK builds plugins against.
+pub const WIT_VERSION: &str = "0.2.0";
+
+pub use bindings::wuye::plugin::types::{
+    Balance, Bill, Callback, Category, Channel, Event, EventIn, Field, Household, Level, Message,
+    NewTicket, Owner, PluginError, Recipient, Role, Run, StaffNotice, Survey, SurveyAnswer, Ticket,
+    Timestamp,
+};
+
+/// Everything a plugin usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::{
+        Balance, Bill, Callback, Category, Channel, DAY_MS, Event, EventIn, Host, Household, Level,
+        Message, MockHost, NewTicket, Owner, Plugin, PluginError, Recipient, Role, Run,
+        StaffNotice, Survey, SurveyAnswer, Ticket, Timestamp, export_plugin,
+    };
+}
+
+/// A community rule. Every hook has a default body that does nothing and succeeds, so a plugin
+/// implements only what it reacts to, and a hook added in a later SDK breaks nobody.
+///
+/// The daemon makes a fresh instance for every run: keep state across runs in the key-value
+/// store ([`Host::kv_put`]), not in fields.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a wuye plugin",
+    note = "implement `wuye_plugin_sdk::Plugin` for it (all hooks have default bodies) and derive `Default`"
+)]
+pub trait Plugin: Default {
+    /// A schedule slot of the workflow came due.
+    fn on_schedule(&mut self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
+        let _ = (run, host);
+        Ok(())
+    }
+
+    /// A timer this plugin set with [`Host::set_timer`] fired.
+    fn on_timer(
+        &mut self,
+        run: &Run,
+        payload: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
+        let _ = (run, payload, host);
+        Ok(())
+    }
+
+    /// Something happened in the community (`ticket.closed`, `payment.posted`, ...).
+    fn on_event(
+        &mut self,
+        run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
+        let _ = (run, event, host);
+        Ok(())
+    }
+}
+
+impl Run {
+    /// The workflow's `params` table, deserialised; a mismatch names the offending key.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, PluginError> {
+        let src = if self.params.trim().is_empty() {
+            "{}"
+        } else {
+            &self.params
+        };
+        serde_json::from_str(src).map_err(|e| PluginError::InvalidParams(e.to_string()))
+    }
+}
+
+impl Message {
+    fn new(to: Recipient, template: &str, step: &str) -> Self {
+        Message {
+            to,
+            template: template.to_string(),
+            vars: Vec::new(),
+            channel: Channel::Preferred,
+            category: Category::Transactional,
+            step: step.to_string(),
+        }
+    }
+
+    /// A message to every owner of a household, on their preferred channel, transactional.
+    pub fn to_household(household: &str, template: &str, step: &str) -> Self {
+        Message::new(Recipient::Household(household.to_string()), template, step)
+    }
+
+    /// A message to one owner, on their preferred channel, transactional.
+    pub fn to_owner(owner: &str, template: &str, step: &str) -> Self {
+        Message::new(Recipient::Owner(owner.to_string()), template, step)
+    }
+
+    /// Adds a template variable.
+    pub fn var(mut self, key: &str, value: impl ToString) -> Self {
+        self.vars.push(Field {
+            key: key.to_string(),
+            value: value.to_string(),
+        });
+        self
+    }
+
+    pub fn category(mut self, category: Category) -> Self {
+        self.category = category;
+        self
+    }
+
+    pub fn channel(mut self, channel: Channel) -> Self {
+        self.channel = channel;
+        self
+    }
+}
+
+impl StaffNotice {
+    pub fn new(role: Role, template: &str, step: &str) -> Self {
+        StaffNotice {
+            role,
+            template: template.to_string(),
+            vars: Vec::new(),
+            step: step.to_string(),
+        }
+    }
+
+    /// Adds a template variable.
+    pub fn var(mut self, key: &str, value: impl ToString) -> Self {
+        self.vars.push(Field {
+            key: key.to_string(),
+            value: value.to_string(),
+        });
+        self
+    }
+}
+
+/// Milliseconds in a day, for timer arithmetic on [`Timestamp`]s.
+pub const DAY_MS: Timestamp = 86_400_000;
+
+/// Exports a [`Plugin`] implementation as the component's hooks. The plugin's only glue:
+///
+/// ```ignore
+/// #[derive(Default)]
+/// struct MyRule;
+/// impl wuye_plugin_sdk::Plugin for MyRule {}
+/// wuye_plugin_sdk::export_plugin!(MyRule);
+/// ```
+///
+/// Natively (for `cargo test`) it expands to nothing.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            struct Glue;
+            impl $crate::__private::Guest for Glue {
+                fn on_schedule(
+                    run: $crate::Run,
+                ) -> ::core::result::Result<(), $crate::PluginError> {
+                    $crate::__private::on_schedule::<$plugin>(run)
+                }
+                fn on_timer(
+                    run: $crate::Run,
+                    payload: ::std::string::String,
+                ) -> ::core::result::Result<(), $crate::PluginError> {
+                    $crate::__private::on_timer::<$plugin>(run, payload)
+                }
+                fn on_event(
+                    run: $crate::Run,
+                    event: $crate::EventIn,
+                ) -> ::core::result::Result<(), $crate::PluginError> {
+                    $crate::__private::on_event::<$plugin>(run, event)
+                }
+            }
+            $crate::__private::bindings::__export_wuye_plugin_world!(
+                Glue with_types_in $crate::__private::bindings
+            );
+        };
+    };
+}
+
+/// Used by [`export_plugin!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings;
+    pub use crate::bindings::exports::wuye::plugin::hooks::Guest;
+
+    use crate::host::WasmHost;
+    use crate::{EventIn, Plugin, PluginError, Run};
+
+    pub fn on_schedule<P: Plugin>(run: Run) -> Result<(), PluginError> {
+        crate::host::install_logger();
+        P::default().on_schedule(&run, &mut WasmHost::new())
+    }
+
+    pub fn on_timer<P: Plugin>(run: Run, payload: String) -> Result<(), PluginError> {
+        crate::host::install_logger();
+        P::default().on_timer(&run, &payload, &mut WasmHost::new())
+    }
+
+    pub fn on_event<P: Plugin>(run: Run, event: EventIn) -> Result<(), PluginError> {
+        crate::host::install_logger();
+        P::default().on_event(&run, &event, &mut WasmHost::new())
+    }
+}

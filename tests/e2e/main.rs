@@ -9,6 +9,7 @@ mod deliver_support;
 mod deliver_tls;
 mod http;
 mod import;
+mod plugins;
 mod report;
 mod run;
 mod schedule;

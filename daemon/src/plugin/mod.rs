@@ -1,8 +1,76 @@
 //! The wasmtime host for community plugins.
+//!
+//! Community rules (who gets a reminder and when, escalation intervals, wording) are wasm
+//! components written against the versioned WIT package in `plugin-sdk/wit/`. They decide; the
+//! daemon acts: a hook reads its community through [`data::CommunityData`] and answers with
+//! [`intent::Intent`]s that are buffered and applied in the transaction that completes the run
+//! (DESIGN.md, invariants 1 and 5), so a plugin that traps half-way has done nothing.
+//!
+//! A buggy or hostile plugin must be harmless to owners and to other communities, hence: a WASI
+//! context with nothing in it (no files, env, sockets; clocks are the daemon's [`crate::clock`]),
+//! a CPU deadline by epoch interruption, a memory cap, caps on intents, payloads and logs, and a
+//! fresh instance per run. Limits come from `[plugins]` in wuyed.toml and may be lowered, never
+//! raised, per community (`[limits]`), always within the hard ceilings below.
+//!
+//! - [`host`]: the engine, loading (with an on-disk compile cache and hot reload) and running a hook.
+//! - [`wit`]: one binding module per supported WIT version, adapting each to the current types.
+//! - [`data`]: what a plugin may read, as a trait bound to one community, plus an in-memory one.
+//! - [`intent`]: what a plugin may ask for, and the sink the daemon applies it through.
+//! - [`executor`]: the scheduler's [`crate::scheduler::Executor`] backed by plugins.
+//! - [`fixture`]: the TOML fixtures of `wuyed plugin test`.
+
+pub mod data;
+pub mod executor;
+pub mod fixture;
+pub mod host;
+pub mod intent;
+pub mod wit;
+
+#[cfg(test)]
+mod sandbox_tests;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use data::{CommunityData, DataSource, KvRead, MemoryData, MemoryKv};
+pub use executor::PluginExecutor;
+pub use host::{Hook, LoadError, LoadedPlugin, PluginHost, RunFailure, RunInput, RunReport};
+pub use intent::{Intent, IntentSink};
+pub use wit::{SUPPORTED_VERSIONS, WitVersion};
+
+/// Loads, type-checks and links a plugin file against the supported WIT worlds, for
+/// `config::LoadOptions::plugin_check` (`wuyed check`, and every config load of the daemon). The
+/// message does not repeat the path: the caller names the file.
+pub fn check_file(path: &std::path::Path) -> Result<(), String> {
+    static HOST: std::sync::OnceLock<Result<PluginHost, String>> = std::sync::OnceLock::new();
+    let host = HOST
+        .get_or_init(|| PluginHost::new(host::HostOptions::default()).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| format!("the plugin host cannot start: {e}"))?;
+    match host.check(path) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let prefix = format!("{}: ", path.display());
+            Err(text.strip_prefix(&prefix).unwrap_or(&text).to_string())
+        }
+    }
+}
+
+/// Hard ceilings no configuration can exceed: a community's admin can make its plugins stricter,
+/// and the daemon's admin can loosen defaults, but only up to here.
+pub mod ceiling {
+    pub const DEADLINE_MS: u64 = 10_000;
+    pub const MEMORY_MIB: u64 = 512;
+    pub const MAX_INTENTS: u32 = 100_000;
+    pub const MAX_PAYLOAD_BYTES: u32 = 1024 * 1024;
+    pub const MAX_LOG_BYTES: u32 = 1024 * 1024;
+}
+
+/// How often the epoch ticks: the granularity of the CPU deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// `[plugins]` in wuyed.toml.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -12,12 +80,38 @@ pub struct PluginSettings {
     /// relative to the config directory.
     #[serde(default = "default_plugin_dir")]
     pub dir: PathBuf,
+    /// CPU time one hook call may take, in milliseconds (default 1000, at most 10000). Enforced by
+    /// epoch interruption in 10 ms ticks.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Linear memory one plugin instance may use, in MiB (default 64, at most 512).
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// Intents (messages, notices, timers, tickets, kv writes) one run may produce (default 10000).
+    #[serde(default = "default_max_intents")]
+    pub max_intents: u32,
+    /// Size of one intent (template variables, timer payload, kv value), in bytes (default 65536).
+    #[serde(default = "default_max_payload_bytes")]
+    pub max_payload_bytes: u32,
+    /// Log output of one run, in bytes (default 65536); beyond it lines are truncated with a marker.
+    #[serde(default = "default_max_log_bytes")]
+    pub max_log_bytes: u32,
+    /// After this many failed runs in a row a workflow is paused for its community and its staff
+    /// are told (default 3).
+    #[serde(default = "default_pause_after")]
+    pub pause_after_failures: u32,
 }
 
 impl Default for PluginSettings {
     fn default() -> Self {
         PluginSettings {
             dir: default_plugin_dir(),
+            deadline_ms: default_deadline_ms(),
+            memory_mib: default_memory_mib(),
+            max_intents: default_max_intents(),
+            max_payload_bytes: default_max_payload_bytes(),
+            max_log_bytes: default_max_log_bytes(),
+            pause_after_failures: default_pause_after(),
         }
     }
 }
@@ -25,8 +119,189 @@ impl Default for PluginSettings {
 fn default_plugin_dir() -> PathBuf {
     PathBuf::from("../target/wasm32-wasip2/release")
 }
+fn default_deadline_ms() -> u64 {
+    1000
+}
+fn default_memory_mib() -> u64 {
+    64
+}
+fn default_max_intents() -> u32 {
+    10_000
+}
+fn default_max_payload_bytes() -> u32 {
+    64 * 1024
+}
+fn default_max_log_bytes() -> u32 {
+    64 * 1024
+}
+fn default_pause_after() -> u32 {
+    3
+}
 
-/// `[limits]` in a community file.
+/// `[limits]` in a community file: each may only lower the daemon's `[plugins]` value.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitOverrides {}
+pub struct LimitOverrides {
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub max_intents: Option<u32>,
+    pub max_payload_bytes: Option<u32>,
+    pub max_log_bytes: Option<u32>,
+}
+
+/// The limits one hook call runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+    pub max_intents: usize,
+    pub max_payload_bytes: usize,
+    pub max_log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::resolve(&PluginSettings::default(), None).expect("defaults are within ceilings")
+    }
+}
+
+impl PluginSettings {
+    /// Every value above its hard ceiling, as `plugins.<key>` messages.
+    pub fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut above = |key: &str, got: u64, max: u64| {
+            if got > max {
+                errors.push(format!(
+                    "plugins.{key} = {got} is above the hard ceiling {max}"
+                ));
+            }
+            if got == 0 {
+                errors.push(format!("plugins.{key} must be greater than 0"));
+            }
+        };
+        above("deadline_ms", self.deadline_ms, ceiling::DEADLINE_MS);
+        above("memory_mib", self.memory_mib, ceiling::MEMORY_MIB);
+        above(
+            "max_intents",
+            self.max_intents.into(),
+            ceiling::MAX_INTENTS.into(),
+        );
+        above(
+            "max_payload_bytes",
+            self.max_payload_bytes.into(),
+            ceiling::MAX_PAYLOAD_BYTES.into(),
+        );
+        above(
+            "max_log_bytes",
+            self.max_log_bytes.into(),
+            ceiling::MAX_LOG_BYTES.into(),
+        );
+        errors
+    }
+}
+
+impl Limits {
+    /// The daemon's limits, lowered by a community's `[limits]`. Raising one is an error naming
+    /// the key (`limits.memory_mib = 128 is above plugins.memory_mib = 64 ...`).
+    pub fn resolve(
+        settings: &PluginSettings,
+        overrides: Option<&LimitOverrides>,
+    ) -> Result<Limits, Vec<String>> {
+        let mut errors = settings.check();
+        let o = overrides.cloned().unwrap_or_default();
+        let mut pick = |key: &str, base: u64, over: Option<u64>| -> u64 {
+            match over {
+                Some(v) if v > base => {
+                    errors.push(format!(
+                        "limits.{key} = {v} is above plugins.{key} = {base}: a community may only lower plugin limits"
+                    ));
+                    base
+                }
+                Some(0) => {
+                    errors.push(format!("limits.{key} must be greater than 0"));
+                    base
+                }
+                Some(v) => v,
+                None => base,
+            }
+        };
+        let deadline_ms = pick("deadline_ms", settings.deadline_ms, o.deadline_ms);
+        let memory_mib = pick("memory_mib", settings.memory_mib, o.memory_mib);
+        let max_intents = pick(
+            "max_intents",
+            settings.max_intents.into(),
+            o.max_intents.map(u64::from),
+        );
+        let max_payload = pick(
+            "max_payload_bytes",
+            settings.max_payload_bytes.into(),
+            o.max_payload_bytes.map(u64::from),
+        );
+        let max_log = pick(
+            "max_log_bytes",
+            settings.max_log_bytes.into(),
+            o.max_log_bytes.map(u64::from),
+        );
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Limits {
+            deadline: Duration::from_millis(deadline_ms.min(ceiling::DEADLINE_MS)),
+            memory_bytes: (memory_mib.min(ceiling::MEMORY_MIB) * 1024 * 1024) as usize,
+            max_intents: max_intents as usize,
+            max_payload_bytes: max_payload as usize,
+            max_log_bytes: max_log as usize,
+        })
+    }
+
+    /// The deadline in epoch ticks (at least one).
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.deadline.as_millis() as u64)
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_community_may_lower_limits_but_not_raise_them() {
+        let settings = PluginSettings::default();
+        let lowered = LimitOverrides {
+            memory_mib: Some(16),
+            deadline_ms: Some(200),
+            ..LimitOverrides::default()
+        };
+        let l = Limits::resolve(&settings, Some(&lowered)).unwrap();
+        assert_eq!(l.memory_bytes, 16 * 1024 * 1024);
+        assert_eq!(l.deadline_ticks(), 20);
+        assert_eq!(l.max_intents, 10_000);
+
+        let raised = LimitOverrides {
+            memory_mib: Some(128),
+            ..LimitOverrides::default()
+        };
+        let err = Limits::resolve(&settings, Some(&raised)).unwrap_err();
+        assert_eq!(
+            err,
+            vec![
+                "limits.memory_mib = 128 is above plugins.memory_mib = 64: a community may only lower plugin limits"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn the_daemon_cannot_go_past_the_hard_ceilings() {
+        let settings = PluginSettings {
+            deadline_ms: 60_000,
+            ..PluginSettings::default()
+        };
+        assert_eq!(
+            settings.check(),
+            vec!["plugins.deadline_ms = 60000 is above the hard ceiling 10000".to_string()]
+        );
+    }
+}

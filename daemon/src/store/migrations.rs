@@ -17,6 +17,8 @@ use crate::exit::Coded;
 pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/0001_core.sql")),
     super::domain::MIGRATION_0002,
+    (3, include_str!("migrations/0003_plugins.sql")),
+    (4, include_str!("migrations/0004_outbox.sql")),
 ];
 
 /// The schema version this binary writes.

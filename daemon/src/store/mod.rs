@@ -18,6 +18,7 @@
 
 mod migrations;
 pub mod outbox;
+pub mod plugin_kv;
 pub mod runs;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,788 @@
+//! The engine: loads plugins (compiled once, cached on disk, hot-reloaded when the file changes)
+//! and runs one hook in a fresh, limited instance.
+//!
+//! One [`wasmtime::Engine`] and one [`Linker`] serve every plugin. Each run gets its own
+//! [`Store`] made from the plugin's pre-linked [`InstancePre`] (cheap with the pooling allocator),
+//! so a trapped instance is never entered again and no state leaks from one community's run into
+//! another's. A thread ticks the engine's epoch every 10 ms; a store's deadline is counted in
+//! those ticks, which is what stops an infinite loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::data::{CommunityData, KvRead};
+use super::intent::{Intent, KvWrite};
+use super::wit::{self, VersionedPre, WitVersion};
+use super::{EPOCH_TICK, Limits};
+use crate::clock::SharedClock;
+
+/// How the host is built.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Where compiled components are cached (`<data_dir>/plugin-cache`); `None` compiles in memory.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling instance allocator (fast fresh instances). Falls back to on-demand
+    /// allocation if the pool cannot be reserved.
+    pub pooling: bool,
+}
+
+impl HostOptions {
+    /// What the daemon uses: the pooling allocator and `<data_dir>/plugin-cache`, so a restart
+    /// does not recompile any plugin.
+    pub fn for_daemon(data_dir: &Path) -> HostOptions {
+        HostOptions {
+            cache_dir: Some(data_dir.join("plugin-cache")),
+            pooling: true,
+        }
+    }
+}
+
+/// Why a plugin file cannot be used. Each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read plugin: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid wasm component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error(
+        "{path}: not a wuye plugin: it exports no `wuye:plugin/hooks` interface (exports: {exports})"
+    )]
+    NotAPlugin { path: PathBuf, exports: String },
+    #[error(
+        "{path}: built for wuye:plugin@{found}, which this wuyed does not know; supported versions: {supported}. Upgrade wuyed or build the plugin against an older SDK"
+    )]
+    Unsupported {
+        path: PathBuf,
+        found: String,
+        supported: String,
+    },
+    #[error(
+        "{path}: cannot be linked (it imports something the sandbox does not offer): {message}"
+    )]
+    Link { path: PathBuf, message: String },
+}
+
+/// A compiled, pre-linked plugin.
+pub struct LoadedPlugin {
+    /// File stem: the plugin's name for its key-value store and in logs.
+    pub name: String,
+    pub path: PathBuf,
+    pub version: WitVersion,
+    /// SHA-256 of the `.wasm`.
+    pub hash: String,
+    /// Time to compile (or fetch from the cache) and link.
+    pub load_time: Duration,
+    pub(crate) pre: VersionedPre,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which hook to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    Schedule,
+    Timer { payload: String },
+    Event { kind: String, payload: String },
+}
+
+impl Hook {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Hook::Schedule => "on-schedule",
+            Hook::Timer { .. } => "on-timer",
+            Hook::Event { .. } => "on-event",
+        }
+    }
+}
+
+/// Everything one hook call needs.
+pub struct RunInput {
+    pub workflow: String,
+    pub due_at: DateTime<Utc>,
+    /// The workflow's params, as JSON.
+    pub params_json: String,
+    pub hook: Hook,
+    /// The run's community, and only it.
+    pub data: Arc<dyn CommunityData>,
+    pub kv: Arc<dyn KvRead>,
+    /// What `now` returns inside the plugin, and what WASI clocks read.
+    pub clock: SharedClock,
+    pub limits: Limits,
+}
+
+/// A line a plugin logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Why a run failed; nothing it asked for is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The CPU deadline passed (epoch interruption).
+    Deadline,
+    /// The memory cap was reached.
+    Memory,
+    /// Too many intents.
+    IntentCap,
+    /// One intent, kv value or timer payload too large.
+    Oversized,
+    /// The plugin trapped (a panic, `unreachable`, a bad handle).
+    Trap,
+    /// The hook returned an error.
+    PluginError,
+    /// The host could not serve a read (database error).
+    Host,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFailure {
+    pub kind: FailureKind,
+    /// The plugin's own message where it gave one (its panic message, its error).
+    pub message: String,
+    /// The wasm backtrace, with function names when the wasm has a name section.
+    pub backtrace: Option<String>,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for RunFailure {}
+
+/// What one hook call did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub plugin: String,
+    pub hook: &'static str,
+    pub community: String,
+    pub result: Result<(), RunFailure>,
+    pub intents: Vec<Intent>,
+    pub kv_writes: Vec<KvWrite>,
+    pub logs: Vec<LogLine>,
+    pub elapsed: Duration,
+    pub deadline: Duration,
+    pub peak_memory: usize,
+    pub memory_limit: usize,
+}
+
+/// Per-run state the host functions see.
+pub(crate) struct RunCtx {
+    pub data: Arc<dyn CommunityData>,
+    pub kv: Arc<dyn KvRead>,
+    pub plugin: String,
+    pub clock: SharedClock,
+    pub limits: Limits,
+    pub intents: Vec<Intent>,
+    pub kv_writes: BTreeMap<String, Option<String>>,
+    pub logs: Vec<LogLine>,
+    pub log_bytes: usize,
+    pub logs_dropped: usize,
+    pub violation: Option<(FailureKind, String)>,
+}
+
+impl RunCtx {
+    fn violate(&mut self, kind: FailureKind, message: String) -> wasmtime::Error {
+        self.violation = Some((kind, message.clone()));
+        wasmtime::Error::msg(message)
+    }
+
+    fn room_for_one_more(&mut self) -> wasmtime::Result<()> {
+        if self.intents.len() + self.kv_writes.len() >= self.limits.max_intents {
+            let max = self.limits.max_intents;
+            return Err(self.violate(
+                FailureKind::IntentCap,
+                format!("more than {max} intents in one run (the limit); the run is refused whole"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn push(&mut self, intent: Intent) -> wasmtime::Result<()> {
+        self.room_for_one_more()?;
+        let len = intent.payload_len();
+        if len > self.limits.max_payload_bytes {
+            let max = self.limits.max_payload_bytes;
+            let what = match &intent {
+                Intent::Send(_) => "message",
+                Intent::NotifyStaff(_) => "staff notice",
+                Intent::SetTimer { .. } => "timer payload",
+                Intent::CreateTicket(_) => "ticket",
+            };
+            return Err(self.violate(
+                FailureKind::Oversized,
+                format!("{what} of {len} bytes refused: the limit is {max} bytes"),
+            ));
+        }
+        self.intents.push(intent);
+        Ok(())
+    }
+
+    pub fn kv_get(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
+        if let Some(v) = self.kv_writes.get(key) {
+            return Ok(v.clone());
+        }
+        match self.kv.get(self.data.id(), &self.plugin, key) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.violate(FailureKind::Host, format!("kv read failed: {e:#}"))),
+        }
+    }
+
+    pub fn kv_put(&mut self, key: String, value: Option<String>) -> wasmtime::Result<()> {
+        if !self.kv_writes.contains_key(&key) {
+            self.room_for_one_more()?;
+        }
+        let len = key.len() + value.as_ref().map_or(0, String::len);
+        if len > self.limits.max_payload_bytes {
+            let max = self.limits.max_payload_bytes;
+            return Err(self.violate(
+                FailureKind::Oversized,
+                format!("kv value of {len} bytes refused: the limit is {max} bytes"),
+            ));
+        }
+        self.kv_writes.insert(key, value);
+        Ok(())
+    }
+
+    /// Keeps the run's log within `max_log_bytes`: a line that does not fit is cut with a visible
+    /// marker, later lines are counted and reported as dropped.
+    pub fn log(&mut self, level: LogLevel, mut message: String, fields: Vec<(String, String)>) {
+        let left = self.limits.max_log_bytes.saturating_sub(self.log_bytes);
+        if left == 0 {
+            self.logs_dropped += 1;
+            return;
+        }
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if size > left {
+            let mut cut = left.min(message.len());
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let dropped = message.len() - cut;
+            message.truncate(cut);
+            message.push_str(&format!(" …[truncated {dropped} bytes: log limit]"));
+            self.log_bytes = self.limits.max_log_bytes;
+        } else {
+            self.log_bytes += size;
+        }
+        self.logs.push(LogLine {
+            level,
+            message,
+            fields,
+        });
+    }
+
+    pub fn host_err(&mut self, e: anyhow::Error) -> wasmtime::Error {
+        self.violate(FailureKind::Host, format!("host read failed: {e:#}"))
+    }
+}
+
+/// Caps linear memory and remembers the peak.
+pub(crate) struct MemLimiter {
+    cap: usize,
+    peak: usize,
+    hit: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.hit = Some(desired);
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The store's data.
+pub struct RunState {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    limiter: MemLimiter,
+    pub(crate) ctx: RunCtx,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// WASI's wall clock is the daemon's clock, so a simulation's plugins see virtual time.
+struct WallClock(SharedClock);
+
+impl wasmtime_wasi::HostWallClock for WallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn now(&self) -> Duration {
+        let ms = self.0.now().timestamp_millis().max(0) as u64;
+        Duration::from_millis(ms)
+    }
+}
+
+struct MonotonicClock(SharedClock);
+
+impl wasmtime_wasi::HostMonotonicClock for MonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+    fn now(&self) -> u64 {
+        (self.0.now().timestamp_millis().max(0) as u64).saturating_mul(1_000_000)
+    }
+}
+
+/// A fixed seed: plugins that want randomness get the same sequence on a replay.
+const RANDOM_SEED: u128 = 0x7775_7965;
+
+struct Slot {
+    plugin: Arc<LoadedPlugin>,
+    stamp: (SystemTime, u64),
+    /// A newer file that failed to load, so it is not retried on every run.
+    rejected: Option<(SystemTime, u64)>,
+}
+
+/// The plugin host: one per daemon.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<RunState>,
+    plugins: Mutex<HashMap<PathBuf, Slot>>,
+    stop: Arc<AtomicBool>,
+    pub pooling: bool,
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::Config> {
+    let mut cfg = wasmtime::Config::new();
+    cfg.wasm_component_model(true);
+    cfg.epoch_interruption(true);
+    if let Some(dir) = &opts.cache_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create plugin cache {}: {e}", dir.display()))?;
+        let mut cc = wasmtime::CacheConfig::new();
+        cc.with_directory(dir);
+        cfg.cache(Some(wasmtime::Cache::new(cc)?));
+    }
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        // Enough concurrent instances for a busy daemon on a small machine; each memory slot
+        // reserves address space, not RAM.
+        pool.total_component_instances(128)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(1024)
+            .total_stacks(128)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(32)
+            .max_memory_size((super::ceiling::MEMORY_MIB as usize) * 1024 * 1024);
+        cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    Ok(cfg)
+}
+
+impl PluginHost {
+    pub fn new(opts: HostOptions) -> anyhow::Result<PluginHost> {
+        let (engine, pooling) = match opts.pooling {
+            true => match Engine::new(&engine_config(&opts, true)?) {
+                Ok(e) => (e, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooling allocator unavailable; allocating plugin instances on demand");
+                    (Engine::new(&engine_config(&opts, false)?)?, false)
+                }
+            },
+            false => (Engine::new(&engine_config(&opts, false)?)?, false),
+        };
+        let mut linker = Linker::<RunState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wit::add_to_linker(&mut linker)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("wuye-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })?;
+        Ok(PluginHost {
+            engine,
+            linker,
+            plugins: Mutex::new(HashMap::new()),
+            stop,
+            pooling,
+        })
+    }
+
+    /// Compiles, checks and links a plugin file without keeping it.
+    pub fn check(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.compile(path, &bytes)
+    }
+
+    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let started = Instant::now();
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        let version = wit::detect(&self.engine, &component, path)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
+        let pre = VersionedPre::new(version, pre).map_err(|e| LoadError::Link {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        Ok(LoadedPlugin {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.to_path_buf(),
+            version,
+            hash: hex::encode(Sha256::digest(bytes)),
+            load_time: started.elapsed(),
+            pre,
+        })
+    }
+
+    /// The plugin at `path`, loading it on first use and reloading it when the file changed.
+    /// A changed file that fails to load keeps the previous version running (and says why once).
+    pub fn get(&self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let meta = std::fs::metadata(path);
+        let stamp = meta
+            .as_ref()
+            .ok()
+            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        {
+            let mut plugins = self.plugins.lock().expect("plugin map poisoned");
+            if let Some(slot) = plugins.get_mut(path)
+                && (stamp.is_none() || stamp == Some(slot.stamp) || stamp == slot.rejected)
+            {
+                return Ok(slot.plugin.clone());
+            }
+        }
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let stamp = stamp.unwrap_or((SystemTime::UNIX_EPOCH, bytes.len() as u64));
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let mut plugins = self.plugins.lock().expect("plugin map poisoned");
+        if let Some(slot) = plugins.get_mut(path)
+            && slot.plugin.hash == hash
+        {
+            slot.stamp = stamp;
+            return Ok(slot.plugin.clone());
+        }
+        match self.compile(path, &bytes) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                if plugins.contains_key(path) {
+                    tracing::info!(plugin = %p.name, path = %path.display(), version = %p.version, "plugin changed on disk: reloaded");
+                }
+                plugins.insert(
+                    path.to_path_buf(),
+                    Slot {
+                        plugin: p.clone(),
+                        stamp,
+                        rejected: None,
+                    },
+                );
+                Ok(p)
+            }
+            Err(e) => match plugins.get_mut(path) {
+                Some(slot) => {
+                    tracing::warn!(path = %path.display(), error = %e, "changed plugin failed to load; keeping the previous version");
+                    slot.rejected = Some(stamp);
+                    Ok(slot.plugin.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    fn store(
+        &self,
+        plugin: &LoadedPlugin,
+        input: &RunInput,
+    ) -> (Store<RunState>, MemoryOutputPipe) {
+        let limits = input.limits;
+        let stderr = MemoryOutputPipe::new(limits.max_log_bytes.max(4096));
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .wall_clock(WallClock(input.clock.clone()))
+            .monotonic_clock(MonotonicClock(input.clock.clone()))
+            .insecure_random_seed(RANDOM_SEED)
+            .build();
+        let state = RunState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemLimiter {
+                cap: limits.memory_bytes,
+                peak: 0,
+                hit: None,
+            },
+            ctx: RunCtx {
+                data: input.data.clone(),
+                kv: input.kv.clone(),
+                plugin: plugin.name.clone(),
+                clock: input.clock.clone(),
+                limits,
+                intents: Vec::new(),
+                kv_writes: BTreeMap::new(),
+                logs: Vec::new(),
+                log_bytes: 0,
+                logs_dropped: 0,
+                violation: None,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(limits.deadline_ticks());
+        store.epoch_deadline_trap();
+        (store, stderr)
+    }
+
+    /// An instance kept alive across calls. Production never does this (a run gets a fresh
+    /// instance, so nothing leaks between runs and a trap cannot poison the next one); the
+    /// benchmarks use it to measure the bare cost of a hook call.
+    #[doc(hidden)]
+    pub fn session(&self, plugin: &LoadedPlugin, input: RunInput) -> anyhow::Result<Session> {
+        let (mut store, _) = self.store(plugin, &input);
+        let instance = plugin.pre.instantiate(&mut store)?;
+        Ok(Session {
+            store,
+            instance,
+            meta: wit::RunMeta {
+                community: input.data.id().to_string(),
+                workflow: input.workflow,
+                due_at: input.due_at,
+                params_json: input.params_json,
+            },
+            ticks: input.limits.deadline_ticks(),
+        })
+    }
+
+    /// Runs one hook in a fresh instance. Blocking: call it from `spawn_blocking`.
+    pub fn run(&self, plugin: &LoadedPlugin, input: RunInput) -> RunReport {
+        let limits = input.limits;
+        let community = input.data.id().to_string();
+        let (mut store, stderr) = self.store(plugin, &input);
+        let meta = wit::RunMeta {
+            community: community.clone(),
+            workflow: input.workflow,
+            due_at: input.due_at,
+            params_json: input.params_json,
+        };
+        let started = Instant::now();
+        let outcome = plugin.pre.call(&mut store, &meta, &input.hook);
+        let elapsed = started.elapsed();
+
+        let state = store.into_data();
+        let mut ctx = state.ctx;
+        if ctx.logs_dropped > 0 {
+            ctx.logs.push(LogLine {
+                level: LogLevel::Warn,
+                message: format!(
+                    "[log limit of {} bytes reached: {} more lines dropped]",
+                    limits.max_log_bytes, ctx.logs_dropped
+                ),
+                fields: Vec::new(),
+            });
+        }
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(RunFailure {
+                kind: FailureKind::PluginError,
+                message: e,
+                backtrace: None,
+            }),
+            Err(e) => Err(classify(
+                e,
+                ctx.violation.take(),
+                state.limiter.hit,
+                &limits,
+                &String::from_utf8_lossy(&stderr.contents()),
+            )),
+        };
+        let (intents, kv_writes) = match result {
+            Ok(()) => (
+                ctx.intents,
+                ctx.kv_writes
+                    .into_iter()
+                    .map(|(key, value)| KvWrite { key, value })
+                    .collect(),
+            ),
+            // A failed run asked for nothing.
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        RunReport {
+            plugin: plugin.name.clone(),
+            hook: input.hook.name(),
+            community,
+            result,
+            intents,
+            kv_writes,
+            logs: ctx.logs,
+            elapsed,
+            deadline: limits.deadline,
+            peak_memory: state.limiter.peak,
+            memory_limit: limits.memory_bytes,
+        }
+    }
+}
+
+#[doc(hidden)]
+pub struct Session {
+    store: Store<RunState>,
+    instance: wit::VersionedInstance,
+    meta: wit::RunMeta,
+    ticks: u64,
+}
+
+impl Session {
+    /// Calls a hook on the live instance; intents accumulate and are discarded.
+    pub fn call(&mut self, hook: &Hook) -> anyhow::Result<Result<(), String>> {
+        self.store.set_epoch_deadline(self.ticks);
+        self.store.data_mut().ctx.intents.clear();
+        Ok(self.instance.call(&mut self.store, &self.meta, hook)?)
+    }
+}
+
+/// Names a trap after its cause: a limit the host saw, the epoch deadline, or the plugin's own
+/// panic message (read from its stderr).
+fn classify(
+    e: wasmtime::Error,
+    violation: Option<(FailureKind, String)>,
+    memory_hit: Option<usize>,
+    limits: &Limits,
+    stderr: &str,
+) -> RunFailure {
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| bt.to_string())
+        .filter(|s| !s.trim().is_empty());
+    if let Some((kind, message)) = violation {
+        return RunFailure {
+            kind,
+            message,
+            backtrace,
+        };
+    }
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        return RunFailure {
+            kind: FailureKind::Deadline,
+            message: format!(
+                "stopped after the CPU deadline of {} ms",
+                limits.deadline.as_millis()
+            ),
+            backtrace,
+        };
+    }
+    if let Some(wanted) = memory_hit {
+        return RunFailure {
+            kind: FailureKind::Memory,
+            message: format!(
+                "memory limit of {} MiB reached (the plugin asked for {} MiB)",
+                limits.memory_bytes / (1024 * 1024),
+                wanted.div_ceil(1024 * 1024)
+            ),
+            backtrace,
+        };
+    }
+    // A Rust panic prints "thread '...' panicked at src/lib.rs:3:5:\n<message>\nnote: ..."
+    // before trapping: that message is the plugin's own account of what went wrong.
+    let panic = stderr.split_once("panicked at ").map(|(_, rest)| {
+        let mut lines = rest.lines();
+        let place = lines.next().unwrap_or("").trim_end_matches(':').to_string();
+        let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note: ")).collect();
+        format!("{}: {place}", message.join(" ").trim())
+    });
+    RunFailure {
+        kind: FailureKind::Trap,
+        message: match panic {
+            Some(p) => format!("panicked: {p}"),
+            None => e.root_cause().to_string(),
+        },
+        backtrace,
+    }
+}

@@ -1,0 +1,106 @@
+//! What a plugin may ask for, in the host's current types (every WIT version is adapted to these),
+//! and [`IntentSink`], through which the daemon applies them when the run commits.
+//!
+//! Intents name owners and households by id and staff by role; resolving contacts, opt-outs,
+//! quiet hours, rate limits and idempotency is the delivery side's job.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Role;
+use crate::scheduler::{EffectSummary, RunRequest};
+use crate::store::Tx;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Transactional,
+    Urgent,
+    Informational,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Preferred,
+    Email,
+    Sms,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    Owner(String),
+    Household(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub to: Recipient,
+    pub template: String,
+    pub vars: Vec<(String, String)>,
+    pub channel: Channel,
+    pub category: Category,
+    /// Ladder rung; part of the idempotency key.
+    pub step: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffNotice {
+    pub role: Role,
+    pub template: String,
+    pub vars: Vec<(String, String)>,
+    pub step: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewTicket {
+    pub household: Option<String>,
+    pub kind: String,
+    pub summary: String,
+}
+
+/// One decision of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "intent", rename_all = "snake_case")]
+pub enum Intent {
+    Send(Message),
+    NotifyStaff(StaffNotice),
+    SetTimer { at: DateTime<Utc>, payload: String },
+    CreateTicket(NewTicket),
+}
+
+impl Intent {
+    /// Bytes the plugin put into it, checked against `max_payload_bytes`.
+    pub fn payload_len(&self) -> usize {
+        let vars = |v: &[(String, String)]| v.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        match self {
+            Intent::Send(m) => m.template.len() + m.step.len() + vars(&m.vars),
+            Intent::NotifyStaff(n) => n.template.len() + n.step.len() + vars(&n.vars),
+            Intent::SetTimer { payload, .. } => payload.len(),
+            Intent::CreateTicket(t) => t.kind.len() + t.summary.len(),
+        }
+    }
+}
+
+/// A write to the plugin's key-value store (`None` deletes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KvWrite {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Applies a run's intents inside the transaction that completes it: messages and staff notices
+/// into the outbox, timers into the scheduler's timer table, tickets into the desk's queue.
+///
+/// WIRING (lead): the daemon connects this to the delivery outbox, the scheduler's timers and the
+/// domain's tickets. Key-value writes are not here: the plugin executor writes them itself
+/// (store/plugin_kv.rs).
+pub trait IntentSink: Send + Sync + 'static {
+    fn apply(
+        &self,
+        tx: &Tx<'_>,
+        run: &RunRequest,
+        intents: &[Intent],
+    ) -> anyhow::Result<EffectSummary>;
+}

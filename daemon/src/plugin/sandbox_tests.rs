@@ -1,0 +1,542 @@
+//! The sandbox against real, built plugins (`plugins/`): misbehaviour is contained to its own
+//! run while another community's run goes on, old WIT versions keep loading, changed files are
+//! hot-reloaded, and the executor commits exactly what a run asked for.
+//!
+//! The `.wasm` files are built once per test process by [`wasm`] (the same command as
+//! `scripts/test.sh`), into the shared target directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+
+use super::data::{Household, MemoryData, MemoryKv, MemorySource};
+use super::host::{FailureKind, Hook, HostOptions, RunReport};
+use super::intent::{Intent, IntentSink};
+use super::*;
+use crate::clock::ManualClock;
+use crate::scheduler::{EffectSummary, Executor, RunRequest, Trigger};
+use crate::store::Tx;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds the test plugins for wasm32-wasip2 once, returns the directory holding them.
+pub(crate) fn wasm() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(workspace())
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .args(["-p", "heartbeat", "-p", "misbehaving", "-p", "legacy-v010"])
+            .status()
+            .expect("cannot run cargo to build the test plugins");
+        assert!(
+            status.success(),
+            "building the test plugins failed (rustup target add wasm32-wasip2?)"
+        );
+    });
+    let dir = target.join("wasm32-wasip2/release");
+    if dir.is_absolute() {
+        dir
+    } else {
+        workspace().join(dir)
+    }
+}
+
+fn host() -> Arc<PluginHost> {
+    static HOST: OnceLock<Arc<PluginHost>> = OnceLock::new();
+    HOST.get_or_init(|| {
+        Arc::new(
+            PluginHost::new(HostOptions {
+                cache_dir: None,
+                pooling: true,
+            })
+            .unwrap(),
+        )
+    })
+    .clone()
+}
+
+fn community(id: &str, households: &[&str]) -> MemoryData {
+    let mut c = MemoryData::new(id);
+    for h in households {
+        c.households.push(Household {
+            id: (*h).into(),
+            building: "1".into(),
+            unit: "101".into(),
+            owners: vec![format!("o-{h}")],
+        });
+    }
+    c
+}
+
+fn run(plugin: &str, data: MemoryData, params: &str, limits: Limits) -> RunReport {
+    let host = host();
+    let p = host.get(&wasm().join(format!("{plugin}.wasm"))).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap();
+    host.run(
+        &p,
+        RunInput {
+            workflow: "test".into(),
+            due_at: now,
+            params_json: params.into(),
+            hook: Hook::Schedule,
+            data: Arc::new(data),
+            kv: Arc::new(MemoryKv::default()),
+            clock: Arc::new(ManualClock::new(now)),
+            limits,
+        },
+    )
+}
+
+/// Runs a misbehaving mode in "hillside" while heartbeat runs in "lakeside" at the same time;
+/// heartbeat must succeed whatever the other does.
+fn contained(mode: &str, limits: Limits) -> RunReport {
+    let params = format!(r#"{{"mode": "{mode}", "target": "9-909"}}"#);
+    let bad = std::thread::spawn(move || {
+        run(
+            "misbehaving",
+            community("hillside", &["1-101"]),
+            &params,
+            limits,
+        )
+    });
+    let good = run(
+        "heartbeat",
+        community("lakeside", &["1-101"]),
+        "{}",
+        Limits::default(),
+    );
+    assert_eq!(good.result.as_ref().err().map(|f| f.message.clone()), None);
+    assert_eq!(
+        good.kv_writes.len(),
+        1,
+        "lakeside's heartbeat recorded its beat"
+    );
+    bad.join().unwrap()
+}
+
+fn failure(r: &RunReport) -> (FailureKind, String) {
+    let f = r.result.as_ref().expect_err("the run should have failed");
+    assert!(
+        r.intents.is_empty() && r.kv_writes.is_empty(),
+        "a failed run asks for nothing"
+    );
+    (f.kind, f.message.clone())
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_within_twice_its_deadline() {
+    let limits = Limits {
+        deadline: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let r = contained("loop", limits);
+    assert_eq!(failure(&r).0, FailureKind::Deadline);
+    assert!(
+        r.elapsed >= Duration::from_millis(490),
+        "stopped early: {:?}",
+        r.elapsed
+    );
+    assert!(
+        r.elapsed < Duration::from_millis(1000),
+        "stopped late: {:?}",
+        r.elapsed
+    );
+}
+
+#[test]
+fn a_memory_bomb_hits_the_cap_and_fails_alone() {
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let r = contained("memory", limits);
+    let (kind, message) = failure(&r);
+    assert_eq!(kind, FailureKind::Memory);
+    assert!(
+        message.starts_with("memory limit of 16 MiB reached"),
+        "{message}"
+    );
+    assert!(r.peak_memory <= 16 << 20);
+}
+
+#[test]
+fn a_flood_of_intents_is_refused_past_the_cap() {
+    let r = contained("flood", Limits::default());
+    assert_eq!(
+        failure(&r),
+        (
+            FailureKind::IntentCap,
+            "more than 10000 intents in one run (the limit); the run is refused whole".into()
+        )
+    );
+}
+
+#[test]
+fn a_panic_is_reported_with_the_plugins_own_message() {
+    let r = contained("panic", Limits::default());
+    let (kind, message) = failure(&r);
+    assert_eq!(kind, FailureKind::Trap);
+    assert!(
+        message.starts_with(
+            "panicked: rule table is empty for hillside: plugins/misbehaving/src/lib.rs:"
+        ),
+        "{message}"
+    );
+    let bt = r.result.unwrap_err().backtrace.unwrap();
+    assert!(
+        bt.contains("misbehaving::Misbehaving"),
+        "names in the backtrace: {bt}"
+    );
+}
+
+#[test]
+fn another_communitys_household_cannot_be_read_by_id() {
+    // 9-909 exists, but in lakeside; the run belongs to hillside.
+    let params = r#"{"mode": "snoop", "target": "9-909"}"#;
+    let r = run(
+        "misbehaving",
+        community("hillside", &["1-101"]),
+        params,
+        Limits::default(),
+    );
+    assert!(r.result.is_ok());
+    let fields = &r.logs[0].fields;
+    assert!(
+        fields.contains(&("found".into(), "None".into())),
+        "{fields:?}"
+    );
+    assert!(fields.contains(&("kv".into(), "None".into())), "{fields:?}");
+    assert!(
+        fields.contains(&("own_households".into(), "1".into())),
+        "{fields:?}"
+    );
+}
+
+#[test]
+fn a_forged_community_handle_traps() {
+    let r = contained("forge", Limits::default());
+    let (kind, message) = failure(&r);
+    assert_eq!(kind, FailureKind::Trap);
+    assert!(message.contains("handle"), "{message}");
+}
+
+#[test]
+fn oversized_output_is_refused_and_long_logs_are_cut_with_a_marker() {
+    let r = contained("oversized", Limits::default());
+    assert_eq!(
+        failure(&r),
+        (
+            FailureKind::Oversized,
+            "message of 2097165 bytes refused: the limit is 65536 bytes".into()
+        )
+    );
+    let chatty = run(
+        "misbehaving",
+        community("hillside", &[]),
+        r#"{"mode": "chatty"}"#,
+        Limits::default(),
+    );
+    assert!(chatty.result.is_ok());
+    assert!(
+        chatty.logs[0]
+            .message
+            .ends_with("…[truncated 983040 bytes: log limit]")
+    );
+    let marker = " …[truncated 983040 bytes: log limit]";
+    assert_eq!(
+        chatty.logs[0].message.len(),
+        65536 + marker.len(),
+        "kept exactly the budget, then the marker"
+    );
+    assert_eq!(
+        chatty.logs.last().unwrap().message,
+        "[log limit of 65536 bytes reached: 1 more lines dropped]"
+    );
+}
+
+#[test]
+fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_2_0() {
+    let host = host();
+    let legacy = host.get(&wasm().join("legacy_v010.wasm")).unwrap();
+    let current = host.get(&wasm().join("heartbeat.wasm")).unwrap();
+    assert_eq!(legacy.version, WitVersion::V0_1_0);
+    assert_eq!(current.version, WitVersion::V0_2_0);
+    let r = run(
+        "legacy_v010",
+        community("lakeside", &["1-101", "1-102"]),
+        "{}",
+        Limits::default(),
+    );
+    assert!(r.result.is_ok(), "{:?}", r.result);
+    assert_eq!(r.kv_writes[0].value.as_deref(), Some("2"));
+    match &r.intents[..] {
+        [Intent::NotifyStaff(n)] => {
+            assert_eq!(n.role, crate::config::Role::Supervisor);
+            assert_eq!(n.vars, vec![("households".to_string(), "2".to_string())]);
+        }
+        other => panic!("unexpected intents {other:?}"),
+    }
+}
+
+#[test]
+fn a_plugin_for_an_unknown_newer_version_is_refused_naming_the_supported_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.wasm");
+    std::fs::write(
+        &path,
+        r#"(component (instance $i) (export "wuye:plugin/hooks@9.0.0" (instance $i)))"#,
+    )
+    .unwrap();
+    let err = host().check(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: built for wuye:plugin@9.0.0, which this wuyed does not know; supported versions: 0.1.0, 0.2.0. Upgrade wuyed or build the plugin against an older SDK",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_changed_plugin_is_reloaded_and_a_broken_one_keeps_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rule.wasm");
+    std::fs::copy(wasm().join("heartbeat.wasm"), &path).unwrap();
+    let host = PluginHost::new(HostOptions::default()).unwrap();
+    let first = host.get(&path).unwrap();
+    assert_eq!(first.version, WitVersion::V0_2_0);
+
+    std::fs::write(&path, b"not wasm at all").unwrap();
+    let kept = host.get(&path).unwrap();
+    assert_eq!(
+        kept.hash, first.hash,
+        "a broken new file keeps the old plugin"
+    );
+
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::copy(wasm().join("legacy_v010.wasm"), &path).unwrap();
+    let reloaded = host.get(&path).unwrap();
+    assert_eq!(
+        reloaded.version,
+        WitVersion::V0_1_0,
+        "the fixed file is picked up"
+    );
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("plugin-cache");
+    let opts = HostOptions {
+        cache_dir: Some(cache.clone()),
+        pooling: false,
+    };
+    let cold = PluginHost::new(opts.clone()).unwrap();
+    let p = cold.check(&wasm().join("heartbeat.wasm")).unwrap();
+    let cold_time = p.load_time;
+    drop(cold);
+    let files = walk(&cache);
+    assert!(files > 0, "nothing written to {}", cache.display());
+    let warm = PluginHost::new(opts).unwrap();
+    let warm_time = warm
+        .check(&wasm().join("heartbeat.wasm"))
+        .unwrap()
+        .load_time;
+    assert!(
+        warm_time * 2 < cold_time,
+        "cache did not help: cold {cold_time:?}, warm {warm_time:?}"
+    );
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+// --- executor ------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct RecordingSink(Mutex<Vec<Intent>>);
+
+impl IntentSink for RecordingSink {
+    fn apply(
+        &self,
+        _tx: &Tx<'_>,
+        _run: &RunRequest,
+        intents: &[Intent],
+    ) -> anyhow::Result<EffectSummary> {
+        self.0.lock().unwrap().extend_from_slice(intents);
+        Ok(EffectSummary {
+            messages: intents.len(),
+            ..EffectSummary::default()
+        })
+    }
+}
+
+fn request(run_id: i64, plugin: &str, params: &str) -> RunRequest {
+    let file: crate::config::CommunityFile = toml::from_str(&format!(
+        r#"
+        id = "lakeside"
+        name = "水畔花园"
+        [workflows.rule]
+        plugin = "{plugin}"
+        notifies = ["supervisor"]
+        params = {params}
+        "#
+    ))
+    .unwrap();
+    let wf = file.workflows["rule"].clone();
+    let workflow = crate::config::Workflow {
+        name: "rule".into(),
+        plugin_path: wasm().join(format!("{plugin}.wasm")),
+        schedule: None,
+        catch_up: wf.catch_up,
+        catch_up_window: chrono::Duration::days(1),
+        jitter: chrono::Duration::zero(),
+        raw: wf,
+    };
+    RunRequest {
+        run_id,
+        community: Arc::new(crate::config::Community {
+            file: "communities/lakeside.toml".into(),
+            id: "lakeside".into(),
+            name: "水畔花园".into(),
+            tz: chrono_tz::Asia::Shanghai,
+            calendar: None,
+            workflows: vec![workflow.clone()],
+            raw: file,
+        }),
+        workflow,
+        due_at: Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap(),
+        trigger: Trigger::Schedule,
+    }
+}
+
+fn executor(sink: Arc<RecordingSink>, kv: Arc<MemoryKv>) -> PluginExecutor {
+    PluginExecutor::new(
+        host(),
+        Arc::new(MemorySource::new([community("lakeside", &["1-101"])])),
+        kv,
+        sink,
+        Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap(),
+        )),
+        PluginSettings::default(),
+    )
+}
+
+#[tokio::test]
+async fn the_executor_commits_kv_and_intents_only_through_the_runs_transaction() {
+    let sink = Arc::new(RecordingSink::default());
+    let kv = Arc::new(MemoryKv::default());
+    kv.insert("lakeside", "heartbeat", "beats", "41");
+    let ex = executor(sink.clone(), kv);
+    let effects = ex
+        .execute(request(1, "heartbeat", r#"{notify = "manager"}"#))
+        .await
+        .unwrap();
+    assert!(
+        sink.0.lock().unwrap().is_empty(),
+        "nothing applied before the commit"
+    );
+
+    let mut conn = crate::store::plugin_kv::tests::conn();
+    let tx = Tx(conn.transaction().unwrap());
+    let summary = effects(&tx).unwrap();
+    assert_eq!(summary.messages, 1);
+    assert_eq!(
+        tx.plugin_kv_get("lakeside", "heartbeat", "beats")
+            .unwrap()
+            .as_deref(),
+        Some("42")
+    );
+    assert!(matches!(&sink.0.lock().unwrap()[..], [Intent::NotifyStaff(n)] if n.step == "beat-42"));
+}
+
+#[tokio::test]
+async fn repeated_failures_pause_the_workflow_and_tell_its_staff() {
+    let sink = Arc::new(RecordingSink::default());
+    let ex = executor(sink.clone(), Arc::new(MemoryKv::default()));
+    let params = r#"{mode = "panic"}"#;
+    for id in 1..=2 {
+        let err = ex
+            .execute(request(id, "misbehaving", params))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("rule table is empty for lakeside"),
+            "{err:#}"
+        );
+    }
+    let effects = ex
+        .execute(request(3, "misbehaving", params))
+        .await
+        .expect("the third failure completes the run with a pause");
+    let mut conn = crate::store::plugin_kv::tests::conn();
+    let tx = Tx(conn.transaction().unwrap());
+    let summary = effects(&tx).unwrap();
+    assert!(
+        summary.notes[0].starts_with("plugin failed 3 times in a row"),
+        "{:?}",
+        summary.notes
+    );
+    let paused = tx.plugin_paused().unwrap();
+    assert_eq!(
+        (paused[0].workflow.as_str(), paused[0].failure_streak),
+        ("rule", 3)
+    );
+    match &sink.0.lock().unwrap()[..] {
+        [Intent::NotifyStaff(n)] => {
+            assert_eq!(
+                (n.role, n.template.as_str()),
+                (crate::config::Role::Supervisor, "workflow-paused")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = ex
+        .execute(request(4, "misbehaving", params))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.downcast_ref::<executor::Paused>().is_some(), "{err:#}");
+}
+
+#[test]
+fn check_file_explains_what_is_wrong_without_repeating_the_path() {
+    assert_eq!(check_file(&wasm().join("heartbeat.wasm")), Ok(()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.wasm");
+    std::fs::write(&path, "(component)").unwrap();
+    assert_eq!(
+        check_file(&path),
+        Err(
+            "not a wuye plugin: it exports no `wuye:plugin/hooks` interface (exports: none)".into()
+        )
+    );
+}

@@ -1,0 +1,211 @@
+//! SQL of the plugin host: each plugin's key-value store per community, and the failure streaks
+//! that pause a workflow (schema in migrations/0003_plugins.sql). Writes happen only inside the
+//! transaction that completes a run.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::Tx;
+use crate::plugin::intent::KvWrite;
+
+/// A workflow paused for a community after repeated failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PausedWorkflow {
+    pub community: String,
+    pub workflow: String,
+    pub failure_streak: u32,
+    pub last_error: String,
+    pub paused_at: DateTime<Utc>,
+}
+
+impl Tx<'_> {
+    pub fn plugin_kv_get(
+        &self,
+        community: &str,
+        plugin: &str,
+        key: &str,
+    ) -> rusqlite::Result<Option<String>> {
+        self.0
+            .query_row(
+                "SELECT value FROM plugin_kv WHERE community = ?1 AND plugin = ?2 AND key = ?3",
+                params![community, plugin, key],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    /// Applies a run's kv writes (a `None` value deletes the key).
+    pub fn plugin_kv_apply(
+        &self,
+        community: &str,
+        plugin: &str,
+        writes: &[KvWrite],
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        let mut put = self.0.prepare_cached(
+            "INSERT INTO plugin_kv (community, plugin, key, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (community, plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )?;
+        let mut del = self.0.prepare_cached(
+            "DELETE FROM plugin_kv WHERE community = ?1 AND plugin = ?2 AND key = ?3",
+        )?;
+        let at = now.to_rfc3339();
+        for w in writes {
+            match &w.value {
+                Some(v) => put.execute(params![community, plugin, w.key, v, at])?,
+                None => del.execute(params![community, plugin, w.key])?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Records a failed run; returns the failure streak including it.
+    pub fn plugin_record_failure(
+        &self,
+        community: &str,
+        workflow: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> rusqlite::Result<u32> {
+        self.0.query_row(
+            "INSERT INTO plugin_workflow_health (community, workflow, failure_streak, last_error, last_failed_at)
+             VALUES (?1, ?2, 1, ?3, ?4)
+             ON CONFLICT (community, workflow) DO UPDATE SET failure_streak = failure_streak + 1,
+                 last_error = excluded.last_error, last_failed_at = excluded.last_failed_at
+             RETURNING failure_streak",
+            params![community, workflow, error, at.to_rfc3339()],
+            |r| r.get(0),
+        )
+    }
+
+    /// A successful run ends a streak.
+    pub fn plugin_clear_failures(&self, community: &str, workflow: &str) -> rusqlite::Result<()> {
+        self.0.execute(
+            "UPDATE plugin_workflow_health SET failure_streak = 0 WHERE community = ?1 AND workflow = ?2 AND failure_streak > 0",
+            params![community, workflow],
+        )?;
+        Ok(())
+    }
+
+    pub fn plugin_pause(
+        &self,
+        community: &str,
+        workflow: &str,
+        streak: u32,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.0.execute(
+            "INSERT INTO plugin_workflow_health (community, workflow, failure_streak, last_error, last_failed_at, paused_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (community, workflow) DO UPDATE SET failure_streak = excluded.failure_streak,
+                 last_error = excluded.last_error, last_failed_at = excluded.last_failed_at,
+                 paused_at = excluded.paused_at",
+            params![community, workflow, streak, error, at.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn plugin_resume(&self, community: &str, workflow: &str) -> rusqlite::Result<bool> {
+        let n = self.0.execute(
+            "UPDATE plugin_workflow_health SET paused_at = NULL, failure_streak = 0
+             WHERE community = ?1 AND workflow = ?2 AND paused_at IS NOT NULL",
+            params![community, workflow],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn plugin_paused(&self) -> rusqlite::Result<Vec<PausedWorkflow>> {
+        let mut st = self.0.prepare_cached(
+            "SELECT community, workflow, failure_streak, COALESCE(last_error, ''), paused_at
+             FROM plugin_workflow_health WHERE paused_at IS NOT NULL ORDER BY community, workflow",
+        )?;
+        let rows = st.query_map([], |r| {
+            let at: String = r.get(4)?;
+            Ok(PausedWorkflow {
+                community: r.get(0)?,
+                workflow: r.get(1)?,
+                failure_streak: r.get(2)?,
+                last_error: r.get(3)?,
+                paused_at: DateTime::parse_from_rfc3339(&at)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+/// Plugins read their committed key-value store through the daemon's database (a read
+/// transaction per `kv-get`; the run's own writes are layered on top by the host).
+/// Needs migration 0003 registered in `store/migrations.rs`.
+impl crate::plugin::KvRead for super::Store {
+    fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>> {
+        self.read(|tx| Ok(tx.plugin_kv_get(community, plugin, key)?))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A connection with the plugin schema, for tests of code that writes through `Tx`.
+    pub(crate) fn conn() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(include_str!("migrations/0003_plugins.sql"))
+            .unwrap();
+        c
+    }
+
+    #[test]
+    fn kv_writes_and_deletes_are_scoped_to_community_and_plugin() {
+        let mut c = conn();
+        let at = Utc::now();
+        let tx = Tx(c.transaction().unwrap());
+        let put = |k: &str, v: Option<&str>| KvWrite {
+            key: k.into(),
+            value: v.map(Into::into),
+        };
+        tx.plugin_kv_apply("lakeside", "heartbeat", &[put("beats", Some("1"))], at)
+            .unwrap();
+        tx.plugin_kv_apply("hillside", "heartbeat", &[put("beats", Some("9"))], at)
+            .unwrap();
+        tx.plugin_kv_apply("lakeside", "heartbeat", &[put("beats", Some("2"))], at)
+            .unwrap();
+        assert_eq!(
+            tx.plugin_kv_get("lakeside", "heartbeat", "beats")
+                .unwrap()
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            tx.plugin_kv_get("hillside", "heartbeat", "beats")
+                .unwrap()
+                .as_deref(),
+            Some("9")
+        );
+        tx.plugin_kv_apply("lakeside", "heartbeat", &[put("beats", None)], at)
+            .unwrap();
+        assert_eq!(
+            tx.plugin_kv_get("lakeside", "heartbeat", "beats").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn streaks_count_up_reset_on_success_and_pause_persists() {
+        let mut c = conn();
+        let at = Utc::now();
+        let tx = Tx(c.transaction().unwrap());
+        assert_eq!(tx.plugin_record_failure("l", "w", "boom", at).unwrap(), 1);
+        assert_eq!(tx.plugin_record_failure("l", "w", "boom", at).unwrap(), 2);
+        tx.plugin_clear_failures("l", "w").unwrap();
+        assert_eq!(tx.plugin_record_failure("l", "w", "boom", at).unwrap(), 1);
+        tx.plugin_pause("l", "w", 3, "boom", at).unwrap();
+        let paused = tx.plugin_paused().unwrap();
+        assert_eq!(paused.len(), 1);
+        assert_eq!(paused[0].failure_streak, 3);
+        assert!(tx.plugin_resume("l", "w").unwrap());
+        assert!(tx.plugin_paused().unwrap().is_empty());
+    }
+}

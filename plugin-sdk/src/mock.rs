@@ -1,0 +1,183 @@
+//! [`MockHost`]: a community in memory, so plugin logic is unit-tested natively with `cargo test`
+//! (no wasm, no daemon). Fill its public fields with data, call a hook, assert on what it recorded.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    Balance, Bill, Event, Household, Level, Message, NewTicket, Owner, Run, StaffNotice, Survey,
+    SurveyAnswer, Ticket, Timestamp, host::Host,
+};
+
+/// One line a plugin logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub level: Level,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// An in-memory [`Host`]: data in, intents out.
+#[derive(Debug, Clone, Default)]
+pub struct MockHost {
+    pub community_id: String,
+    pub community_name: String,
+    pub timezone: String,
+    pub households: Vec<Household>,
+    pub owners: Vec<Owner>,
+    pub bills: Vec<Bill>,
+    pub balances: Vec<Balance>,
+    pub tickets: Vec<Ticket>,
+    pub surveys: Vec<Survey>,
+    pub survey_answers: Vec<SurveyAnswer>,
+    pub events: Vec<Event>,
+    /// `YYYY-MM-DD` → workday or not; dates absent here answer `None`.
+    pub workdays: BTreeMap<String, bool>,
+    /// What [`Host::now`] returns; move it between calls to simulate time.
+    pub now: Timestamp,
+    /// The plugin's key-value store (writes land here at once).
+    pub kv: BTreeMap<String, String>,
+
+    /// Recorded output.
+    pub logs: Vec<LogLine>,
+    pub messages: Vec<Message>,
+    pub staff_notices: Vec<StaffNotice>,
+    pub timers: Vec<(Timestamp, String)>,
+    pub new_tickets: Vec<NewTicket>,
+}
+
+impl MockHost {
+    /// An empty community with this id, in Asia/Shanghai, at 2026-01-01T00:00:00Z.
+    pub fn new(community_id: &str) -> Self {
+        MockHost {
+            community_id: community_id.to_string(),
+            community_name: community_id.to_string(),
+            timezone: "Asia/Shanghai".to_string(),
+            now: 1_767_225_600_000,
+            ..MockHost::default()
+        }
+    }
+
+    /// A [`Run`] of `workflow` in this community, due now, with `params` as JSON.
+    pub fn run(&self, workflow: &str, params: &str) -> Run {
+        Run {
+            community: self.community_id.clone(),
+            workflow: workflow.to_string(),
+            due_at: self.now,
+            params: params.to_string(),
+        }
+    }
+
+    /// Forgets recorded output (not data, not kv), between two simulated runs.
+    pub fn clear_output(&mut self) {
+        self.logs.clear();
+        self.messages.clear();
+        self.staff_notices.clear();
+        self.timers.clear();
+        self.new_tickets.clear();
+    }
+}
+
+impl Host for MockHost {
+    fn community_id(&self) -> String {
+        self.community_id.clone()
+    }
+    fn community_name(&self) -> String {
+        self.community_name.clone()
+    }
+    fn timezone(&self) -> String {
+        self.timezone.clone()
+    }
+    fn households(&self) -> Vec<Household> {
+        self.households.clone()
+    }
+    fn household(&self, id: &str) -> Option<Household> {
+        self.households.iter().find(|h| h.id == id).cloned()
+    }
+    fn owners(&self, household: &str) -> Vec<Owner> {
+        self.owners
+            .iter()
+            .filter(|o| o.household == household)
+            .cloned()
+            .collect()
+    }
+    fn owner(&self, id: &str) -> Option<Owner> {
+        self.owners.iter().find(|o| o.id == id).cloned()
+    }
+    fn unpaid_bills(&self) -> Vec<Bill> {
+        self.bills
+            .iter()
+            .filter(|b| b.paid_fen < b.amount_fen)
+            .cloned()
+            .collect()
+    }
+    fn bills(&self, household: &str) -> Vec<Bill> {
+        self.bills
+            .iter()
+            .filter(|b| b.household == household)
+            .cloned()
+            .collect()
+    }
+    fn balances(&self) -> Vec<Balance> {
+        self.balances.clone()
+    }
+    fn tickets(&self, since: Timestamp) -> Vec<Ticket> {
+        self.tickets
+            .iter()
+            .filter(|t| t.closed_at.is_none_or(|c| c >= since))
+            .cloned()
+            .collect()
+    }
+    fn ticket(&self, id: &str) -> Option<Ticket> {
+        self.tickets.iter().find(|t| t.id == id).cloned()
+    }
+    fn surveys(&self) -> Vec<Survey> {
+        self.surveys.clone()
+    }
+    fn survey_answers(&self, survey: &str) -> Vec<SurveyAnswer> {
+        self.survey_answers
+            .iter()
+            .filter(|a| a.survey == survey)
+            .cloned()
+            .collect()
+    }
+    fn events(&self) -> Vec<Event> {
+        self.events.clone()
+    }
+    fn is_workday(&self, date: &str) -> Option<bool> {
+        self.workdays.get(date).copied()
+    }
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+    fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        self.logs.push(LogLine {
+            level,
+            message: message.to_string(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        });
+    }
+    fn kv_get(&self, key: &str) -> Option<String> {
+        self.kv.get(key).cloned()
+    }
+    fn kv_put(&mut self, key: &str, value: &str) {
+        self.kv.insert(key.to_string(), value.to_string());
+    }
+    fn kv_delete(&mut self, key: &str) {
+        self.kv.remove(key);
+    }
+    fn send(&mut self, message: Message) {
+        self.messages.push(message);
+    }
+    fn notify_staff(&mut self, notice: StaffNotice) {
+        self.staff_notices.push(notice);
+    }
+    fn set_timer(&mut self, at: Timestamp, payload: &str) {
+        self.timers.push((at, payload.to_string()));
+    }
+    fn create_ticket(&mut self, ticket: NewTicket) {
+        self.new_tickets.push(ticket);
+    }
+}

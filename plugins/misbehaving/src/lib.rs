@@ -1,0 +1,102 @@
+//! misbehaving: a plugin that does what no plugin should, to prove the sandbox contains it.
+//!
+//! One crate, one `.wasm`, the misdeed chosen by the `mode` param, so the tests build one file:
+//! - `loop`: spins forever (stopped by the CPU deadline);
+//! - `memory`: allocates without end (stopped by the memory cap);
+//! - `flood`: asks for a million messages (refused past the intent cap);
+//! - `panic`: panics with a message (the message is reported);
+//! - `snoop`: asks for another community's household by id, and for another community's kv key
+//!   (both answer nothing: the host only knows the run's community);
+//! - `forge`: fabricates a `community` resource handle (traps: handles cannot be forged);
+//! - `oversized`: sends one message with a 2 MiB variable (refused past the payload cap);
+//! - `chatty`: logs 1 MiB (truncated with a visible marker; the run itself succeeds).
+
+use wuye_plugin_sdk::prelude::*;
+
+#[derive(serde::Deserialize)]
+struct Params {
+    mode: String,
+    /// For `snoop`: the household id to look for.
+    #[serde(default)]
+    target: String,
+}
+
+#[derive(Default)]
+pub struct Misbehaving;
+
+impl Plugin for Misbehaving {
+    fn on_schedule(&mut self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
+        let p: Params = run.params()?;
+        match p.mode.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1024 * 1024]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "flood" => {
+                for i in 0..1_000_000 {
+                    host.send(Message::to_household(&format!("h{i}"), "spam", "flood"));
+                }
+                Ok(())
+            }
+            "panic" => panic!("rule table is empty for {}", run.community),
+            "snoop" => {
+                let found = host.household(&p.target);
+                let kv = host.kv_get(&format!("../{}/beats", p.target));
+                host.log(
+                    Level::Warn,
+                    "snoop",
+                    &[
+                        ("target", &p.target),
+                        ("found", &format!("{found:?}")),
+                        ("kv", &format!("{kv:?}")),
+                        ("own_households", &host.households().len().to_string()),
+                    ],
+                );
+                Ok(())
+            }
+            "forge" => {
+                forge::read_through_a_forged_handle();
+                Ok(())
+            }
+            "oversized" => {
+                host.send(
+                    Message::to_household("h1", "notice", "big").var("blob", "x".repeat(2 << 20)),
+                );
+                Ok(())
+            }
+            "chatty" => {
+                host.log(Level::Info, &"y".repeat(1 << 20), &[]);
+                host.log(Level::Info, "after the limit", &[]);
+                Ok(())
+            }
+            other => Err(PluginError::InvalidParams(format!(
+                "mode: unknown {other:?}"
+            ))),
+        }
+    }
+}
+
+mod forge {
+    /// Calls a community method on handle 7, which the host never gave out.
+    #[allow(unsafe_code)]
+    pub fn read_through_a_forged_handle() {
+        #[cfg(target_arch = "wasm32")]
+        {
+            use wuye_plugin_sdk::__private::bindings::wuye::plugin::host::Community;
+            // SAFETY: deliberately unsound; this plugin exists to show the host traps on it.
+            let forged = unsafe { Community::from_handle(7) };
+            let _ = std::hint::black_box(forged.households());
+        }
+    }
+}
+
+export_plugin!(Misbehaving);
