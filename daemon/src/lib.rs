@@ -10,6 +10,9 @@
 //! - [`scheduler`]: turns schedules into run rows exactly once and executes them.
 //! - [`plugin`]: the sandboxed wasm host community rules run in.
 //! - [`deliver`]: the outbox and the channels that get messages to owners.
+//! - [`domain`]: owners, households, bills, tickets, surveys, events; CSV imports.
+//! - [`http`]: the API billing and desk systems push to, and owners' survey answers.
+//! - [`report`]: satisfaction, callback and fee reports for the monthly report.
 //! - [`clock`]: the one injectable source of time.
 //! - [`systemd`]: readiness notification under systemd.
 
@@ -17,10 +20,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deliver;
+pub mod domain;
 pub mod exit;
+pub mod http;
 pub mod logging;
 pub mod plugin;
 pub mod privacy;
+pub mod report;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

@@ -2,7 +2,15 @@
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
 mod check;
+mod deliver;
+mod deliver_kill;
+mod deliver_sms;
+mod deliver_support;
+mod deliver_tls;
+mod http;
+mod import;
 mod plugins;
+mod report;
 mod run;
 mod schedule;
 mod util;

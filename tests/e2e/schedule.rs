@@ -292,3 +292,126 @@ fn a_broken_calendar_file_is_a_configuration_error_naming_file_key_and_line() {
         "error: --to 2026-10-01 is before --from 2026-10-12\n"
     );
 }
+
+/// A copy of the shipped `config/` whose workflows' plugin files exist (empty stand-ins: `next`
+/// never loads a plugin), with `edit` applied to `communities/shijixinzhu.toml`.
+fn config_copy(edit: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    copy_dir(&repo_root().join("config"), &config);
+    let plugins = tmp.path().join("plugins");
+    fs::create_dir_all(&plugins).unwrap();
+    fs::write(plugins.join("heartbeat.wasm"), b"").unwrap();
+    let file = config.join("communities/shijixinzhu.toml");
+    let mut text = fs::read_to_string(&file).unwrap();
+    for (from, to) in edit {
+        assert!(
+            text.contains(from),
+            "shijixinzhu.toml no longer contains {from:?}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    fs::write(&file, text).unwrap();
+    (tmp, config)
+}
+
+fn next_configured(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = crate::util::wuyed();
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WUYE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("next")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env(
+            "WUYE_PLUGINS__DIR",
+            config.parent().unwrap().join("plugins"),
+        )
+        .output()
+        .expect("failed to start wuyed")
+}
+
+#[test]
+fn next_for_a_configured_workflow_applies_zone_and_calendar() {
+    let (_tmp, config) = config_copy(&[
+        ("schedule = \"*/30 8-20 * * *\"", "schedule = \"0 9 * * *\""),
+        ("on_non_workday = \"skip\"", "on_non_workday = \"shift\""),
+    ]);
+    let args = [
+        "--community",
+        "shijixinzhu",
+        "--workflow",
+        "heartbeat",
+        "--from",
+        "2026-09-30T12:00:00+08:00",
+        "-n",
+        "3",
+    ];
+    // 国庆 Oct 1-7: their seven 09:00 slots shift onto Oct 8 and run once; Oct 10 is a make-up
+    // Saturday.
+    assert_eq!(
+        lines(&next_configured(&config, &args)),
+        [
+            "2026-10-08T09:00:00+08:00",
+            "2026-10-09T09:00:00+08:00",
+            "2026-10-10T09:00:00+08:00"
+        ]
+    );
+
+    let o = next_configured(
+        &config,
+        &["--community", "nowhere", "--workflow", "heartbeat"],
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        stderr(&o).starts_with("error: no community \"nowhere\" in "),
+        "{}",
+        stderr(&o)
+    );
+    let o = next_configured(
+        &config,
+        &["--community", "shijixinzhu", "--workflow", "nope"],
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        stderr(&o)
+            .starts_with("error: community \"shijixinzhu\" has no workflow \"nope\" (known: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn next_for_a_broken_config_exits_78_with_the_errors() {
+    let (_tmp, config) = config_copy(&[(
+        "schedule = \"*/30 8-20 * * *\"",
+        "schedule = \"*/30 8-20 * * MON-FRY\"",
+    )]);
+    let o = next_configured(
+        &config,
+        &["--community", "shijixinzhu", "--workflow", "heartbeat"],
+    );
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        stderr(&o).contains("workflows.heartbeat.schedule")
+            && stderr(&o).contains(r#"day-of-week field "MON-FRY": unknown name "FRY""#),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}

@@ -6,9 +6,11 @@ use crate::logging::LogFormat;
 
 mod calendar;
 mod check;
+mod import;
 mod next;
 mod outbox;
 mod plugin;
+mod report;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -40,11 +42,15 @@ pub enum Command {
     /// Business-calendar queries (workdays, holidays, 调休).
     #[command(subcommand)]
     Calendar(calendar::Command),
+    /// Load owners, bills, payments, balances or tickets from a CSV file (all or nothing).
+    Import(import::Args),
     /// Inspect and act on the outbox.
     Outbox(outbox::Args),
     /// Tools for plugin authors.
     #[command(subcommand)]
     Plugin(plugin::Command),
+    /// Satisfaction, callback or fee report for one community and period (text or HTML).
+    Report(report::Args),
 }
 
 /// Runs the parsed command line.
@@ -54,7 +60,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Next(args) => next::run(args),
         Command::Calendar(cmd) => calendar::run(cmd),
+        Command::Import(args) => import::run(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Report(args) => report::run(args),
     }
 }

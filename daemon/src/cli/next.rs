@@ -6,7 +6,6 @@
 //! are printed in RFC 3339 with the local offset, one a line, so scripts can read them.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -43,7 +42,8 @@ pub struct Args {
     #[arg(long, value_name = "ID", requires = "workflow")]
     pub community: Option<String>,
 
-    /// Workflow name within the community.
+    /// Workflow name within the community. Its zone, calendar and on_non_workday apply; the
+    /// instants printed are due instants, before the workflow's jitter.
     #[arg(long, value_name = "NAME", requires = "community")]
     pub workflow: Option<String>,
 
@@ -162,7 +162,6 @@ fn configured_schedule(
         ))
         .into());
     };
-    let c: &Arc<crate::config::Community> = c;
     let Some(w) = c.workflows.iter().find(|w| w.name == workflow) else {
         let known: Vec<&str> = c.workflows.iter().map(|w| w.name.as_str()).collect();
         return Err(Coded::usage(anyhow!(

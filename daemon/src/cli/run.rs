@@ -47,8 +47,14 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// The executor the daemon runs with: the single place to swap in the plugin host (which reads
-/// community data through `store` while it decides).
-fn executor(_settings: &Settings, _store: &Arc<Store>) -> anyhow::Result<Arc<dyn Executor>> {
+/// community data through `store` while it decides, and queues messages for the outbox,
+/// waking the dispatcher once they are committed).
+fn executor(
+    _settings: &Settings,
+    _store: &Arc<Store>,
+    _directory: Arc<crate::domain::directory::StoreDirectory>,
+    _outbox: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Arc<dyn Executor>> {
     Ok(Arc::new(LogExecutor))
 }
 
@@ -84,10 +90,48 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         communities = settings.communities.len(),
         "database ready"
     );
-    let executor = executor(&settings, &store)?;
+    // The outbox dispatcher: sends what runs committed, with quiet hours, retries and the
+    // re-check just before sending; asks the domain store who owners are and whether a reason
+    // still stands.
+    let directory = Arc::new(crate::domain::directory::StoreDirectory::open(
+        store.path(),
+    )?);
+    let channels = crate::deliver::Channels::from_settings(&settings).map_err(Coded::config)?;
+    let dispatcher = crate::deliver::Dispatcher::new(
+        store.path(),
+        Arc::new(settings.clone()),
+        clock.clone(),
+        channels,
+        directory.clone(),
+    )?;
+    let outbox_waker = dispatcher.waker();
+    let executor = executor(&settings, &store, directory, outbox_waker)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;
+
+    // Domain events written by the HTTP API become event runs as soon as they are committed.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (settings_tx, settings_rx) = tokio::sync::watch::channel(Arc::new(settings.clone()));
+    let written = Arc::new(tokio::sync::Notify::new());
+    let router = tokio::spawn(route_events(
+        store.clone(),
+        clock.clone(),
+        settings_rx,
+        written.clone(),
+        scheduler.waker(),
+        stop_rx.clone(),
+    ));
+    let mut dispatch_stop = stop_rx.clone();
+    let dispatch = tokio::spawn(dispatcher.run(async move {
+        let _ = dispatch_stop.wait_for(|stop| *stop).await;
+    }));
+    let mut http_stop = stop_rx.clone();
+    let http = crate::http::start(&settings, clock.clone(), Some(written), async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    })
+    .await?;
+
     systemd::notify("READY=1\nSTATUS=scheduling");
     tracing::info!(config = %args.config.display(), "wuyed running");
 
@@ -116,6 +160,7 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
                             );
                         }
                         scheduler.reload(new.clone()).await?;
+                        settings_tx.send_replace(Arc::new(new.clone()));
                         current = new;
                     }
                     Err(errors) => tracing::error!(
@@ -128,11 +173,56 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         }
     }
     systemd::notify("STOPPING=1\nSTATUS=stopping");
+    let _ = stop_tx.send(true);
+    if let Some((_, task)) = http {
+        // In-flight requests finish (graceful shutdown); their writes are committed or not at all.
+        let _ = task.await;
+    }
+    let _ = router.await;
     scheduler
         .shutdown(Duration::from_secs(args.stop_timeout))
         .await?;
+    // A send in progress finishes or is recorded as of unknown outcome, to be resolved at start.
+    match dispatch.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("outbox dispatcher stopped with an error: {e:#}"),
+        Err(e) => tracing::error!("outbox dispatcher panicked: {e}"),
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Routes pending domain events into event runs: once at start (events written before a stop),
+/// then each time the API reports a write, until the daemon stops.
+async fn route_events(
+    store: Arc<Store>,
+    clock: SharedClock,
+    settings: tokio::sync::watch::Receiver<Arc<Settings>>,
+    written: Arc<tokio::sync::Notify>,
+    scheduler: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (store2, settings2, now) = (store.clone(), settings.borrow().clone(), clock.now());
+        match tokio::task::spawn_blocking(move || {
+            crate::scheduler::events::route_pending_events(&store2, &settings2, now)
+        })
+        .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::debug!(runs = n, "domain events queued as runs");
+                scheduler.notify_one();
+            }
+            // The events stay pending and are taken at the next write or start.
+            Ok(Err(e)) => tracing::error!("routing domain events failed: {e:#}"),
+            Err(e) => tracing::error!("routing domain events panicked: {e}"),
+        }
+        tokio::select! {
+            _ = written.notified() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// Loads the configuration against the process environment, "today" read from the daemon's

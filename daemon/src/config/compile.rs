@@ -74,10 +74,13 @@ struct Compiler<'a> {
 }
 
 /// Checks owned by other modules, run on every load once the files are read; each returns its
-/// problems located like ours. Integration point: the delivery module's templates
-/// (`deliver::check_templates(dir, ids)`) and any plugin-params check belong here.
-fn module_checks(_dir: &Path, _daemon: &DaemonFile, _ids: &[&str]) -> Vec<ConfigError> {
-    Vec::new()
+/// problems located like ours: the delivery settings and every message template (a template
+/// error is found by `wuyed check`, not at 09:00 on the day it is first rendered).
+fn module_checks(dir: &Path, daemon: &DaemonFile, ids: &[&str]) -> Vec<ConfigError> {
+    let mut errors =
+        crate::deliver::check_delivery_settings(&daemon.delivery, &dir.join("wuyed.toml"));
+    errors.extend(crate::deliver::check_templates(dir, ids));
+    errors
 }
 
 pub(crate) fn compile(dir: &Path, options: &LoadOptions) -> Report {
@@ -148,6 +151,8 @@ impl Compiler<'_> {
             } else {
                 seen_ids.insert(file.id.clone(), doc.shown.clone());
             }
+            self.errors
+                .extend(crate::deliver::check_community_delivery(&file, &doc.shown));
             if let Some(c) = self.community(&doc, file, &daemon, daemon_tz) {
                 communities.push(Arc::new(c));
             }
@@ -640,6 +645,11 @@ impl Compiler<'_> {
         for (i, message) in check_notifies(&wf.notifies, staffed) {
             self.errors.push(doc.at(&key("notifies").index(i), message));
         }
+        for (i, pattern) in wf.events.iter().enumerate() {
+            if let Err(message) = check_event_pattern(pattern) {
+                self.errors.push(doc.at(&key("events").index(i), message));
+            }
+        }
 
         if self.errors.len() > errors_before {
             return None;
@@ -938,6 +948,33 @@ pub(crate) fn check_plugin_file(
 }
 
 /// Each notified role must be staffed, and so must every role its notifications escalate to.
+/// An `events` entry: a kind the daemon emits, a family (`payment.*`) or `*`. A typo here would
+/// silently leave a workflow deaf, so unknown kinds are errors.
+pub(crate) fn check_event_pattern(pattern: &str) -> Result<(), String> {
+    use crate::domain::event_kind::*;
+    const KINDS: [&str; 7] = [
+        TICKET_OPENED,
+        TICKET_CLOSED,
+        TICKET_REOPENED,
+        CALLBACK_RECORDED,
+        PAYMENT_POSTED,
+        PAYMENT_REVERSED,
+        SURVEY_ANSWERED,
+    ];
+    let known = match pattern.strip_suffix('*') {
+        Some(prefix) => prefix.is_empty() || KINDS.iter().any(|k| k.starts_with(prefix)),
+        None => KINDS.contains(&pattern),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown event {pattern:?}: expected one of {}, a family such as \"payment.*\", or \"*\"",
+            KINDS.join(", ")
+        ))
+    }
+}
+
 /// Returns `(index in notifies, message)`, one per missing role.
 pub(crate) fn check_notifies(notifies: &[Role], staffed: &BTreeSet<Role>) -> Vec<(usize, String)> {
     let mut reported = BTreeSet::new();
@@ -969,6 +1006,24 @@ pub(crate) fn check_notifies(notifies: &[Role], staffed: &BTreeSet<Role>) -> Vec
         }
     }
     out
+}
+
+#[cfg(test)]
+mod event_pattern_tests {
+    use super::check_event_pattern;
+
+    #[test]
+    fn event_subscriptions_must_name_events_the_daemon_emits() {
+        assert!(check_event_pattern("ticket.closed").is_ok());
+        assert!(check_event_pattern("payment.*").is_ok());
+        assert!(check_event_pattern("*").is_ok());
+        let err = check_event_pattern("ticket.close").unwrap_err();
+        assert!(
+            err.starts_with("unknown event \"ticket.close\": expected one of ticket.opened"),
+            "{err}"
+        );
+        assert!(check_event_pattern("bill.*").is_err());
+    }
 }
 
 #[cfg(test)]
@@ -1140,7 +1195,7 @@ notifies = ["customer_service"]
             [
                 "communities/lakeside.toml:2: name: invalid type: integer `7`, expected a string",
                 "communities/lakeside.toml:26: workflows.heartbeat.catch_up: unknown variant `lates`, expected one of `latest`, `all`, `skip`",
-                "communities/lakeside.toml:27: workflows.heartbeat.grace_days: unknown field `grace_days`, expected one of `plugin`, `schedule`, `on_non_workday`, `catch_up`, `catch_up_window`, `jitter`, `notifies`, `enabled`, `params`",
+                "communities/lakeside.toml:27: workflows.heartbeat.grace_days: unknown field `grace_days`, expected one of `plugin`, `schedule`, `on_non_workday`, `catch_up`, `catch_up_window`, `jitter`, `notifies`, `events`, `enabled`, `params`",
             ]
         );
     }

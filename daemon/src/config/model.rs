@@ -71,12 +71,17 @@ pub struct HttpSection {
     /// Address of the HTTP API (health, metrics, survey pages); empty disables it.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer tokens of the API, each limited to some communities (see `crate::http::ApiToken`):
+    /// `tokens = [{ name = "billing", token = { env = "WUYE_TOKEN_BILLING" }, communities = ["shuipan"] }]`.
+    #[serde(default)]
+    pub tokens: Vec<crate::http::ApiToken>,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             listen: default_listen(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -277,6 +282,12 @@ pub struct WorkflowFile {
     /// Roles this workflow notifies; each must be staffed.
     #[serde(default)]
     pub notifies: Vec<Role>,
+    /// Domain events this workflow reacts to, each becoming one run of its `on-event` hook:
+    /// exact kinds (`ticket.closed`) or a family (`payment.*`). Kinds: `ticket.opened`,
+    /// `ticket.closed`, `ticket.reopened`, `callback.recorded`, `payment.posted`,
+    /// `payment.reversed`, `survey.answered`.
+    #[serde(default)]
+    pub events: Vec<String>,
     /// `false`: checked, but not run (its plugin need not be built yet).
     #[serde(default = "yes")]
     pub enabled: bool,

@@ -1,13 +1,634 @@
 //! Getting messages to owners and staff: outbox, channels, templates, quiet hours, retries.
+//!
+//! Plugins never talk to a mail server. A run's decision to message someone becomes a
+//! [`MessageRequest`], which [`enqueue`] turns, inside the run's completing transaction, into
+//! rendered rows of the outbox (one per recipient, keyed by the idempotency key of DESIGN.md
+//! invariant 2). The [`Dispatcher`] then works the outbox: re-checks that the reason still stands,
+//! waits out quiet hours, respects SMS providers' per-number limits, hands the message to a
+//! channel, and records the answer: sent, retry later, dead letter, or "unknown" when the daemon
+//! lost track mid-send (an email is then resent with the same Message-ID; an SMS is looked up at
+//! the provider where it can be, else waits for a human).
+//!
+//! Content is rendered when queued, so the outbox shows exactly what was (or will be) sent.
+//! Owner data comes from the host through the narrow [`Directory`] trait so this module does not
+//! depend on how owners are stored.
 
+mod channel;
+mod dispatch;
+mod email;
+mod quiet;
+mod settings;
+mod sms;
+mod templates;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-/// `[delivery]` in wuyed.toml.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliverySettings {}
+pub use channel::{Channels, Outcome};
+pub use dispatch::{DispatchReport, Dispatcher};
+pub use email::{SmtpPool, build_email};
+pub use quiet::{QuietWindow, earliest_send};
+pub use settings::*;
+pub use sms::{SmsRequest, aliyun_signature, percent_encode, tencent_authorization};
+pub use templates::{RenderedEmail, RenderedSms, TemplateFile, Templates, check_templates};
 
-/// `[delivery]` in a community file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommunityDelivery {}
+use crate::config::{Community, Role};
+use crate::store::Tx;
+
+/// How much a message matters, which decides quiet hours, opt-out and validity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Bills, callbacks: owners cannot opt out; waits for quiet hours to end.
+    Transactional,
+    /// Water cut-off, lift out of order: goes at once, day or night.
+    Urgent,
+    /// Surveys, events: owners may opt out per channel.
+    Informational,
+}
+
+/// A way to reach someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+/// Where a message is in its life. `unknown` is explicit: the daemon handed a message over and
+/// lost the answer, which must never be mistaken for "not sent" (duplicate SMS) or "sent" (lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    /// Waiting for quiet hours to end or a provider limit to pass.
+    Deferred,
+    Sending,
+    Sent,
+    /// A temporary failure; retried at `next_attempt_at`.
+    Failed,
+    /// Dead letter: a permanent failure, with the server's reason.
+    Dead,
+    Expired,
+    Cancelled,
+    Unknown,
+}
+
+macro_rules! string_enum {
+    ($t:ty, $($v:ident = $s:literal),+ $(,)?) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$v),)+
+                    _ => Err(format!("expected one of {}, got {s:?}", [$($s),+].join(", "))),
+                }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    Category,
+    Transactional = "transactional",
+    Urgent = "urgent",
+    Informational = "informational"
+);
+string_enum!(Channel, Email = "email", Sms = "sms");
+string_enum!(
+    Status,
+    Pending = "pending",
+    Deferred = "deferred",
+    Sending = "sending",
+    Sent = "sent",
+    Failed = "failed",
+    Dead = "dead",
+    Expired = "expired",
+    Cancelled = "cancelled",
+    Unknown = "unknown",
+);
+
+impl Channel {
+    pub fn other(self) -> Channel {
+        match self {
+            Channel::Email => Channel::Sms,
+            Channel::Sms => Channel::Email,
+        }
+    }
+}
+
+/// One row of the outbox: a rendered message to one recipient on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub community: String,
+    pub workflow: String,
+    /// The run's due instant (RFC 3339) or `timer:<id>`.
+    pub slot: String,
+    /// `household:<id>`, `owner:<id>` or `staff:<id>`.
+    pub recipient: String,
+    pub step: String,
+    pub channel: Channel,
+    /// Email address or phone number (E.164 or national).
+    pub address: String,
+    pub display_name: Option<String>,
+    pub locale: String,
+    pub category: Category,
+    /// `<workflow>/<name>`, for the record and provider template lookup.
+    pub template: String,
+    pub subject: Option<String>,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    /// The SMS provider's approved template code, where it needs one.
+    pub sms_code: Option<String>,
+    /// The template's parameters in order, as (name, value).
+    pub sms_params: Vec<(String, String)>,
+    /// What the message is about, for the re-check before sending.
+    pub reason: serde_json::Value,
+    /// `<hex@domain>`, derived from the idempotency key: the same for every attempt.
+    pub message_id: String,
+    pub status: Status,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub provider_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxMessage {
+    /// The idempotency key as one string (community, workflow, slot, recipient, step).
+    pub fn idempotency_key(&self) -> String {
+        idempotency_key(
+            &self.community,
+            &self.workflow,
+            &self.slot,
+            &self.recipient,
+            &self.step,
+        )
+    }
+
+    /// The address as logs and the CLI may show it.
+    pub fn masked_address(&self) -> String {
+        mask_address(self.channel, &self.address)
+    }
+}
+
+/// Masks an owner's address for logs and CLI output (`138****1234`, `z***@example.com`).
+pub fn mask_address(channel: Channel, address: &str) -> String {
+    match channel {
+        Channel::Email => crate::privacy::mask_email(address),
+        Channel::Sms => crate::privacy::mask_phone(address),
+    }
+}
+
+pub fn idempotency_key(
+    community: &str,
+    workflow: &str,
+    slot: &str,
+    recipient: &str,
+    step: &str,
+) -> String {
+    // The unit separator cannot appear in ids, so no two keys join to the same string.
+    [community, workflow, slot, recipient, step].join("\u{1f}")
+}
+
+/// A short stable digest of the idempotency key: Message-ID, provider ids, file names.
+pub fn key_digest(key: &str) -> String {
+    let d = Sha256::digest(key.as_bytes());
+    hex::encode(&d[..16])
+}
+
+/// Someone a message can go to, as the host knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contact {
+    /// The owner's (or staff member's) id; opt-outs are recorded against it.
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `zh-CN` or `en`; the community's default when absent.
+    pub locale: Option<String>,
+    pub preferred: Option<Channel>,
+}
+
+/// Is the reason for a message still there?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relevance {
+    Relevant,
+    /// Gone, with why ("bill 12 paid on 2026-03-02").
+    Gone(String),
+}
+
+/// What delivery needs to know about owners, supplied by the host (the domain store).
+/// Kept narrow so delivery can be tested with an in-memory map and the store can change.
+pub trait Directory: Send + Sync {
+    /// The household's contact for this message: its preferred contact among the co-owners,
+    /// resolved by the host. `None` if there is no such household.
+    fn household_contact(
+        &self,
+        community: &str,
+        household: &str,
+    ) -> anyhow::Result<Option<Contact>>;
+    /// One owner. `None` if there is no such owner.
+    fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<Contact>>;
+    /// Whether the reason of a message (as the workflow wrote it, `{"bills": [12, 13]}`) still
+    /// stands. Called just before sending.
+    fn still_relevant(
+        &self,
+        community: &str,
+        reason: &serde_json::Value,
+    ) -> anyhow::Result<Relevance>;
+}
+
+/// A directory that knows nobody and finds every reason still standing: for running the
+/// dispatcher before the domain store is wired in, and for staff-only messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDirectory;
+
+impl Directory for NoDirectory {
+    fn household_contact(&self, _: &str, _: &str) -> anyhow::Result<Option<Contact>> {
+        Ok(None)
+    }
+    fn owner(&self, _: &str, _: &str) -> anyhow::Result<Option<Contact>> {
+        Ok(None)
+    }
+    fn still_relevant(&self, _: &str, _: &serde_json::Value) -> anyhow::Result<Relevance> {
+        Ok(Relevance::Relevant)
+    }
+}
+
+/// Which occurrence of a workflow a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occurrence {
+    /// The run's due instant.
+    Due(DateTime<Utc>),
+    /// A durable timer's id.
+    Timer(i64),
+}
+
+impl Occurrence {
+    pub fn slot(self) -> String {
+        match self {
+            Occurrence::Due(at) => at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            Occurrence::Timer(id) => format!("timer:{id}"),
+        }
+    }
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Owner(String),
+    /// One message per household per run, to its preferred contact.
+    Household(String),
+    /// Everyone of the community's staff with this role.
+    StaffRole(Role),
+    Staff(String),
+}
+
+/// A plugin's (or the host's) request to message someone.
+#[derive(Debug, Clone)]
+pub struct MessageRequest {
+    pub community: String,
+    pub workflow: String,
+    pub occurrence: Occurrence,
+    pub audience: Audience,
+    /// Distinguishes several messages of one run to the same recipient (`reminder`, `escalate-2`).
+    pub step: String,
+    /// Template name within the workflow's folder (`bill_notice`).
+    pub template: String,
+    /// Variables for the template (several unpaid bills of a household go in one list here).
+    pub variables: serde_json::Value,
+    pub category: Category,
+    /// The channel to try first; the recipient's preference, then email, when absent.
+    pub channel: Option<Channel>,
+    /// What the message is about, re-checked before sending (`{"bills": [12, 13]}`).
+    pub reason: serde_json::Value,
+}
+
+/// What became of a request for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued {
+        id: i64,
+        recipient: String,
+        channel: Channel,
+    },
+    /// Already queued by an earlier attempt of the same run: nothing new.
+    Duplicate { recipient: String },
+    /// No usable channel: listed for the desk to call.
+    Unreachable { recipient: String, why: String },
+    /// Informational, and the owner opted out of every usable channel.
+    OptedOut { recipient: String },
+}
+
+/// What [`enqueue`] needs besides the transaction.
+pub struct EnqueueContext<'a> {
+    pub community: &'a Community,
+    pub directory: &'a dyn Directory,
+    pub templates: &'a Templates,
+    pub delivery: &'a DeliverySettings,
+    pub now: DateTime<Utc>,
+}
+
+/// Renders and queues a message request, in the caller's transaction (the run's completing
+/// one). Repeats of the same request are no-ops. The caller wakes the dispatcher
+/// ([`Dispatcher::waker`]) after committing.
+pub fn enqueue(
+    tx: &Tx<'_>,
+    ctx: &EnqueueContext<'_>,
+    req: &MessageRequest,
+) -> anyhow::Result<Vec<Enqueued>> {
+    use anyhow::{Context as _, bail};
+    let community = ctx.community;
+    if req.community != community.id {
+        bail!(
+            "message request for community {} handed to community {}",
+            req.community,
+            community.id
+        );
+    }
+    let mut recipients: Vec<(String, Contact, bool)> = Vec::new();
+    match &req.audience {
+        Audience::Owner(id) => {
+            let c = ctx
+                .directory
+                .owner(&community.id, id)?
+                .with_context(|| format!("community {}: no owner {id}", community.id))?;
+            recipients.push((format!("owner:{id}"), c, true));
+        }
+        Audience::Household(id) => {
+            let c = ctx
+                .directory
+                .household_contact(&community.id, id)?
+                .with_context(|| format!("community {}: no household {id}", community.id))?;
+            recipients.push((format!("household:{id}"), c, true));
+        }
+        Audience::StaffRole(role) => {
+            for s in community.raw.staff.iter().filter(|s| s.role == *role) {
+                recipients.push((format!("staff:{}", s.id), staff_contact(s), false));
+            }
+            if recipients.is_empty() {
+                bail!(
+                    "community {}: nobody on the staff has role {}",
+                    community.id,
+                    role.as_str()
+                );
+            }
+        }
+        Audience::Staff(id) => {
+            let s = community
+                .raw
+                .staff
+                .iter()
+                .find(|s| &s.id == id)
+                .with_context(|| format!("community {}: no staff member {id}", community.id))?;
+            recipients.push((format!("staff:{id}"), staff_contact(s), false));
+        }
+    }
+
+    let slot = req.occurrence.slot();
+    let cdel = community.raw.delivery.clone().unwrap_or_default();
+    let provider = cdel
+        .sms
+        .as_ref()
+        .or(ctx.delivery.sms.as_ref())
+        .map(|s| s.provider)
+        .unwrap_or_default();
+    let approved_only = matches!(provider, SmsProvider::Aliyun | SmsProvider::Tencent);
+    let mut out = Vec::new();
+    for (recipient, contact, is_owner) in recipients {
+        let locale = contact
+            .locale
+            .clone()
+            .unwrap_or_else(|| community.raw.locale.clone());
+        let set = ctx
+            .templates
+            .find(
+                &community.id,
+                &req.workflow,
+                &req.template,
+                &locale,
+                &community.raw.locale,
+            )
+            .with_context(|| {
+                format!(
+                    "community {}: no template {}/{} for locale {locale}",
+                    community.id, req.workflow, req.template
+                )
+            })?;
+        let first = req.channel.or(contact.preferred).unwrap_or(Channel::Email);
+        let mut order = vec![first];
+        if cdel.fallback != Fallback::None {
+            order.push(first.other());
+        }
+        let mut opted_out = false;
+        let mut missing = Vec::new();
+        let mut chosen = None;
+        for ch in order {
+            let address = match ch {
+                Channel::Email => contact.email.as_deref().filter(|e| usable_email(e)),
+                Channel::Sms => contact.phone.as_deref().filter(|p| usable_phone(p)),
+            };
+            let Some(address) = address else {
+                missing.push(format!("no usable {ch}"));
+                continue;
+            };
+            if !set.supports(ch, approved_only) {
+                missing.push(if ch == Channel::Sms && approved_only {
+                    "template has no approved SMS template code (sms_code)".to_string()
+                } else {
+                    format!("template has no {ch} version")
+                });
+                continue;
+            }
+            if is_owner
+                && req.category == Category::Informational
+                && tx.optout_active(&community.id, &contact.id, ch)?
+            {
+                opted_out = true;
+                continue;
+            }
+            chosen = Some((ch, address.to_string()));
+            break;
+        }
+        let Some((channel, address)) = chosen else {
+            // An owner who declined the channels we could use has said no; the desk does not
+            // call them about a survey either.
+            if opted_out {
+                out.push(Enqueued::OptedOut { recipient });
+                continue;
+            }
+            let why = missing.join("; ");
+            tx.unreachable_insert(
+                &community.id,
+                &req.workflow,
+                &slot,
+                &recipient,
+                &req.step,
+                &contact.name,
+                &why,
+                ctx.now,
+            )?;
+            tracing::warn!(community = %community.id, workflow = %req.workflow, %recipient,
+                %why, "nobody reachable; listed for the desk to call");
+            out.push(Enqueued::Unreachable { recipient, why });
+            continue;
+        };
+
+        let vars = template_context(community, &contact, &locale, req);
+        let key = idempotency_key(&community.id, &req.workflow, &slot, &recipient, &req.step);
+        let digest = key_digest(&key);
+        let domain = ctx.delivery.message_id_domain(community);
+        let mut msg = OutboxMessage {
+            id: 0,
+            community: community.id.clone(),
+            workflow: req.workflow.clone(),
+            slot: slot.clone(),
+            recipient: recipient.clone(),
+            step: req.step.clone(),
+            channel,
+            address,
+            display_name: Some(contact.name.clone()).filter(|n| !n.is_empty()),
+            locale: set.locale.clone(),
+            category: req.category,
+            template: format!("{}/{}", req.workflow, req.template),
+            subject: None,
+            body_text: String::new(),
+            body_html: None,
+            sms_code: None,
+            sms_params: Vec::new(),
+            reason: req.reason.clone(),
+            message_id: format!("<{digest}@{domain}>"),
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt_at: ctx.now,
+            expires_at: ctx.now + ctx.delivery.validity.of(req.category),
+            provider_id: None,
+            last_error: None,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+            sent_at: None,
+        };
+        match channel {
+            Channel::Email => {
+                let e = ctx.templates.render_email(set, &vars)?;
+                msg.subject = Some(e.subject);
+                msg.body_text = e.text;
+                msg.body_html = e.html;
+            }
+            Channel::Sms => {
+                let s = ctx.templates.render_sms(set, &vars)?;
+                msg.body_text = s.body;
+                msg.sms_code = s.code;
+                msg.sms_params = s.params;
+            }
+        }
+        let window = QuietWindow::of(community);
+        let spread = cdel
+            .quiet_spread
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(ctx.delivery.quiet_spread());
+        let at = earliest_send(ctx.now, req.category, &window, spread, &key);
+        if at > ctx.now {
+            msg.status = Status::Deferred;
+            msg.next_attempt_at = at;
+        }
+        match tx.outbox_insert(&msg)? {
+            Some(id) => out.push(Enqueued::Queued {
+                id,
+                recipient,
+                channel,
+            }),
+            None => out.push(Enqueued::Duplicate { recipient }),
+        }
+    }
+    Ok(out)
+}
+
+fn staff_contact(s: &crate::config::StaffMember) -> Contact {
+    Contact {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        email: s.email.clone(),
+        phone: s.phone.clone(),
+        locale: None,
+        preferred: None,
+    }
+}
+
+/// Enough to reject blanks and typos like `zhang.example.com`; the server judges the rest.
+pub fn usable_email(e: &str) -> bool {
+    e.parse::<lettre::Address>().is_ok()
+}
+
+/// Digits, optionally a leading `+`, 6 to 16 of them.
+pub fn usable_phone(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or(p);
+    (6..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The variables a template sees: the request's own, plus `community`, `recipient`, `locale`.
+fn template_context(
+    community: &Community,
+    contact: &Contact,
+    locale: &str,
+    req: &MessageRequest,
+) -> serde_json::Value {
+    let mut map = match &req.variables {
+        serde_json::Value::Object(m) => m.clone(),
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("value".into(), other.clone());
+            m
+        }
+    };
+    map.insert(
+        "community".into(),
+        serde_json::json!({ "id": community.id, "name": community.name }),
+    );
+    map.insert(
+        "recipient".into(),
+        serde_json::json!({ "id": contact.id, "name": contact.name }),
+    );
+    map.insert("locale".into(), serde_json::json!(locale));
+    map.insert("workflow".into(), serde_json::json!(req.workflow));
+    serde_json::Value::Object(map)
+}
+
+/// `"30s"`, `"15m"`, `"6h"`, `"3d"`: durations as the configuration writes them.
+pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| {
+        format!("expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}")
+    })?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!(
+            "expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}"
+        )),
+    }
+}

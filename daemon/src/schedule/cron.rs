@@ -417,11 +417,10 @@ fn parse_field(field: &str, spec: FieldSpec) -> Result<u64, CronError> {
             (lo, hi)
         } else {
             let v = parse_value(range, spec).map_err(err)?;
-            if step.is_some() {
+            if let Some(step) = step {
                 return Err(err(format!(
-                    "a step needs a range or \"*\" before it (write \"{range}-{}/{}\")",
-                    spec.max,
-                    step.unwrap_or(1)
+                    "a step needs a range or \"*\" before it (write \"{range}-{}/{step}\")",
+                    spec.max
                 )));
             }
             (v, v)
@@ -839,6 +838,54 @@ mod tests {
                     next.with_timezone(&tz)
                 );
                 at = next;
+            }
+        }
+    }
+
+    /// The field-skipping search must find exactly what testing every minute would find.
+    #[test]
+    fn skipping_search_agrees_with_minute_by_minute_matching() {
+        let exprs = [
+            "0 9 * * *",
+            "*/7 8-18/3 * * 1-5",
+            "0 0 1,15 * MON",
+            "30 23 31 * *",
+            "0 12 * 2 sun",
+            "15,45 */5 10-20/4 3-11/2 *",
+            "0 0 29 2 *",
+            "59 23 * 12 SAT",
+            "0 6 L-1 * *",
+        ];
+        let starts = [
+            "2026-01-30T23:59:00",
+            "2027-12-31T23:30:00",
+            "2028-02-28T09:00:00",
+        ];
+        for expr in exprs {
+            let Ok(cron) = CronExpr::parse(expr) else {
+                // Only the deliberately broken one.
+                assert_eq!(expr, "0 6 L-1 * *");
+                continue;
+            };
+            for start in starts {
+                let mut from: NaiveDateTime = start.parse().unwrap();
+                for _ in 0..3 {
+                    let fast = cron.next_local_from(from).unwrap();
+                    // Round up to a whole minute: these expressions have no seconds field.
+                    let mut slow = from.with_second(0).unwrap();
+                    if slow < from {
+                        slow += Duration::minutes(1);
+                    }
+                    while !(cron.matches_date(slow.date())
+                        && cron.hours & (1 << slow.hour()) != 0
+                        && cron.minutes & (1 << slow.minute()) != 0
+                        && slow.second() == 0)
+                    {
+                        slow += Duration::minutes(1);
+                    }
+                    assert_eq!(fast, slow, "{expr} from {from}");
+                    from = fast + Duration::seconds(1);
+                }
             }
         }
     }

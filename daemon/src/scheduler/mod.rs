@@ -11,6 +11,7 @@
 //! slot, a planned run's jittered start, a timer) on the injected clock, and wakes early only for
 //! a finished run, a reload, a shutdown or an explicit [`SchedulerHandle::wake`].
 
+pub mod events;
 mod log_executor;
 mod runtime;
 

@@ -14,7 +14,12 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::exit::Coded;
 
 /// `(version, SQL)`, ascending without gaps.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/0001_core.sql"))];
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/0001_core.sql")),
+    super::domain::MIGRATION_0002,
+    (3, include_str!("migrations/0003_plugins.sql")),
+    (4, include_str!("migrations/0004_outbox.sql")),
+];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -17,6 +17,7 @@
 //! lease; callers do not change.
 
 mod migrations;
+pub mod outbox;
 pub mod plugin_kv;
 pub mod runs;
 
@@ -55,6 +56,9 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
+
+pub mod domain;
+pub mod report;
 
 /// One database transaction. Effects of a run are applied through it, in the same transaction
 /// that marks the run done, so they commit together or not at all.

@@ -1,0 +1,533 @@
+//! The dispatcher: works the outbox until nothing is due, then sleeps until something is.
+//!
+//! Each round has three steps, and the durable state between them is what makes a crash safe:
+//! 1. In one transaction, every due message is judged: expired, reason gone (cancelled),
+//!    opted out, quiet hours or an SMS provider's per-number limit (deferred), or claimed
+//!    (`sending`, one more attempt).
+//! 2. Claimed messages are handed to their channels concurrently (bounded per channel).
+//! 3. Answers are recorded in small batches: `sent` with the provider's id, `failed` with the
+//!    next attempt (exponential backoff with jitter), `dead` with the server's reason, `unknown`.
+//!
+//! A kill between 1 and 3 leaves rows in `sending`; [`Dispatcher::recover`] turns them into
+//! explicit unknowns when the dispatcher starts: email goes again with its stored Message-ID (a
+//! mailbox drops the copy), SMS through an idempotent gateway goes again, SMS through Aliyun is
+//! looked up by its `OutId` ([`Dispatcher::resolve_unknown`]) and settled as sent or resent once,
+//! and SMS through an API that cannot be asked waits for a human (`wuyed outbox retry ID`):
+//! a second text costs the owner's patience and the company money. A message recorded as `sent`
+//! is never sent again.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::channel::{Channels, Outcome};
+use super::email::build_email;
+use super::{
+    Category, Channel, Directory, OutboxMessage, QuietWindow, Relevance, Status, earliest_send,
+    parse_duration,
+};
+use crate::clock::SharedClock;
+use crate::config::{Community, Settings};
+use crate::store::Tx;
+
+/// Longest an answer waits to be recorded while other sends of the batch are still running.
+const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What one [`Dispatcher::dispatch_once`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub dead: usize,
+    pub unknown: usize,
+    pub deferred: usize,
+    pub expired: usize,
+    pub cancelled: usize,
+}
+
+impl DispatchReport {
+    pub fn is_idle(&self) -> bool {
+        *self == DispatchReport::default()
+    }
+}
+
+enum Decision {
+    Send,
+    Settle(Status, DateTime<Utc>, String),
+}
+
+/// Works the outbox. One per daemon (the outbox has one writer of `sending`).
+pub struct Dispatcher {
+    conn: Mutex<rusqlite::Connection>,
+    settings: Arc<Settings>,
+    clock: SharedClock,
+    channels: Arc<Channels>,
+    directory: Arc<dyn Directory>,
+    wake: Arc<Notify>,
+    batch: usize,
+}
+
+impl Dispatcher {
+    /// Opens the database at `db` (creating the delivery tables if needed).
+    pub fn new(
+        db: &Path,
+        settings: Arc<Settings>,
+        clock: SharedClock,
+        channels: Channels,
+        directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Dispatcher> {
+        let conn = crate::store::outbox::open(db)?;
+        Ok(Dispatcher {
+            conn: Mutex::new(conn),
+            settings,
+            clock,
+            channels: Arc::new(channels),
+            directory,
+            wake: Arc::new(Notify::new()),
+            batch: 256,
+        })
+    }
+
+    /// Wakes the dispatcher: call after committing a transaction that queued messages.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    fn tx<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.conn.lock().expect("outbox connection poisoned");
+        let tx = Tx(conn.transaction()?);
+        let v = f(&tx)?;
+        tx.0.commit()?;
+        Ok(v)
+    }
+
+    /// Resolves messages a previous dispatcher left in `sending` (see the module docs).
+    /// Returns how many went back to the queue and how many wait for a human.
+    pub fn recover(&self) -> anyhow::Result<(usize, usize)> {
+        let now = self.clock.now();
+        let channels = self.channels.clone();
+        let (requeued, held) = self.tx(|tx| {
+            let (email, _) = tx.outbox_recover_sending(now)?;
+            let mut requeued = email;
+            let mut held = 0;
+            for m in tx.outbox_list(Some(Status::Unknown), None, usize::MAX >> 1)? {
+                if m.channel == Channel::Sms && channels.sms_for(&m.community).provider.idempotent()
+                {
+                    tx.outbox_retry(m.id, now)?;
+                    requeued += 1;
+                } else {
+                    held += 1;
+                }
+            }
+            Ok((requeued, held))
+        })?;
+        if requeued + held > 0 {
+            tracing::warn!(
+                requeued,
+                held,
+                "recovered messages whose send was interrupted; held SMS need `wuyed outbox retry ID` or `cancel ID`"
+            );
+        }
+        Ok((requeued, held))
+    }
+
+    /// Asks SMS providers that can tell (Aliyun's QuerySendDetails, by `OutId`) what became of
+    /// messages in `unknown`: found → `sent`; surely absent → `pending`; otherwise they stay for
+    /// a human. Returns (sent, requeued).
+    pub async fn resolve_unknown(&self) -> anyhow::Result<(usize, usize)> {
+        let unknown = self.tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
+        let (mut sent, mut requeued) = (0, 0);
+        for m in unknown.into_iter().filter(|m| m.channel == Channel::Sms) {
+            let Some(community) = self.community(&m.community) else {
+                continue;
+            };
+            let now = self.clock.now();
+            let outcome = self
+                .channels
+                .sms_for(&m.community)
+                .resolve_unknown(&m, community.tz, now)
+                .await;
+            match outcome {
+                Some(Outcome::Sent { provider_id }) => {
+                    let done = self.tx(|tx| {
+                        Ok(tx.outbox_resolve_unknown(
+                            m.id,
+                            Status::Sent,
+                            provider_id.as_deref(),
+                            "outcome was unknown; the provider confirms it has the message",
+                            now,
+                        )?)
+                    })?;
+                    sent += usize::from(done);
+                }
+                Some(Outcome::Temporary(why)) => {
+                    let done = self.tx(|tx| {
+                        Ok(tx.outbox_resolve_unknown(
+                            m.id,
+                            Status::Pending,
+                            None,
+                            &format!("outcome was unknown; {why}"),
+                            now,
+                        )?)
+                    })?;
+                    requeued += usize::from(done);
+                }
+                _ => {}
+            }
+        }
+        if sent + requeued > 0 {
+            tracing::info!(
+                sent,
+                requeued,
+                "resolved SMS of unknown outcome with the provider"
+            );
+        }
+        Ok((sent, requeued))
+    }
+
+    /// When the next waiting message is due.
+    pub fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        self.tx(|tx| Ok(tx.outbox_next_due()?))
+    }
+
+    fn community(&self, id: &str) -> Option<&Arc<Community>> {
+        self.settings.communities.iter().find(|c| c.id == id)
+    }
+
+    fn decide(
+        &self,
+        tx: &Tx<'_>,
+        m: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Decision> {
+        let Some(community) = self.community(&m.community) else {
+            return Ok(Decision::Settle(
+                Status::Deferred,
+                now + Duration::hours(1),
+                format!("community {} is not in the configuration", m.community),
+            ));
+        };
+        if now >= m.expires_at {
+            return Ok(Decision::Settle(
+                Status::Expired,
+                now,
+                format!("not sent within the validity of {} messages", m.category),
+            ));
+        }
+        if !m.reason.is_null() {
+            match self.directory.still_relevant(&m.community, &m.reason) {
+                Ok(Relevance::Relevant) => {}
+                Ok(Relevance::Gone(why)) => {
+                    return Ok(Decision::Settle(
+                        Status::Cancelled,
+                        now,
+                        format!("reason gone: {why}"),
+                    ));
+                }
+                Err(e) => {
+                    return Ok(Decision::Settle(
+                        Status::Deferred,
+                        now + Duration::minutes(1),
+                        format!("cannot re-check the reason: {e:#}"),
+                    ));
+                }
+            }
+        }
+        if m.category == Category::Informational
+            && let Some(owner) = self.owner_of(&m.community, &m.recipient)
+            && tx.optout_active(&m.community, &owner, m.channel)?
+        {
+            return Ok(Decision::Settle(
+                Status::Cancelled,
+                now,
+                format!("owner opted out of informational {}", m.channel),
+            ));
+        }
+        let cdel = community.raw.delivery.clone().unwrap_or_default();
+        let spread = cdel
+            .quiet_spread
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(self.settings.daemon.delivery.quiet_spread());
+        let at = earliest_send(
+            now,
+            m.category,
+            &QuietWindow::of(community),
+            spread,
+            &m.idempotency_key(),
+        );
+        if at > now {
+            return Ok(Decision::Settle(Status::Deferred, at, "quiet hours".into()));
+        }
+        if m.channel == Channel::Sms {
+            let ch = self.channels.sms_for(&m.community);
+            let provider = ch.provider.as_str();
+            let content = sms_content(m);
+            if let Some(secs) = ch.settings.same_content_secs().filter(|s| *s > 0) {
+                let since = now - Duration::seconds(secs.into());
+                let (_, same, last) = tx.sms_log_since(provider, &m.address, &content, since)?;
+                if same > 0
+                    && let Some(last) = last
+                {
+                    return Ok(Decision::Settle(
+                        Status::Deferred,
+                        last + Duration::seconds(secs.into()),
+                        format!("{provider}: same text to this number within {secs}s"),
+                    ));
+                }
+            }
+            if let Some(limit) = ch.settings.daily_limit() {
+                let (midnight, next_midnight) = local_day(community, now);
+                let (count, _, _) = tx.sms_log_since(provider, &m.address, &content, midnight)?;
+                if count >= i64::from(limit) {
+                    return Ok(Decision::Settle(
+                        Status::Deferred,
+                        next_midnight,
+                        format!("{provider}: {limit} messages a day to this number reached"),
+                    ));
+                }
+            }
+        }
+        Ok(Decision::Send)
+    }
+
+    /// The owner whose opt-outs apply to a recipient reference.
+    fn owner_of(&self, community: &str, recipient: &str) -> Option<String> {
+        if let Some(id) = recipient.strip_prefix("owner:") {
+            return Some(id.to_string());
+        }
+        let h = recipient.strip_prefix("household:")?;
+        self.directory
+            .household_contact(community, h)
+            .ok()
+            .flatten()
+            .map(|c| c.id)
+    }
+
+    /// Sends everything due at `now`, records every answer, and returns what happened.
+    pub async fn dispatch_once(&self, now: DateTime<Utc>) -> anyhow::Result<DispatchReport> {
+        let mut report = DispatchReport::default();
+        loop {
+            let claimed = self.tx(|tx| {
+                let due = tx.outbox_due(now, self.batch)?;
+                let mut claimed = Vec::new();
+                let any = !due.is_empty();
+                for m in due {
+                    match self.decide(tx, &m, now)? {
+                        Decision::Send => {
+                            if tx.outbox_claim(m.id, now)? {
+                                if m.channel == Channel::Sms {
+                                    let p = self.channels.sms_for(&m.community).provider.as_str();
+                                    tx.sms_log_insert(p, &m.address, &sms_content(&m), now)?;
+                                }
+                                claimed.push(m);
+                            }
+                        }
+                        Decision::Settle(status, at, why) => {
+                            // A deferral must move the message into the future, or this loop
+                            // would pick it up again at once.
+                            let at = if status == Status::Deferred {
+                                at.max(now + Duration::seconds(1))
+                            } else {
+                                at
+                            };
+                            if tx.outbox_settle_waiting(m.id, status, at, Some(&why), now)? {
+                                tracing::info!(id = m.id, community = %m.community,
+                                    to = %m.masked_address(), status = %status, %why, "message settled");
+                                match status {
+                                    Status::Deferred => report.deferred += 1,
+                                    Status::Expired => report.expired += 1,
+                                    Status::Cancelled => report.cancelled += 1,
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok((any, claimed))
+            })?;
+            let (any, claimed) = claimed;
+            if !any {
+                break;
+            }
+            self.send_all(claimed, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn send_all(
+        &self,
+        claimed: Vec<OutboxMessage>,
+        report: &mut DispatchReport,
+    ) -> anyhow::Result<()> {
+        let mut set = JoinSet::new();
+        let email = &self.settings.daemon.delivery.email;
+        for m in claimed {
+            let channels = self.channels.clone();
+            let clock = self.clock.clone();
+            let from = self
+                .community(&m.community)
+                .and_then(|c| c.raw.delivery.as_ref())
+                .and_then(|d| d.from.clone())
+                .unwrap_or_else(|| email.from.clone());
+            let unsubscribe = email.unsubscribe_url.clone();
+            set.spawn(async move {
+                let outcome = match m.channel {
+                    Channel::Email => {
+                        match build_email(&m, &from, unsubscribe.as_deref(), clock.now()) {
+                            Ok(e) => channels.email.send(&m, e).await,
+                            Err(e) => Outcome::Permanent(format!("{e:#}")),
+                        }
+                    }
+                    Channel::Sms => channels.sms_for(&m.community).send(&m, clock.now()).await,
+                };
+                (m, outcome)
+            });
+        }
+        // Answers are recorded every few milliseconds rather than one commit each (a commit is
+        // an fsync) or once after the slowest send (a kill would then forget more): a message
+        // whose answer was not yet recorded is resent after a kill, with its Message-ID.
+        let mut done = Vec::new();
+        let mut since = std::time::Instant::now();
+        while let Some(r) = set.join_next().await {
+            if done.is_empty() {
+                since = std::time::Instant::now();
+            }
+            done.push(r.context("send task panicked")?);
+            while let Some(r) = set.try_join_next() {
+                done.push(r.context("send task panicked")?);
+            }
+            if set.is_empty() || done.len() >= 128 || since.elapsed() >= RECORD_EVERY {
+                self.record(std::mem::take(&mut done), report)?;
+            }
+        }
+        if !done.is_empty() {
+            self.record(done, report)?;
+        }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        done: Vec<(OutboxMessage, Outcome)>,
+        report: &mut DispatchReport,
+    ) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let retry = &self.settings.daemon.delivery.retry;
+        self.tx(|tx| {
+            for (m, outcome) in &done {
+                let attempts = m.attempts + 1;
+                let (status, next, pid, err) = match outcome {
+                    Outcome::Sent { provider_id } => {
+                        (Status::Sent, now, provider_id.as_deref(), None)
+                    }
+                    Outcome::Temporary(why) if attempts >= retry.max_attempts => (
+                        Status::Dead,
+                        now,
+                        None,
+                        Some(format!("gave up after {attempts} attempts: {why}")),
+                    ),
+                    Outcome::Temporary(why) => (
+                        Status::Failed,
+                        now + retry.backoff(attempts),
+                        None,
+                        Some(why.clone()),
+                    ),
+                    Outcome::Permanent(why) => (Status::Dead, now, None, Some(why.clone())),
+                    Outcome::Unknown(why) => (Status::Unknown, now, None, Some(why.clone())),
+                };
+                tx.outbox_finish(m.id, status, next, pid, err.as_deref(), now)?;
+                match status {
+                    Status::Sent => {
+                        report.sent += 1;
+                        tracing::info!(id = m.id, community = %m.community, channel = %m.channel,
+                            to = %m.masked_address(), "sent");
+                    }
+                    Status::Failed => {
+                        report.failed += 1;
+                        tracing::warn!(id = m.id, community = %m.community, channel = %m.channel,
+                            to = %m.masked_address(), attempts, retry_at = %next,
+                            error = err.as_deref().unwrap_or(""), "temporary failure");
+                    }
+                    Status::Dead => {
+                        report.dead += 1;
+                        tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
+                            to = %m.masked_address(), error = err.as_deref().unwrap_or(""),
+                            "dead letter");
+                    }
+                    _ => {
+                        report.unknown += 1;
+                        tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
+                            to = %m.masked_address(), error = err.as_deref().unwrap_or(""),
+                            "outcome unknown; held for a human");
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs until `shutdown` resolves: recovers, then dispatches whenever something is due or
+    /// [`Dispatcher::waker`] is notified, sleeping on the injected clock in between.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.recover()?;
+        if let Err(e) = self.resolve_unknown().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot ask providers about unknown SMS");
+        }
+        tokio::pin!(shutdown);
+        loop {
+            let now = self.clock.now();
+            let mut pause = None;
+            if let Err(e) = self.dispatch_once(now).await {
+                // The database is busy or broken: say so and try again shortly, never spin.
+                tracing::error!(error = %format!("{e:#}"), "outbox dispatch failed");
+                pause = Some(now + Duration::seconds(5));
+            }
+            let next = match pause {
+                Some(p) => Some(p),
+                None => self.next_due().unwrap_or(Some(now + Duration::seconds(5))),
+            };
+            let sleep = async {
+                match next {
+                    Some(t) => self.clock.sleep_until(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = self.wake.notified() => {}
+                _ = sleep => {}
+            }
+        }
+    }
+}
+
+/// What counts as "the same content" for a provider's repeat limit.
+fn sms_content(m: &OutboxMessage) -> String {
+    match &m.sms_code {
+        Some(code) => format!(
+            "{code}:{}",
+            serde_json::to_string(&m.sms_params).unwrap_or_default()
+        ),
+        None => m.body_text.clone(),
+    }
+}
+
+/// The community's local day around `now`: (its midnight, the next midnight), as UTC.
+fn local_day(community: &Community, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let local = now.with_timezone(&community.tz).date_naive();
+    let at = |d: chrono::NaiveDate| {
+        community
+            .tz
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now)
+    };
+    (at(local), at(local.succ_opt().unwrap_or(local)))
+}

@@ -1,0 +1,431 @@
+//! Message templates (minijinja), per workflow and locale, with community overrides.
+//!
+//! Layout under `config/templates/`:
+//! - `<workflow>/<name>.<locale>.toml`: the shipped default (`fee_reminder/bill_notice.zh-CN.toml`);
+//! - `<community>/<workflow>/<name>.<locale>.toml`: that community's override.
+//!
+//! One file holds every form of one message: `subject`, `text` and `html` for email; `sms` (the
+//! body for gateways that take text) and `sms_code` + `[[sms_params]]` for providers that only
+//! send pre-approved templates (Aliyun, Tencent). A file without `sms` and `sms_code` cannot go
+//! by SMS, which is how survey invitations stay email/link only (Chinese providers refuse survey
+//! wording in SMS templates).
+//!
+//! Every template is compiled when loaded, so `wuyed check` reports a syntax error with its file,
+//! key and line instead of a run failing at 09:00 on the day.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::Channel;
+use crate::config::ConfigError;
+
+/// One template file as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateFile {
+    /// Email subject (one line).
+    pub subject: Option<String>,
+    /// Email plain-text body.
+    pub text: Option<String>,
+    /// Email HTML alternative; variables are HTML-escaped.
+    pub html: Option<String>,
+    /// SMS body for providers that send free text (Twilio, webhook, file).
+    pub sms: Option<String>,
+    /// The provider's approved template code (Aliyun `SMS_123456789`, Tencent `1234567`).
+    pub sms_code: Option<String>,
+    /// Parameters of the approved template, in its order (Tencent takes them by position,
+    /// Aliyun by name).
+    #[serde(default)]
+    pub sms_params: Vec<SmsParam>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsParam {
+    pub name: String,
+    pub value: String,
+}
+
+/// A loaded template file.
+#[derive(Debug, Clone)]
+pub struct TemplateSet {
+    /// Template-engine name prefix (the file's path relative to the templates folder).
+    pub name: String,
+    pub locale: String,
+    pub file: TemplateFile,
+}
+
+impl TemplateSet {
+    /// Whether this template can go by `ch`; `approved_only` is for SMS providers that send
+    /// nothing but pre-approved templates (Aliyun, Tencent), which need `sms_code`.
+    pub fn supports(&self, ch: Channel, approved_only: bool) -> bool {
+        match ch {
+            Channel::Email => self.file.subject.is_some() && self.file.text.is_some(),
+            Channel::Sms if approved_only => self.file.sms_code.is_some(),
+            Channel::Sms => self.file.sms.is_some() || self.file.sms_code.is_some(),
+        }
+    }
+}
+
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+pub struct RenderedSms {
+    pub body: String,
+    pub code: Option<String>,
+    pub params: Vec<(String, String)>,
+}
+
+/// Key: (community or None for the default, workflow, name, locale).
+type Key = (Option<String>, String, String, String);
+
+/// Every template of a configuration, compiled.
+pub struct Templates {
+    env: Environment<'static>,
+    sets: BTreeMap<Key, TemplateSet>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("sets", &self.sets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Templates {
+    /// An empty set (no message can be rendered): for tests and tools that only dispatch.
+    pub fn empty() -> Templates {
+        Templates {
+            env: new_env(),
+            sets: BTreeMap::new(),
+        }
+    }
+
+    /// Loads and compiles every template under `dir` (`config/templates`). A missing folder is
+    /// an empty set. `communities` are the ids whose folders hold overrides.
+    pub fn load(dir: &Path, communities: &[&str]) -> Result<Templates, Vec<ConfigError>> {
+        let mut t = Templates::empty();
+        let mut errors = Vec::new();
+        for path in toml_files(dir) {
+            let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+            let parts: Vec<String> = rel
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            let (community, workflow, file_name) = match parts.as_slice() {
+                [w, f] => (None, w.clone(), f.clone()),
+                [c, w, f] if communities.contains(&c.as_str()) => {
+                    (Some(c.clone()), w.clone(), f.clone())
+                }
+                [c, _, _] => {
+                    errors.push(err(
+                        &path,
+                        "",
+                        None,
+                        format!("folder {c:?} is not a configured community id"),
+                    ));
+                    continue;
+                }
+                _ => {
+                    errors.push(err(
+                        &path,
+                        "",
+                        None,
+                        "expected templates/<workflow>/<name>.<locale>.toml or \
+                         templates/<community>/<workflow>/<name>.<locale>.toml"
+                            .into(),
+                    ));
+                    continue;
+                }
+            };
+            let stem = file_name.trim_end_matches(".toml");
+            let Some((name, locale)) = stem.split_once('.') else {
+                errors.push(err(
+                    &path,
+                    "",
+                    None,
+                    "file name must be <name>.<locale>.toml (bill_notice.zh-CN.toml)".into(),
+                ));
+                continue;
+            };
+            let text = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(err(&path, "", None, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            let file: TemplateFile = match toml::from_str(&text) {
+                Ok(f) => f,
+                Err(e) => {
+                    let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+                    errors.push(err(&path, "", line, e.message().to_string()));
+                    continue;
+                }
+            };
+            if file.subject.is_some() != file.text.is_some() {
+                errors.push(err(
+                    &path,
+                    if file.subject.is_some() {
+                        "text"
+                    } else {
+                        "subject"
+                    },
+                    None,
+                    "an email needs both subject and text".into(),
+                ));
+            }
+            if file.subject.is_none() && file.sms.is_none() && file.sms_code.is_none() {
+                errors.push(err(
+                    &path,
+                    "",
+                    None,
+                    "defines neither an email (subject, text) nor an SMS (sms or sms_code)".into(),
+                ));
+            }
+            let prefix = rel.to_string_lossy().replace('\\', "/");
+            let mut fields: Vec<(String, String)> = Vec::new();
+            for (k, v) in [
+                ("subject", &file.subject),
+                ("text", &file.text),
+                ("html", &file.html),
+                ("sms", &file.sms),
+            ] {
+                if let Some(v) = v {
+                    fields.push((k.to_string(), v.clone()));
+                }
+            }
+            for (i, p) in file.sms_params.iter().enumerate() {
+                fields.push((format!("sms_params.{i}"), p.value.clone()));
+            }
+            let mut ok = true;
+            for (k, src) in fields {
+                if let Err(e) = t
+                    .env
+                    .add_template_owned(format!("{prefix}#{k}"), src.clone())
+                {
+                    ok = false;
+                    let line = e.line().map(|l| l + key_line(&text, &k));
+                    errors.push(err(&path, &k, line, template_error_text(&e)));
+                }
+            }
+            if ok {
+                t.sets.insert(
+                    (community, workflow, name.to_string(), locale.to_string()),
+                    TemplateSet {
+                        name: prefix,
+                        locale: locale.to_string(),
+                        file,
+                    },
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The template for a recipient: the community's override in their locale, the default in
+    /// their locale, then the same in the community's default locale.
+    pub fn find(
+        &self,
+        community: &str,
+        workflow: &str,
+        name: &str,
+        locale: &str,
+        community_locale: &str,
+    ) -> Option<&TemplateSet> {
+        for loc in [locale, community_locale] {
+            for c in [Some(community.to_string()), None] {
+                let key = (c, workflow.to_string(), name.to_string(), loc.to_string());
+                if let Some(s) = self.sets.get(&key) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    fn render(
+        &self,
+        set: &TemplateSet,
+        key: &str,
+        vars: &serde_json::Value,
+    ) -> anyhow::Result<String> {
+        let name = format!("{}#{key}", set.name);
+        let tmpl = self.env.get_template(&name)?;
+        tmpl.render(vars)
+            .map_err(|e| anyhow::anyhow!("template {name}: {}", template_error_text(&e)))
+    }
+
+    pub fn render_email(
+        &self,
+        set: &TemplateSet,
+        vars: &serde_json::Value,
+    ) -> anyhow::Result<RenderedEmail> {
+        let subject = self.render(set, "subject", vars)?;
+        // A subject is one line; a template's trailing newline or a variable with one must not
+        // start a header injection.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        Ok(RenderedEmail {
+            subject,
+            text: self.render(set, "text", vars)?,
+            html: match set.file.html {
+                Some(_) => Some(self.render(set, "html", vars)?),
+                None => None,
+            },
+        })
+    }
+
+    pub fn render_sms(
+        &self,
+        set: &TemplateSet,
+        vars: &serde_json::Value,
+    ) -> anyhow::Result<RenderedSms> {
+        let mut params = Vec::new();
+        for (i, p) in set.file.sms_params.iter().enumerate() {
+            params.push((
+                p.name.clone(),
+                self.render(set, &format!("sms_params.{i}"), vars)?,
+            ));
+        }
+        let body = match set.file.sms {
+            Some(_) => self.render(set, "sms", vars)?,
+            // Only a template code: the body recorded is the parameters, so the outbox shows
+            // what the provider received.
+            None => params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        Ok(RenderedSms {
+            body: body.trim().to_string(),
+            code: set.file.sms_code.clone(),
+            params,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+}
+
+/// What `wuyed check` calls: loads every template under `<config_dir>/templates` and returns
+/// each problem with file, key and line. `communities` are the configured community ids.
+pub fn check_templates(config_dir: &Path, communities: &[&str]) -> Vec<ConfigError> {
+    match Templates::load(&config_dir.join("templates"), communities) {
+        Ok(_) => Vec::new(),
+        Err(e) => e,
+    }
+}
+
+fn new_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with("#html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    // A misspelt variable renders as an error at queue time (the run fails, visibly), not as an
+    // empty gap in a message to an owner.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(false);
+    env
+}
+
+fn template_error_text(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.to_string(),
+    }
+}
+
+/// The line (0-based offset) where `key = ` starts in the TOML text, so a template's own line
+/// number can be turned into the file's.
+fn key_line(text: &str, key: &str) -> usize {
+    let k = key.split('.').next().unwrap_or(key);
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(k) && l[k.len()..].trim_start().starts_with('=')
+        })
+        .unwrap_or(0)
+}
+
+fn err(path: &Path, key: &str, line: Option<usize>, message: String) -> ConfigError {
+    ConfigError {
+        file: path.to_path_buf(),
+        key: key.to_string(),
+        line,
+        message,
+    }
+}
+
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_syntax_error_names_file_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("fee_reminder")).unwrap();
+        std::fs::write(
+            dir.path().join("fee_reminder/bill_notice.en.toml"),
+            "subject = \"Bill\"\ntext = \"\"\"\nDear {{ recipient.name }},\n{% for b in bills %}\n\"\"\"\n",
+        )
+        .unwrap();
+        let errs = Templates::load(dir.path(), &[]).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key, "text");
+        assert!(errs[0].file.ends_with("fee_reminder/bill_notice.en.toml"));
+        assert!(
+            errs[0].message.contains("unexpected end of input"),
+            "{}",
+            errs[0].message
+        );
+        assert!(errs[0].line.is_some());
+    }
+
+    #[test]
+    fn the_shipped_templates_compile() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/templates");
+        let t = Templates::load(&dir, &[]).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert!(!t.is_empty());
+    }
+}

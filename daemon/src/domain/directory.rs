@@ -1,0 +1,87 @@
+//! The domain store as delivery's [`Directory`]: who a household's message goes to, and whether
+//! the reason for a queued message (an unpaid bill, a missing callback) still stands.
+//!
+//! It keeps its own read connection: delivery asks while a run's write transaction may be open on
+//! another connection, and WAL lets it read the last committed state without waiting.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use rusqlite::Connection;
+
+use crate::deliver::{Channel, Contact, Directory, Relevance};
+use crate::domain::{ContactChannel, Owner};
+use crate::store::domain::DomainRead;
+
+pub struct StoreDirectory {
+    conn: Mutex<Connection>,
+}
+
+impl StoreDirectory {
+    /// Opens the database at `path` (already migrated by `Store::open`).
+    pub fn open(path: &Path) -> anyhow::Result<StoreDirectory> {
+        let conn = crate::store::domain::open_standalone(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(StoreDirectory {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn read<T>(
+        &self,
+        community: &str,
+        f: impl FnOnce(&DomainRead<'_>) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("directory connection poisoned"))?;
+        Ok(f(&DomainRead::new(&conn, community))?)
+    }
+}
+
+fn contact(o: Owner) -> Contact {
+    Contact {
+        id: o.id.to_string(),
+        name: o.name,
+        email: o.email,
+        phone: o.phone,
+        locale: Some(o.language.as_str().to_string()),
+        preferred: Some(match o.preferred_contact {
+            ContactChannel::Email => Channel::Email,
+            ContactChannel::Sms => Channel::Sms,
+        }),
+    }
+}
+
+impl Directory for StoreDirectory {
+    fn household_contact(
+        &self,
+        community: &str,
+        household: &str,
+    ) -> anyhow::Result<Option<Contact>> {
+        Ok(self
+            .read(community, |d| d.household_primary_contact(household))?
+            .map(contact))
+    }
+
+    fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<Contact>> {
+        // Owner ids are numbers in the store; anything else names nobody.
+        let Ok(id) = owner.parse::<i64>() else {
+            return Ok(None);
+        };
+        Ok(self.read(community, |d| d.owner(id))?.map(contact))
+    }
+
+    fn still_relevant(
+        &self,
+        community: &str,
+        reason: &serde_json::Value,
+    ) -> anyhow::Result<Relevance> {
+        Ok(match self.read(community, |d| d.reason_gone(reason))? {
+            None => Relevance::Relevant,
+            Some(why) => Relevance::Gone(why),
+        })
+    }
+}

@@ -1,0 +1,848 @@
+//! The HTTP API: what a billing or service-desk system pushes (tickets opened and closed,
+//! callbacks, payments and their reversals) and the owner-facing survey answer.
+//!
+//! Built by [`router`] from an [`AppState`], so tests call it in-process with no socket and the
+//! daemon serves the very same router with [`serve`]. Choices worth knowing:
+//! - **Bearer tokens from config** (`[http] tokens = [...]`, see [`ApiToken`]), each limited to
+//!   some communities. Tokens are compared as SHA-256 digests in constant time, every configured
+//!   token checked, so timing tells an attacker nothing about how close a guess was.
+//! - **Errors name the field**: `{"error": {"field": "amount_fen", "message": "..."}}`. Bodies
+//!   are read with `serde_path_to_error`, so a wrong type deep in a body still names its path.
+//!   400 unreadable JSON, 401 no/bad token, 403 token not for this community, 404 unknown
+//!   community/ticket/payment/survey, 409 contradicts what is stored, 413 body over
+//!   [`MAX_BODY_BYTES`], 415 not JSON, 422 a field is wrong.
+//! - **Each change emits its domain event in the same transaction** (see
+//!   [`crate::store::domain`]), so the scheduler never misses a closed ticket or a payment.
+//! - Writes are idempotent where a retry is likely: the same ticket or payment posted twice
+//!   returns the stored one with 200 instead of 201.
+//! - `GET /survey/{token}` is the page behind an invitation link: a plain HTML form in the
+//!   household's language that posts to the same place (see `survey_page`).
+//! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
+//!   `openapi.json` next to this file; a test checks it lists every route).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::SharedClock;
+use crate::config::secret::SecretSource;
+use crate::domain::{DomainError, FeeType, Period, SurveyScores, TicketKind, fmt_ts, parse_ts};
+use crate::store::domain::{CallbackInput, DomainRead, PaymentInput, TicketInput, with_tx};
+
+/// Largest request body accepted (a ticket with a long summary fits many times over).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// One API token in `wuyed.toml`:
+/// `[http] tokens = [{ name = "billing", token = { env = "WUYE_TOKEN_BILLING" }, communities = ["shuipan"] }]`.
+/// `communities = ["*"]` allows every community.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it (for logs; never the token itself).
+    pub name: String,
+    /// The secret: inline, `{ env = "..." }` or `{ file = "..." }`.
+    pub token: SecretSource,
+    /// Community ids this token may write to; `"*"` for all.
+    pub communities: Vec<String>,
+}
+
+/// A token ready for checking: only its digest is kept in memory.
+#[derive(Clone)]
+pub struct ResolvedToken {
+    pub name: String,
+    digest: [u8; 32],
+    communities: Vec<String>,
+}
+
+impl ResolvedToken {
+    pub fn new(name: impl Into<String>, secret: &str, communities: Vec<String>) -> Self {
+        ResolvedToken {
+            name: name.into(),
+            digest: Sha256::digest(secret.as_bytes()).into(),
+            communities,
+        }
+    }
+
+    fn allows(&self, community: &str) -> bool {
+        self.communities.iter().any(|c| c == "*" || c == community)
+    }
+}
+
+/// Resolves configured tokens (env, file, inline); errors name the token, never its value.
+pub fn resolve_tokens(
+    tokens: &[ApiToken],
+    config_dir: &std::path::Path,
+) -> Result<Vec<ResolvedToken>, String> {
+    tokens
+        .iter()
+        .map(|t| {
+            let secret = t
+                .token
+                .resolve(config_dir)
+                .map_err(|e| format!("http.tokens {:?}: {e}", t.name))?;
+            if secret.expose().len() < 16 {
+                return Err(format!(
+                    "http.tokens {:?}: token is shorter than 16 characters",
+                    t.name
+                ));
+            }
+            Ok(ResolvedToken::new(
+                &t.name,
+                secret.expose(),
+                t.communities.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Everything a request needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // One connection behind a mutex: SQLite takes one writer at a time anyway, and the API's
+    // load (a desk's clicks, a billing batch) is far below what one connection serves.
+    db: Mutex<Connection>,
+    tokens: Vec<ResolvedToken>,
+    communities: HashSet<String>,
+    clock: SharedClock,
+    /// Told after every successful database call, so the daemon routes the domain events a
+    /// write may have emitted at once instead of polling for them.
+    written: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl AppState {
+    /// `conn` must have the domain schema; `communities` are the configured ids.
+    pub fn new(
+        conn: Connection,
+        tokens: Vec<ResolvedToken>,
+        communities: impl IntoIterator<Item = String>,
+        clock: SharedClock,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                db: Mutex::new(conn),
+                tokens,
+                communities: communities.into_iter().collect(),
+                clock,
+                written: None,
+            }),
+        }
+    }
+
+    /// Notifies `written` after every successful database call (see `Inner::written`).
+    pub fn notify_writes(mut self, written: Arc<tokio::sync::Notify>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.written = Some(written),
+            None => unreachable!("notify_writes is called before the state is shared"),
+        }
+        self
+    }
+
+    /// The state the daemon serves: tokens from `[http] tokens` (resolved now, so a missing
+    /// env var or secret file is an error at start, naming the token) and the configured
+    /// communities.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        conn: Connection,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)?;
+        let ids = settings.communities.iter().map(|c| c.id.clone());
+        Ok(AppState::new(conn, tokens, ids, clock))
+    }
+
+    /// Runs `f` on the database off the async workers.
+    async fn db<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, DateTime<Utc>) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = state.inner.clock.now();
+            let mut conn = state
+                .inner
+                .db
+                .lock()
+                .map_err(|_| ApiError::internal("database handle poisoned"))?;
+            let out = f(&mut conn, now);
+            if let (Ok(_), Some(written)) = (&out, &state.inner.written) {
+                written.notify_one();
+            }
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+    }
+
+    fn authorize(&self, headers: &HeaderMap, community: &str) -> Result<String, ApiError> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    "missing bearer token (Authorization: Bearer ...)",
+                )
+            })?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Check every token without stopping early, comparing digests in constant time.
+        let mut found: Option<&ResolvedToken> = None;
+        for t in &self.inner.tokens {
+            if constant_time_eq(&t.digest, &digest) {
+                found = Some(t);
+            }
+        }
+        let token = found
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, None, "invalid bearer token"))?;
+        if !self.inner.communities.contains(community) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("community {community:?} is not configured"),
+            ));
+        }
+        if !token.allows(community) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                None,
+                format!("this token may not write to community {community:?}"),
+            ));
+        }
+        Ok(token.name.clone())
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    // black_box keeps the optimiser from turning the fold into an early-exit compare.
+    std::hint::black_box(diff) == 0
+}
+
+/// The API as a router; serve it with [`serve`] or call it in-process.
+pub fn router(state: AppState) -> Router {
+    let community_api = Router::new()
+        .route("/tickets", post(open_ticket))
+        .route("/tickets/{no}/close", post(close_ticket))
+        .route("/tickets/{no}/callback", post(record_callback))
+        .route("/payments", post(post_payment))
+        .route("/payments/{reference}/reverse", post(reverse_payment))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/surveys/{token}/responses", post(answer_survey))
+        .route(
+            "/survey/{token}",
+            get(survey_page::show).post(survey_page::submit),
+        )
+        .nest("/api/v1/communities/{community}", community_api)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Starts the API the way the daemon runs it: `[http] listen` (empty: disabled, `Ok(None)`),
+/// tokens resolved now (a missing variable or secret file is a config error, exit 78, naming
+/// the token), the database at `<data_dir>/wuye.db`. Returns the bound address (useful with
+/// port 0) and the server task, which ends when `shutdown` resolves.
+pub async fn start(
+    settings: &crate::config::Settings,
+    clock: SharedClock,
+    written: Option<Arc<tokio::sync::Notify>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<
+    Option<(
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+> {
+    use anyhow::Context as _;
+    let listen = settings.daemon.http.listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)
+        .map_err(|e| crate::exit::Coded::config(anyhow::anyhow!(e)))?;
+    // Store::open_in migrates the schema (and refuses a newer one) exactly as `wuyed run` does;
+    // the API then keeps its own connection, so a request never waits behind a run holding the
+    // daemon's (two connections on one WAL file are safe: see store).
+    let store = crate::store::Store::open_in(&settings.data_dir)?;
+    let conn = crate::store::domain::open_standalone(store.path())
+        .with_context(|| format!("cannot open {}", store.path().display()))
+        .map_err(crate::exit::Coded::temporary)?;
+    drop(store);
+    let ids = settings.communities.iter().map(|c| c.id.clone());
+    let mut state = AppState::new(conn, tokens, ids, clock);
+    if let Some(written) = written {
+        state = state.notify_writes(written);
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {listen}"))
+        .map_err(crate::exit::Coded::temporary)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "http api listening");
+    Ok(Some((addr, tokio::spawn(serve(listener, state, shutdown)))))
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let community = params
+        .iter()
+        .find(|(k, _)| k == "community")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    match state.authorize(request.headers(), &community) {
+        Ok(name) => {
+            tracing::debug!(token = %name, community = %community, "api request");
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+// ----- errors -----
+
+/// A JSON error: `{"error": {"field": "...", "message": "..."}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    field: Option<String>,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Some(field), message)
+    }
+    fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(%message, "api internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            Json(serde_json::json!({
+                "error": {"field": self.field, "message": self.message}
+            })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound { what, key } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("{what} {key:?} not found"),
+            ),
+            DomainError::Conflict { field, message } => {
+                ApiError::new(StatusCode::CONFLICT, field, message)
+            }
+            DomainError::Invalid { field, message } => ApiError::invalid(field, message),
+            DomainError::Sql(e) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// A JSON body whose errors name the field (via `serde_path_to_error`), with the JSON error
+/// shape for every rejection (size, content type, syntax).
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rej| {
+                let status = rej.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("request body is larger than {MAX_BODY_BYTES} bytes")
+                } else {
+                    rej.body_text()
+                };
+                ApiError::new(status, None, message)
+            })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => Ok(Body(v)),
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        None,
+                        format!("body is not valid JSON: {inner}"),
+                    ));
+                }
+                // serde reports a missing field at the parent's path (an unknown one at its
+                // own); name the field itself.
+                let text = strip_position(&inner.to_string());
+                let named = text
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(|f| {
+                        if path == "." {
+                            f.to_string()
+                        } else {
+                            format!("{path}.{f}")
+                        }
+                    });
+                let field = named.unwrap_or(path);
+                Err(ApiError::invalid(&field, text))
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 20"; the field name says more to a client.
+fn strip_position(s: &str) -> String {
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+fn instant(field: &str, v: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    match v {
+        None => Ok(now),
+        Some(s) => parse_ts(s).ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                "must be an RFC 3339 time like 2026-03-01T09:30:00+08:00",
+            )
+        }),
+    }
+}
+
+fn parsed<T: std::str::FromStr<Err = String>>(field: &str, v: &str) -> Result<T, ApiError> {
+    v.parse().map_err(|m: String| ApiError::invalid(field, m))
+}
+
+fn non_empty(field: &str, v: &str) -> Result<String, ApiError> {
+    let t = v.trim();
+    if t.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    Ok(t.to_string())
+}
+
+// ----- handlers -----
+
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .db(|conn, _| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+/// The OpenAPI 3 description served at `/api/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenTicket {
+    no: String,
+    kind: String,
+    first_receiver: String,
+    household: Option<String>,
+    #[serde(default)]
+    summary: String,
+    assignee: Option<String>,
+    opened_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TicketOut {
+    no: String,
+    kind: TicketKind,
+    household: Option<String>,
+    summary: String,
+    first_receiver: String,
+    assignee: Option<String>,
+    opened_at: String,
+    assigned_at: Option<String>,
+    closed_at: Option<String>,
+    reopened: u32,
+}
+
+impl From<crate::domain::Ticket> for TicketOut {
+    fn from(t: crate::domain::Ticket) -> Self {
+        TicketOut {
+            no: t.no,
+            kind: t.kind,
+            household: t.household,
+            summary: t.summary,
+            first_receiver: t.first_receiver,
+            assignee: t.assignee,
+            opened_at: fmt_ts(t.opened_at),
+            assigned_at: t.assigned_at.map(fmt_ts),
+            closed_at: t.closed_at.map(fmt_ts),
+            reopened: t.reopened,
+        }
+    }
+}
+
+async fn open_ticket(
+    State(state): State<AppState>,
+    Path(community): Path<String>,
+    Body(b): Body<OpenTicket>,
+) -> Result<(StatusCode, Json<TicketOut>), ApiError> {
+    state
+        .db(move |conn, now| {
+            let opened_at = instant("opened_at", b.opened_at.as_deref(), now)?;
+            let input = TicketInput {
+                no: non_empty("no", &b.no)?,
+                household: b.household,
+                kind: parsed("kind", &b.kind)?,
+                summary: b.summary,
+                first_receiver: non_empty("first_receiver", &b.first_receiver)?,
+                assigned_at: b.assignee.as_ref().map(|_| opened_at),
+                assignee: b.assignee,
+                opened_at,
+                closed_at: None,
+            };
+            let existed = DomainRead::new(conn, &community)
+                .ticket_by_no(&input.no)?
+                .is_some();
+            let t = with_tx(conn, |tx| tx.domain(&community).open_ticket(&input, now)).map_err(
+                |e| match e {
+                    DomainError::NotFound {
+                        what: "household", ..
+                    } => ApiError::invalid("household", e.to_string()),
+                    e => e.into(),
+                },
+            )?;
+            let status = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok((status, Json(t.into())))
+        })
+        .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseTicket {
+    closed_at: Option<String>,
+    assignee: Option<String>,
+}
+
+async fn close_ticket(
+    State(state): State<AppState>,
+    Path((community, no)): Path<(String, String)>,
+    Body(b): Body<CloseTicket>,
+) -> Result<Json<TicketOut>, ApiError> {
+    state
+        .db(move |conn, now| {
+            let closed_at = instant("closed_at", b.closed_at.as_deref(), now)?;
+            let t = with_tx(conn, |tx| {
+                tx.domain(&community)
+                    .close_ticket(&no, closed_at, b.assignee.as_deref(), now)
+            })?;
+            Ok(Json(t.into()))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordCallback {
+    done_by: String,
+    satisfied: bool,
+    score: u8,
+    #[serde(default)]
+    notes: String,
+    done_at: Option<String>,
+}
+
+async fn record_callback(
+    State(state): State<AppState>,
+    Path((community, no)): Path<(String, String)>,
+    Body(b): Body<RecordCallback>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    state
+        .db(move |conn, now| {
+            let input = CallbackInput {
+                done_at: instant("done_at", b.done_at.as_deref(), now)?,
+                done_by: non_empty("done_by", &b.done_by)?,
+                satisfied: b.satisfied,
+                score: b.score,
+                notes: b.notes,
+            };
+            let out = with_tx(conn, |tx| {
+                tx.domain(&community).record_callback(&no, &input, now)
+            })?;
+            Ok((
+                StatusCode::CREATED,
+                Json(serde_json::json!({
+                    "ticket": no,
+                    "done_at": fmt_ts(out.callback.done_at),
+                    "satisfied": out.callback.satisfied,
+                    "score": out.callback.score,
+                    "reopened": out.reopened,
+                })),
+            ))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostPayment {
+    reference: String,
+    household: String,
+    fee_type: String,
+    period: String,
+    amount_fen: i64,
+    paid_at: Option<String>,
+    #[serde(default)]
+    method: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PaymentOut {
+    reference: String,
+    bill_id: i64,
+    amount_fen: i64,
+    paid_at: String,
+    method: String,
+    reversed_at: Option<String>,
+    reversal_reason: Option<String>,
+    /// Whether the bill still has money owed after this change.
+    bill_unpaid: bool,
+}
+
+fn payment_out(d: &DomainRead<'_>, p: crate::domain::Payment) -> Result<PaymentOut, ApiError> {
+    Ok(PaymentOut {
+        bill_unpaid: d.is_bill_unpaid(p.bill_id)?.unwrap_or(false),
+        reference: p.reference,
+        bill_id: p.bill_id,
+        amount_fen: p.amount_fen,
+        paid_at: fmt_ts(p.paid_at),
+        method: p.method,
+        reversed_at: p.reversed_at.map(fmt_ts),
+        reversal_reason: p.reversal_reason,
+    })
+}
+
+async fn post_payment(
+    State(state): State<AppState>,
+    Path(community): Path<String>,
+    Body(b): Body<PostPayment>,
+) -> Result<(StatusCode, Json<PaymentOut>), ApiError> {
+    state
+        .db(move |conn, now| {
+            if b.amount_fen <= 0 {
+                return Err(ApiError::invalid(
+                    "amount_fen",
+                    "must be a positive integer",
+                ));
+            }
+            let input = PaymentInput {
+                reference: non_empty("reference", &b.reference)?,
+                household: non_empty("household", &b.household)?,
+                fee_type: parsed::<FeeType>("fee_type", &b.fee_type)?,
+                period: parsed::<Period>("period", &b.period)?,
+                amount_fen: b.amount_fen,
+                paid_at: instant("paid_at", b.paid_at.as_deref(), now)?,
+                method: b.method,
+                reversed_at: None,
+                reversal_reason: None,
+            };
+            let (p, new) = with_tx(conn, |tx| tx.domain(&community).post_payment(&input, now))?;
+            let out = payment_out(&DomainRead::new(conn, &community), p)?;
+            let status = if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(out)))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReversePayment {
+    reason: String,
+}
+
+async fn reverse_payment(
+    State(state): State<AppState>,
+    Path((community, reference)): Path<(String, String)>,
+    Body(b): Body<ReversePayment>,
+) -> Result<Json<PaymentOut>, ApiError> {
+    state
+        .db(move |conn, now| {
+            let reason = non_empty("reason", &b.reason)?;
+            let p = with_tx(conn, |tx| {
+                tx.domain(&community)
+                    .reverse_payment(&reference, &reason, now)
+            })?;
+            Ok(Json(payment_out(&DomainRead::new(conn, &community), p)?))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerSurvey {
+    reception: Option<u8>,
+    repairs: Option<u8>,
+    cleaning: Option<u8>,
+    security: Option<u8>,
+    greenery: Option<u8>,
+    #[serde(default)]
+    comment: String,
+}
+
+const MAX_COMMENT_CHARS: usize = 2000;
+
+async fn answer_survey(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Body(b): Body<AnswerSurvey>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    state
+        .db(move |conn, now| {
+            if b.comment.chars().count() > MAX_COMMENT_CHARS {
+                return Err(ApiError::invalid(
+                    "comment",
+                    format!("must be at most {MAX_COMMENT_CHARS} characters"),
+                ));
+            }
+            let scores = SurveyScores {
+                reception: b.reception,
+                repairs: b.repairs,
+                cleaning: b.cleaning,
+                security: b.security,
+                greenery: b.greenery,
+            };
+            if crate::domain::ServiceArea::ALL
+                .iter()
+                .all(|a| scores.get(*a).is_none())
+            {
+                return Err(ApiError::invalid(
+                    "reception",
+                    "score at least one service area",
+                ));
+            }
+            let r = with_tx(conn, |tx| {
+                tx.record_survey_response(&token, scores, b.comment.trim(), now)
+            })
+            .map_err(|e| match e {
+                // Do not say whether a token exists in some other form: 404 either way.
+                DomainError::NotFound { .. } => ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    None,
+                    "no survey invitation with this link",
+                ),
+                e => e.into(),
+            })?;
+            Ok((
+                StatusCode::CREATED,
+                Json(serde_json::json!({"answered_at": fmt_ts(r.answered_at)})),
+            ))
+        })
+        .await
+}
+
+mod survey_page;
+#[cfg(test)]
+mod tests;

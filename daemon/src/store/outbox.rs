@@ -1,0 +1,522 @@
+//! SQL of the delivery subsystem: the outbox, opt-out records, unreachable owners and the SMS log.
+//!
+//! Every state change of a message is one UPDATE guarded by the state it expects to leave
+//! (`WHERE status = 'sending'`), so two actors (the dispatcher and `wuyed outbox cancel`) can
+//! never both win, and a crash between two statements leaves a row in a state that says so.
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::Tx;
+use crate::deliver::{Category, Channel, OutboxMessage, Status};
+
+/// The schema as one migration, for the store's migration list (0004).
+pub const MIGRATION: &str = include_str!("migrations/0004_outbox.sql");
+
+/// Creates the delivery tables if they are missing. Until the store's versioned migration runner
+/// lists 0004, the dispatcher and `wuyed outbox` call this; the SQL is idempotent either way.
+pub fn ensure_schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(MIGRATION)
+}
+
+/// Opens the database file the way the daemon does (WAL, full sync), with the delivery schema.
+pub fn open(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    use anyhow::Context as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    let conn = rusqlite::Connection::open(path)
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    ensure_schema(&conn).with_context(|| format!("cannot migrate {}", path.display()))?;
+    Ok(conn)
+}
+
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+const COLUMNS: &str = "id, community, workflow, slot, recipient, step, channel, address, \
+    display_name, locale, category, template, subject, body_text, body_html, sms_code, sms_params, \
+    reason, message_id, status, attempts, next_attempt_at, expires_at, provider_id, last_error, \
+    created_at, updated_at, sent_at";
+
+fn parse<T: std::str::FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    s.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unexpected value {s:?}").into(),
+        )
+    })
+}
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
+    let params: Option<String> = row.get(16)?;
+    let reason: String = row.get(17)?;
+    Ok(OutboxMessage {
+        id: row.get(0)?,
+        community: row.get(1)?,
+        workflow: row.get(2)?,
+        slot: row.get(3)?,
+        recipient: row.get(4)?,
+        step: row.get(5)?,
+        channel: parse::<Channel>(row, 6)?,
+        address: row.get(7)?,
+        display_name: row.get(8)?,
+        locale: row.get(9)?,
+        category: parse::<Category>(row, 10)?,
+        template: row.get(11)?,
+        subject: row.get(12)?,
+        body_text: row.get(13)?,
+        body_html: row.get(14)?,
+        sms_code: row.get(15)?,
+        sms_params: params
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        reason: serde_json::from_str(&reason).unwrap_or(serde_json::Value::Null),
+        message_id: row.get(18)?,
+        status: parse::<Status>(row, 19)?,
+        attempts: row.get(20)?,
+        next_attempt_at: from_ms(row.get(21)?),
+        expires_at: from_ms(row.get(22)?),
+        provider_id: row.get(23)?,
+        last_error: row.get(24)?,
+        created_at: from_ms(row.get(25)?),
+        updated_at: from_ms(row.get(26)?),
+        sent_at: row.get::<_, Option<i64>>(27)?.map(from_ms),
+    })
+}
+
+/// An opt-out as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOut {
+    pub id: i64,
+    pub community: String,
+    pub owner: String,
+    pub channel: Channel,
+    pub recorded_at: DateTime<Utc>,
+    pub how: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_how: Option<String>,
+}
+
+/// An owner no channel could reach, for the desk to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    pub id: i64,
+    pub community: String,
+    pub workflow: String,
+    pub slot: String,
+    pub recipient: String,
+    pub step: String,
+    pub name: String,
+    pub why: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Tx<'_> {
+    /// Queues a message. Returns its id, or `None` when a message with the same idempotency key
+    /// is already queued (the repeat is dropped, the first stands).
+    pub fn outbox_insert(&self, m: &OutboxMessage) -> rusqlite::Result<Option<i64>> {
+        let n = self.0.execute(
+            "INSERT INTO outbox (community, workflow, slot, recipient, step, channel, address, \
+             display_name, locale, category, template, subject, body_text, body_html, sms_code, \
+             sms_params, reason, message_id, status, attempts, next_attempt_at, expires_at, \
+             created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19, 0, ?20, ?21, ?22, ?22) \
+             ON CONFLICT (community, workflow, slot, recipient, step) DO NOTHING",
+            params![
+                m.community,
+                m.workflow,
+                m.slot,
+                m.recipient,
+                m.step,
+                m.channel.as_str(),
+                m.address,
+                m.display_name,
+                m.locale,
+                m.category.as_str(),
+                m.template,
+                m.subject,
+                m.body_text,
+                m.body_html,
+                m.sms_code,
+                if m.sms_params.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&m.sms_params).unwrap_or_default())
+                },
+                m.reason.to_string(),
+                m.message_id,
+                m.status.as_str(),
+                ms(m.next_attempt_at),
+                ms(m.expires_at),
+                ms(m.created_at),
+            ],
+        )?;
+        Ok((n == 1).then(|| self.0.last_insert_rowid()))
+    }
+
+    pub fn outbox_get(&self, id: i64) -> rusqlite::Result<Option<OutboxMessage>> {
+        self.0
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
+                [id],
+                message_from_row,
+            )
+            .optional()
+    }
+
+    /// Messages whose next attempt is due at `now`, oldest first.
+    pub fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<OutboxMessage>> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE status IN ('pending', 'deferred', 'failed') \
+             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+        ))?;
+        stmt.query_map(params![ms(now), limit as i64], message_from_row)?
+            .collect()
+    }
+
+    /// When the next waiting message is due, if any is waiting.
+    pub fn outbox_next_due(&self) -> rusqlite::Result<Option<DateTime<Utc>>> {
+        let v: Option<i64> = self.0.query_row(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('pending', 'deferred', 'failed')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(v.map(from_ms))
+    }
+
+    /// Lists messages, newest first, optionally by status and community.
+    pub fn outbox_list(
+        &self,
+        status: Option<Status>,
+        community: Option<&str>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<OutboxMessage>> {
+        let mut stmt = self.0.prepare(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) \
+             AND (?2 IS NULL OR community = ?2) ORDER BY id DESC LIMIT ?3"
+        ))?;
+        stmt.query_map(
+            params![status.map(|s| s.as_str()), community, limit as i64],
+            message_from_row,
+        )?
+        .collect()
+    }
+
+    /// Counts messages per status (for tests, metrics and the benchmark).
+    pub fn outbox_count(&self, status: Status) -> rusqlite::Result<i64> {
+        self.0.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE status = ?1",
+            [status.as_str()],
+            |r| r.get(0),
+        )
+    }
+
+    /// Claims a waiting message for a send attempt: `sending`, one more attempt. False if someone
+    /// else changed it meanwhile (cancelled from the CLI).
+    pub fn outbox_claim(&self, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?2 \
+             WHERE id = ?1 AND status IN ('pending', 'deferred', 'failed')",
+            )?
+            .execute(params![id, ms(now)])?;
+        Ok(n == 1)
+    }
+
+    /// Moves a waiting message to `status` without an attempt (deferred, expired, cancelled).
+    pub fn outbox_settle_waiting(
+        &self,
+        id: i64,
+        status: Status,
+        next_attempt_at: DateTime<Utc>,
+        why: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = ?3, \
+             last_error = COALESCE(?4, last_error), updated_at = ?5 \
+             WHERE id = ?1 AND status IN ('pending', 'deferred', 'failed')",
+            )?
+            .execute(params![
+                id,
+                status.as_str(),
+                ms(next_attempt_at),
+                why,
+                ms(now)
+            ])?;
+        Ok(n == 1)
+    }
+
+    /// Records the outcome of a send attempt of a message in `sending`.
+    pub fn outbox_finish(
+        &self,
+        id: i64,
+        status: Status,
+        next_attempt_at: DateTime<Utc>,
+        provider_id: Option<&str>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<bool> {
+        let sent_at = (status == Status::Sent).then(|| ms(now));
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = ?3, \
+             provider_id = COALESCE(?4, provider_id), last_error = ?5, updated_at = ?6, \
+             sent_at = COALESCE(?7, sent_at) WHERE id = ?1 AND status = 'sending'",
+            )?
+            .execute(params![
+                id,
+                status.as_str(),
+                ms(next_attempt_at),
+                provider_id,
+                error,
+                ms(now),
+                sent_at
+            ])?;
+        Ok(n == 1)
+    }
+
+    /// After a crash: every message left in `sending` was handed over (or not) with no answer
+    /// recorded. It becomes `unknown`; email, whose Message-ID lets the mailbox drop a copy, goes
+    /// straight back to `pending`; SMS stays `unknown` for a human. Returns (email, sms) counts.
+    pub fn outbox_recover_sending(&self, now: DateTime<Utc>) -> rusqlite::Result<(usize, usize)> {
+        let why =
+            "outcome unknown: the dispatcher stopped while this message was being handed over";
+        let email = self.0.execute(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, updated_at = ?1, \
+             last_error = ?2 WHERE status = 'sending' AND channel = 'email'",
+            params![ms(now), why],
+        )?;
+        let sms = self.0.execute(
+            "UPDATE outbox SET status = 'unknown', updated_at = ?1, last_error = ?2 \
+             WHERE status = 'sending' AND channel = 'sms'",
+            params![ms(now), why],
+        )?;
+        Ok((email, sms))
+    }
+
+    /// Settles a message in `unknown` once the provider told what became of it.
+    pub fn outbox_resolve_unknown(
+        &self,
+        id: i64,
+        status: Status,
+        provider_id: Option<&str>,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<bool> {
+        let sent_at = (status == Status::Sent).then(|| ms(now));
+        let n = self.0.execute(
+            "UPDATE outbox SET status = ?2, next_attempt_at = ?5, updated_at = ?5, \
+             provider_id = COALESCE(?3, provider_id), last_error = ?4, \
+             sent_at = COALESCE(?6, sent_at) WHERE id = ?1 AND status = 'unknown'",
+            params![id, status.as_str(), provider_id, why, ms(now), sent_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// `wuyed outbox retry ID`: requeues a message that is not sent and not in flight.
+    pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+        let n = self.0.execute(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 \
+             WHERE id = ?1 AND status IN ('failed', 'dead', 'unknown', 'expired', 'cancelled', 'deferred')",
+            params![id, ms(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// `wuyed outbox cancel ID`: cancels a message that has not gone out.
+    pub fn outbox_cancel(&self, id: i64, why: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+        let n = self.0.execute(
+            "UPDATE outbox SET status = 'cancelled', last_error = ?2, updated_at = ?3 \
+             WHERE id = ?1 AND status IN ('pending', 'deferred', 'failed', 'unknown')",
+            params![id, why, ms(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records that `owner` opted out of informational messages on `channel`, and how (the form,
+    /// the desk, a reply). Returns the record's id.
+    pub fn optout_record(
+        &self,
+        community: &str,
+        owner: &str,
+        channel: Channel,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<i64> {
+        self.0.execute(
+            "INSERT INTO delivery_optout (community, owner, channel, category, recorded_at, how) \
+             VALUES (?1, ?2, ?3, 'informational', ?4, ?5)",
+            params![community, owner, channel.as_str(), ms(now), how],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    /// Revokes the owner's active opt-outs on `channel`; the records stay, with when and how.
+    pub fn optout_revoke(
+        &self,
+        community: &str,
+        owner: &str,
+        channel: Channel,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<usize> {
+        self.0.execute(
+            "UPDATE delivery_optout SET revoked_at = ?4, revoked_how = ?5 \
+             WHERE community = ?1 AND owner = ?2 AND channel = ?3 AND revoked_at IS NULL",
+            params![community, owner, channel.as_str(), ms(now), how],
+        )
+    }
+
+    pub fn optout_active(
+        &self,
+        community: &str,
+        owner: &str,
+        channel: Channel,
+    ) -> rusqlite::Result<bool> {
+        self.0.query_row(
+            "SELECT EXISTS (SELECT 1 FROM delivery_optout WHERE community = ?1 AND owner = ?2 \
+             AND channel = ?3 AND revoked_at IS NULL)",
+            params![community, owner, channel.as_str()],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn optout_history(&self, community: &str, owner: &str) -> rusqlite::Result<Vec<OptOut>> {
+        let mut stmt = self.0.prepare(
+            "SELECT id, community, owner, channel, recorded_at, how, revoked_at, revoked_how \
+             FROM delivery_optout WHERE community = ?1 AND owner = ?2 ORDER BY id",
+        )?;
+        stmt.query_map(params![community, owner], |r| {
+            Ok(OptOut {
+                id: r.get(0)?,
+                community: r.get(1)?,
+                owner: r.get(2)?,
+                channel: parse(r, 3)?,
+                recorded_at: from_ms(r.get(4)?),
+                how: r.get(5)?,
+                revoked_at: r.get::<_, Option<i64>>(6)?.map(from_ms),
+                revoked_how: r.get(7)?,
+            })
+        })?
+        .collect()
+    }
+
+    /// Lists an owner nobody could reach for this run and step (once).
+    #[allow(clippy::too_many_arguments)]
+    pub fn unreachable_insert(
+        &self,
+        community: &str,
+        workflow: &str,
+        slot: &str,
+        recipient: &str,
+        step: &str,
+        name: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.0.execute(
+            "INSERT INTO delivery_unreachable (community, workflow, slot, recipient, step, name, \
+             why, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (community, workflow, slot, recipient, step) DO NOTHING",
+            params![
+                community,
+                workflow,
+                slot,
+                recipient,
+                step,
+                name,
+                why,
+                ms(now)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn unreachable_list(&self, community: Option<&str>) -> rusqlite::Result<Vec<Unreachable>> {
+        let mut stmt = self.0.prepare(
+            "SELECT id, community, workflow, slot, recipient, step, name, why, created_at \
+             FROM delivery_unreachable WHERE handled_at IS NULL AND (?1 IS NULL OR community = ?1) \
+             ORDER BY id",
+        )?;
+        stmt.query_map(params![community], |r| {
+            Ok(Unreachable {
+                id: r.get(0)?,
+                community: r.get(1)?,
+                workflow: r.get(2)?,
+                slot: r.get(3)?,
+                recipient: r.get(4)?,
+                step: r.get(5)?,
+                name: r.get(6)?,
+                why: r.get(7)?,
+                created_at: from_ms(r.get(8)?),
+            })
+        })?
+        .collect()
+    }
+
+    /// Notes an SMS handed to `provider`, for its per-number limits.
+    pub fn sms_log_insert(
+        &self,
+        provider: &str,
+        address: &str,
+        content: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.0.prepare_cached(
+            "INSERT INTO delivery_sms_log (provider, address, content, sent_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![provider, address, content, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// SMS to `address` through `provider` since `since`: (all, with this content) and the
+    /// latest instant one with this content went.
+    pub fn sms_log_since(
+        &self,
+        provider: &str,
+        address: &str,
+        content: &str,
+        since: DateTime<Utc>,
+    ) -> rusqlite::Result<(i64, i64, Option<DateTime<Utc>>)> {
+        self.0.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(content = ?3), 0), MAX(CASE WHEN content = ?3 THEN sent_at END) \
+             FROM delivery_sms_log WHERE provider = ?1 AND address = ?2 AND sent_at >= ?4",
+            params![provider, address, content, ms(since)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(from_ms))),
+        )
+    }
+}
+
+/// Runs `f` in one transaction on `conn` and commits it: for tools and tests that work on the
+/// outbox outside a run (a run's effects use the scheduler's transaction).
+pub fn transaction<T>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let tx = Tx(conn.transaction()?);
+    let v = f(&tx)?;
+    tx.0.commit()?;
+    Ok(v)
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 for wuye's delivery tests and benchmark.
+
+Stores each accepted message as <out>/<seq>.eml (seq counts up from 000001 in arrival order).
+Prints "READY <port>" on stdout once listening.
+
+  --fail-data N      answer the first N DATA commands with 451 (temporary), then accept
+  --reject WORD      answer RCPT with 550 for addresses containing WORD (permanent)
+  --delay SECONDS    wait this long before answering each DATA (widens races for kill tests)
+  --count-only       do not write files; print nothing until killed (benchmark)
+  --tls starttls|implicit --cert PEM --key PEM   require STARTTLS, or TLS from the first byte
+  --auth USER:PASS   require AUTH (PLAIN/LOGIN) with these credentials
+
+Next to each message, <seq>.json says whether the session was encrypted and who authenticated.
+"""
+import argparse
+import asyncio
+import os
+import json
+import socket
+import ssl
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+class Sink:
+    def __init__(self, args):
+        self.args = args
+        self.seq = 0
+        self.failed = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.args.reject and self.args.reject in address:
+            return "550 5.1.1 <%s>: mailbox unavailable, no such user here" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.args.delay:
+            await asyncio.sleep(self.args.delay)
+        if self.failed < self.args.fail_data:
+            self.failed += 1
+            return "451 4.3.0 try again later (test sink)"
+        self.seq += 1
+        if not self.args.count_only:
+            name = os.path.join(self.args.out, "%06d.eml" % self.seq)
+            tmp = name + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(envelope.original_content or envelope.content)
+            os.rename(tmp, name)
+            auth = getattr(session, "auth_data", None)
+            login = auth.login if isinstance(auth, LoginPassword) else None
+            with open(os.path.join(self.args.out, "%06d.json" % self.seq), "w") as f:
+                tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
+                json.dump({"tls": tls, "authenticated": bool(session.authenticated),
+                           "login": login.decode() if isinstance(login, bytes) else login}, f)
+        return "250 2.0.0 queued as %d" % self.seq
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=".")
+    p.add_argument("--fail-data", type=int, default=0)
+    p.add_argument("--reject", default="")
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--count-only", action="store_true")
+    p.add_argument("--tls", default="none", choices=["none", "starttls", "implicit"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--auth", default="")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    port = free_port()
+    kwargs = {}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (isinstance(auth_data, LoginPassword)
+                  and auth_data.login.decode() == user and auth_data.password.decode() == password)
+            return AuthResult(success=ok, handled=False)
+
+        kwargs.update(authenticator=authenticator, auth_required=True,
+                      # aiosmtpd only counts STARTTLS as TLS; implicit TLS is encrypted anyway.
+                      auth_require_tls=args.tls == "starttls")
+    ssl_context = None
+    if args.tls != "none":
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.cert, args.key)
+        if args.tls == "starttls":
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        else:
+            ssl_context = ctx
+    c = Controller(Sink(args), hostname="127.0.0.1", port=port, data_size_limit=10_000_000,
+                   ssl_context=ssl_context, **kwargs)
+    c.start()
+    print("READY %d" % port, flush=True)
+    try:
+        # Until the test kills us or closes stdin.
+        sys.stdin.read()
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    main()
