@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     let cli = match wuye::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() { wuye::exit::USAGE } else { 0 };
+            let code = if err.use_stderr() {
+                wuye::exit::USAGE
+            } else {
+                0
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }

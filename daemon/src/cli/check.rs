@@ -1,13 +1,71 @@
-//! `wuyed check`.
+//! `wuyed check`: validate a configuration directory before anything runs, like
+//! `vector validate`.
+//!
+//! Every error is printed as `FILE:LINE: KEY: MESSAGE` (the form editors and `grep` understand),
+//! all of them, then a count; the exit status is 78 (EX_CONFIG) so a deploy script can stop on it.
+//! Warnings are printed as `warning: ...` and do not fail the check unless `--deny-warnings`.
+//! Secret values never appear: messages name the variable or file a secret comes from.
+
+use std::io::Write;
+
+use crate::config::{self, LoadOptions};
+use crate::exit::Coded;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration directory.
+    /// Configuration directory (holds wuyed.toml, communities/, calendars/).
     #[arg(long, default_value = "config")]
     pub config: std::path::PathBuf,
+
+    /// Fail (exit 78) on warnings too, such as a calendar that does not cover next year.
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("`wuyed check` is not implemented yet")
+    let options = LoadOptions::from_env(&crate::clock::SystemClock::new());
+    let report = config::check(&args.config, &options);
+
+    let mut out = std::io::stdout().lock();
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    for e in &report.errors {
+        writeln!(out, "{e}")?;
+    }
+    let shown = args.config.display();
+    if !report.errors.is_empty() {
+        let n = report.errors.len();
+        writeln!(out, "{n} error{} in {shown}", plural(n))?;
+        return Err(
+            Coded::config(anyhow::anyhow!("configuration in {shown} is not usable")).into(),
+        );
+    }
+    if args.deny_warnings && !report.warnings.is_empty() {
+        let n = report.warnings.len();
+        writeln!(out, "{n} warning{} in {shown} (--deny-warnings)", plural(n))?;
+        return Err(Coded::config(anyhow::anyhow!(
+            "configuration in {shown} has warnings and --deny-warnings was given"
+        ))
+        .into());
+    }
+    let Some(settings) = report.settings else {
+        // compile() returns settings whenever there is no error.
+        anyhow::bail!("configuration check produced neither settings nor errors");
+    };
+    let communities = settings.communities.len();
+    let workflows: usize = settings.communities.iter().map(|c| c.workflows.len()).sum();
+    let calendars = settings.calendar_count();
+    writeln!(
+        out,
+        "ok: {communities} communit{}, {workflows} workflow{}, {calendars} calendar{} ({shown})",
+        if communities == 1 { "y" } else { "ies" },
+        plural(workflows),
+        plural(calendars),
+    )?;
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

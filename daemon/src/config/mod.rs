@@ -1,20 +1,49 @@
 //! Configuration: read the files, check everything, hand the daemon a [`Settings`] it can trust.
 //!
-//! Loading is two stages, as in Vector: the files are deserialised into the loose `*File` types
-//! of [`model`], then compiled into [`Settings`], collecting every error (with file, key path and
-//! line where known) instead of stopping at the first. A reload runs the same path and swaps only
-//! when it succeeded.
+//! A config directory holds `wuyed.toml` (the daemon), `communities/*.toml` (one file per
+//! community, read in name order) and `calendars/<name>.toml` (business calendars, read by
+//! [`crate::schedule::Calendar`]).
+//!
+//! Loading is two stages, as in Vector: the files are deserialised into the `*File` types of
+//! `model.rs` (strictly, every struct with `deny_unknown_fields`; see `source.rs` for how one file
+//! yields all its errors), then compiled into [`Settings`] by small `check_*` rules
+//! (`compile.rs`). Every error names the file, the dotted key and the line where known, and all
+//! of them are collected, never just the first. [`check`] returns errors and warnings (what
+//! `wuyed check` prints); [`load`] returns the settings or the errors. A reload runs the same path
+//! and swaps only when it succeeded.
+//!
+//! Environment overrides (layered with the `config` crate over the files, see [`LoadOptions`]):
+//!
+//! - `WUYE_<SECTION>__<KEY>[__<KEY>...]` sets a key of `wuyed.toml`:
+//!   `WUYE_DAEMON__DATA_DIR=/var/lib/wuye` sets `daemon.data_dir`, `WUYE_HTTP__LISTEN=0.0.0.0:8760`
+//!   sets `http.listen`.
+//! - `WUYE_COMMUNITY__<ID>__<KEY>[__<KEY>...]` sets a key of the community whose `id` is `<ID>`
+//!   (case-insensitive, `-` in the id written `_`): `WUYE_COMMUNITY__SHUIPAN__QUIET_HOURS__START=22:00`.
+//! - A number as a key selects an array item: `WUYE_COMMUNITY__SHUIPAN__STAFF__0__PHONE=...`.
+//! - Values are strings; a value starting with `[` or `{` is read as a TOML array or inline table
+//!   (`WUYE_COMMUNITY__SHUIPAN__WORKFLOWS__HEARTBEAT__NOTIFIES='["supervisor"]'`,
+//!   `WUYE_DELIVERY__EMAIL__SMTP__PASSWORD='{ file = "/run/secrets/smtp" }'`) and replaces the
+//!   value in the file whole.
+//! - `WUYE_` variables without a `__` (such as `WUYE_CONFIG`) are not overrides.
+//!
+//! Keys are lowercase in the files, so a key with capitals (inside plugin `params`) cannot be
+//! overridden; in a file that has overrides, TOML dates in `params` reach the plugin as strings
+//! (the `config` crate has no date type). A file must be valid on its own: an override changes a
+//! value, it does not repair a file. An error in a value set by a variable names the variable.
 
+mod compile;
 mod model;
 pub mod secret;
+mod source;
 
 pub use model::*;
 
-// CONTRACT (filled by the config work): `load`, `Settings`, `Community`, `Workflow`, `ConfigErrors`.
-
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use crate::schedule::{Calendar, Schedule};
@@ -38,8 +67,9 @@ pub struct Community {
     pub name: String,
     pub tz: Tz,
     pub calendar: Option<Arc<Calendar>>,
+    /// The enabled workflows, by name; a disabled one is checked but not listed here.
     pub workflows: Vec<Workflow>,
-    /// Everything else as written.
+    /// Everything else as written (environment overrides applied).
     pub raw: CommunityFile,
 }
 
@@ -59,7 +89,8 @@ pub struct Workflow {
 /// One problem found in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// Path as the user gave it (relative to where they ran the command when possible).
+    /// Path as the user gave it (the config directory as given, joined with the file's name).
+    /// `environment` for a variable that matches no file.
     pub file: PathBuf,
     /// Dotted key path (`workflows.fee_reminder.schedule`), empty for a whole-file problem.
     pub key: String,
@@ -67,13 +98,132 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `FILE:LINE: KEY: MESSAGE`, leaving out what is unknown; the form `wuyed check` prints and
+/// editors can jump to.
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
 /// Every problem found; never empty.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{} configuration error(s)", .0.len())]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-/// Reads and checks the configuration in `dir`.
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} configuration error{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a load depends on besides the files, so `wuyed check`, the daemon and tests can each
+/// give their own.
+#[derive(Clone)]
+pub struct LoadOptions {
+    /// The environment: `WUYE_` overrides and `{ env = "..." }` secrets are read from it.
+    pub env: BTreeMap<String, String>,
+    /// Checks a workflow's plugin file once it is known to exist (the plugin host may validate
+    /// the component); the message says what is wrong with it.
+    pub plugin_check: fn(&Path) -> Result<(), String>,
+    /// Today, for warnings such as a calendar that does not cover next year.
+    pub today: NaiveDate,
+}
+
+impl fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The environment may hold secrets: show names only.
+        f.debug_struct("LoadOptions")
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("today", &self.today)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadOptions {
+    /// The process environment and today's date from `clock`.
+    pub fn from_env(clock: &dyn crate::clock::Clock) -> Self {
+        LoadOptions {
+            env: std::env::vars().collect(),
+            plugin_check: plugin_exists,
+            today: clock.now().date_naive(),
+        }
+    }
+}
+
+/// The default plugin check: the file exists, which the loader already established.
+pub fn plugin_exists(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// The outcome of checking a configuration directory: the settings when there is no error, and
+/// every error and warning found either way.
+#[derive(Debug)]
+pub struct Report {
+    pub settings: Option<Settings>,
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Reads and checks the configuration in `dir` against the process environment.
 pub fn load(dir: &Path) -> Result<Settings, ConfigErrors> {
-    let _ = dir;
-    todo!()
+    load_with(
+        dir,
+        &LoadOptions::from_env(&crate::clock::SystemClock::new()),
+    )
+}
+
+/// [`load`] with explicit options; warnings are dropped (see [`check`] to get them).
+pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Settings, ConfigErrors> {
+    let report = check(dir, options);
+    match report.settings {
+        Some(settings) if report.errors.is_empty() => Ok(settings),
+        _ => Err(ConfigErrors(report.errors)),
+    }
+}
+
+/// Reads and checks everything in `dir`, collecting every error and warning.
+pub fn check(dir: &Path, options: &LoadOptions) -> Report {
+    compile::compile(dir, options)
+}
+
+impl Settings {
+    /// The community with this id.
+    pub fn community(&self, id: &str) -> Option<&Arc<Community>> {
+        self.communities.iter().find(|c| c.id == id)
+    }
+
+    /// How many distinct business calendars the communities use.
+    pub fn calendar_count(&self) -> usize {
+        let mut names: Vec<&str> = self
+            .communities
+            .iter()
+            .filter_map(|c| c.calendar.as_ref().map(|cal| cal.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    }
+}
+
+impl Community {
+    /// The enabled workflow with this name.
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
 }

@@ -211,11 +211,15 @@ impl Role {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaffMember {
-    /// Stable id (`li-na`).
+    /// Stable id (`li-na`): lowercase letters, digits and `-`, unique in the community.
     pub id: String,
+    /// Name as colleagues know it (李娜), used in notifications.
     pub name: String,
+    /// `customer_service`, `supervisor` or `manager`.
     pub role: Role,
+    /// Work email for notifications; shown masked in logs and `wuyed check`.
     pub email: Option<String>,
+    /// Work mobile for SMS notifications (7 to 15 digits, `+` country code, spaces, `-`).
     pub phone: Option<String>,
     /// Staff id of the person this one escalates to; defaults to anyone with the next role.
     pub reports_to: Option<String>,
@@ -259,6 +263,7 @@ pub struct WorkflowFile {
     /// What a non-workday means for this schedule (needs `calendar`).
     #[serde(default)]
     pub on_non_workday: NonWorkday,
+    /// After downtime: `latest` (default), `all` or `skip`.
     #[serde(default)]
     pub catch_up: CatchUp,
     /// How far back missed slots are still considered (`"2d"`, `"6h"`); older ones are recorded
@@ -272,6 +277,7 @@ pub struct WorkflowFile {
     /// Roles this workflow notifies; each must be staffed.
     #[serde(default)]
     pub notifies: Vec<Role>,
+    /// `false`: checked, but not run (its plugin need not be built yet).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Parameters handed to the plugin as they are.
