@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use wuye_plugin_sdk::prelude::*;
 use wuye_plugin_sdk::DAY_MS;
-use workflow_kit::{HOUR_MS, ReceptionHours, add_reception_hours, local_date, zone};
+use workflow_kit::{HOUR_MS, ReceptionHours, add_reception_hours, zone};
 
 /// The workflow's `params` table. The SLA names are shared with `wuyed report callbacks`.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,8 +33,9 @@ pub struct Params {
     /// Count the SLA only inside these hours on workdays (`08:30-17:30`); wall-clock hours when absent.
     #[serde(default)]
     pub reception_hours: Option<String>,
-    /// Remind the desk when the ticket closes (default true).
-    #[serde(default = "yes")]
+    /// Remind the desk when the ticket closes, with template `callback_due` (which the
+    /// community then provides; default false: the shipped templates have none).
+    #[serde(default)]
     pub remind_desk: bool,
 }
 
@@ -43,9 +44,6 @@ fn h24() -> u32 {
 }
 fn h48() -> u32 {
     48
-}
-fn yes() -> bool {
-    true
 }
 
 /// What the deadline timer carries: enough to know whether the chain still applies.
@@ -56,6 +54,23 @@ pub struct Chase {
     pub closed_at: Timestamp,
     /// `supervisor` or `manager`.
     pub step: String,
+    /// When the callback was due (the SLA deadline), for "overdue by N hours".
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
+}
+
+/// 报修 / 投诉 for the notices.
+fn kind_zh(kind: &str) -> &str {
+    match kind {
+        "repair" => "报修",
+        "complaint" => "投诉",
+        other => other,
+    }
+}
+
+/// `2026-09-18 16:00` in the community's zone.
+fn local_time(ts: Timestamp, tz: chrono_tz::Tz) -> String {
+    workflow_kit::instant(ts).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// `ticket.closed` as the domain emits it (ids may be numbers or strings).
@@ -117,6 +132,12 @@ impl CallbackEscalation {
         if ticket.callback.is_some() {
             return Ok(());
         }
+        // The same close seen twice (a replayed event, the sweep after the event) starts one chain.
+        let chain = format!("chain:{}", ticket.id);
+        if host.kv_get(&chain).as_deref() == Some(closed_at.to_string().as_str()) {
+            return Ok(());
+        }
+        host.kv_put(&chain, &closed_at.to_string());
         let sla = match ticket.kind.as_str() {
             "complaint" => params.sla_hours_complaint,
             _ => params.sla_hours_repair,
@@ -126,14 +147,14 @@ impl CallbackEscalation {
         if params.remind_desk {
             host.notify_staff(
                 StaffNotice::new(Role::CustomerService, "callback_due", &format!("callback-due:{}", ticket.id))
-                    .var("ticket", &ticket.id)
-                    .var("kind", &ticket.kind)
+                    .var("ticket.id", &ticket.id)
+                    .var("ticket.kind", kind_zh(&ticket.kind))
+                    .var("ticket.assignee", &owner)
                     .var("household", &ticket.household)
-                    .var("owner", &owner)
-                    .var("due_at", due),
+                    .var("due_at", local_time(due, zone(&host.timezone())?)),
             );
         }
-        let chase = Chase { ticket: ticket.id.clone(), closed_at, step: "supervisor".into() };
+        let chase = Chase { ticket: ticket.id.clone(), closed_at, step: "supervisor".into(), due_at: Some(due) };
         host.set_timer(due, &serde_json::to_string(&chase).unwrap_or_default());
         self.record(host, &ticket.id, &format!("due@{due}"));
         Ok(())
@@ -168,13 +189,14 @@ impl CallbackEscalation {
         let owner = ticket.assignee.clone().unwrap_or_default();
         host.notify_staff(
             StaffNotice::new(role, "callback_overdue", &format!("overdue-{}:{}", chase.step, ticket.id))
-                .var("ticket", &ticket.id)
-                .var("kind", &ticket.kind)
-                .var("household", &ticket.household)
+                .var("ticket.id", &ticket.id)
+                .var("ticket.kind", kind_zh(&ticket.kind))
+                .var("ticket.summary", format!("{} {}", ticket.household, kind_zh(&ticket.kind)))
+                .var("ticket.closed_at", local_time(chase.closed_at, tz))
                 // 首问负责制: the first receiver still owns the callback; the notice says who.
-                .var("owner", &owner)
-                .var("closed_on", local_date(chase.closed_at, tz))
-                .var("hours_overdue", (now - chase.closed_at) / HOUR_MS),
+                .var("ticket.assignee", &owner)
+                .var("household", &ticket.household)
+                .var("overdue_hours", (now - chase.due_at.unwrap_or(chase.closed_at)) / HOUR_MS),
         );
         self.record(host, &ticket.id, &format!("{}@{now}", chase.step));
         if let Some(next) = next {

@@ -50,18 +50,28 @@ fn var<'a>(n: &'a StaffNotice, key: &str) -> &'a str {
 #[test]
 fn no_callback_escalates_to_the_supervisor_at_the_sla_then_to_the_manager() {
     let mut host = community();
+    let mut desk = community();
+    close(&mut desk, r#"{"remind_desk": true}"#);
+    assert_eq!(desk.staff_notices[0].role, Role::CustomerService);
+    assert_eq!(var(&desk.staff_notices[0], "due_at"), "2026-09-19 16:00");
+
     close(&mut host, "{}");
-    assert_eq!(host.staff_notices.len(), 1);
-    assert_eq!(host.staff_notices[0].role, Role::CustomerService);
+    assert!(host.staff_notices.is_empty(), "no desk reminder unless asked for");
+    let timers = host.timers.clone();
+    close(&mut host, "{}");
+    assert!(host.timers.is_empty(), "the same close replayed starts no second chain");
+    host.timers = timers;
     assert_eq!(host.timers[0].0, ms("2026-09-19T16:00:00+08:00"), "24 h for a repair");
 
     assert_eq!(fire(&mut host, "{}"), [(Role::Supervisor, "overdue-supervisor:R-0001".to_string())]);
     let n = &host.staff_notices[0];
-    assert_eq!((var(n, "owner"), var(n, "household"), var(n, "hours_overdue")), ("cs-li", "1-101", "24"));
+    assert_eq!((var(n, "ticket.assignee"), var(n, "ticket.kind"), var(n, "overdue_hours")), ("cs-li", "报修", "0"));
+    assert_eq!(var(n, "ticket.closed_at"), "2026-09-18 16:00");
     assert_eq!(host.timers[0].0, ms("2026-09-20T16:00:00+08:00"));
 
     assert_eq!(fire(&mut host, "{}"), [(Role::Manager, "overdue-manager:R-0001".to_string())]);
-    assert_eq!(var(&host.staff_notices[0], "owner"), "cs-li", "首问负责制: the first receiver still owns it");
+    assert_eq!(var(&host.staff_notices[0], "ticket.assignee"), "cs-li", "首问负责制: the first receiver still owns it");
+    assert_eq!(var(&host.staff_notices[0], "overdue_hours"), "24");
     assert!(host.timers.is_empty(), "the manager is the last step");
     let history = host.kv["ticket:R-0001"].clone();
     let steps: Vec<&str> = history.split(',').map(|s| s.split('@').next().unwrap()).collect();

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use fee_reminder::{FeeReminder, LateFeeRule};
+use fee_ladder::{FeeReminder, LateFeeRule};
 use serde::Deserialize;
 use wuye_plugin_sdk::prelude::*;
 use workflow_kit::{local_date, parse_date, zone};
@@ -148,7 +148,7 @@ mod tests {
         host.now = at_local(d, NaiveTime::from_hms_opt(10, 0, 0).unwrap(), zone("Asia/Shanghai").unwrap());
         let run = host.run("fee_reminder", params);
         if standard {
-            FeeReminder::<fee_reminder::StandardRules>::default().on_schedule(&run, host).unwrap();
+            FeeReminder::<fee_ladder::StandardRules>::default().on_schedule(&run, host).unwrap();
         } else {
             PaymentPlanReminder.on_schedule(&run, host).unwrap();
         }

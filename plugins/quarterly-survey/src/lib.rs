@@ -62,13 +62,13 @@ fn two() -> u8 {
     2
 }
 fn invite() -> String {
-    "survey_invite".into()
+    "invitation".into()
 }
 fn reminder() -> String {
-    "survey_reminder".into()
+    "reminder".into()
 }
 fn report() -> String {
-    "survey_report".into()
+    "report".into()
 }
 fn manager() -> String {
     "manager".into()
@@ -109,6 +109,12 @@ impl Stats {
     /// Response rate in basis points; `None` when nobody was invited.
     pub fn response_bp(&self) -> Option<u32> {
         bp(self.answered, self.invited)
+    }
+
+    /// Satisfaction rate over every area's answers, in basis points.
+    pub fn overall_bp(&self) -> Option<u32> {
+        let (n, ok) = self.areas.values().fold((0, 0), |(n, ok), (a, b)| (n + a, ok + b));
+        bp(ok, n)
     }
 
     /// Satisfaction rate of an area in basis points; `None` without answers.
@@ -177,7 +183,7 @@ impl QuarterlySurvey {
         for h in &invited {
             host.send(
                 Message::to_household(h, &params.invite_template, "invite")
-                    .var("campaign", &quarter)
+                    .var("quarter", &quarter)
                     .var("survey", &id)
                     .var("household", h)
                     .var("closes_on", local_date(closes, tz))
@@ -189,6 +195,7 @@ impl QuarterlySurvey {
             host.set_timer(run.due_at + i64::from(days) * DAY_MS, &serde_json::to_string(&wake).unwrap_or_default());
         }
         host.kv_put(&state_key, "open");
+        host.kv_put(&format!("closes:{quarter}"), &local_date(closes, tz).to_string());
         host.log(
             Level::Info,
             "survey opened",
@@ -202,6 +209,7 @@ impl QuarterlySurvey {
     }
 
     fn remind(&self, params: &Params, quarter: &str, host: &mut dyn Host) {
+        let closes_on = host.kv_get(&format!("closes:{quarter}")).unwrap_or_default();
         let survey = Self::campaign(host, quarter);
         let id = Self::survey_id(&survey, quarter);
         let answered = Self::answered(host, &id);
@@ -209,9 +217,10 @@ impl QuarterlySurvey {
         for h in Self::invited(host, &survey).iter().filter(|h| !answered.contains(*h)) {
             host.send(
                 Message::to_household(h, &params.reminder_template, "remind")
-                    .var("campaign", quarter)
+                    .var("quarter", quarter)
                     .var("survey", &id)
                     .var("household", h)
+                    .var("closes_on", &closes_on)
                     .category(Category::Informational),
             );
             n += 1;
@@ -252,8 +261,10 @@ impl QuarterlySurvey {
             .or_else(|| Some(Self::stats(host, &prev)).filter(|s| s.answered > 0));
 
         let mut notice = StaffNotice::new(report_to, &params.report_template, &format!("report:{quarter}"))
-            .var("campaign", quarter)
+            .var("quarter", quarter)
             .var("previous", &prev)
+            .var("satisfaction_rate", stats.overall_bp().map_or("n/a".into(), percent))
+            .var("report_link", format!("wuyed report satisfaction --community {} --period {quarter} --format html", host.community_id()))
             .var("invited", stats.invited)
             .var("answered", stats.answered)
             .var("response_rate", stats.response_bp().map_or("n/a (nobody invited)".into(), percent));

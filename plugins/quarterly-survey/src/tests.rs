@@ -57,7 +57,8 @@ fn the_first_workday_run_invites_every_household_once_and_schedules_reminder_and
     open_at(&mut host, "2026-07-01T09:00:00+08:00", "{}");
     assert_eq!(host.messages.len(), 4);
     assert!(host.messages.iter().all(|m| m.step == "invite" && m.category == Category::Informational));
-    assert_eq!(var(&host.messages[0].vars, "campaign"), "2026Q3");
+    assert_eq!(var(&host.messages[0].vars, "quarter"), "2026Q3");
+    assert_eq!(host.messages[0].template, "invitation");
     assert_eq!(var(&host.messages[0].vars, "closes_on"), "2026-07-15");
     let at: Vec<Timestamp> = host.timers.iter().map(|t| t.0).collect();
     assert_eq!(at, [ms("2026-07-08T09:00:00+08:00"), ms("2026-07-15T09:00:00+08:00")]);
@@ -80,6 +81,7 @@ fn the_reminder_goes_only_to_households_that_have_not_answered() {
     host.now = at;
     let run = host.run("quarterly_survey", "{}");
     QuarterlySurvey.on_timer(&run, &payload, &mut host).unwrap();
+    assert_eq!(var(&host.messages[0].vars, "closes_on"), "2026-07-15");
     let to: Vec<_> = host.messages.iter().map(|m| (m.to.clone(), m.step.as_str())).collect();
     assert_eq!(
         to,
@@ -111,6 +113,8 @@ fn the_close_reports_rates_per_area_against_last_quarter_and_files_tickets_for_l
     let v = &report.vars;
     assert_eq!((var(v, "invited"), var(v, "answered"), var(v, "response_rate")), ("8", "5", "62.5%"));
     assert_eq!((var(v, "rate_cleaning"), var(v, "delta_cleaning")), ("60.0%", "+10.0 pp"));
+    // 15 of the 25 answers are 4 or 5.
+    assert_eq!(var(v, "satisfaction_rate"), "60.0%");
     assert_eq!((var(v, "rate_repairs"), var(v, "delta_repairs")), ("60.0%", "-15.0 pp"));
     assert_eq!(
         var(v, "table").lines().nth(3),

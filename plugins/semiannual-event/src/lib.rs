@@ -62,6 +62,11 @@ pub enum Wake {
 #[derive(Debug, Default)]
 pub struct SemiannualEvent;
 
+/// `2026-05-16 09:30` in the community's zone.
+fn local_time(ts: Timestamp, tz: chrono_tz::Tz) -> String {
+    workflow_kit::instant(ts).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+}
+
 fn ten() -> NaiveTime {
     NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default()
 }
@@ -91,9 +96,11 @@ impl SemiannualEvent {
         }
         let (_, last) = half_bounds(today);
         host.notify_staff(
-            StaffNotice::new(planner, "event_plan", &format!("plan:{half}"))
+            StaffNotice::new(planner, "planning_reminder", &format!("plan:{half}"))
                 .var("half", &half)
-                .var("record_by", today + Duration::days(i64::from(params.record_by_days)))
+                .var("plan_by", today + Duration::days(i64::from(params.record_by_days)))
+                // No date yet: the planners choose it; the half year's last day bounds it.
+                .var("event_date", format!("{last} 前"))
                 .var("half_ends", last),
         );
         host.kv_put(&key, &run.due_at.to_string());
@@ -129,9 +136,9 @@ impl SemiannualEvent {
         let missing_key = format!("missing:{half}");
         if events.is_empty() && now >= deadline && host.kv_get(&missing_key).is_none() {
             host.notify_staff(
-                StaffNotice::new(Role::Manager, "event_missing", &format!("missing:{half}"))
+                StaffNotice::new(Role::Manager, "no_event", &format!("missing:{half}"))
                     .var("half", half)
-                    .var("since", local_date(deadline, tz)),
+                    .var("deadline", local_date(deadline, tz)),
             );
             host.kv_put(&missing_key, &now.to_string());
         }
@@ -160,10 +167,10 @@ impl SemiannualEvent {
                 let Some(e) = Self::current(host, &event, starts_at) else { return Ok(()) };
                 for h in host.households() {
                     host.send(
-                        Message::to_household(&h.id, "event_announce", &format!("announce:{}", e.id))
-                            .var("title", &e.title)
-                            .var("date", local_date(e.starts_at, tz))
-                            .var("event", &e.id)
+                        Message::to_household(&h.id, "announcement", &format!("announce:{}", e.id))
+                            .var("event.id", &e.id)
+                            .var("event.title", &e.title)
+                            .var("event.date", local_time(e.starts_at, tz))
                             .category(Category::Informational),
                     );
                 }
@@ -172,9 +179,10 @@ impl SemiannualEvent {
                 let Some(e) = Self::current(host, &event, starts_at) else { return Ok(()) };
                 for h in &e.rsvps {
                     host.send(
-                        Message::to_household(h, "event_reminder", &format!("eve:{}", e.id))
-                            .var("title", &e.title)
-                            .var("date", local_date(e.starts_at, tz))
+                        Message::to_household(h, "rsvp_reminder", &format!("eve:{}", e.id))
+                            .var("event.id", &e.id)
+                            .var("event.title", &e.title)
+                            .var("event.date", local_time(e.starts_at, tz))
                             .category(Category::Informational),
                     );
                 }
@@ -183,9 +191,11 @@ impl SemiannualEvent {
                 let Some(e) = Self::current(host, &event, starts_at) else { return Ok(()) };
                 if !e.summary_done {
                     host.notify_staff(
-                        StaffNotice::new(planner, "event_summary", &format!("summary:{}", e.id))
-                            .var("title", &e.title)
-                            .var("date", local_date(e.starts_at, tz))
+                        StaffNotice::new(planner, "summary_request", &format!("summary:{}", e.id))
+                            .var("event.id", &e.id)
+                            .var("event.title", &e.title)
+                            .var("event.date", local_time(e.starts_at, tz))
+                            .var("summary_by", local_date(e.starts_at, tz) + Duration::days(7))
                             .var("rsvps", e.rsvps.len()),
                     );
                 }

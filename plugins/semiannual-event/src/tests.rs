@@ -69,14 +69,14 @@ fn a_half_year_from_planning_reminder_to_summary_request() {
     assert_eq!(
         out,
         [
-            "2026-03-02 1 event_plan plan:2026H1",
-            "2026-04-01 2 event_missing missing:2026H1",
-            "2026-05-02 1-101 event_announce announce:2026H1-fete",
-            "2026-05-02 1-102 event_announce announce:2026H1-fete",
-            "2026-05-02 2-201 event_announce announce:2026H1-fete",
-            "2026-05-15 1-101 event_reminder eve:2026H1-fete",
-            "2026-05-15 2-201 event_reminder eve:2026H1-fete",
-            "2026-05-17 1 event_summary summary:2026H1-fete",
+            "2026-03-02 1 planning_reminder plan:2026H1",
+            "2026-04-01 2 no_event missing:2026H1",
+            "2026-05-02 1-101 announcement announce:2026H1-fete",
+            "2026-05-02 1-102 announcement announce:2026H1-fete",
+            "2026-05-02 2-201 announcement announce:2026H1-fete",
+            "2026-05-15 1-101 rsvp_reminder eve:2026H1-fete",
+            "2026-05-15 2-201 rsvp_reminder eve:2026H1-fete",
+            "2026-05-17 1 summary_request summary:2026H1-fete",
         ]
     );
 }
@@ -90,9 +90,9 @@ fn an_event_recorded_in_time_spares_the_manager_and_a_written_summary_stops_the_
             h.events[0].summary_done = true;
         }
     });
-    assert!(!out.iter().any(|l| l.contains("event_missing")), "{out:#?}");
-    assert!(!out.iter().any(|l| l.contains("event_summary")), "{out:#?}");
-    assert_eq!(out.iter().filter(|l| l.contains("event_announce")).count(), 3);
+    assert!(!out.iter().any(|l| l.contains("no_event")), "{out:#?}");
+    assert!(!out.iter().any(|l| l.contains("summary_request")), "{out:#?}");
+    assert_eq!(out.iter().filter(|l| l.contains("announcement")).count(), 3);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn a_moved_event_is_announced_for_its_new_date_only() {
             h.events[0].starts_at = ms("2026-06-06T09:30:00+08:00");
         }
     });
-    let announced: Vec<&String> = out.iter().filter(|l| l.contains("event_announce")).collect();
+    let announced: Vec<&String> = out.iter().filter(|l| l.contains("announcement")).collect();
     assert_eq!(announced.len(), 3);
     assert!(announced.iter().all(|l| l.starts_with("2026-05-23")), "{announced:#?}");
 }

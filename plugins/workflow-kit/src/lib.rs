@@ -97,6 +97,11 @@ pub fn yuan(fen: i64) -> String {
     format!("{sign}¥{grouped}.{:02}", fen % 100)
 }
 
+/// Fen as a plain amount for templates that print their own unit (`{{ total }} 元`): `1,234.50`.
+pub fn amount(fen: i64) -> String {
+    yuan(fen).replacen('¥', "", 1)
+}
+
 /// A staff role as written in params (`customer_service`, `supervisor`, `manager`).
 pub fn role(key: &str, value: &str) -> Result<Role, PluginError> {
     match value {
@@ -184,6 +189,7 @@ mod tests {
         assert_eq!(yuan(5), "¥0.05");
         assert_eq!(yuan(100_000_000), "¥1,000,000.00");
         assert_eq!(yuan(-35_000), "-¥350.00");
+        assert_eq!(amount(123_450), "1,234.50");
     }
 
     #[test]

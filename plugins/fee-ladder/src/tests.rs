@@ -81,12 +81,12 @@ fn an_unpaid_bill_climbs_the_whole_ladder_once_per_step_and_ends_in_a_written_de
     assert_eq!(
         out,
         [
-            "2026-03-24 1-101 due-7d fee_gentle",
-            "2026-03-31 1-101 due fee_due",
-            "2026-04-07 1-101 overdue-7d fee_firm",
-            "2026-04-30 1-101 overdue-30d fee_firm",
+            "2026-03-24 1-101 due-7d bill_notice",
+            "2026-03-31 1-101 due bill_notice",
+            "2026-04-07 1-101 overdue-7d bill_notice",
+            "2026-04-30 1-101 overdue-30d bill_notice",
             "2026-05-30 Manager visit-60d:1-101",
-            "2026-06-29 1-101 demand-90d fee_demand",
+            "2026-06-29 1-101 demand-90d bill_notice",
         ]
     );
 }
@@ -109,10 +109,14 @@ fn one_message_per_household_lists_every_unpaid_item_with_amounts_and_the_total(
     host.bills.push(bill("b2", "1-101", "parking", "2026-03", 30_000, "2026-03-31"));
     host.bills.push(bill("b3", "1-102", "property", "2026-03", 42_050, "2026-03-31"));
     let out = run_on(&mut host, day("2026-03-31"), "{}");
-    assert_eq!(out, ["2026-03-31 1-101 due fee_due", "2026-03-31 1-102 due fee_due"]);
+    assert_eq!(out, ["2026-03-31 1-101 due bill_notice", "2026-03-31 1-102 due bill_notice"]);
     let m = &host.messages[0];
     assert_eq!(var(m, "items"), Some("2026-03 parking ¥300.00\n2026-03 property ¥350.00"));
-    assert_eq!(var(m, "total"), Some("¥650.00"));
+    assert_eq!(var(m, "total"), Some("650.00"));
+    assert_eq!(var(m, "household.label"), Some("1栋101"));
+    let bills: serde_json::Value = serde_json::from_str(var(m, "bills").unwrap()).unwrap();
+    assert_eq!(bills[0]["amount"], "300.00");
+    assert_eq!(bills[1]["fee_type"], "property");
     assert_eq!(var(m, "count"), Some("2"));
     assert_eq!(var(m, "late_fee"), None, "no late fee unless the community configures one");
 }
@@ -134,7 +138,7 @@ fn payment_stops_the_ladder_and_a_reversal_restarts_it() {
     FeeReminder::<StandardRules>::default().on_event(&run, &reversed, &mut host).unwrap();
     assert_eq!(
         run_days(&mut host, "2026-04-21", "2026-05-01", "{}"),
-        ["2026-04-21 1-101 overdue-7d fee_firm", "2026-04-30 1-101 overdue-30d fee_firm"]
+        ["2026-04-21 1-101 overdue-7d bill_notice", "2026-04-30 1-101 overdue-30d bill_notice"]
     );
 }
 
@@ -144,7 +148,7 @@ fn after_downtime_only_the_step_reached_goes_out_but_a_passed_visit_is_still_ask
     host.bills.push(bill("b1", "1-101", "property", "2026-03", 35_000, "2026-03-31"));
     run_on(&mut host, day("2026-03-24"), "{}");
     let out = run_on(&mut host, day("2026-06-01"), "{}");
-    assert_eq!(out, ["2026-06-01 1-101 overdue-30d fee_firm", "2026-06-01 Manager visit-60d:1-101"]);
+    assert_eq!(out, ["2026-06-01 1-101 overdue-30d bill_notice", "2026-06-01 Manager visit-60d:1-101"]);
     assert!(run_on(&mut host, day("2026-06-02"), "{}").is_empty());
 }
 
@@ -158,7 +162,7 @@ fn a_configured_late_fee_is_computed_in_fen_and_capped() {
     assert_eq!(var(&host.messages[0], "late_fee"), None, "within the grace days");
     run_on(&mut host, day("2026-04-30"), params);
     // 30 days late, 20 chargeable: 35,000 × 1‰ × 20 = 700 fen.
-    assert_eq!(var(&host.messages[0], "late_fee"), Some("¥7.00"));
+    assert_eq!(var(&host.messages[0], "late_fee"), Some("7.00"));
     run_on(&mut host, day("2026-06-29"), params);
     // 90 days: 80 × 35 = 2,800 fen, capped at 5% = 1,750.
     assert_eq!(var(&host.messages[0], "late_fee_fen"), Some("1750"));
@@ -168,13 +172,13 @@ fn a_configured_late_fee_is_computed_in_fen_and_capped() {
 fn a_low_balance_is_alerted_once_per_crossing() {
     let mut host = community();
     host.balances.push(Balance { household: "1-102".into(), utility: "water".into(), balance_fen: 500, threshold_fen: 2_000 });
-    assert_eq!(run_on(&mut host, day("2026-03-01"), "{}"), ["2026-03-01 1-102 low-water balance_low"]);
+    assert_eq!(run_on(&mut host, day("2026-03-01"), "{}"), ["2026-03-01 1-102 low-water low_balance"]);
     assert_eq!(host.messages[0].category, Category::Urgent);
     assert!(run_on(&mut host, day("2026-03-02"), "{}").is_empty(), "still low: no second alert");
     host.balances[0].balance_fen = 10_000;
     assert!(run_on(&mut host, day("2026-03-03"), "{}").is_empty());
     host.balances[0].balance_fen = 1_000;
-    assert_eq!(run_on(&mut host, day("2026-03-04"), "{}"), ["2026-03-04 1-102 low-water balance_low"]);
+    assert_eq!(run_on(&mut host, day("2026-03-04"), "{}"), ["2026-03-04 1-102 low-water low_balance"]);
 }
 
 #[test]
@@ -183,11 +187,11 @@ fn a_custom_ladder_and_fee_type_filter_apply() {
     host.bills.push(bill("b1", "1-101", "property", "2026-03", 35_000, "2026-03-31"));
     host.bills.push(bill("b2", "1-102", "parking", "2026-03", 30_000, "2026-03-31"));
     let params = r#"{"fee_types": ["property"], "ladder": [
-        {"days": 14, "step": "late-14d", "template": "fee_firm", "notify": "supervisor", "staff_template": "fee_late"},
-        {"days": 3, "step": "late-3d", "template": "fee_gentle"}]}"#;
+        {"days": 14, "step": "late-14d", "template": "bill_notice", "notify": "supervisor", "staff_template": "fee_late"},
+        {"days": 3, "step": "late-3d", "template": "bill_notice"}]}"#;
     assert_eq!(
         run_days(&mut host, "2026-03-25", "2026-04-30", params),
-        ["2026-04-03 1-101 late-3d fee_gentle", "2026-04-14 1-101 late-14d fee_firm", "2026-04-14 Supervisor late-14d:1-101"]
+        ["2026-04-03 1-101 late-3d bill_notice", "2026-04-14 1-101 late-14d bill_notice", "2026-04-14 Supervisor late-14d:1-101"]
     );
 }
 
