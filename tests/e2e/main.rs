@@ -5,3 +5,4 @@ mod check;
 mod plugins;
 mod schedule;
 mod util;
+mod workflows;
