@@ -29,7 +29,7 @@
 //! they are imported, paid and reversed, while timers would have to be kept in step with every
 //! import. The benchmark in docs/BENCHMARKS.md measures it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -205,6 +205,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
 
         let mut sent = 0usize;
         let mut skipped = 0usize;
+        let mut labels = Labels::default();
         for (household, mut bills) in per_household {
             if !self.rules.remind_household(&household, host) {
                 skipped += 1;
@@ -275,7 +276,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
             .to_string();
             let bill_ids = serde_json::Value::from(listed.iter().map(|(b, _)| b.id.clone()).collect::<Vec<_>>()).to_string();
             let days_overdue = listed.iter().map(|(_, d)| *d).max().unwrap_or(0).max(0);
-            let label = household_label(host, &household);
+            let label = labels.get(host, &household);
             if let Some(step) = owner_step {
                 let mut msg = Message::to_household(&household, step.template.as_deref().unwrap_or_default(), &step.step)
                     .var("household.label", &label)
@@ -313,7 +314,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
         }
 
         let alerts = match &params.balance_template {
-            Some(t) => self.balance_alerts(t, host),
+            Some(t) => self.balance_alerts(t, &mut labels, host),
             None => 0,
         };
         let community = host.community_id();
@@ -332,7 +333,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
     }
 
     /// One alert per crossing below a threshold; re-armed once the balance recovers.
-    fn balance_alerts(&self, template: &str, host: &mut dyn Host) -> usize {
+    fn balance_alerts(&self, template: &str, labels: &mut Labels, host: &mut dyn Host) -> usize {
         let mut alerts = 0;
         for b in host.balances() {
             let key = format!("low:{}:{}", b.household, b.utility);
@@ -342,7 +343,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 host.kv_put(&key, &b.balance_fen.to_string());
                 host.send(
                     Message::to_household(&b.household, template, &format!("low-{}", b.utility))
-                        .var("household.label", household_label(host, &b.household))
+                        .var("household.label", labels.get(host, &b.household))
                         .var("utility", &b.utility)
                         .var("balance", amount(b.balance_fen))
                         .var("threshold", amount(b.threshold_fen))
@@ -388,10 +389,36 @@ impl<R: LateFeeRule> FeeReminder<R> {
 }
 
 /// `1-101` → `1栋101` when the household has a building and unit, else its id.
-pub fn household_label(host: &dyn Host, household: &str) -> String {
-    match host.household(household) {
-        Some(h) if !h.building.is_empty() && !h.unit.is_empty() => format!("{}栋{}", h.building, h.unit),
-        _ => household.to_string(),
+pub fn household_label(h: &Household) -> String {
+    if !h.building.is_empty() && !h.unit.is_empty() {
+        format!("{}栋{}", h.building, h.unit)
+    } else {
+        h.id.clone()
+    }
+}
+
+/// Labels of the households a run writes to. The first few are asked one by one; past that, all
+/// households are read once: on a due date in a large community thousands are written to, and
+/// one bulk read is far cheaper than thousands of lookups through the sandbox boundary.
+#[derive(Debug, Default)]
+struct Labels {
+    asked: usize,
+    all: Option<HashMap<String, String>>,
+}
+
+impl Labels {
+    const ONE_BY_ONE: usize = 32;
+
+    fn get(&mut self, host: &dyn Host, household: &str) -> String {
+        self.asked += 1;
+        if self.all.is_none() && self.asked > Self::ONE_BY_ONE {
+            self.all = Some(host.households().iter().map(|h| (h.id.clone(), household_label(h))).collect());
+        }
+        match &self.all {
+            Some(all) => all.get(household).cloned(),
+            None => host.household(household).as_ref().map(household_label),
+        }
+        .unwrap_or_else(|| household.to_string())
     }
 }
 

@@ -222,3 +222,18 @@ fn a_bill_with_a_broken_due_date_fails_the_run_naming_the_bill() {
     assert_eq!(err, PluginError::BadData("bill b9: due_date: \"31/03/2026\" is not a YYYY-MM-DD date".into()));
     assert!(host.messages.is_empty());
 }
+
+#[test]
+fn labels_are_right_whether_looked_up_one_by_one_or_read_in_bulk() {
+    let mut host = MockHost::new("shuipan");
+    for i in 0..40 {
+        let id = format!("2-{}", 201 + i);
+        host.households.push(Household { id: id.clone(), building: "2".into(), unit: format!("{}", 201 + i), owners: vec![] });
+        host.bills.push(bill(&format!("b{i}"), &id, "property", "2026-03", 35_000, "2026-03-31"));
+    }
+    run_on(&mut host, day("2026-03-31"), "{}");
+    assert_eq!(host.messages.len(), 40);
+    for (i, m) in host.messages.iter().enumerate() {
+        assert_eq!(var(m, "household.label"), Some(format!("2栋{}", 201 + i).as_str()));
+    }
+}
