@@ -29,7 +29,11 @@ fn wasm() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let p = target.join("wasm32-wasip2/release/fee_reminder.wasm");
-    assert!(p.exists(), "{} missing: run scripts/build-plugins.sh first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/build-plugins.sh first",
+        p.display()
+    );
     p
 }
 
@@ -59,7 +63,11 @@ fn community() -> MemoryData {
 }
 
 fn main() {
-    let host = PluginHost::new(HostOptions { cache_dir: None, pooling: true }).unwrap();
+    let host = PluginHost::new(HostOptions {
+        cache_dir: None,
+        pooling: true,
+    })
+    .unwrap();
     let plugin = host.get(&wasm()).unwrap();
     let data = Arc::new(community());
     let kv = Arc::new(MemoryKv::default());

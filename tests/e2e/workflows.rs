@@ -27,7 +27,11 @@ fn wasm(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
-    let target = if target.is_absolute() { target } else { repo_root().join(target) };
+    let target = if target.is_absolute() {
+        target
+    } else {
+        repo_root().join(target)
+    };
     BUILD.call_once(|| {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(repo_root())
@@ -37,17 +41,32 @@ fn wasm(name: &str) -> PathBuf {
             cmd.args(["-p", p]);
         }
         let status = cmd.status().expect("cannot run cargo");
-        assert!(status.success(), "building the workflow plugins failed (rustup target add wasm32-wasip2?)");
+        assert!(
+            status.success(),
+            "building the workflow plugins failed (rustup target add wasm32-wasip2?)"
+        );
     });
-    target.join("wasm32-wasip2/release").join(format!("{name}.wasm"))
+    target
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
 }
 
 /// Runs `wuyed plugin test` on a shipped fixture; returns the lines after the resource figures
 /// (intents, kv writes, logs), which are deterministic.
 fn preview(plugin: &str, crate_dir: &str, fixture: &str) -> Vec<String> {
     let wasm = wasm(plugin);
-    let fixture = repo_root().join("plugins").join(crate_dir).join("fixtures").join(fixture);
-    let out = run(&["plugin", "test", wasm.to_str().unwrap(), "--fixture", fixture.to_str().unwrap()]);
+    let fixture = repo_root()
+        .join("plugins")
+        .join(crate_dir)
+        .join("fixtures")
+        .join(fixture);
+    let out = run(&[
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--fixture",
+        fixture.to_str().unwrap(),
+    ]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
@@ -75,17 +94,42 @@ fn fee_reminder_sends_one_notice_per_household_at_its_sternest_new_step_and_aler
     );
     assert_eq!(
         &out[3..7],
-        ["kv writes (3):", "  bill:b1 = \"30\"", "  bill:b2 = \"0\"", "  low:1-102:electricity = \"800\""]
+        [
+            "kv writes (3):",
+            "  bill:b1 = \"30\"",
+            "  bill:b2 = \"0\"",
+            "  low:1-102:electricity = \"800\""
+        ]
     );
 }
 
 #[test]
 fn a_communitys_own_fee_reminder_skips_the_household_on_a_payment_plan() {
-    let out = preview("payment_plan_reminder", "payment-plan-reminder", "plan.toml");
+    let out = preview(
+        "payment_plan_reminder",
+        "payment-plan-reminder",
+        "plan.toml",
+    );
     assert_eq!(out[0], "intents (1):");
-    assert!(out[1].starts_with("  send household 3-302 template bill_notice step due "), "{}", out[1]);
-    assert_eq!(&out[2..5], ["kv writes (2):", "  bill:b2 = \"0\"", "  plan:3-301 = \"2026-05-31\""]);
-    assert!(out.last().unwrap().contains("households_reminded=1 households_exempt=1"), "{out:?}");
+    assert!(
+        out[1].starts_with("  send household 3-302 template bill_notice step due "),
+        "{}",
+        out[1]
+    );
+    assert_eq!(
+        &out[2..5],
+        [
+            "kv writes (2):",
+            "  bill:b2 = \"0\"",
+            "  plan:3-301 = \"2026-05-31\""
+        ]
+    );
+    assert!(
+        out.last()
+            .unwrap()
+            .contains("households_reminded=1 households_exempt=1"),
+        "{out:?}"
+    );
 }
 
 #[test]

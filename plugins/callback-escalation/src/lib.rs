@@ -15,9 +15,9 @@
 //! ticket closed again (a new `ticket.closed` starts a new chain) stops the chain.
 
 use serde::{Deserialize, Serialize};
-use wuye_plugin_sdk::prelude::*;
-use wuye_plugin_sdk::DAY_MS;
 use workflow_kit::{HOUR_MS, ReceptionHours, add_reception_hours, zone};
+use wuye_plugin_sdk::DAY_MS;
+use wuye_plugin_sdk::prelude::*;
 
 /// The workflow's `params` table. The SLA names are shared with `wuyed report callbacks`.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,7 +70,10 @@ fn kind_zh(kind: &str) -> &str {
 
 /// `2026-09-18 16:00` in the community's zone.
 fn local_time(ts: Timestamp, tz: chrono_tz::Tz) -> String {
-    workflow_kit::instant(ts).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    workflow_kit::instant(ts)
+        .with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// `ticket.closed` as the domain emits it (ids may be numbers or strings).
@@ -104,7 +107,12 @@ impl CallbackEscalation {
     }
 
     /// `start` + `hours`, in reception hours when the community counts that way.
-    fn deadline(host: &dyn Host, desk: Option<ReceptionHours>, start: Timestamp, hours: u32) -> Result<Timestamp, PluginError> {
+    fn deadline(
+        host: &dyn Host,
+        desk: Option<ReceptionHours>,
+        start: Timestamp,
+        hours: u32,
+    ) -> Result<Timestamp, PluginError> {
         let Some(desk) = desk else {
             return Ok(start + i64::from(hours) * HOUR_MS);
         };
@@ -118,7 +126,11 @@ impl CallbackEscalation {
         let (params, desk) = Self::params(run)?;
         let c: Closed = serde_json::from_str(&event.payload)
             .map_err(|e| PluginError::BadData(format!("ticket.closed payload: {e}")))?;
-        let candidates: Vec<String> = c.no.iter().cloned().chain(c.ticket_id.as_ref().map(id_text)).collect();
+        let candidates: Vec<String> =
+            c.no.iter()
+                .cloned()
+                .chain(c.ticket_id.as_ref().map(id_text))
+                .collect();
         let Some(ticket) = candidates.iter().find_map(|id| host.ticket(id)) else {
             return Err(PluginError::BadData(format!(
                 "ticket.closed names a ticket this community does not have ({})",
@@ -126,7 +138,11 @@ impl CallbackEscalation {
             )));
         };
         let Some(closed_at) = ticket.closed_at else {
-            host.log(Level::Info, "ticket reopened before its close was handled", &[("ticket", &ticket.id)]);
+            host.log(
+                Level::Info,
+                "ticket reopened before its close was handled",
+                &[("ticket", &ticket.id)],
+            );
             return Ok(());
         };
         if ticket.callback.is_some() {
@@ -146,15 +162,24 @@ impl CallbackEscalation {
         let owner = ticket.assignee.clone().unwrap_or_default();
         if params.remind_desk {
             host.notify_staff(
-                StaffNotice::new(Role::CustomerService, "callback_due", &format!("callback-due:{}", ticket.id))
-                    .var("ticket.id", &ticket.id)
-                    .var("ticket.kind", kind_zh(&ticket.kind))
-                    .var("ticket.assignee", &owner)
-                    .var("household", &ticket.household)
-                    .var("due_at", local_time(due, zone(&host.timezone())?)),
+                StaffNotice::new(
+                    Role::CustomerService,
+                    "callback_due",
+                    &format!("callback-due:{}", ticket.id),
+                )
+                .var("ticket.id", &ticket.id)
+                .var("ticket.kind", kind_zh(&ticket.kind))
+                .var("ticket.assignee", &owner)
+                .var("household", &ticket.household)
+                .var("due_at", local_time(due, zone(&host.timezone())?)),
             );
         }
-        let chase = Chase { ticket: ticket.id.clone(), closed_at, step: "supervisor".into(), due_at: Some(due) };
+        let chase = Chase {
+            ticket: ticket.id.clone(),
+            closed_at,
+            step: "supervisor".into(),
+            due_at: Some(due),
+        };
         host.set_timer(due, &serde_json::to_string(&chase).unwrap_or_default());
         self.record(host, &ticket.id, &format!("due@{due}"));
         Ok(())
@@ -165,13 +190,21 @@ impl CallbackEscalation {
         let chase: Chase = serde_json::from_str(payload)
             .map_err(|e| PluginError::BadData(format!("timer payload {payload:?}: {e}")))?;
         let Some(ticket) = host.ticket(&chase.ticket) else {
-            host.log(Level::Warn, "ticket gone; escalation dropped", &[("ticket", &chase.ticket)]);
+            host.log(
+                Level::Warn,
+                "ticket gone; escalation dropped",
+                &[("ticket", &chase.ticket)],
+            );
             return Ok(());
         };
         if let Some(cb) = &ticket.callback {
             let by = cb.by.clone();
             self.record(host, &ticket.id, "callback-done");
-            host.log(Level::Info, "callback done; no escalation", &[("ticket", &ticket.id), ("by", &by)]);
+            host.log(
+                Level::Info,
+                "callback done; no escalation",
+                &[("ticket", &ticket.id), ("by", &by)],
+            );
             return Ok(());
         }
         if ticket.closed_at != Some(chase.closed_at) {
@@ -182,26 +215,43 @@ impl CallbackEscalation {
         let (role, next) = match chase.step.as_str() {
             "supervisor" => (Role::Supervisor, Some("manager")),
             "manager" => (Role::Manager, None),
-            other => return Err(PluginError::BadData(format!("timer payload: unknown step {other:?}"))),
+            other => {
+                return Err(PluginError::BadData(format!(
+                    "timer payload: unknown step {other:?}"
+                )));
+            }
         };
         let now = run.due_at;
         let tz = zone(&host.timezone())?;
         let owner = ticket.assignee.clone().unwrap_or_default();
         host.notify_staff(
-            StaffNotice::new(role, "callback_overdue", &format!("overdue-{}:{}", chase.step, ticket.id))
-                .var("ticket.id", &ticket.id)
-                .var("ticket.kind", kind_zh(&ticket.kind))
-                .var("ticket.summary", format!("{} {}", ticket.household, kind_zh(&ticket.kind)))
-                .var("ticket.closed_at", local_time(chase.closed_at, tz))
-                // 首问负责制: the first receiver still owns the callback; the notice says who.
-                .var("ticket.assignee", &owner)
-                .var("household", &ticket.household)
-                .var("overdue_hours", (now - chase.due_at.unwrap_or(chase.closed_at)) / HOUR_MS),
+            StaffNotice::new(
+                role,
+                "callback_overdue",
+                &format!("overdue-{}:{}", chase.step, ticket.id),
+            )
+            .var("ticket.id", &ticket.id)
+            .var("ticket.kind", kind_zh(&ticket.kind))
+            .var(
+                "ticket.summary",
+                format!("{} {}", ticket.household, kind_zh(&ticket.kind)),
+            )
+            .var("ticket.closed_at", local_time(chase.closed_at, tz))
+            // 首问负责制: the first receiver still owns the callback; the notice says who.
+            .var("ticket.assignee", &owner)
+            .var("household", &ticket.household)
+            .var(
+                "overdue_hours",
+                (now - chase.due_at.unwrap_or(chase.closed_at)) / HOUR_MS,
+            ),
         );
         self.record(host, &ticket.id, &format!("{}@{now}", chase.step));
         if let Some(next) = next {
             let at = Self::deadline(host, desk, now, params.escalate_after_hours)?;
-            let again = Chase { step: next.into(), ..chase };
+            let again = Chase {
+                step: next.into(),
+                ..chase
+            };
             host.set_timer(at, &serde_json::to_string(&again).unwrap_or_default());
         }
         Ok(())
@@ -223,14 +273,28 @@ impl CallbackEscalation {
         let since = run.due_at - 30 * DAY_MS;
         let mut started = 0;
         for t in host.tickets(since) {
-            if t.closed_at.is_none() || t.callback.is_some() || host.kv_get(&format!("ticket:{}", t.id)).is_some() {
+            if t.closed_at.is_none()
+                || t.callback.is_some()
+                || host.kv_get(&format!("ticket:{}", t.id)).is_some()
+            {
                 continue;
             }
             let payload = serde_json::json!({ "no": t.id }).to_string();
-            self.closed(run, &EventIn { kind: "ticket.closed".into(), payload }, host)?;
+            self.closed(
+                run,
+                &EventIn {
+                    kind: "ticket.closed".into(),
+                    payload,
+                },
+                host,
+            )?;
             started += 1;
         }
-        host.log(Level::Info, "callback sweep", &[("chains_started", &started.to_string())]);
+        host.log(
+            Level::Info,
+            "callback sweep",
+            &[("chains_started", &started.to_string())],
+        );
         Ok(())
     }
 }
@@ -240,11 +304,21 @@ impl Plugin for CallbackEscalation {
         self.sweep(run, host)
     }
 
-    fn on_timer(&mut self, run: &Run, payload: &str, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_timer(
+        &mut self,
+        run: &Run,
+        payload: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         self.chase(run, payload, host)
     }
 
-    fn on_event(&mut self, run: &Run, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_event(
+        &mut self,
+        run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         match event.kind.as_str() {
             "ticket.closed" => self.closed(run, event, host),
             _ => Ok(()),

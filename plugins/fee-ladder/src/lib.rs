@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
-use wuye_plugin_sdk::prelude::*;
 use workflow_kit::{amount, local_date, parse_date, role, yuan, zone};
+use wuye_plugin_sdk::prelude::*;
 
 /// One rung of the ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -200,7 +200,10 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 continue;
             }
             let due = parse_date(&format!("bill {}: due_date", bill.id), &bill.due_date)?;
-            per_household.entry(bill.household.clone()).or_default().push((bill, due));
+            per_household
+                .entry(bill.household.clone())
+                .or_default()
+                .push((bill, due));
         }
 
         let mut sent = 0usize;
@@ -211,7 +214,9 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 skipped += 1;
                 continue;
             }
-            bills.sort_by(|a, b| (a.1, &a.0.period, &a.0.fee_type).cmp(&(b.1, &b.0.period, &b.0.fee_type)));
+            bills.sort_by(|a, b| {
+                (a.1, &a.0.period, &a.0.fee_type).cmp(&(b.1, &b.0.period, &b.0.fee_type))
+            });
             // The sternest step any bill newly reached decides the tone; every bill that has
             // reached the ladder is listed.
             let mut owner_step: Option<&Step> = None;
@@ -219,7 +224,12 @@ impl<R: LateFeeRule> FeeReminder<R> {
             let mut listed = Vec::new();
             for (bill, due) in &bills {
                 let days = (today - *due).num_days();
-                let Some(reached) = params.ladder.iter().rev().find(|s| i64::from(s.days) <= days) else {
+                let Some(reached) = params
+                    .ladder
+                    .iter()
+                    .rev()
+                    .find(|s| i64::from(s.days) <= days)
+                else {
                     continue;
                 };
                 listed.push((bill, days));
@@ -238,12 +248,11 @@ impl<R: LateFeeRule> FeeReminder<R> {
                         staff_steps.push(s);
                     }
                 }
-                if let Some(s) = params
-                    .ladder
-                    .iter()
-                    .rev()
-                    .find(|s| s.template.is_some() && s.days <= reached.days && last.is_none_or(|l| s.days > l))
-                    && owner_step.is_none_or(|o| s.days > o.days)
+                if let Some(s) = params.ladder.iter().rev().find(|s| {
+                    s.template.is_some()
+                        && s.days <= reached.days
+                        && last.is_none_or(|l| s.days > l)
+                }) && owner_step.is_none_or(|o| s.days > o.days)
                 {
                     owner_step = Some(s);
                 }
@@ -258,7 +267,14 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 .sum();
             let items = listed
                 .iter()
-                .map(|(b, _)| format!("{} {} {}", b.period, b.fee_type, yuan(b.amount_fen - b.paid_fen)))
+                .map(|(b, _)| {
+                    format!(
+                        "{} {} {}",
+                        b.period,
+                        b.fee_type,
+                        yuan(b.amount_fen - b.paid_fen)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             // Structured for the templates (`{% for b in bills %}`): a JSON list in one variable.
@@ -274,20 +290,27 @@ impl<R: LateFeeRule> FeeReminder<R> {
                     .collect(),
             )
             .to_string();
-            let bill_ids = serde_json::Value::from(listed.iter().map(|(b, _)| b.id.clone()).collect::<Vec<_>>()).to_string();
+            let bill_ids = serde_json::Value::from(
+                listed.iter().map(|(b, _)| b.id.clone()).collect::<Vec<_>>(),
+            )
+            .to_string();
             let days_overdue = listed.iter().map(|(_, d)| *d).max().unwrap_or(0).max(0);
             let label = labels.get(host, &household);
             if let Some(step) = owner_step {
-                let mut msg = Message::to_household(&household, step.template.as_deref().unwrap_or_default(), &step.step)
-                    .var("household.label", &label)
-                    .var("bills", &bills_json)
-                    .var("bill_ids", &bill_ids)
-                    .var("items", &items)
-                    .var("count", listed.len())
-                    .var("total", amount(total))
-                    .var("total_fen", total)
-                    .var("tone", tone(step.days))
-                    .var("days_overdue", days_overdue);
+                let mut msg = Message::to_household(
+                    &household,
+                    step.template.as_deref().unwrap_or_default(),
+                    &step.step,
+                )
+                .var("household.label", &label)
+                .var("bills", &bills_json)
+                .var("bill_ids", &bill_ids)
+                .var("items", &items)
+                .var("count", listed.len())
+                .var("total", amount(total))
+                .var("total_fen", total)
+                .var("tone", tone(step.days))
+                .var("days_overdue", days_overdue);
                 if late > 0 {
                     msg = msg.var("late_fee", amount(late)).var("late_fee_fen", late);
                 }
@@ -308,7 +331,11 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 host.create_ticket(NewTicket {
                     household: Some(household.clone()),
                     kind: "fee-visit".into(),
-                    summary: format!("上门催缴 (fee visit): {label} owes {} ({})", yuan(total), step.step),
+                    summary: format!(
+                        "上门催缴 (fee visit): {label} owes {} ({})",
+                        yuan(total),
+                        step.step
+                    ),
                 });
             }
         }
@@ -412,7 +439,12 @@ impl Labels {
     fn get(&mut self, host: &dyn Host, household: &str) -> String {
         self.asked += 1;
         if self.all.is_none() && self.asked > Self::ONE_BY_ONE {
-            self.all = Some(host.households().iter().map(|h| (h.id.clone(), household_label(h))).collect());
+            self.all = Some(
+                host.households()
+                    .iter()
+                    .map(|h| (h.id.clone(), household_label(h)))
+                    .collect(),
+            );
         }
         match &self.all {
             Some(all) => all.get(household).cloned(),
@@ -438,7 +470,12 @@ impl<R: LateFeeRule + Default> Plugin for FeeReminder<R> {
         self.remind(run, host)
     }
 
-    fn on_event(&mut self, _run: &Run, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_event(
+        &mut self,
+        _run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         self.payment_event(event, host)
     }
 }

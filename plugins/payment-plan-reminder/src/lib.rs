@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use fee_ladder::{FeeReminder, LateFeeRule};
 use serde::Deserialize;
-use wuye_plugin_sdk::prelude::*;
 use workflow_kit::{local_date, parse_date, zone};
+use wuye_plugin_sdk::prelude::*;
 
 /// Skips households whose plan covers the run's date.
 #[derive(Debug, Default, Clone, Copy)]
@@ -62,8 +62,8 @@ impl PaymentPlanReminder {
         }))
         .map_err(|e| PluginError::InvalidParams(format!("payment_plans: {e}")))?;
         for (household, until) in &plans.payment_plans {
-            let until = parse_date(&format!("payment_plans.{household}"), until)
-                .map_err(|e| match e {
+            let until =
+                parse_date(&format!("payment_plans.{household}"), until).map_err(|e| match e {
                     PluginError::BadData(m) => PluginError::InvalidParams(m),
                     other => other,
                 })?;
@@ -93,11 +93,17 @@ impl Plugin for PaymentPlanReminder {
         FeeReminder::with_rules(PlanRules { today: Some(today) }).remind(&run, host)
     }
 
-    fn on_event(&mut self, _run: &Run, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_event(
+        &mut self,
+        _run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         match event.kind.as_str() {
             "payment_plan.agreed" | "payment_plan.ended" => {
-                let e: PlanEvent = serde_json::from_str(&event.payload)
-                    .map_err(|err| PluginError::BadData(format!("{} payload: {err}", event.kind)))?;
+                let e: PlanEvent = serde_json::from_str(&event.payload).map_err(|err| {
+                    PluginError::BadData(format!("{} payload: {err}", event.kind))
+                })?;
                 let key = format!("plan:{}", e.household);
                 match (event.kind.as_str(), e.until) {
                     ("payment_plan.agreed", Some(until)) => {
@@ -105,7 +111,9 @@ impl Plugin for PaymentPlanReminder {
                         host.kv_put(&key, &until.to_string());
                     }
                     ("payment_plan.agreed", None) => {
-                        return Err(PluginError::BadData("payment_plan.agreed payload: missing field `until`".into()));
+                        return Err(PluginError::BadData(
+                            "payment_plan.agreed payload: missing field `until`".into(),
+                        ));
                     }
                     _ => host.kv_delete(&key),
                 }
@@ -128,7 +136,12 @@ mod tests {
     fn neighbours() -> MockHost {
         let mut host = MockHost::new("shijixinzhu");
         for (i, h) in ["3-301", "3-302"].iter().enumerate() {
-            host.households.push(Household { id: (*h).into(), building: "3".into(), unit: h[2..].into(), owners: vec![format!("o{i}")] });
+            host.households.push(Household {
+                id: (*h).into(),
+                building: "3".into(),
+                unit: h[2..].into(),
+                owners: vec![format!("o{i}")],
+            });
             host.bills.push(Bill {
                 id: format!("b{i}"),
                 household: (*h).into(),
@@ -145,10 +158,16 @@ mod tests {
     fn day(host: &mut MockHost, date: &str, params: &str, standard: bool) -> Vec<String> {
         host.clear_output();
         let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
-        host.now = at_local(d, NaiveTime::from_hms_opt(10, 0, 0).unwrap(), zone("Asia/Shanghai").unwrap());
+        host.now = at_local(
+            d,
+            NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
+            zone("Asia/Shanghai").unwrap(),
+        );
         let run = host.run("fee_reminder", params);
         if standard {
-            FeeReminder::<fee_ladder::StandardRules>::default().on_schedule(&run, host).unwrap();
+            FeeReminder::<fee_ladder::StandardRules>::default()
+                .on_schedule(&run, host)
+                .unwrap();
         } else {
             PaymentPlanReminder.on_schedule(&run, host).unwrap();
         }
@@ -191,28 +210,54 @@ mod tests {
                 "2026-04-30 3-302 overdue-30d",
             ]
         );
-        assert_eq!(custom.kv.get("plan:3-301").map(String::as_str), Some("2026-05-31"));
+        assert_eq!(
+            custom.kv.get("plan:3-301").map(String::as_str),
+            Some("2026-05-31")
+        );
     }
 
     #[test]
     fn plans_agreed_and_ended_by_events_are_kept_in_the_kv_store() {
         let mut host = neighbours();
         let run = host.run("fee_reminder", "{}");
-        let agreed = EventIn { kind: "payment_plan.agreed".into(), payload: r#"{"household": "3-302", "until": "2026-12-31"}"#.into() };
-        PaymentPlanReminder.on_event(&run, &agreed, &mut host).unwrap();
-        assert_eq!(day(&mut host, "2026-03-31", "{}", false), ["2026-03-31 3-301 due"]);
-        let ended = EventIn { kind: "payment_plan.ended".into(), payload: r#"{"household": "3-302"}"#.into() };
-        PaymentPlanReminder.on_event(&run, &ended, &mut host).unwrap();
-        assert_eq!(day(&mut host, "2026-04-07", "{}", false), ["2026-04-07 3-301 overdue-7d", "2026-04-07 3-302 overdue-7d"]);
+        let agreed = EventIn {
+            kind: "payment_plan.agreed".into(),
+            payload: r#"{"household": "3-302", "until": "2026-12-31"}"#.into(),
+        };
+        PaymentPlanReminder
+            .on_event(&run, &agreed, &mut host)
+            .unwrap();
+        assert_eq!(
+            day(&mut host, "2026-03-31", "{}", false),
+            ["2026-03-31 3-301 due"]
+        );
+        let ended = EventIn {
+            kind: "payment_plan.ended".into(),
+            payload: r#"{"household": "3-302"}"#.into(),
+        };
+        PaymentPlanReminder
+            .on_event(&run, &ended, &mut host)
+            .unwrap();
+        assert_eq!(
+            day(&mut host, "2026-04-07", "{}", false),
+            ["2026-04-07 3-301 overdue-7d", "2026-04-07 3-302 overdue-7d"]
+        );
     }
 
     #[test]
     fn a_bad_plan_date_names_the_household() {
         let mut host = neighbours();
-        let run = host.run("fee_reminder", r#"{"payment_plans": {"3-301": "end of year"}}"#);
+        let run = host.run(
+            "fee_reminder",
+            r#"{"payment_plans": {"3-301": "end of year"}}"#,
+        );
         assert_eq!(
-            PaymentPlanReminder.on_schedule(&run, &mut host).unwrap_err(),
-            PluginError::InvalidParams("payment_plans.3-301: \"end of year\" is not a YYYY-MM-DD date".into())
+            PaymentPlanReminder
+                .on_schedule(&run, &mut host)
+                .unwrap_err(),
+            PluginError::InvalidParams(
+                "payment_plans.3-301: \"end of year\" is not a YYYY-MM-DD date".into()
+            )
         );
     }
 }

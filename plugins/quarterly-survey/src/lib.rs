@@ -18,9 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use workflow_kit::{local_date, previous_quarter, quarter_key, role, zone};
 use wuye_plugin_sdk::DAY_MS;
 use wuye_plugin_sdk::prelude::*;
-use workflow_kit::{local_date, previous_quarter, quarter_key, role, zone};
 
 /// The service areas, in report order, with their Chinese names.
 pub const AREAS: [(&str, &str); 5] = [
@@ -113,7 +113,10 @@ impl Stats {
 
     /// Satisfaction rate over every area's answers, in basis points.
     pub fn overall_bp(&self) -> Option<u32> {
-        let (n, ok) = self.areas.values().fold((0, 0), |(n, ok), (a, b)| (n + a, ok + b));
+        let (n, ok) = self
+            .areas
+            .values()
+            .fold((0, 0), |(n, ok), (a, b)| (n + a, ok + b));
         bp(ok, n)
     }
 
@@ -152,7 +155,11 @@ impl QuarterlySurvey {
         surveys
             .iter()
             .find(|s| s.id == quarter || s.id.ends_with(quarter))
-            .or_else(|| surveys.iter().find(|s| quarter_key(local_date(s.opens_at, tz)) == quarter))
+            .or_else(|| {
+                surveys
+                    .iter()
+                    .find(|s| quarter_key(local_date(s.opens_at, tz)) == quarter)
+            })
             .cloned()
     }
 
@@ -164,7 +171,9 @@ impl QuarterlySurvey {
     }
 
     fn survey_id(survey: &Option<Survey>, quarter: &str) -> String {
-        survey.as_ref().map_or_else(|| quarter.to_string(), |s| s.id.clone())
+        survey
+            .as_ref()
+            .map_or_else(|| quarter.to_string(), |s| s.id.clone())
     }
 
     fn open(&self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
@@ -190,31 +199,54 @@ impl QuarterlySurvey {
                     .category(Category::Informational),
             );
         }
-        for (days, action) in [(params.remind_after_days, "remind"), (params.close_after_days, "close")] {
-            let wake = Wake { quarter: quarter.clone(), action: action.into() };
-            host.set_timer(run.due_at + i64::from(days) * DAY_MS, &serde_json::to_string(&wake).unwrap_or_default());
+        for (days, action) in [
+            (params.remind_after_days, "remind"),
+            (params.close_after_days, "close"),
+        ] {
+            let wake = Wake {
+                quarter: quarter.clone(),
+                action: action.into(),
+            };
+            host.set_timer(
+                run.due_at + i64::from(days) * DAY_MS,
+                &serde_json::to_string(&wake).unwrap_or_default(),
+            );
         }
         host.kv_put(&state_key, "open");
-        host.kv_put(&format!("closes:{quarter}"), &local_date(closes, tz).to_string());
+        host.kv_put(
+            &format!("closes:{quarter}"),
+            &local_date(closes, tz).to_string(),
+        );
         host.log(
             Level::Info,
             "survey opened",
-            &[("quarter", &quarter), ("invited", &invited.len().to_string())],
+            &[
+                ("quarter", &quarter),
+                ("invited", &invited.len().to_string()),
+            ],
         );
         Ok(())
     }
 
     fn answered(host: &dyn Host, id: &str) -> BTreeSet<String> {
-        host.survey_answers(id).into_iter().map(|a| a.household).collect()
+        host.survey_answers(id)
+            .into_iter()
+            .map(|a| a.household)
+            .collect()
     }
 
     fn remind(&self, params: &Params, quarter: &str, host: &mut dyn Host) {
-        let closes_on = host.kv_get(&format!("closes:{quarter}")).unwrap_or_default();
+        let closes_on = host
+            .kv_get(&format!("closes:{quarter}"))
+            .unwrap_or_default();
         let survey = Self::campaign(host, quarter);
         let id = Self::survey_id(&survey, quarter);
         let answered = Self::answered(host, &id);
         let mut n = 0;
-        for h in Self::invited(host, &survey).iter().filter(|h| !answered.contains(*h)) {
+        for h in Self::invited(host, &survey)
+            .iter()
+            .filter(|h| !answered.contains(*h))
+        {
             host.send(
                 Message::to_household(h, &params.reminder_template, "remind")
                     .var("quarter", quarter)
@@ -225,7 +257,11 @@ impl QuarterlySurvey {
             );
             n += 1;
         }
-        host.log(Level::Info, "survey reminders", &[("quarter", quarter), ("reminded", &n.to_string())]);
+        host.log(
+            Level::Info,
+            "survey reminders",
+            &[("quarter", quarter), ("reminded", &n.to_string())],
+        );
     }
 
     /// The figures of a quarter from its answers.
@@ -234,7 +270,11 @@ impl QuarterlySurvey {
         let id = Self::survey_id(&survey, quarter);
         let invited: BTreeSet<String> = Self::invited(host, &survey).into_iter().collect();
         let answers = host.survey_answers(&id);
-        let answered: BTreeSet<&str> = answers.iter().filter(|a| invited.contains(&a.household)).map(|a| a.household.as_str()).collect();
+        let answered: BTreeSet<&str> = answers
+            .iter()
+            .filter(|a| invited.contains(&a.household))
+            .map(|a| a.household.as_str())
+            .collect();
         let mut stats = Stats {
             invited: invited.len() as u32,
             answered: answered.len() as u32,
@@ -250,7 +290,13 @@ impl QuarterlySurvey {
         stats
     }
 
-    fn close(&self, params: &Params, report_to: Role, quarter: &str, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn close(
+        &self,
+        params: &Params,
+        report_to: Role,
+        quarter: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         let stats = Self::stats(host, quarter);
         let prev = previous_quarter(quarter).unwrap_or_default();
         // The previous quarter as this plugin closed it; failing that (the first quarter on
@@ -260,14 +306,32 @@ impl QuarterlySurvey {
             .and_then(|s| serde_json::from_str(&s).ok())
             .or_else(|| Some(Self::stats(host, &prev)).filter(|s| s.answered > 0));
 
-        let mut notice = StaffNotice::new(report_to, &params.report_template, &format!("report:{quarter}"))
-            .var("quarter", quarter)
-            .var("previous", &prev)
-            .var("satisfaction_rate", stats.overall_bp().map_or("n/a".into(), percent))
-            .var("report_link", format!("wuyed report satisfaction --community {} --period {quarter} --format html", host.community_id()))
-            .var("invited", stats.invited)
-            .var("answered", stats.answered)
-            .var("response_rate", stats.response_bp().map_or("n/a (nobody invited)".into(), percent));
+        let mut notice = StaffNotice::new(
+            report_to,
+            &params.report_template,
+            &format!("report:{quarter}"),
+        )
+        .var("quarter", quarter)
+        .var("previous", &prev)
+        .var(
+            "satisfaction_rate",
+            stats.overall_bp().map_or("n/a".into(), percent),
+        )
+        .var(
+            "report_link",
+            format!(
+                "wuyed report satisfaction --community {} --period {quarter} --format html",
+                host.community_id()
+            ),
+        )
+        .var("invited", stats.invited)
+        .var("answered", stats.answered)
+        .var(
+            "response_rate",
+            stats
+                .response_bp()
+                .map_or("n/a (nobody invited)".into(), percent),
+        );
         let mut table = vec![format!("{quarter} 满意率 (satisfaction)")];
         for (area, zh) in AREAS {
             let now = stats.satisfaction_bp(area);
@@ -278,8 +342,12 @@ impl QuarterlySurvey {
                 _ => "n/a".into(),
             };
             let answers = stats.areas.get(area).map_or(0, |e| e.0);
-            table.push(format!("{zh} ({area}): {rate} ({answers} answers), vs {prev}: {delta}"));
-            notice = notice.var(&format!("rate_{area}"), &rate).var(&format!("delta_{area}"), &delta);
+            table.push(format!(
+                "{zh} ({area}): {rate} ({answers} answers), vs {prev}: {delta}"
+            ));
+            notice = notice
+                .var(&format!("rate_{area}"), &rate)
+                .var(&format!("delta_{area}"), &delta);
         }
         notice = notice.var("table", table.join("\n"));
         host.notify_staff(notice);
@@ -289,21 +357,35 @@ impl QuarterlySurvey {
         let mut tickets = 0;
         for a in host.survey_answers(&id) {
             if a.score <= params.ticket_at_or_below && !a.comment.trim().is_empty() {
-                let zh = AREAS.iter().find(|(k, _)| *k == a.area).map_or(a.area.as_str(), |(_, z)| z);
+                let zh = AREAS
+                    .iter()
+                    .find(|(k, _)| *k == a.area)
+                    .map_or(a.area.as_str(), |(_, z)| z);
                 host.create_ticket(NewTicket {
                     household: Some(a.household.clone()),
                     kind: "complaint".into(),
-                    summary: format!("满意度调查 {quarter} {zh} {}分: {}", a.score, a.comment.trim()),
+                    summary: format!(
+                        "满意度调查 {quarter} {zh} {}分: {}",
+                        a.score,
+                        a.comment.trim()
+                    ),
                 });
                 tickets += 1;
             }
         }
-        host.kv_put(&format!("stats:{quarter}"), &serde_json::to_string(&stats).unwrap_or_default());
+        host.kv_put(
+            &format!("stats:{quarter}"),
+            &serde_json::to_string(&stats).unwrap_or_default(),
+        );
         host.kv_put(&format!("survey:{quarter}"), "closed");
         host.log(
             Level::Info,
             "survey closed",
-            &[("quarter", quarter), ("answered", &stats.answered.to_string()), ("tickets", &tickets.to_string())],
+            &[
+                ("quarter", quarter),
+                ("answered", &stats.answered.to_string()),
+                ("tickets", &tickets.to_string()),
+            ],
         );
         Ok(())
     }
@@ -314,7 +396,12 @@ impl Plugin for QuarterlySurvey {
         self.open(run, host)
     }
 
-    fn on_timer(&mut self, run: &Run, payload: &str, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_timer(
+        &mut self,
+        run: &Run,
+        payload: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         let (params, report_to) = Params::of(run)?;
         let wake: Wake = serde_json::from_str(payload)
             .map_err(|e| PluginError::BadData(format!("timer payload {payload:?}: {e}")))?;
@@ -327,7 +414,9 @@ impl Plugin for QuarterlySurvey {
                 Ok(())
             }
             "close" => self.close(&params, report_to, &wake.quarter, host),
-            other => Err(PluginError::BadData(format!("timer payload: unknown action {other:?}"))),
+            other => Err(PluginError::BadData(format!(
+                "timer payload: unknown action {other:?}"
+            ))),
         }
     }
 }

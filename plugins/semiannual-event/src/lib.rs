@@ -14,9 +14,9 @@
 
 use chrono::{Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
+use workflow_kit::{at_local, half_bounds, half_key, local_date, role, zone};
 use wuye_plugin_sdk::DAY_MS;
 use wuye_plugin_sdk::prelude::*;
-use workflow_kit::{at_local, half_bounds, half_key, local_date, role, zone};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,10 +53,22 @@ fn fourteen() -> u32 {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Wake {
     /// Look for this half year's event; `deadline` is when its absence is reported.
-    Check { half: String, deadline: Timestamp },
-    Announce { event: String, starts_at: Timestamp },
-    Eve { event: String, starts_at: Timestamp },
-    Summary { event: String, starts_at: Timestamp },
+    Check {
+        half: String,
+        deadline: Timestamp,
+    },
+    Announce {
+        event: String,
+        starts_at: Timestamp,
+    },
+    Eve {
+        event: String,
+        starts_at: Timestamp,
+    },
+    Summary {
+        event: String,
+        starts_at: Timestamp,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +76,10 @@ pub struct SemiannualEvent;
 
 /// `2026-05-16 09:30` in the community's zone.
 fn local_time(ts: Timestamp, tz: chrono_tz::Tz) -> String {
-    workflow_kit::instant(ts).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    workflow_kit::instant(ts)
+        .with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 fn ten() -> NaiveTime {
@@ -75,7 +90,9 @@ impl SemiannualEvent {
     fn params(run: &Run) -> Result<(Params, Role), PluginError> {
         let p: Params = run.params()?;
         if p.recheck_days == 0 {
-            return Err(PluginError::InvalidParams("recheck_days: must be at least 1".into()));
+            return Err(PluginError::InvalidParams(
+                "recheck_days: must be at least 1".into(),
+            ));
         }
         let r = role("plan_role", &p.plan_role)?;
         Ok((p, r))
@@ -98,7 +115,10 @@ impl SemiannualEvent {
         host.notify_staff(
             StaffNotice::new(planner, "planning_reminder", &format!("plan:{half}"))
                 .var("half", &half)
-                .var("plan_by", today + Duration::days(i64::from(params.record_by_days)))
+                .var(
+                    "plan_by",
+                    today + Duration::days(i64::from(params.record_by_days)),
+                )
                 // No date yet: the planners choose it; the half year's last day bounds it.
                 .var("event_date", format!("{last} 前"))
                 .var("half_ends", last),
@@ -110,10 +130,19 @@ impl SemiannualEvent {
     }
 
     fn events_in(host: &dyn Host, half: &str, tz: chrono_tz::Tz) -> Vec<Event> {
-        host.events().into_iter().filter(|e| half_key(local_date(e.starts_at, tz)) == half).collect()
+        host.events()
+            .into_iter()
+            .filter(|e| half_key(local_date(e.starts_at, tz)) == half)
+            .collect()
     }
 
-    fn check(&self, run: &Run, half: &str, deadline: Timestamp, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn check(
+        &self,
+        run: &Run,
+        half: &str,
+        deadline: Timestamp,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         let (params, _) = Self::params(run)?;
         let tz = zone(&host.timezone())?;
         let now = run.due_at;
@@ -125,12 +154,31 @@ impl SemiannualEvent {
             }
             host.kv_put(&key, &now.to_string());
             let day: NaiveDate = local_date(e.starts_at, tz);
-            let announce = at_local(day - Duration::days(i64::from(params.announce_days_before)), ten(), tz).max(now);
+            let announce = at_local(
+                day - Duration::days(i64::from(params.announce_days_before)),
+                ten(),
+                tz,
+            )
+            .max(now);
             let eve = at_local(day - Duration::days(1), ten(), tz).max(now);
             let after = at_local(day + Duration::days(1), ten(), tz);
             let (event, starts_at) = (e.id.clone(), e.starts_at);
-            Self::wake(host, announce, &Wake::Announce { event: event.clone(), starts_at });
-            Self::wake(host, eve, &Wake::Eve { event: event.clone(), starts_at });
+            Self::wake(
+                host,
+                announce,
+                &Wake::Announce {
+                    event: event.clone(),
+                    starts_at,
+                },
+            );
+            Self::wake(
+                host,
+                eve,
+                &Wake::Eve {
+                    event: event.clone(),
+                    starts_at,
+                },
+            );
             Self::wake(host, after, &Wake::Summary { event, starts_at });
         }
         let missing_key = format!("missing:{half}");
@@ -147,15 +195,28 @@ impl SemiannualEvent {
         let next = now + i64::from(params.recheck_days) * DAY_MS;
         if local_date(next, tz) <= last {
             // Land on the deadline itself if it falls before the next regular check.
-            let at = if now < deadline && deadline < next { deadline } else { next };
-            Self::wake(host, at, &Wake::Check { half: half.to_string(), deadline });
+            let at = if now < deadline && deadline < next {
+                deadline
+            } else {
+                next
+            };
+            Self::wake(
+                host,
+                at,
+                &Wake::Check {
+                    half: half.to_string(),
+                    deadline,
+                },
+            );
         }
         Ok(())
     }
 
     /// The event a timer is about, if it still happens at the same time.
     fn current(host: &dyn Host, id: &str, starts_at: Timestamp) -> Option<Event> {
-        host.events().into_iter().find(|e| e.id == id && e.starts_at == starts_at)
+        host.events()
+            .into_iter()
+            .find(|e| e.id == id && e.starts_at == starts_at)
     }
 
     fn fire(&self, run: &Run, wake: Wake, host: &mut dyn Host) -> Result<(), PluginError> {
@@ -164,7 +225,9 @@ impl SemiannualEvent {
         match wake {
             Wake::Check { half, deadline } => return self.check(run, &half, deadline, host),
             Wake::Announce { event, starts_at } => {
-                let Some(e) = Self::current(host, &event, starts_at) else { return Ok(()) };
+                let Some(e) = Self::current(host, &event, starts_at) else {
+                    return Ok(());
+                };
                 for h in host.households() {
                     host.send(
                         Message::to_household(&h.id, "announcement", &format!("announce:{}", e.id))
@@ -176,7 +239,9 @@ impl SemiannualEvent {
                 }
             }
             Wake::Eve { event, starts_at } => {
-                let Some(e) = Self::current(host, &event, starts_at) else { return Ok(()) };
+                let Some(e) = Self::current(host, &event, starts_at) else {
+                    return Ok(());
+                };
                 for h in &e.rsvps {
                     host.send(
                         Message::to_household(h, "rsvp_reminder", &format!("eve:{}", e.id))
@@ -188,14 +253,19 @@ impl SemiannualEvent {
                 }
             }
             Wake::Summary { event, starts_at } => {
-                let Some(e) = Self::current(host, &event, starts_at) else { return Ok(()) };
+                let Some(e) = Self::current(host, &event, starts_at) else {
+                    return Ok(());
+                };
                 if !e.summary_done {
                     host.notify_staff(
                         StaffNotice::new(planner, "summary_request", &format!("summary:{}", e.id))
                             .var("event.id", &e.id)
                             .var("event.title", &e.title)
                             .var("event.date", local_time(e.starts_at, tz))
-                            .var("summary_by", local_date(e.starts_at, tz) + Duration::days(7))
+                            .var(
+                                "summary_by",
+                                local_date(e.starts_at, tz) + Duration::days(7),
+                            )
                             .var("rsvps", e.rsvps.len()),
                     );
                 }
@@ -210,7 +280,12 @@ impl Plugin for SemiannualEvent {
         self.plan(run, host)
     }
 
-    fn on_timer(&mut self, run: &Run, payload: &str, host: &mut dyn Host) -> Result<(), PluginError> {
+    fn on_timer(
+        &mut self,
+        run: &Run,
+        payload: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
         let wake: Wake = serde_json::from_str(payload)
             .map_err(|e| PluginError::BadData(format!("timer payload {payload:?}: {e}")))?;
         self.fire(run, wake, host)

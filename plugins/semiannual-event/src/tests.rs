@@ -3,13 +3,20 @@
 use super::*;
 
 fn ms(s: &str) -> Timestamp {
-    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis()
 }
 
 fn community() -> MockHost {
     let mut host = MockHost::new("shijixinzhu");
     for h in ["1-101", "1-102", "2-201"] {
-        host.households.push(Household { id: h.into(), building: h[..1].into(), unit: h[2..].into(), owners: vec![] });
+        host.households.push(Household {
+            id: h.into(),
+            building: h[..1].into(),
+            unit: h[2..].into(),
+            owners: vec![],
+        });
     }
     host
 }
@@ -26,7 +33,12 @@ fn fete(starts: &str) -> Event {
 
 /// Runs the planning slot at `plan_at`, then fires timers in order until `until`, calling
 /// `world` before each to let the desk change data. Returns a timeline of what went out.
-fn live(host: &mut MockHost, plan_at: &str, until: &str, world: &mut dyn FnMut(&mut MockHost, Timestamp)) -> Vec<String> {
+fn live(
+    host: &mut MockHost,
+    plan_at: &str,
+    until: &str,
+    world: &mut dyn FnMut(&mut MockHost, Timestamp),
+) -> Vec<String> {
     let tz = zone("Asia/Shanghai").unwrap();
     let mut out = Vec::new();
     host.now = ms(plan_at);
@@ -38,10 +50,21 @@ fn live(host: &mut MockHost, plan_at: &str, until: &str, world: &mut dyn FnMut(&
             let to = match m.to {
                 Recipient::Household(h) | Recipient::Owner(h) => h,
             };
-            out.push(format!("{} {to} {} {}", local_date(host.now, tz), m.template, m.step));
+            out.push(format!(
+                "{} {to} {} {}",
+                local_date(host.now, tz),
+                m.template,
+                m.step
+            ));
         }
         for n in host.staff_notices.drain(..) {
-            out.push(format!("{} {:?} {} {}", local_date(host.now, tz), n.role as u8, n.template, n.step));
+            out.push(format!(
+                "{} {:?} {} {}",
+                local_date(host.now, tz),
+                n.role as u8,
+                n.template,
+                n.step
+            ));
         }
         pending.append(&mut host.timers);
         pending.sort();
@@ -59,12 +82,17 @@ fn live(host: &mut MockHost, plan_at: &str, until: &str, world: &mut dyn FnMut(&
 #[test]
 fn a_half_year_from_planning_reminder_to_summary_request() {
     let mut host = community();
-    let out = live(&mut host, "2026-03-02T09:00:00+08:00", "2026-06-30T23:59:00+08:00", &mut |h, at| {
-        // The supervisor records the event on 10 April, after the manager was told.
-        if at >= ms("2026-04-10T00:00:00+08:00") && h.events.is_empty() {
-            h.events.push(fete("2026-05-16T09:30:00+08:00"));
-        }
-    });
+    let out = live(
+        &mut host,
+        "2026-03-02T09:00:00+08:00",
+        "2026-06-30T23:59:00+08:00",
+        &mut |h, at| {
+            // The supervisor records the event on 10 April, after the manager was told.
+            if at >= ms("2026-04-10T00:00:00+08:00") && h.events.is_empty() {
+                h.events.push(fete("2026-05-16T09:30:00+08:00"));
+            }
+        },
+    );
     // Role as u8: 0 customer service, 1 supervisor, 2 manager.
     assert_eq!(
         out,
@@ -85,13 +113,21 @@ fn a_half_year_from_planning_reminder_to_summary_request() {
 fn an_event_recorded_in_time_spares_the_manager_and_a_written_summary_stops_the_request() {
     let mut host = community();
     host.events.push(fete("2026-05-16T09:30:00+08:00"));
-    let out = live(&mut host, "2026-03-02T09:00:00+08:00", "2026-06-30T23:59:00+08:00", &mut |h, at| {
-        if at >= ms("2026-05-16T18:00:00+08:00") {
-            h.events[0].summary_done = true;
-        }
-    });
+    let out = live(
+        &mut host,
+        "2026-03-02T09:00:00+08:00",
+        "2026-06-30T23:59:00+08:00",
+        &mut |h, at| {
+            if at >= ms("2026-05-16T18:00:00+08:00") {
+                h.events[0].summary_done = true;
+            }
+        },
+    );
     assert!(!out.iter().any(|l| l.contains("no_event")), "{out:#?}");
-    assert!(!out.iter().any(|l| l.contains("summary_request")), "{out:#?}");
+    assert!(
+        !out.iter().any(|l| l.contains("summary_request")),
+        "{out:#?}"
+    );
     assert_eq!(out.iter().filter(|l| l.contains("announcement")).count(), 3);
 }
 
@@ -99,14 +135,22 @@ fn an_event_recorded_in_time_spares_the_manager_and_a_written_summary_stops_the_
 fn a_moved_event_is_announced_for_its_new_date_only() {
     let mut host = community();
     host.events.push(fete("2026-05-16T09:30:00+08:00"));
-    let out = live(&mut host, "2026-03-02T09:00:00+08:00", "2026-06-30T23:59:00+08:00", &mut |h, at| {
-        if at >= ms("2026-04-20T00:00:00+08:00") {
-            h.events[0].starts_at = ms("2026-06-06T09:30:00+08:00");
-        }
-    });
+    let out = live(
+        &mut host,
+        "2026-03-02T09:00:00+08:00",
+        "2026-06-30T23:59:00+08:00",
+        &mut |h, at| {
+            if at >= ms("2026-04-20T00:00:00+08:00") {
+                h.events[0].starts_at = ms("2026-06-06T09:30:00+08:00");
+            }
+        },
+    );
     let announced: Vec<&String> = out.iter().filter(|l| l.contains("announcement")).collect();
     assert_eq!(announced.len(), 3);
-    assert!(announced.iter().all(|l| l.starts_with("2026-05-23")), "{announced:#?}");
+    assert!(
+        announced.iter().all(|l| l.starts_with("2026-05-23")),
+        "{announced:#?}"
+    );
 }
 
 #[test]
@@ -124,7 +168,9 @@ fn a_repeated_planning_slot_does_not_remind_twice() {
 fn params_are_checked() {
     let mut host = community();
     let run = host.run("semiannual_event", r#"{"plan_role": "owner"}"#);
-    assert!(matches!(SemiannualEvent.on_schedule(&run, &mut host).unwrap_err(), PluginError::InvalidParams(m) if m.starts_with("plan_role: unknown role \"owner\"")));
+    assert!(
+        matches!(SemiannualEvent.on_schedule(&run, &mut host).unwrap_err(), PluginError::InvalidParams(m) if m.starts_with("plan_role: unknown role \"owner\""))
+    );
     let run = host.run("semiannual_event", r#"{"recheck_days": 0}"#);
     assert_eq!(
         SemiannualEvent.on_schedule(&run, &mut host).unwrap_err(),

@@ -16,8 +16,9 @@ pub const HOUR_MS: Timestamp = 3_600_000;
 
 /// The community's zone; an unknown name is bad data (the config check should have caught it).
 pub fn zone(name: &str) -> Result<Tz, PluginError> {
-    name.parse::<Tz>()
-        .map_err(|_| PluginError::BadData(format!("community timezone {name:?} is not an IANA zone")))
+    name.parse::<Tz>().map_err(|_| {
+        PluginError::BadData(format!("community timezone {name:?} is not an IANA zone"))
+    })
 }
 
 /// The UTC instant of a host timestamp.
@@ -34,10 +35,10 @@ pub fn local_date(ts: Timestamp, tz: Tz) -> NaiveDate {
 /// hour; a repeated one takes its first occurrence (the same rule as the scheduler).
 pub fn at_local(date: NaiveDate, time: NaiveTime, tz: Tz) -> Timestamp {
     let naive = NaiveDateTime::new(date, time);
-    let local = tz
-        .from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest());
+    let local = tz.from_local_datetime(&naive).earliest().or_else(|| {
+        tz.from_local_datetime(&(naive + Duration::hours(1)))
+            .earliest()
+    });
     local.map_or(0, |t| t.timestamp_millis())
 }
 
@@ -89,7 +90,7 @@ pub fn yuan(fen: i64) -> String {
     let whole = (fen / 100).to_string();
     let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -196,7 +197,10 @@ mod tests {
     fn quarters_and_halves_follow_the_local_calendar() {
         // 2026-06-30T17:00Z is already 1 July in Shanghai: Q3 and H2 there.
         let d = local_date(ms("2026-06-30T17:00:00Z"), shanghai());
-        assert_eq!((quarter_key(d), half_key(d)), ("2026Q3".into(), "2026H2".into()));
+        assert_eq!(
+            (quarter_key(d), half_key(d)),
+            ("2026Q3".into(), "2026H2".into())
+        );
         assert_eq!(previous_quarter("2026Q1").as_deref(), Some("2025Q4"));
         assert_eq!(previous_quarter("2026Q3").as_deref(), Some("2026Q2"));
         assert_eq!(previous_quarter("junk"), None);
@@ -211,7 +215,9 @@ mod tests {
         assert_eq!(due, ms("2026-09-23T13:00:00+08:00"));
         // A holiday Monday (from the calendar) pushes it a day further.
         let holiday = parse_date("t", "2026-09-21").unwrap();
-        let due = add_reception_hours(start, 24, shanghai(), desk, &|d| Some(d != holiday && d.weekday().number_from_monday() <= 5));
+        let due = add_reception_hours(start, 24, shanghai(), desk, &|d| {
+            Some(d != holiday && d.weekday().number_from_monday() <= 5)
+        });
         assert_eq!(due, ms("2026-09-24T13:00:00+08:00"));
     }
 
@@ -220,7 +226,9 @@ mod tests {
         let err = ReceptionHours::parse("sla.reception_hours", "18:00-09:00").unwrap_err();
         assert_eq!(
             err,
-            PluginError::InvalidParams("sla.reception_hours: \"18:00-09:00\" closes before it opens".into())
+            PluginError::InvalidParams(
+                "sla.reception_hours: \"18:00-09:00\" closes before it opens".into()
+            )
         );
         assert!(ReceptionHours::parse("k", "nine to five").is_err());
     }
