@@ -1,0 +1,484 @@
+//! fee-ladder: the payment reminder ladder (催缴) of a community, and low prepaid balance alerts.
+//!
+//! The logic of the `fee-reminder` plugin as a library (no exported hooks, so a community's own
+//! plugin such as `payment-plan-reminder` can build on it and export its own).
+//!
+//! Each run (daily, from the community's schedule) looks at every unpaid bill and where its due
+//! date stands on the ladder, in the community's local calendar. The default ladder is the one a
+//! careful desk uses: a gentle notice 7 days before the due date, one on the day, firmer ones 7
+//! and 30 days after, a task for the manager to visit at 60 days, and a written demand (书面催告)
+//! at 90 days. The ladder ends there: no step ever cuts water, power or access.
+//!
+//! Rules the owners notice:
+//! - **Each step once per bill.** The last step sent for a bill is kept in the plugin's key-value
+//!   store (`bill:<id>` = the step's day offset). After downtime only the step the bill has
+//!   reached now is sent, not every step it went past: one message, not four.
+//! - **One message per household**, listing all its unpaid items (period, fee, amount) and the
+//!   total, in the tone of the sternest step reached this run.
+//! - **Stops the moment payment is recorded**: a paid bill is no longer unpaid, so it leaves the
+//!   ladder; the `payment.posted` event also forgets its progress.
+//! - **Restarts if a payment is reversed**: `payment.reversed` forgets the bill's progress, so the
+//!   next run sends the step the bill stands at again.
+//! - **Late fee** by [`LateFeeRule`]; the default (`late_fee` param absent) charges none. A
+//!   community's own plugin may implement its rule (see [`FeeReminder::with_rules`]).
+//! - **Low prepaid balance** (water, electricity): one alert per crossing below the threshold;
+//!   the alert re-arms when the balance is back at or above it.
+//!
+//! Why a daily scan rather than one durable timer per bill: the scan reads the unpaid bills once
+//! (the only data it needs), costs O(unpaid bills) kv reads, and cannot drift from the bills as
+//! they are imported, paid and reversed, while timers would have to be kept in step with every
+//! import. The benchmark in docs/BENCHMARKS.md measures it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use workflow_kit::{amount, local_date, parse_date, role, yuan, zone};
+use wuye_plugin_sdk::prelude::*;
+
+/// One rung of the ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Days relative to the due date (negative: before it).
+    pub days: i32,
+    /// Names the step in the idempotency key and the audit (`due-7d`, `overdue-30d`).
+    pub step: String,
+    /// Template for the owners; absent for a staff-only step.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Role to tell (`manager` for a visit), with a desk ticket per household.
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// Template of the staff notice (default `manager_visit`).
+    #[serde(default)]
+    pub staff_template: Option<String>,
+}
+
+/// The late fee rule from params: `daily_per_mille` of the unpaid amount per day past
+/// `grace_days` after the due date, capped at `cap_percent` of the unpaid amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LateFeeParams {
+    pub daily_per_mille: u32,
+    #[serde(default)]
+    pub grace_days: u32,
+    #[serde(default = "hundred")]
+    pub cap_percent: u32,
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+/// The workflow's `params` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    #[serde(default = "default_ladder")]
+    pub ladder: Vec<Step>,
+    /// Only these fee types (`property`, `parking`); all when empty.
+    #[serde(default)]
+    pub fee_types: Vec<String>,
+    #[serde(default)]
+    pub late_fee: Option<LateFeeParams>,
+    /// Template of the low balance alert; `None` turns the alert off.
+    #[serde(default = "default_balance_template")]
+    pub balance_template: Option<String>,
+}
+
+fn default_balance_template() -> Option<String> {
+    Some("low_balance".into())
+}
+
+/// The ladder described in the module docs.
+pub fn default_ladder() -> Vec<Step> {
+    let owner = |days, step: &str, template: &str| Step {
+        days,
+        step: step.into(),
+        template: Some(template.into()),
+        notify: None,
+        staff_template: None,
+    };
+    vec![
+        owner(-7, "due-7d", "bill_notice"),
+        owner(0, "due", "bill_notice"),
+        owner(7, "overdue-7d", "bill_notice"),
+        owner(30, "overdue-30d", "bill_notice"),
+        Step {
+            days: 60,
+            step: "visit-60d".into(),
+            template: None,
+            notify: Some("manager".into()),
+            staff_template: Some("manager_visit".into()),
+        },
+        owner(90, "demand-90d", "bill_notice"),
+    ]
+}
+
+impl Params {
+    /// Params of a run, checked: the ladder sorted by day, unique, with something to do.
+    pub fn of(run: &Run) -> Result<Params, PluginError> {
+        let mut p: Params = run.params()?;
+        p.ladder.sort_by_key(|s| s.days);
+        for (i, s) in p.ladder.iter().enumerate() {
+            if s.template.is_none() && s.notify.is_none() {
+                return Err(PluginError::InvalidParams(format!(
+                    "ladder[{i}] ({}): needs a template, a notify role or both",
+                    s.step
+                )));
+            }
+            if let Some(r) = &s.notify {
+                role(&format!("ladder[{i}].notify"), r)?;
+            }
+            if i > 0 && p.ladder[i - 1].days == s.days {
+                return Err(PluginError::InvalidParams(format!(
+                    "ladder: two steps at {} days ({} and {})",
+                    s.days,
+                    p.ladder[i - 1].step,
+                    s.step
+                )));
+            }
+        }
+        if let Some(f) = p.late_fee
+            && f.cap_percent > 100
+        {
+            return Err(PluginError::InvalidParams(format!(
+                "late_fee.cap_percent: {} is above 100",
+                f.cap_percent
+            )));
+        }
+        Ok(p)
+    }
+}
+
+/// How a community charges for paying late. Override it in a community's own plugin.
+pub trait LateFeeRule {
+    /// The late fee in fen for `bill`, `days_late` days after its due date.
+    fn late_fee(&self, params: &Params, bill: &Bill, days_late: i64) -> i64 {
+        let Some(f) = params.late_fee else { return 0 };
+        let unpaid = i128::from(bill.amount_fen - bill.paid_fen).max(0);
+        let days = (days_late - i64::from(f.grace_days)).max(0);
+        let fee = unpaid * i128::from(f.daily_per_mille) * i128::from(days) / 1000;
+        let cap = unpaid * i128::from(f.cap_percent) / 100;
+        i64::try_from(fee.min(cap)).unwrap_or(i64::MAX)
+    }
+
+    /// Whether this household gets reminders at all (a payment plan, a dispute in court...).
+    fn remind_household(&self, household: &str, host: &dyn Host) -> bool {
+        let _ = (household, host);
+        true
+    }
+}
+
+/// The default rules: late fee from params (none unless configured), every household reminded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StandardRules;
+
+impl LateFeeRule for StandardRules {}
+
+/// The plugin, generic over the community's rules.
+#[derive(Debug, Default)]
+pub struct FeeReminder<R: LateFeeRule = StandardRules> {
+    rules: R,
+}
+
+impl<R: LateFeeRule> FeeReminder<R> {
+    pub fn with_rules(rules: R) -> Self {
+        FeeReminder { rules }
+    }
+
+    /// One pass of the ladder and the balance alerts, as of the run's slot.
+    pub fn remind(&self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
+        let params = Params::of(run)?;
+        let tz = zone(&host.timezone())?;
+        let today = local_date(run.due_at, tz);
+
+        let mut per_household: BTreeMap<String, Vec<(Bill, NaiveDate)>> = BTreeMap::new();
+        for bill in host.unpaid_bills() {
+            if !params.fee_types.is_empty() && !params.fee_types.contains(&bill.fee_type) {
+                continue;
+            }
+            let due = parse_date(&format!("bill {}: due_date", bill.id), &bill.due_date)?;
+            per_household
+                .entry(bill.household.clone())
+                .or_default()
+                .push((bill, due));
+        }
+
+        let mut sent = 0usize;
+        let mut skipped = 0usize;
+        let mut labels = Labels::default();
+        for (household, mut bills) in per_household {
+            if !self.rules.remind_household(&household, host) {
+                skipped += 1;
+                continue;
+            }
+            bills.sort_by(|a, b| {
+                (a.1, &a.0.period, &a.0.fee_type).cmp(&(b.1, &b.0.period, &b.0.fee_type))
+            });
+            // The sternest step any bill newly reached decides the tone; every bill that has
+            // reached the ladder is listed.
+            let mut owner_step: Option<&Step> = None;
+            let mut staff_steps: Vec<&Step> = Vec::new();
+            let mut listed = Vec::new();
+            for (bill, due) in &bills {
+                let days = (today - *due).num_days();
+                let Some(reached) = params
+                    .ladder
+                    .iter()
+                    .rev()
+                    .find(|s| i64::from(s.days) <= days)
+                else {
+                    continue;
+                };
+                listed.push((bill, days));
+                let key = format!("bill:{}", bill.id);
+                let last: Option<i32> = host.kv_get(&key).and_then(|v| v.parse().ok());
+                if last.is_some_and(|l| l >= reached.days) {
+                    continue;
+                }
+                host.kv_put(&key, &reached.days.to_string());
+                // Staff steps passed over since the last run still matter (a visit is a task);
+                // owner steps collapse into the latest one.
+                for s in params.ladder.iter().filter(|s| {
+                    s.notify.is_some() && s.days <= reached.days && last.is_none_or(|l| s.days > l)
+                }) {
+                    if !staff_steps.iter().any(|x| x.step == s.step) {
+                        staff_steps.push(s);
+                    }
+                }
+                if let Some(s) = params.ladder.iter().rev().find(|s| {
+                    s.template.is_some()
+                        && s.days <= reached.days
+                        && last.is_none_or(|l| s.days > l)
+                }) && owner_step.is_none_or(|o| s.days > o.days)
+                {
+                    owner_step = Some(s);
+                }
+            }
+            if listed.is_empty() || (owner_step.is_none() && staff_steps.is_empty()) {
+                continue;
+            }
+            let total: i64 = listed.iter().map(|(b, _)| b.amount_fen - b.paid_fen).sum();
+            let late: i64 = listed
+                .iter()
+                .map(|(b, d)| self.rules.late_fee(&params, b, *d))
+                .sum();
+            let items = listed
+                .iter()
+                .map(|(b, _)| {
+                    format!(
+                        "{} {} {}",
+                        b.period,
+                        b.fee_type,
+                        yuan(b.amount_fen - b.paid_fen)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            // Structured for the templates (`{% for b in bills %}`): a JSON list in one variable.
+            let bills_json = serde_json::Value::Array(
+                listed
+                    .iter()
+                    .map(|(b, _)| {
+                        serde_json::json!({
+                            "id": b.id, "fee_type": b.fee_type, "period": b.period,
+                            "amount": amount(b.amount_fen - b.paid_fen), "due_date": b.due_date,
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string();
+            let bill_ids = serde_json::Value::from(
+                listed.iter().map(|(b, _)| b.id.clone()).collect::<Vec<_>>(),
+            )
+            .to_string();
+            let days_overdue = listed.iter().map(|(_, d)| *d).max().unwrap_or(0).max(0);
+            let label = labels.get(host, &household);
+            if let Some(step) = owner_step {
+                let mut msg = Message::to_household(
+                    &household,
+                    step.template.as_deref().unwrap_or_default(),
+                    &step.step,
+                )
+                .var("household.label", &label)
+                .var("bills", &bills_json)
+                .var("bill_ids", &bill_ids)
+                .var("items", &items)
+                .var("count", listed.len())
+                .var("total", amount(total))
+                .var("total_fen", total)
+                .var("tone", tone(step.days))
+                .var("days_overdue", days_overdue);
+                if late > 0 {
+                    msg = msg.var("late_fee", amount(late)).var("late_fee_fen", late);
+                }
+                host.send(msg);
+                sent += 1;
+            }
+            for step in staff_steps {
+                let r = role("ladder.notify", step.notify.as_deref().unwrap_or_default())?;
+                let template = step.staff_template.as_deref().unwrap_or("manager_visit");
+                host.notify_staff(
+                    StaffNotice::new(r, template, &format!("{}:{household}", step.step))
+                        .var("household.label", &label)
+                        .var("items", &items)
+                        .var("total", amount(total))
+                        .var("days_overdue", days_overdue)
+                        .var("bill_ids", &bill_ids),
+                );
+                host.create_ticket(NewTicket {
+                    household: Some(household.clone()),
+                    kind: "fee-visit".into(),
+                    summary: format!(
+                        "上门催缴 (fee visit): {label} owes {} ({})",
+                        yuan(total),
+                        step.step
+                    ),
+                });
+            }
+        }
+
+        let alerts = match &params.balance_template {
+            Some(t) => self.balance_alerts(t, &mut labels, host),
+            None => 0,
+        };
+        let community = host.community_id();
+        host.log(
+            Level::Info,
+            "fee reminders",
+            &[
+                ("community", &community),
+                ("date", &today.to_string()),
+                ("households_reminded", &sent.to_string()),
+                ("households_exempt", &skipped.to_string()),
+                ("balance_alerts", &alerts.to_string()),
+            ],
+        );
+        Ok(())
+    }
+
+    /// One alert per crossing below a threshold; re-armed once the balance recovers.
+    fn balance_alerts(&self, template: &str, labels: &mut Labels, host: &mut dyn Host) -> usize {
+        let mut alerts = 0;
+        for b in host.balances() {
+            let key = format!("low:{}:{}", b.household, b.utility);
+            let low = b.balance_fen < b.threshold_fen;
+            let alerted = host.kv_get(&key).is_some();
+            if low && !alerted {
+                host.kv_put(&key, &b.balance_fen.to_string());
+                host.send(
+                    Message::to_household(&b.household, template, &format!("low-{}", b.utility))
+                        .var("household.label", labels.get(host, &b.household))
+                        .var("utility", &b.utility)
+                        .var("balance", amount(b.balance_fen))
+                        .var("threshold", amount(b.threshold_fen))
+                        .category(Category::Urgent),
+                );
+                alerts += 1;
+            } else if !low && alerted {
+                host.kv_delete(&key);
+            }
+        }
+        alerts
+    }
+
+    /// Payments move bills off and back onto the ladder.
+    pub fn payment_event(&self, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+        #[derive(Deserialize)]
+        struct Payload {
+            bill_id: serde_json::Value,
+            #[serde(default)]
+            bill_settled: Option<bool>,
+        }
+        let p: Payload = serde_json::from_str(&event.payload)
+            .map_err(|e| PluginError::BadData(format!("{} payload: {e}", event.kind)))?;
+        let bill = match p.bill_id {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let forget = match event.kind.as_str() {
+            "payment.reversed" => true,
+            "payment.posted" => p.bill_settled.unwrap_or(true),
+            _ => false,
+        };
+        if forget {
+            host.kv_delete(&format!("bill:{bill}"));
+            host.log(
+                Level::Info,
+                "fee ladder reset",
+                &[("bill", &bill), ("why", &event.kind)],
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `1-101` → `1栋101` when the household has a building and unit, else its id.
+pub fn household_label(h: &Household) -> String {
+    if !h.building.is_empty() && !h.unit.is_empty() {
+        format!("{}栋{}", h.building, h.unit)
+    } else {
+        h.id.clone()
+    }
+}
+
+/// Labels of the households a run writes to. The first few are asked one by one; past that, all
+/// households are read once: on a due date in a large community thousands are written to, and
+/// one bulk read is far cheaper than thousands of lookups through the sandbox boundary.
+#[derive(Debug, Default)]
+struct Labels {
+    asked: usize,
+    all: Option<HashMap<String, String>>,
+}
+
+impl Labels {
+    const ONE_BY_ONE: usize = 32;
+
+    fn get(&mut self, host: &dyn Host, household: &str) -> String {
+        self.asked += 1;
+        if self.all.is_none() && self.asked > Self::ONE_BY_ONE {
+            self.all = Some(
+                host.households()
+                    .iter()
+                    .map(|h| (h.id.clone(), household_label(h)))
+                    .collect(),
+            );
+        }
+        match &self.all {
+            Some(all) => all.get(household).cloned(),
+            None => host.household(household).as_ref().map(household_label),
+        }
+        .unwrap_or_else(|| household.to_string())
+    }
+}
+
+/// How firm the wording is at a step, for templates that vary it (`gentle` before the due date,
+/// `due` on it, `firm` after, `demand` from 90 days: the written demand).
+pub fn tone(days: i32) -> &'static str {
+    match days {
+        ..0 => "gentle",
+        0 => "due",
+        1..90 => "firm",
+        _ => "demand",
+    }
+}
+
+impl<R: LateFeeRule + Default> Plugin for FeeReminder<R> {
+    fn on_schedule(&mut self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
+        self.remind(run, host)
+    }
+
+    fn on_event(
+        &mut self,
+        _run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
+        self.payment_event(event, host)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! The four standard workflow plugins (and a community's own fee reminder) built for
+//! wasm32-wasip2 and run by the real `wuyed plugin test` in the sandbox, against the fixtures
+//! shipped beside each plugin: what a community's staff and owners would be sent, exactly.
+//!
+//! The plugins' rules over months of virtual time are unit-tested natively against `MockHost`
+//! (`cargo test -p fee-ladder -p callback-escalation -p quarterly-survey -p semiannual-event
+//! -p payment-plan-reminder`); these tests prove the same code behaves identically once compiled
+//! to a component, inside the host's limits, with params arriving as the daemon passes them.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Once;
+
+use crate::util::{repo_root, run, stderr, stdout};
+
+const PLUGINS: [&str; 5] = [
+    "fee-reminder",
+    "payment-plan-reminder",
+    "callback-escalation",
+    "quarterly-survey",
+    "semiannual-event",
+];
+
+/// Builds the workflow plugins once per test run (as `scripts/build-plugins.sh` does).
+fn wasm(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        repo_root().join(target)
+    };
+    BUILD.call_once(|| {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(repo_root())
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--release", "--target", "wasm32-wasip2"]);
+        for p in PLUGINS {
+            cmd.args(["-p", p]);
+        }
+        let status = cmd.status().expect("cannot run cargo");
+        assert!(
+            status.success(),
+            "building the workflow plugins failed (rustup target add wasm32-wasip2?)"
+        );
+    });
+    target
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+}
+
+/// Runs `wuyed plugin test` on a shipped fixture; returns the lines after the resource figures
+/// (intents, kv writes, logs), which are deterministic.
+fn preview(plugin: &str, crate_dir: &str, fixture: &str) -> Vec<String> {
+    let wasm = wasm(plugin);
+    let fixture = repo_root()
+        .join("plugins")
+        .join(crate_dir)
+        .join("fixtures")
+        .join(fixture);
+    let out = run(&[
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--fixture",
+        fixture.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert_eq!(lines[1], "result: ok", "{text}");
+    lines[4..].to_vec()
+}
+
+#[test]
+fn fee_reminder_sends_one_notice_per_household_at_its_sternest_new_step_and_alerts_a_low_balance() {
+    let out = preview("fee_reminder", "fee-reminder", "overdue.toml");
+    assert_eq!(out[0], "intents (2):");
+    assert!(
+        out[1].starts_with(
+            "  send household 1-101 template bill_notice step overdue-30d [Transactional, Preferred] household.label=\"1栋101\" bills="
+        ),
+        "{}",
+        out[1]
+    );
+    assert!(out[1].ends_with(
+        r#"items="2026-03 property ¥350.00\n2026-04 parking ¥300.00" count="2" total="650.00" total_fen="65000" tone="firm" days_overdue="30""#
+    ), "{}", out[1]);
+    assert_eq!(
+        out[2],
+        r#"  send household 1-102 template low_balance step low-electricity [Urgent, Preferred] household.label="1栋102" utility="electricity" balance="8.00" threshold="20.00""#
+    );
+    assert_eq!(
+        &out[3..7],
+        [
+            "kv writes (3):",
+            "  bill:b1 = \"30\"",
+            "  bill:b2 = \"0\"",
+            "  low:1-102:electricity = \"800\""
+        ]
+    );
+}
+
+#[test]
+fn a_communitys_own_fee_reminder_skips_the_household_on_a_payment_plan() {
+    let out = preview(
+        "payment_plan_reminder",
+        "payment-plan-reminder",
+        "plan.toml",
+    );
+    assert_eq!(out[0], "intents (1):");
+    assert!(
+        out[1].starts_with("  send household 3-302 template bill_notice step due "),
+        "{}",
+        out[1]
+    );
+    assert_eq!(
+        &out[2..5],
+        [
+            "kv writes (2):",
+            "  bill:b2 = \"0\"",
+            "  plan:3-301 = \"2026-05-31\""
+        ]
+    );
+    assert!(
+        out.last()
+            .unwrap()
+            .contains("households_reminded=1 households_exempt=1"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_closed_repair_gets_its_escalation_timer_at_the_sla_counted_in_reception_hours() {
+    let out = preview("callback_escalation", "callback-escalation", "closed.toml");
+    assert_eq!(
+        out,
+        [
+            "intents (1):",
+            // Friday 16:00 + 24 desk hours of 9 a day = Wednesday 13:00 (05:00 UTC).
+            r#"  timer at 2026-09-23T05:00:00+00:00 payload "{\"ticket\":\"R-0001\",\"closed_at\":1789718400000,\"step\":\"supervisor\",\"due_at\":1790139600000}""#,
+            "kv writes (2):",
+            "  chain:R-0001 = \"1789718400000\"",
+            "  ticket:R-0001 = \"due@1790139600000\"",
+            "logs (0):",
+        ]
+    );
+}
+
+#[test]
+fn the_quarterly_survey_invites_every_household_and_times_its_reminder_and_close() {
+    let out = preview("quarterly_survey", "quarterly-survey", "open.toml");
+    assert_eq!(
+        &out[..5],
+        [
+            "intents (4):",
+            r#"  send household 1-101 template invitation step invite [Informational, Preferred] quarter="2026Q3" survey="2026Q3" household="1-101" closes_on="2026-07-15""#,
+            r#"  send household 1-102 template invitation step invite [Informational, Preferred] quarter="2026Q3" survey="2026Q3" household="1-102" closes_on="2026-07-15""#,
+            r#"  timer at 2026-07-08T01:00:00+00:00 payload "{\"quarter\":\"2026Q3\",\"action\":\"remind\"}""#,
+            r#"  timer at 2026-07-15T01:00:00+00:00 payload "{\"quarter\":\"2026Q3\",\"action\":\"close\"}""#,
+        ]
+    );
+}
+
+#[test]
+fn no_event_recorded_by_the_deadline_tells_the_manager_and_keeps_looking() {
+    let out = preview("semiannual_event", "semiannual-event", "missing.toml");
+    assert_eq!(
+        &out[..3],
+        [
+            "intents (2):",
+            r#"  notify manager template no_event step missing:2026H2 half="2026H2" deadline="2026-10-01""#,
+            r#"  timer at 2026-10-08T01:00:00+00:00 payload "{\"action\":\"check\",\"half\":\"2026H2\",\"deadline\":1790816400000}""#,
+        ]
+    );
+}
