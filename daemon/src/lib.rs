@@ -31,3 +31,4 @@ pub mod schedule;
 pub mod scheduler;
 pub mod store;
 pub mod systemd;
+pub mod wiring;

@@ -2,6 +2,7 @@
 //! administrator would from a shell. One module per area; shared helpers in `util`.
 
 mod check;
+mod daemon;
 mod deliver;
 mod deliver_kill;
 mod deliver_sms;

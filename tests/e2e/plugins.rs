@@ -2,36 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
 
 use crate::util::{repo_root, run, stderr, stdout};
 
-/// Builds the repository's plugins for wasm32-wasip2 once per test run (the same command as
-/// `scripts/build-plugins.sh`) and returns where the `.wasm` files are.
 fn wasm_dir() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        repo_root().join(target)
-    };
-    BUILD.call_once(|| {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(repo_root())
-            .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .args(["-p", "heartbeat", "-p", "misbehaving", "-p", "legacy-v010"])
-            .status()
-            .expect("cannot run cargo");
-        assert!(
-            status.success(),
-            "building plugins failed (rustup target add wasm32-wasip2?)"
-        );
-    });
-    target.join("wasm32-wasip2/release")
+    crate::util::plugins_dir()
 }
 
 fn s(p: &Path) -> &str {

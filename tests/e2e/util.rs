@@ -30,3 +30,27 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Builds every plugin of the workspace for wasm32-wasip2, once per test run, exactly as
+/// `scripts/build-plugins.sh` does (so after that script it is a no-op), and returns the folder of
+/// the `.wasm` files.
+pub fn plugins_dir() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        repo_root().join(target)
+    };
+    BUILD.call_once(|| {
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/build-plugins.sh"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cannot run scripts/build-plugins.sh");
+        assert!(status.success(), "building the plugins failed");
+    });
+    target.join("wasm32-wasip2/release")
+}

@@ -8,47 +8,11 @@
 //! to a component, inside the host's limits, with params arriving as the daemon passes them.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Once;
 
 use crate::util::{repo_root, run, stderr, stdout};
 
-const PLUGINS: [&str; 5] = [
-    "fee-reminder",
-    "payment-plan-reminder",
-    "callback-escalation",
-    "quarterly-survey",
-    "semiannual-event",
-];
-
-/// Builds the workflow plugins once per test run (as `scripts/build-plugins.sh` does).
 fn wasm(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        repo_root().join(target)
-    };
-    BUILD.call_once(|| {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(repo_root())
-            .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "--release", "--target", "wasm32-wasip2"]);
-        for p in PLUGINS {
-            cmd.args(["-p", p]);
-        }
-        let status = cmd.status().expect("cannot run cargo");
-        assert!(
-            status.success(),
-            "building the workflow plugins failed (rustup target add wasm32-wasip2?)"
-        );
-    });
-    target
-        .join("wasm32-wasip2/release")
-        .join(format!("{name}.wasm"))
+    crate::util::plugins_dir().join(format!("{name}.wasm"))
 }
 
 /// Runs `wuyed plugin test` on a shipped fixture; returns the lines after the resource figures

@@ -23,7 +23,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let options = LoadOptions::from_env(&crate::clock::SystemClock::new());
+    // `check` goes further than a load: every plugin is compiled and type-checked against the
+    // supported WIT worlds, so a broken or too-new plugin is found now, not at its first run.
+    let options = LoadOptions {
+        plugin_check: crate::plugin::check_file,
+        ..LoadOptions::from_env(&crate::clock::SystemClock::new())
+    };
     let report = config::check(&args.config, &options);
 
     let mut out = std::io::stdout().lock();

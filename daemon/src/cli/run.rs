@@ -18,7 +18,7 @@ use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{self, LoadOptions, Settings};
 use crate::exit::Coded;
 use crate::logging::{self, LogFormat};
-use crate::scheduler::{Executor, LogExecutor, Scheduler};
+use crate::scheduler::{Executor, Scheduler};
 use crate::store::Store;
 use crate::systemd;
 
@@ -46,16 +46,59 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("expected an RFC 3339 instant like 2026-11-22T08:00:00+08:00: {e}"))
 }
 
-/// The executor the daemon runs with: the single place to swap in the plugin host (which reads
-/// community data through `store` while it decides, and queues messages for the outbox,
-/// waking the dispatcher once they are committed).
+/// What executes runs: the plugin host, reading community data from the domain store and
+/// handing intents to the outbox, timers and the desk's ticket queue (crate::wiring). Returns the
+/// parts that must follow a configuration reload.
 fn executor(
-    _settings: &Settings,
-    _store: &Arc<Store>,
-    _directory: Arc<crate::domain::directory::StoreDirectory>,
-    _outbox: Arc<tokio::sync::Notify>,
-) -> anyhow::Result<Arc<dyn Executor>> {
-    Ok(Arc::new(LogExecutor))
+    settings: &Settings,
+    store: &Arc<Store>,
+    clock: &SharedClock,
+    directory: Arc<crate::domain::directory::StoreDirectory>,
+) -> anyhow::Result<(Arc<dyn Executor>, Reloadable)> {
+    use crate::plugin::{PluginExecutor, PluginHost, host::HostOptions};
+    let shared = Arc::new(settings.clone());
+    let host = Arc::new(PluginHost::new(HostOptions::for_daemon(
+        &settings.data_dir,
+    ))?);
+    let data = Arc::new(crate::wiring::StoreData::open(
+        store.path(),
+        shared.clone(),
+    )?);
+    let sink = Arc::new(crate::wiring::OutboxSink::new(
+        shared,
+        directory,
+        clock.clone(),
+    )?);
+    let executor = PluginExecutor::new(
+        host,
+        data.clone(),
+        store.clone(),
+        sink.clone(),
+        clock.clone(),
+        settings.daemon.plugins.clone(),
+    );
+    // Pauses survive a restart: a workflow that kept failing stays paused until its plugin
+    // changes or someone resumes it.
+    for p in store.read(|tx| Ok(tx.plugin_paused()?))? {
+        tracing::warn!(community = %p.community, workflow = %p.workflow, "workflow paused after repeated plugin failures");
+        executor.set_paused(&p.community, &p.workflow);
+    }
+    Ok((Arc::new(executor), Reloadable { data, sink }))
+}
+
+/// The parts of the executor that hold configuration.
+struct Reloadable {
+    data: Arc<crate::wiring::StoreData>,
+    sink: Arc<crate::wiring::OutboxSink>,
+}
+
+impl Reloadable {
+    fn reload(&self, settings: &Settings) -> anyhow::Result<()> {
+        let shared = Arc::new(settings.clone());
+        self.sink.reload(shared.clone())?;
+        self.data.reload(shared);
+        Ok(())
+    }
 }
 
 pub fn run(args: Args, log_format: LogFormat) -> anyhow::Result<()> {
@@ -105,8 +148,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         directory.clone(),
     )?;
     let outbox_waker = dispatcher.waker();
-    let executor = executor(&settings, &store, directory, outbox_waker)?;
+    let (executor, reloadable) = executor(&settings, &store, &clock, directory)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
+        .notify_on_messages(outbox_waker)
         .start(&settings)
         .await?;
 
@@ -158,6 +202,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
                                 new = %new.data_dir.display(),
                                 "daemon.data_dir changed: it takes effect at the next restart"
                             );
+                        }
+                        if let Err(e) = reloadable.reload(&new) {
+                            tracing::error!("templates of the new configuration failed to load, keeping the old ones: {e:#}");
                         }
                         scheduler.reload(new.clone()).await?;
                         settings_tx.send_replace(Arc::new(new.clone()));

@@ -75,6 +75,11 @@ pub struct HttpSection {
     /// `tokens = [{ name = "billing", token = { env = "WUYE_TOKEN_BILLING" }, communities = ["shuipan"] }]`.
     #[serde(default)]
     pub tokens: Vec<crate::http::ApiToken>,
+    /// The address owners reach the survey pages at (`https://wuye.example.com`), used in the
+    /// personal links of survey invitations. Defaults to `http://<listen>`, which only suits a
+    /// demo on one machine.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpSection {
@@ -82,6 +87,7 @@ impl Default for HttpSection {
         HttpSection {
             listen: default_listen(),
             tokens: Vec::new(),
+            public_url: None,
         }
     }
 }

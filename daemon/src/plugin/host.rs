@@ -42,7 +42,12 @@ impl HostOptions {
     /// does not recompile any plugin.
     pub fn for_daemon(data_dir: &Path) -> HostOptions {
         HostOptions {
-            cache_dir: Some(data_dir.join("plugin-cache")),
+            // wasmtime's cache wants an absolute path; the config gives one relative to itself.
+            cache_dir: Some(
+                std::path::absolute(data_dir)
+                    .unwrap_or_else(|_| data_dir.to_path_buf())
+                    .join("plugin-cache"),
+            ),
             pooling: true,
         }
     }

@@ -103,6 +103,7 @@ pub struct Scheduler {
     executor: Arc<dyn Executor>,
     slots: SlotSource,
     concurrency: usize,
+    committed: Option<Arc<Notify>>,
 }
 
 impl Scheduler {
@@ -113,7 +114,15 @@ impl Scheduler {
             executor,
             slots: configured_slots(),
             concurrency: 4,
+            committed: None,
         }
+    }
+
+    /// Notified after each run whose committed effects queued messages, so the outbox
+    /// dispatcher sends them now rather than at its next planned wake-up.
+    pub fn notify_on_messages(mut self, committed: Arc<Notify>) -> Self {
+        self.committed = Some(committed);
+        self
     }
 
     /// Replaces where slots come from (tests; `wuyed simulate` keeps the default).
@@ -168,6 +177,7 @@ impl Scheduler {
             executor: self.executor,
             slots: self.slots,
             concurrency: self.concurrency,
+            committed: self.committed,
             entries,
             tasks: JoinSet::new(),
             in_flight: HashMap::new(),
@@ -347,6 +357,7 @@ struct Runner {
     executor: Arc<dyn Executor>,
     slots: SlotSource,
     concurrency: usize,
+    committed: Option<Arc<Notify>>,
     entries: BTreeMap<Key, Entry>,
     tasks: JoinSet<()>,
     in_flight: HashMap<tokio::task::Id, (Key, i64)>,
@@ -647,6 +658,7 @@ impl Runner {
                 self.store.clone(),
                 self.clock.clone(),
                 self.executor.clone(),
+                self.committed.clone(),
                 request,
             ));
             self.in_flight.insert(abort.id(), (key.clone(), claimed.id));
@@ -769,6 +781,7 @@ async fn execute(
     store: Arc<Store>,
     clock: SharedClock,
     executor: Arc<dyn Executor>,
+    committed: Option<Arc<Notify>>,
     request: RunRequest,
 ) {
     let run_id = request.run_id;
@@ -790,6 +803,11 @@ async fn execute(
         }
         Err(err) => Err(err),
     };
+    if let (Ok(summary), Some(committed)) = (&outcome, &committed)
+        && summary.messages > 0
+    {
+        committed.notify_one();
+    }
     match outcome {
         Ok(summary) => tracing::info!(
             %community,

@@ -122,9 +122,9 @@ impl CommunityData for CommunityView {
                         .filter(|o| o.household == h.id)
                         .map(|o| o.id.to_string())
                         .collect(),
+                    unit: unit_label(&h),
                     id: h.id,
                     building: h.building,
-                    unit: h.unit,
                 })
                 .collect())
         })
@@ -138,9 +138,9 @@ impl CommunityData for CommunityView {
             let owners = d.household_recipients(id)?;
             Ok(Some(Household {
                 owners: owners.iter().map(|o| o.id.to_string()).collect(),
+                unit: unit_label(&h),
                 id: h.id,
                 building: h.building,
-                unit: h.unit,
             }))
         })
     }
@@ -278,11 +278,14 @@ impl CommunityData for CommunityView {
     }
 
     fn is_workday(&self, date: NaiveDate) -> Option<bool> {
-        self.community
-            .calendar
-            .as_ref()
-            .map(|c| c.is_workday(date))
+        self.community.calendar.as_ref().map(|c| c.is_workday(date))
     }
+}
+
+/// The unit as owners write their address after the building: 单元 and room (`2单元301`), which
+/// plugins show as `3栋2单元301`.
+fn unit_label(h: &crate::domain::Household) -> String {
+    format!("{}单元{}", h.unit, h.room)
 }
 
 fn owner(o: crate::domain::Owner) -> Owner {

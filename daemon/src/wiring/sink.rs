@@ -1,0 +1,371 @@
+//! [`OutboxSink`]: what a plugin asked for, applied in the transaction that completes its run.
+//!
+//! - messages and staff notices are rendered and queued in the outbox (`deliver::enqueue`);
+//! - timers go to the scheduler's durable timer table;
+//! - tickets go to the desk's queue in the domain store.
+//!
+//! Template variables cross the WIT boundary as strings. Two conventions (documented in the SDK
+//! and docs/WORKFLOWS.md) give templates structure back: a dotted key (`household.label`) nests,
+//! and a value that is a JSON array or object is passed as that value. `bill_ids` and
+//! `ticket.id` name the message's reason, re-checked just before sending, so a bill paid after
+//! its reminder was queued cancels the reminder. A survey invitation gets the household's
+//! personal link here: plugins never see tokens.
+//!
+//! Every key derived here comes from the run (its id, due instant and the intent's position), so
+//! a run redone after a crash writes exactly the same rows, which the outbox's and the timer
+//! table's UNIQUE keys then ignore.
+
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use crate::clock::SharedClock;
+use crate::config::{Community, Role, Settings};
+use crate::deliver::{self, Audience, EnqueueContext, Enqueued, MessageRequest, Occurrence};
+use crate::domain::TicketKind;
+use crate::plugin::intent::{self, Intent, IntentSink};
+use crate::scheduler::{EffectSummary, RunRequest, Trigger};
+use crate::store::Tx;
+use crate::store::domain::{DomainRead, TicketInput};
+
+/// The templates and settings a sink renders with; swapped whole on reload.
+struct Loaded {
+    settings: Arc<Settings>,
+    templates: deliver::Templates,
+}
+
+pub struct OutboxSink {
+    loaded: RwLock<Arc<Loaded>>,
+    directory: Arc<dyn deliver::Directory>,
+    clock: SharedClock,
+}
+
+impl OutboxSink {
+    /// Loads the templates of `settings.dir/templates` (already checked by `config::load`).
+    pub fn new(
+        settings: Arc<Settings>,
+        directory: Arc<dyn deliver::Directory>,
+        clock: SharedClock,
+    ) -> anyhow::Result<OutboxSink> {
+        Ok(OutboxSink {
+            loaded: RwLock::new(Arc::new(load(settings)?)),
+            directory,
+            clock,
+        })
+    }
+
+    /// Takes a reloaded configuration and its templates; runs already deciding keep the old ones.
+    pub fn reload(&self, settings: Arc<Settings>) -> anyhow::Result<()> {
+        let loaded = Arc::new(load(settings)?);
+        *self.loaded.write().expect("sink poisoned") = loaded;
+        Ok(())
+    }
+}
+
+fn load(settings: Arc<Settings>) -> anyhow::Result<Loaded> {
+    let ids: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
+    let templates =
+        deliver::Templates::load(&settings.dir.join("templates"), &ids).map_err(|errors| {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}: {}", e.file.display(), e.key, e.message))
+                .collect();
+            anyhow::anyhow!("templates: {}", lines.join("; "))
+        })?;
+    Ok(Loaded {
+        settings,
+        templates,
+    })
+}
+
+impl IntentSink for OutboxSink {
+    fn apply(
+        &self,
+        tx: &Tx<'_>,
+        run: &RunRequest,
+        intents: &[Intent],
+    ) -> anyhow::Result<EffectSummary> {
+        let loaded = self.loaded.read().expect("sink poisoned").clone();
+        let now = self.clock.now();
+        let community: &Community = &run.community;
+        let ctx = EnqueueContext {
+            community,
+            directory: self.directory.as_ref(),
+            templates: &loaded.templates,
+            delivery: &loaded.settings.daemon.delivery,
+            now,
+        };
+        let mut summary = EffectSummary::default();
+        for (i, intent) in intents.iter().enumerate() {
+            match intent {
+                Intent::Send(m) => {
+                    let mut variables = variables(&m.vars);
+                    let reason = reason(tx, community, &variables)?;
+                    if m.template == "invitation" {
+                        survey_link(tx, &loaded.settings, community, &mut variables, now)?;
+                    }
+                    let request = MessageRequest {
+                        community: community.id.clone(),
+                        workflow: run.workflow.name.clone(),
+                        occurrence: occurrence(run),
+                        audience: match &m.to {
+                            intent::Recipient::Owner(id) => Audience::Owner(id.clone()),
+                            intent::Recipient::Household(id) => Audience::Household(id.clone()),
+                        },
+                        step: step(run, &m.step),
+                        template: m.template.clone(),
+                        variables,
+                        category: category(m.category),
+                        channel: match m.channel {
+                            intent::Channel::Preferred => None,
+                            intent::Channel::Email => Some(deliver::Channel::Email),
+                            intent::Channel::Sms => Some(deliver::Channel::Sms),
+                        },
+                        reason,
+                    };
+                    count(&mut summary, deliver::enqueue(tx, &ctx, &request)?);
+                }
+                Intent::NotifyStaff(n) => {
+                    let variables = variables(&n.vars);
+                    let request = MessageRequest {
+                        community: community.id.clone(),
+                        workflow: run.workflow.name.clone(),
+                        occurrence: occurrence(run),
+                        audience: Audience::StaffRole(n.role),
+                        step: step(run, &n.step),
+                        template: n.template.clone(),
+                        variables,
+                        category: deliver::Category::Transactional,
+                        channel: None,
+                        // Staff are told even when the owner's matter is settled meanwhile:
+                        // the desk wants the record.
+                        reason: Value::Null,
+                    };
+                    count(&mut summary, deliver::enqueue(tx, &ctx, &request)?);
+                }
+                Intent::SetTimer { at, payload } => {
+                    let key = format!("run{}:{i}", run.run_id);
+                    tx.set_timer(
+                        &community.id,
+                        &run.workflow.name,
+                        &key,
+                        *at,
+                        payload,
+                        now,
+                        Some(run.run_id),
+                    )?;
+                    summary.timers += 1;
+                }
+                Intent::CreateTicket(t) => {
+                    let no = format!("W{}-{i}", run.run_id);
+                    let first_receiver = community
+                        .raw
+                        .staff
+                        .iter()
+                        .find(|s| s.role == Role::CustomerService)
+                        .map(|s| s.id.clone())
+                        .context("a workflow opened a ticket, but no customer_service staff is configured to receive it")?;
+                    let kind = t.kind.parse().unwrap_or(TicketKind::Complaint);
+                    let input = TicketInput {
+                        no: no.clone(),
+                        household: t.household.clone(),
+                        kind,
+                        summary: format!("[{}] {}", t.kind, t.summary),
+                        first_receiver,
+                        assignee: None,
+                        opened_at: now,
+                        assigned_at: None,
+                        closed_at: None,
+                    };
+                    tx.domain(&community.id)
+                        .open_ticket(&input, now)
+                        .map_err(|e| anyhow::anyhow!("opening ticket {no}: {e}"))?;
+                    summary.notes.push(format!("opened ticket {no}"));
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+fn count(summary: &mut EffectSummary, outcomes: Vec<Enqueued>) {
+    for o in outcomes {
+        match o {
+            Enqueued::Queued { .. } => summary.messages += 1,
+            Enqueued::Duplicate { .. } => {}
+            Enqueued::Unreachable { recipient, why } => summary.notes.push(format!(
+                "{recipient} unreachable ({why}): listed for the desk"
+            )),
+            Enqueued::OptedOut { recipient } => {
+                summary.notes.push(format!("{recipient} opted out"))
+            }
+        }
+    }
+}
+
+fn category(c: intent::Category) -> deliver::Category {
+    match c {
+        intent::Category::Transactional => deliver::Category::Transactional,
+        intent::Category::Urgent => deliver::Category::Urgent,
+        intent::Category::Informational => deliver::Category::Informational,
+    }
+}
+
+/// Schedule and event runs are keyed by their instant; a timer run by its timer, so two timers
+/// firing at the same instant stay two occurrences.
+fn occurrence(run: &RunRequest) -> Occurrence {
+    match run.trigger {
+        Trigger::Timer { timer_id, .. } => Occurrence::Timer(timer_id),
+        _ => Occurrence::Due(run.due_at),
+    }
+}
+
+/// Two events at the same instant (two tickets closed in one second) are separate occurrences:
+/// their runs differ, so their steps must too.
+fn step(run: &RunRequest, step: &str) -> String {
+    match run.trigger {
+        Trigger::Event { .. } => format!("{step}@run{}", run.run_id),
+        _ => step.to_string(),
+    }
+}
+
+/// `[("household.label", "1-2-301"), ("bills", "[...]")]` → `{"household": {"label": ...},
+/// "bills": [...]}`.
+pub(crate) fn variables(vars: &[(String, String)]) -> Value {
+    let mut root = Map::new();
+    for (key, text) in vars {
+        let value = match text.trim_start().chars().next() {
+            Some('[' | '{') => serde_json::from_str(text).unwrap_or_else(|_| text.clone().into()),
+            _ => Value::String(text.clone()),
+        };
+        let mut node = &mut root;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(part.to_string(), value.clone());
+                break;
+            }
+            let entry = node
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                // `household` was set as a plain value before `household.label`: the nested
+                // key wins, the plain value stays reachable as `household._`.
+                let plain = entry.take();
+                let mut m = Map::new();
+                m.insert("_".into(), plain);
+                *entry = Value::Object(m);
+            }
+            node = entry.as_object_mut().expect("made an object above");
+        }
+    }
+    Value::Object(root)
+}
+
+/// The reason re-checked before sending: the bills a reminder lists, the ticket a callback is
+/// for. `Null` (always relevant) when the message names neither.
+fn reason(tx: &Tx<'_>, community: &Community, vars: &Value) -> anyhow::Result<Value> {
+    if let Some(ids) = vars.get("bill_ids") {
+        let ids: Vec<i64> = match ids {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+                .collect(),
+            Value::String(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+            _ => Vec::new(),
+        };
+        if !ids.is_empty() {
+            return Ok(serde_json::json!({ "bills": ids }));
+        }
+    }
+    if let Some(no) = vars.pointer("/ticket/id").and_then(Value::as_str) {
+        let d = DomainRead::new(tx.conn(), &community.id);
+        if let Some(t) = d.ticket_by_no(no)? {
+            return Ok(serde_json::json!({ "ticket": t.id }));
+        }
+    }
+    Ok(Value::Null)
+}
+
+/// Finds or creates the household's invitation to campaign `survey` and adds `link`.
+fn survey_link(
+    tx: &Tx<'_>,
+    settings: &Settings,
+    community: &Community,
+    vars: &mut Value,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (Some(survey), Some(household)) = (
+        vars.get("survey")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        vars.get("household")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    ) else {
+        return Ok(());
+    };
+    let closes_at = vars
+        .get("closes_on")
+        .and_then(Value::as_str)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .and_then(|t| t.and_local_timezone(community.tz).latest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now + chrono::Duration::days(14));
+    let write = tx.domain(&community.id);
+    let read = DomainRead::new(tx.conn(), &community.id);
+    let campaign = match read.campaign(&survey)? {
+        Some(c) => c,
+        None => write.upsert_campaign(&survey, now, closes_at)?,
+    };
+    write.invite(campaign.id, std::slice::from_ref(&household), now)?;
+    let invitation = read
+        .invitations(campaign.id)?
+        .into_iter()
+        .find(|i| i.household == household)
+        .context("invitation just written is missing")?;
+    let base = public_url(settings);
+    if let Value::Object(map) = vars {
+        map.insert(
+            "link".into(),
+            Value::String(format!("{base}/survey/{}", invitation.token)),
+        );
+        map.insert("survey_invitation".into(), Value::from(invitation.id));
+    }
+    Ok(())
+}
+
+/// Where owners reach the survey pages: `http.public_url`, else the listen address.
+fn public_url(settings: &Settings) -> String {
+    match &settings.daemon.http.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", settings.daemon.http.listen),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_nest_and_json_values_become_structure() {
+        let vars = [
+            ("household.label".to_string(), "3栋2单元301".to_string()),
+            ("bills".to_string(), r#"[{"period":"2026-10"}]"#.to_string()),
+            ("total".to_string(), "650.00".to_string()),
+            ("note".to_string(), "[not json".to_string()),
+        ];
+        assert_eq!(
+            variables(&vars),
+            serde_json::json!({
+                "household": {"label": "3栋2单元301"},
+                "bills": [{"period": "2026-10"}],
+                "total": "650.00",
+                "note": "[not json",
+            })
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The whole daemon on the shipped demo: real plugins, the demo owners and bills, the outbox and
+//! the HTTP API, on a clock started just before 10:00 on a Monday. What the service desk and the
+//! owners of both demo communities would receive, exactly once.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{plugins_dir, repo_root, wuyed};
+
+const TOKEN: &str = "desk-token-0123456789";
+
+struct Demo {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    data: PathBuf,
+    port: u16,
+    env: Vec<(String, String)>,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Demo {
+    /// The shipped config, untouched but for environment overrides: plugins, data directory,
+    /// HTTP port, an API token, and no jitter so the 10:00 runs start at 10:00.
+    fn new() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        copy_dir(&repo_root().join("config"), &config);
+        let data = dir.path().join("data");
+        let port = free_port();
+        let mut env = vec![
+            ("WUYE_PLUGINS__DIR", plugins_dir().display().to_string()),
+            ("WUYE_DAEMON__DATA_DIR", data.display().to_string()),
+            ("WUYE_HTTP__LISTEN", format!("127.0.0.1:{port}")),
+            (
+                "WUYE_HTTP__TOKENS",
+                format!(r#"[{{ name = "desk", token = "{TOKEN}", communities = ["*"] }}]"#),
+            ),
+        ];
+        for id in ["SHUIPAN", "SHIJIXINZHU"] {
+            for wf in ["FEE_REMINDER", "QUARTERLY_SURVEY"] {
+                env.push((
+                    Box::leak(
+                        format!("WUYE_COMMUNITY__{id}__WORKFLOWS__{wf}__JITTER").into_boxed_str(),
+                    ),
+                    "0s".into(),
+                ));
+            }
+        }
+        let env = env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let demo = Demo {
+            _dir: dir,
+            config,
+            data,
+            port,
+            env,
+        };
+        for community in ["shuipan", "shijixinzhu"] {
+            for kind in ["owners", "bills", "payments", "balances", "tickets"] {
+                let file = demo.config.join(format!("data/{community}/{kind}.csv"));
+                let out = demo
+                    .cmd()
+                    .args(["import", kind])
+                    .arg(&file)
+                    .args(["--community", community, "--config"])
+                    .arg(&demo.config)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        demo
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = wuyed();
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    fn start(&self, clock_start: &str) -> Child {
+        let log = std::fs::File::create(self.data.join(format!("log-{}", free_port()))).unwrap();
+        self.cmd()
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .args(["--clock-start", clock_start])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data.join("wuye.db")).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+    }
+
+    /// Waits until `sql` counts at least `n`, or fails after a minute.
+    fn wait_for(&self, what: &str, sql: &str, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.count(sql) < n {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Subject lines of the delivered mail, by recipient address.
+    fn mail(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let dir = self.data.join("outbox/mail");
+        for entry in std::fs::read_dir(dir).into_iter().flatten() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let header = |name: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(name))
+                    .map(|l| l[name.len()..].trim().to_string())
+                    .unwrap_or_default()
+            };
+            out.entry(header("To:"))
+                .or_default()
+                .push(header("Subject:"));
+        }
+        out
+    }
+
+    fn post(&self, path: &str, body: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "wuyed run exited with {status}");
+}
+
+const SENT: &str = "SELECT count(*) FROM outbox WHERE status = 'sent'";
+
+#[test]
+fn the_demo_reminds_each_household_once_spares_the_payment_plan_and_escalates_a_closed_ticket() {
+    let demo = Demo::new();
+    let daemon = demo.start("2026-11-23T09:59:58+08:00");
+    demo.wait_for(
+        "both fee reminder runs",
+        "SELECT count(*) FROM runs WHERE workflow = 'fee_reminder' AND state = 'done'",
+        2,
+    );
+    let queued = demo.count("SELECT count(*) FROM outbox");
+    assert!(queued > 20, "fee reminders queued only {queued} messages");
+    demo.wait_for("every message delivered", SENT, queued);
+
+    let db = demo.db();
+    let notices: Vec<(String, String)> = db
+        .prepare(
+            "SELECT community, recipient FROM outbox WHERE workflow = 'fee_reminder' \
+             AND template = 'fee_reminder/bill_notice'",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap();
+    assert!(
+        notices.iter().any(|(c, _)| c == "shuipan")
+            && notices.iter().any(|(c, _)| c == "shijixinzhu"),
+        "both communities send bill notices: {notices:?}"
+    );
+    // One notice per household, however many bills it owes.
+    let mut households: Vec<&(String, String)> = notices.iter().collect();
+    households.sort();
+    households.dedup();
+    assert_eq!(
+        households.len(),
+        notices.len(),
+        "a household got two bill notices"
+    );
+
+    // 世纪新筑's own plugin: household 1-1-801 owes money but is on a payment plan.
+    let owes: i64 = db
+        .query_row(
+            "SELECT count(*) FROM bills b WHERE b.community = 'shijixinzhu' AND b.household = '1-1-801' \
+             AND b.paid_fen < b.amount_fen",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(owes > 0, "the demo household on a plan is in arrears");
+    assert!(
+        !notices.contains(&("shijixinzhu".to_string(), "household:1-1-801".to_string())),
+        "the household on a payment plan got a reminder: {notices:?}"
+    );
+    assert_eq!(
+        demo.mail().values().map(Vec::len).sum::<usize>() as i64
+            + demo.count("SELECT count(*) FROM outbox WHERE channel = 'sms' AND status = 'sent'"),
+        queued
+    );
+
+    // A repair ticket closed through the API becomes a callback-escalation run with a timer at
+    // its SLA deadline.
+    let open: String = db
+        .query_row(
+            "SELECT no FROM tickets WHERE community = 'shuipan' AND closed_at IS NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let answer = demo.post(
+        &format!("/api/v1/communities/shuipan/tickets/{open}/close"),
+        "{}",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    demo.wait_for(
+        "the callback escalation run of the closed ticket",
+        "SELECT count(*) FROM runs WHERE workflow = 'callback_escalation' \
+         AND trigger_kind = 'event' AND state = 'done'",
+        1,
+    );
+    assert!(demo.count("SELECT count(*) FROM timers WHERE workflow = 'callback_escalation' AND state = 'pending'") >= 1);
+    stop(daemon);
+
+    // A restart at the same moment sends nothing again.
+    let mail_before = demo.mail();
+    let daemon = demo.start("2026-11-23T10:00:30+08:00");
+    std::thread::sleep(Duration::from_secs(4));
+    stop(daemon);
+    assert_eq!(demo.count("SELECT count(*) FROM outbox"), queued);
+    assert_eq!(demo.mail(), mail_before);
+}
