@@ -12,9 +12,6 @@ use serde_json::Value;
 
 use crate::util::wuyed;
 
-/// The start of a wasm component binary: enough for a config check that the plugin file exists.
-const WASM_HEADER: &[u8] = b"\0asm\x0d\0\x01\0";
-
 struct Setup {
     dir: tempfile::TempDir,
 }
@@ -26,7 +23,12 @@ impl Setup {
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("communities")).unwrap();
         std::fs::create_dir_all(config.join("plugins")).unwrap();
-        std::fs::write(config.join("plugins/heartbeat.wasm"), WASM_HEADER).unwrap();
+        // The real heartbeat plugin: the daemon runs it.
+        std::fs::copy(
+            crate::util::plugins_dir().join("heartbeat.wasm"),
+            config.join("plugins/heartbeat.wasm"),
+        )
+        .unwrap();
         std::fs::write(
             config.join("wuyed.toml"),
             "[daemon]\ndata_dir = \"data\"\ntimezone = \"Asia/Shanghai\"\n\n\

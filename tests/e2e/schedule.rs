@@ -313,7 +313,16 @@ fn config_copy(edit: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf)
     copy_dir(&repo_root().join("config"), &config);
     let plugins = tmp.path().join("plugins");
     fs::create_dir_all(&plugins).unwrap();
-    fs::write(plugins.join("heartbeat.wasm"), b"").unwrap();
+    for community in fs::read_dir(config.join("communities")).unwrap() {
+        let text = fs::read_to_string(community.unwrap().path()).unwrap();
+        for name in text.lines().filter_map(|l| l.strip_prefix("plugin = \"")) {
+            fs::write(
+                plugins.join(format!("{}.wasm", name.trim_end_matches('"'))),
+                b"",
+            )
+            .unwrap();
+        }
+    }
     let file = config.join("communities/shijixinzhu.toml");
     let mut text = fs::read_to_string(&file).unwrap();
     for (from, to) in edit {

@@ -936,7 +936,8 @@ pub(crate) fn check_plugin_file(
             "check the path".to_string()
         } else {
             format!(
-                "build it with `cargo build --release --target wasm32-wasip2 -p {plugin}`, or point plugins.dir in wuyed.toml at where it is"
+                "build it with `cargo build --release --target wasm32-wasip2 -p {}` (crates use '-' where files use '_'; ./scripts/build-plugins.sh builds them all), or point plugins.dir in wuyed.toml at where it is",
+                plugin.replace('_', "-")
             )
         };
         return Err(format!(
@@ -1298,7 +1299,7 @@ notifies = ["customer_service"]
         assert_eq!(
             f.errors(),
             [
-                "communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin file not found: plugins/fee_reminder.wasm (build it with `cargo build --release --target wasm32-wasip2 -p fee_reminder`, or point plugins.dir in wuyed.toml at where it is)"
+                "communities/lakeside.toml:24: workflows.heartbeat.plugin: plugin file not found: plugins/fee_reminder.wasm (build it with `cargo build --release --target wasm32-wasip2 -p fee-reminder` (crates use '-' where files use '_'; ./scripts/build-plugins.sh builds them all), or point plugins.dir in wuyed.toml at where it is)"
             ]
         );
         // A disabled workflow may name a plugin not built yet; it is left out of the settings.
