@@ -8,29 +8,16 @@
 //! a loader that only checks the file exists.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
-use crate::util::{repo_root, stderr, stdout, wuyed};
+use crate::util::{copy_dir, repo_root, stderr, stdout, wuyed};
 
 /// A copy of the shipped `config/` in a tempdir, with a plugin directory for it.
 struct Copy {
     _tmp: tempfile::TempDir,
     config: PathBuf,
     plugins: PathBuf,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Where a real `heartbeat.wasm` would be, if it was built.

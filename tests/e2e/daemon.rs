@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{plugins_dir, repo_root, wuyed};
+use crate::util::{copy_dir, plugins_dir, repo_root, wuyed};
 
 const TOKEN: &str = "desk-token-0123456789";
 
@@ -19,19 +19,6 @@ struct Demo {
     data: PathBuf,
     port: u16,
     env: Vec<(String, String)>,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn free_port() -> u16 {

@@ -16,7 +16,7 @@ use wuye::deliver::{
     Templates,
 };
 
-use crate::util::repo_root;
+use crate::util::{copy_dir, repo_root};
 
 pub fn support(script: &str) -> PathBuf {
     repo_root().join("tests/support").join(script)
@@ -187,18 +187,6 @@ pub fn write_config(dir: &Path, daemon_extra: &str, community_extra: &str) -> Pa
         &cfg.join("templates"),
     );
     cfg
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// No quiet hours, so tests do not depend on the hour they run at.

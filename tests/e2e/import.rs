@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{repo_root, run, stderr, stdout};
+use crate::util::{copy_dir, repo_root, run, stderr, stdout};
 
 /// A minimal configuration with the two demo communities and an absolute data dir.
 fn config(dir: &Path) -> PathBuf {
@@ -306,19 +306,6 @@ fn shipped_demo_data_imports_with_the_shipped_config() {
                 staff.contains(&r),
                 "{community}: first receiver {r} is not in staff {staff:?}"
             );
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
         }
     }
 }

@@ -296,21 +296,9 @@ fn a_broken_calendar_file_is_a_configuration_error_naming_file_key_and_line() {
 /// A copy of the shipped `config/` whose workflows' plugin files exist (empty stand-ins: `next`
 /// never loads a plugin), with `edit` applied to `communities/shijixinzhu.toml`.
 fn config_copy(edit: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("config");
-    copy_dir(&repo_root().join("config"), &config);
+    crate::util::copy_dir(&repo_root().join("config"), &config);
     let plugins = tmp.path().join("plugins");
     fs::create_dir_all(&plugins).unwrap();
     for community in fs::read_dir(config.join("communities")).unwrap() {

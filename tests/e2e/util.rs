@@ -54,3 +54,17 @@ pub fn plugins_dir() -> PathBuf {
     });
     target.join("wasm32-wasip2/release")
 }
+
+/// Copies a folder tree (the shipped `config/` into a test's temp dir).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
