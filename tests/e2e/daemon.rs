@@ -253,3 +253,53 @@ fn the_demo_reminds_each_household_once_spares_the_payment_plan_and_escalates_a_
     assert_eq!(demo.count("SELECT count(*) FROM outbox"), queued);
     assert_eq!(demo.mail(), mail_before);
 }
+
+#[test]
+fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() {
+    let demo = Demo::new();
+    let out = demo
+        .cmd()
+        .args(["simulate", "--config"])
+        .arg(&demo.config)
+        .args(["--from", "2026-11-23", "--to", "2026-12-22"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    // The first morning: both communities' ladders, each household once.
+    assert_eq!(lines[0], "2026-11-23", "{text}");
+    let first_day: Vec<&str> = lines[1..]
+        .iter()
+        .take_while(|l| l.starts_with("  "))
+        .copied()
+        .collect();
+    for community in ["shuipan", "shijixinzhu"] {
+        assert!(
+            first_day
+                .iter()
+                .any(|l| l.contains(community) && l.contains("fee_reminder/bill_notice")),
+            "{text}"
+        );
+    }
+    // December's bills fall due on the 15th: a notice to the households that owe them.
+    assert!(lines.contains(&"2026-12-15"), "{text}");
+    assert!(
+        lines.last().unwrap().ends_with("day(s) with messages"),
+        "{text}"
+    );
+    // Nothing was queued in the real database, and the same question gives the same answer.
+    assert_eq!(demo.count("SELECT count(*) FROM outbox"), 0);
+    let again = demo
+        .cmd()
+        .args(["simulate", "--config"])
+        .arg(&demo.config)
+        .args(["--from", "2026-11-23", "--to", "2026-12-22"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+}

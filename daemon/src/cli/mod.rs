@@ -12,6 +12,7 @@ mod outbox;
 mod plugin;
 mod report;
 mod run;
+mod simulate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +47,9 @@ pub enum Command {
     Import(import::Args),
     /// Inspect and act on the outbox.
     Outbox(outbox::Args),
+    /// Run the workflows over a span of days on a virtual clock, on a copy of the data, and show
+    /// who would get what, day by day. Nothing is sent and the real database is not touched.
+    Simulate(simulate::Args),
     /// Tools for plugin authors.
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Simulate(args) => simulate::run(args),
         Command::Report(args) => report::run(args),
     }
 }

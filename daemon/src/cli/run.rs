@@ -49,7 +49,7 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 /// What executes runs: the plugin host, reading community data from the domain store and
 /// handing intents to the outbox, timers and the desk's ticket queue (crate::wiring). Returns the
 /// parts that must follow a configuration reload.
-fn executor(
+pub(super) fn executor(
     settings: &Settings,
     store: &Arc<Store>,
     clock: &SharedClock,
@@ -87,7 +87,7 @@ fn executor(
 }
 
 /// The parts of the executor that hold configuration.
-struct Reloadable {
+pub(super) struct Reloadable {
     data: Arc<crate::wiring::StoreData>,
     sink: Arc<crate::wiring::OutboxSink>,
 }
@@ -274,7 +274,7 @@ async fn route_events(
 
 /// Loads the configuration against the process environment, "today" read from the daemon's
 /// clock; the error lists every problem as `file:line: key: message`.
-fn load(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Settings> {
+pub(super) fn load(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Settings> {
     config::load_with(dir, &LoadOptions::from_env(clock))
         .map_err(|errors| anyhow::anyhow!("{}: {errors}", dir.display()))
 }

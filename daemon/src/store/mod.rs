@@ -107,6 +107,15 @@ impl Store {
     }
 
     /// Where the database lives.
+    /// Writes a consistent copy of the database to `to` (which must not exist), for
+    /// `wuyed simulate`: it runs on the copy and never touches the real store.
+    pub fn snapshot_to(&self, to: &Path) -> anyhow::Result<()> {
+        let conn = self.lock();
+        conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .with_context(|| format!("cannot copy the database to {}", to.display()))?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
