@@ -53,20 +53,20 @@ pub(super) fn executor(
     settings: &Settings,
     store: &Arc<Store>,
     clock: &SharedClock,
-    directory: Arc<crate::domain::directory::StoreDirectory>,
+    reader: Arc<crate::store::domain::DomainReader>,
 ) -> anyhow::Result<(Arc<dyn Executor>, Reloadable)> {
     use crate::plugin::{PluginExecutor, PluginHost, host::HostOptions};
     let shared = Arc::new(settings.clone());
     let host = Arc::new(PluginHost::new(HostOptions::for_daemon(
         &settings.data_dir,
     ))?);
-    let data = Arc::new(crate::wiring::StoreData::open(
-        store.path(),
+    let data = Arc::new(crate::wiring::StoreData::new(
+        reader.clone(),
         shared.clone(),
-    )?);
+    ));
     let sink = Arc::new(crate::wiring::OutboxSink::new(
         shared,
-        directory,
+        Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
         clock.clone(),
     )?);
     let executor = PluginExecutor::new(
@@ -136,19 +136,20 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     // The outbox dispatcher: sends what runs committed, with quiet hours, retries and the
     // re-check just before sending; asks the domain store who owners are and whether a reason
     // still stands.
-    let directory = Arc::new(crate::domain::directory::StoreDirectory::open(
-        store.path(),
-    )?);
+    // One read connection serves the dispatcher's directory and the plugin host's data.
+    let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?);
     let channels = crate::deliver::Channels::from_settings(&settings).map_err(Coded::config)?;
     let dispatcher = crate::deliver::Dispatcher::new(
         store.path(),
         Arc::new(settings.clone()),
         clock.clone(),
         channels,
-        directory.clone(),
+        Arc::new(crate::domain::directory::StoreDirectory::new(
+            reader.clone(),
+        )),
     )?;
     let outbox_waker = dispatcher.waker();
-    let (executor, reloadable) = executor(&settings, &store, &clock, directory)?;
+    let (executor, reloadable) = executor(&settings, &store, &clock, reader)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .notify_on_messages(outbox_waker)
         .start(&settings)

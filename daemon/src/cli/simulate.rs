@@ -109,10 +109,8 @@ async fn simulate(
     let manual = ManualClock::new(start);
     let clock: SharedClock = Arc::new(manual.clone());
     let store = Arc::new(Store::open_in(&settings.data_dir)?);
-    let directory = Arc::new(crate::domain::directory::StoreDirectory::open(
-        store.path(),
-    )?);
-    let (executor, _reloadable) = super::run::executor(&settings, &store, &clock, directory)?;
+    let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?);
+    let (executor, _reloadable) = super::run::executor(&settings, &store, &clock, reader)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;

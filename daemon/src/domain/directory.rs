@@ -1,43 +1,22 @@
 //! The domain store as delivery's [`Directory`]: who a household's message goes to, and whether
 //! the reason for a queued message (an unpaid bill, a missing callback) still stands.
 //!
-//! It keeps its own read connection: delivery asks while a run's write transaction may be open on
-//! another connection, and WAL lets it read the last committed state without waiting.
+//! It reads through a [`DomainReader`]: delivery asks while a run's write transaction may be open
+//! on another connection, and WAL lets it read the last committed state without waiting.
 
-use std::path::Path;
-use std::sync::Mutex;
-
-use anyhow::Context as _;
-use rusqlite::Connection;
+use std::sync::Arc;
 
 use crate::deliver::{Channel, Contact, Directory, Relevance};
 use crate::domain::{ContactChannel, Owner};
-use crate::store::domain::DomainRead;
+use crate::store::domain::DomainReader;
 
 pub struct StoreDirectory {
-    conn: Mutex<Connection>,
+    reader: Arc<DomainReader>,
 }
 
 impl StoreDirectory {
-    /// Opens the database at `path` (already migrated by `Store::open`).
-    pub fn open(path: &Path) -> anyhow::Result<StoreDirectory> {
-        let conn = crate::store::domain::open_standalone(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(StoreDirectory {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn read<T>(
-        &self,
-        community: &str,
-        f: impl FnOnce(&DomainRead<'_>) -> rusqlite::Result<T>,
-    ) -> anyhow::Result<T> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| anyhow::anyhow!("directory connection poisoned"))?;
-        Ok(f(&DomainRead::new(&conn, community))?)
+    pub fn new(reader: Arc<DomainReader>) -> StoreDirectory {
+        StoreDirectory { reader }
     }
 }
 
@@ -62,6 +41,7 @@ impl Directory for StoreDirectory {
         household: &str,
     ) -> anyhow::Result<Option<Contact>> {
         Ok(self
+            .reader
             .read(community, |d| d.household_primary_contact(household))?
             .map(contact))
     }
@@ -71,7 +51,7 @@ impl Directory for StoreDirectory {
         let Ok(id) = owner.parse::<i64>() else {
             return Ok(None);
         };
-        Ok(self.read(community, |d| d.owner(id))?.map(contact))
+        Ok(self.reader.read(community, |d| d.owner(id))?.map(contact))
     }
 
     fn still_relevant(
@@ -79,9 +59,11 @@ impl Directory for StoreDirectory {
         community: &str,
         reason: &serde_json::Value,
     ) -> anyhow::Result<Relevance> {
-        Ok(match self.read(community, |d| d.reason_gone(reason))? {
-            None => Relevance::Relevant,
-            Some(why) => Relevance::Gone(why),
-        })
+        Ok(
+            match self.reader.read(community, |d| d.reason_gone(reason))? {
+                None => Relevance::Relevant,
+                Some(why) => Relevance::Gone(why),
+            },
+        )
     }
 }

@@ -50,6 +50,37 @@ pub fn open_standalone(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// One read connection shared by the daemon's readers of domain data (the plugin host's data
+/// source and delivery's directory), each call scoped to one community. Under WAL it reads the
+/// last committed state without waiting for a run's write transaction on another connection.
+pub struct DomainReader {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl DomainReader {
+    pub fn open(path: &Path) -> anyhow::Result<DomainReader> {
+        use anyhow::Context as _;
+        let conn =
+            open_standalone(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(DomainReader {
+            conn: std::sync::Mutex::new(conn),
+        })
+    }
+
+    /// Runs `f` on `community`'s data.
+    pub fn read<T>(
+        &self,
+        community: &str,
+        f: impl FnOnce(&DomainRead<'_>) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("domain read connection poisoned"))?;
+        Ok(f(&DomainRead::new(&conn, community))?)
+    }
+}
+
 /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
 pub fn with_tx<R, E: From<rusqlite::Error>>(
     conn: &mut Connection,

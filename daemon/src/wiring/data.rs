@@ -1,34 +1,30 @@
 //! The domain store as the plugin host's [`DataSource`]: each run gets a view bound to its own
 //! community, so a plugin cannot name another community's data.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::Connection;
 
 use crate::config::Settings;
 use crate::plugin::data::{
     Balance, Bill, Callback, CommunityData, DataSource, Event, Household, Owner, Survey,
     SurveyAnswer, Ticket,
 };
-use crate::store::domain::DomainRead;
+use crate::store::domain::{DomainRead, DomainReader};
 
 /// Hands out per-community views over one read connection.
 pub struct StoreData {
-    conn: Arc<Mutex<Connection>>,
+    reader: Arc<DomainReader>,
     settings: Mutex<Arc<Settings>>,
 }
 
 impl StoreData {
-    pub fn open(path: &Path, settings: Arc<Settings>) -> anyhow::Result<StoreData> {
-        let conn = crate::store::domain::open_standalone(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(StoreData {
-            conn: Arc::new(Mutex::new(conn)),
+    pub fn new(reader: Arc<DomainReader>, settings: Arc<Settings>) -> StoreData {
+        StoreData {
+            reader,
             settings: Mutex::new(settings),
-        })
+        }
     }
 
     /// Takes a reloaded configuration (names, zones, calendars) for runs that start from now on.
@@ -47,24 +43,20 @@ impl DataSource for StoreData {
             .cloned()
             .with_context(|| format!("community {id} is not configured"))?;
         Ok(Arc::new(CommunityView {
-            conn: self.conn.clone(),
+            reader: self.reader.clone(),
             community,
         }))
     }
 }
 
 struct CommunityView {
-    conn: Arc<Mutex<Connection>>,
+    reader: Arc<DomainReader>,
     community: Arc<crate::config::Community>,
 }
 
 impl CommunityView {
     fn read<T>(&self, f: impl FnOnce(&DomainRead<'_>) -> rusqlite::Result<T>) -> anyhow::Result<T> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| anyhow::anyhow!("data connection poisoned"))?;
-        Ok(f(&DomainRead::new(&conn, &self.community.id))?)
+        self.reader.read(&self.community.id, f)
     }
 }
 
