@@ -952,16 +952,7 @@ pub(crate) fn check_plugin_file(
 /// An `events` entry: a kind the daemon emits, a family (`payment.*`) or `*`. A typo here would
 /// silently leave a workflow deaf, so unknown kinds are errors.
 pub(crate) fn check_event_pattern(pattern: &str) -> Result<(), String> {
-    use crate::domain::event_kind::*;
-    const KINDS: [&str; 7] = [
-        TICKET_OPENED,
-        TICKET_CLOSED,
-        TICKET_REOPENED,
-        CALLBACK_RECORDED,
-        PAYMENT_POSTED,
-        PAYMENT_REVERSED,
-        SURVEY_ANSWERED,
-    ];
+    const KINDS: [&str; 10] = crate::domain::event_kind::ALL;
     let known = match pattern.strip_suffix('*') {
         Some(prefix) => prefix.is_empty() || KINDS.iter().any(|k| k.starts_with(prefix)),
         None => KINDS.contains(&pattern),

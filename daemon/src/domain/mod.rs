@@ -538,6 +538,8 @@ pub struct Event {
     pub key: String,
     pub title: String,
     pub planned_for: NaiveDate,
+    /// When it begins; `None` for events recorded with a day only (before schema 5).
+    pub starts_at: Option<DateTime<Utc>>,
     pub location: String,
     pub announced_at: Option<DateTime<Utc>>,
     pub summary: Option<String>,
@@ -562,6 +564,47 @@ pub mod event_kind {
     pub const PAYMENT_POSTED: &str = "payment.posted";
     pub const PAYMENT_REVERSED: &str = "payment.reversed";
     pub const SURVEY_ANSWERED: &str = "survey.answered";
+    /// A community event was recorded or moved (payload: `key`, `starts_at`).
+    pub const COMMUNITY_EVENT_PLANNED: &str = "community_event.planned";
+    /// The desk agreed a payment plan (payload: `household`, `until` as `YYYY-MM-DD`).
+    pub const PAYMENT_PLAN_AGREED: &str = "payment_plan.agreed";
+    /// A payment plan ended early (payload: `household`).
+    pub const PAYMENT_PLAN_ENDED: &str = "payment_plan.ended";
+
+    /// Every kind, for checking the `events = [...]` a workflow subscribes to.
+    pub const ALL: [&str; 10] = [
+        TICKET_OPENED,
+        TICKET_CLOSED,
+        TICKET_REOPENED,
+        CALLBACK_RECORDED,
+        PAYMENT_POSTED,
+        PAYMENT_REVERSED,
+        SURVEY_ANSWERED,
+        COMMUNITY_EVENT_PLANNED,
+        PAYMENT_PLAN_AGREED,
+        PAYMENT_PLAN_ENDED,
+    ];
+}
+
+/// A household's personal link to answer an event's RSVP (报名).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RsvpInvitation {
+    pub id: i64,
+    pub community: String,
+    pub event_id: i64,
+    pub household: String,
+    pub token: String,
+    pub invited_at: DateTime<Utc>,
+}
+
+/// A staff notice a workflow sent about a ticket: the callback reminder or an escalation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketNotice {
+    pub ticket_id: i64,
+    pub role: String,
+    pub template: String,
+    pub step: String,
+    pub notified_at: DateTime<Utc>,
 }
 
 /// Something that happened, for the scheduler to turn into event runs

@@ -16,7 +16,10 @@
 //! - Writes are idempotent where a retry is likely: the same ticket or payment posted twice
 //!   returns the stored one with 200 instead of 201.
 //! - `GET /survey/{token}` is the page behind an invitation link: a plain HTML form in the
-//!   household's language that posts to the same place (see `survey_page`).
+//!   household's language that posts to the same place (see `survey_page`); `GET /rsvp/{token}`
+//!   the same for an event announcement's RSVP link (`rsvp_page`).
+//! - Community events (`community_events`) and payment plans (`payment_plans`) are recorded by
+//!   the desk and reach the workflows as domain events.
 //! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
 //!   `openapi.json` next to this file; a test checks it lists every route).
 
@@ -27,7 +30,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -122,6 +125,9 @@ struct Inner {
     /// Told after every successful database call, so the daemon routes the domain events a
     /// write may have emitted at once instead of polling for them.
     written: Option<Arc<tokio::sync::Notify>>,
+    /// Each community's timezone, for pages that show owners a local time (Asia/Shanghai
+    /// when not given).
+    zones: std::collections::HashMap<String, chrono_tz::Tz>,
 }
 
 impl AppState {
@@ -139,8 +145,26 @@ impl AppState {
                 communities: communities.into_iter().collect(),
                 clock,
                 written: None,
+                zones: Default::default(),
             }),
         }
+    }
+
+    /// The communities' timezones (see `Inner::zones`).
+    pub fn with_zones(mut self, zones: impl IntoIterator<Item = (String, chrono_tz::Tz)>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.zones = zones.into_iter().collect(),
+            None => unreachable!("with_zones is called before the state is shared"),
+        }
+        self
+    }
+
+    fn zone(&self, community: &str) -> chrono_tz::Tz {
+        self.inner
+            .zones
+            .get(community)
+            .copied()
+            .unwrap_or(chrono_tz::Asia::Shanghai)
     }
 
     /// Notifies `written` after every successful database call (see `Inner::written`).
@@ -162,7 +186,7 @@ impl AppState {
     ) -> Result<Self, String> {
         let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)?;
         let ids = settings.communities.iter().map(|c| c.id.clone());
-        Ok(AppState::new(conn, tokens, ids, clock))
+        Ok(AppState::new(conn, tokens, ids, clock).with_zones(zones(settings)))
     }
 
     /// Runs `f` on the database off the async workers.
@@ -246,6 +270,11 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{no}/callback", post(record_callback))
         .route("/payments", post(post_payment))
         .route("/payments/{reference}/reverse", post(reverse_payment))
+        .route("/events/{key}", put(community_events::plan))
+        .route("/events/{key}/rsvps", post(community_events::rsvp))
+        .route("/events/{key}/summary", post(community_events::summary))
+        .route("/payment-plans", post(payment_plans::agree))
+        .route("/payment-plans/{household}/end", post(payment_plans::end))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
@@ -254,6 +283,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/survey/{token}",
             get(survey_page::show).post(survey_page::submit),
+        )
+        .route(
+            "/rsvp/{token}",
+            get(rsvp_page::show).post(rsvp_page::submit),
         )
         .nest("/api/v1/communities/{community}", community_api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
@@ -310,7 +343,7 @@ pub async fn start(
         .map_err(crate::exit::Coded::temporary)?;
     drop(store);
     let ids = settings.communities.iter().map(|c| c.id.clone());
-    let mut state = AppState::new(conn, tokens, ids, clock);
+    let mut state = AppState::new(conn, tokens, ids, clock).with_zones(zones(settings));
     if let Some(written) = written {
         state = state.notify_writes(written);
     }
@@ -321,6 +354,14 @@ pub async fn start(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "http api listening");
     Ok(Some((addr, tokio::spawn(serve(listener, state, shutdown)))))
+}
+
+fn zones(settings: &crate::config::Settings) -> Vec<(String, chrono_tz::Tz)> {
+    settings
+        .communities
+        .iter()
+        .map(|c| (c.id.clone(), c.tz))
+        .collect()
 }
 
 async fn require_token(
@@ -843,6 +884,9 @@ async fn answer_survey(
         .await
 }
 
+mod community_events;
+mod payment_plans;
+mod rsvp_page;
 mod survey_page;
 #[cfg(test)]
 mod tests;

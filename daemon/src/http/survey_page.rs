@@ -82,6 +82,11 @@ fn area_label(area: ServiceArea, lang: Language) -> &'static str {
 }
 
 fn page(t: &Texts, body: &str) -> Html<String> {
+    html_page(t.lang, t.title, body)
+}
+
+/// The frame of every owner-facing page: readable on a phone, no script.
+pub(super) fn html_page(lang: &str, title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -90,8 +95,6 @@ fn page(t: &Texts, body: &str) -> Html<String> {
          label{{margin-right:.8em;white-space:nowrap}}textarea{{width:100%;min-height:5em}}\
          button{{font-size:1.1em;padding:.4em 1.5em}}.err{{color:#b00}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>",
-        lang = t.lang,
-        title = t.title,
     ))
 }
 
@@ -127,7 +130,8 @@ fn form(token: &str, lang: Language, error: Option<&str>) -> Html<String> {
     page(t, &body)
 }
 
-fn plausible_token(token: &str) -> bool {
+/// Tokens are 16 random bytes in URL-safe base64; anything else is not looked up.
+pub(super) fn plausible_token(token: &str) -> bool {
     token.len() == 22
         && token
             .bytes()

@@ -119,6 +119,11 @@ fn openapi_describes_every_route() {
     assert_eq!(
         paths,
         [
+            "/api/v1/communities/{community}/events/{key}",
+            "/api/v1/communities/{community}/events/{key}/rsvps",
+            "/api/v1/communities/{community}/events/{key}/summary",
+            "/api/v1/communities/{community}/payment-plans",
+            "/api/v1/communities/{community}/payment-plans/{household}/end",
             "/api/v1/communities/{community}/payments",
             "/api/v1/communities/{community}/payments/{reference}/reverse",
             "/api/v1/communities/{community}/tickets",
@@ -127,6 +132,7 @@ fn openapi_describes_every_route() {
             "/api/v1/openapi.json",
             "/api/v1/surveys/{token}/responses",
             "/healthz",
+            "/rsvp/{token}",
             "/survey/{token}",
         ]
     );
@@ -474,4 +480,299 @@ async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
     let (s, html) = get("/survey/AAAAAAAAAAAAAAAAAAAAAA".to_string()).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(html.contains("链接无效"));
+}
+
+fn pending(path: &std::path::Path) -> Vec<(String, Value)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    pending_events(&conn, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.payload))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_desk_plans_and_moves_an_event_and_the_workflow_hears_of_each_change_once() {
+    let (app, path, _d) = setup();
+    let t = Some(TOKEN);
+    let uri = "/api/v1/communities/shuipan/events/2026H1-fete";
+    let body = r#"{"title":"邻里节","starts_at":"2026-05-16T09:30:00+08:00","location":"会所"}"#;
+    let (s, v) = call(&app, "PUT", uri, t, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (&v["planned_for"], &v["starts_at"]),
+        (&json!("2026-05-16"), &json!("2026-05-16T01:30:00Z"))
+    );
+    // A retry changes nothing and tells nobody again.
+    let (s, _) = call(&app, "PUT", uri, t, body).await;
+    assert_eq!(s, StatusCode::OK);
+    // Moved to the evening of the 15th (local): a new day and a second event.
+    let moved = r#"{"title":"邻里节","starts_at":"2026-05-15T19:00:00+08:00","location":"会所"}"#;
+    let (s, v) = call(&app, "PUT", uri, t, moved).await;
+    assert_eq!(
+        (s, &v["planned_for"]),
+        (StatusCode::OK, &json!("2026-05-15"))
+    );
+    assert_eq!(
+        pending(&path),
+        [
+            (
+                "community_event.planned".to_string(),
+                json!({"key": "2026H1-fete", "starts_at": "2026-05-16T01:30:00Z"})
+            ),
+            (
+                "community_event.planned".to_string(),
+                json!({"key": "2026H1-fete", "starts_at": "2026-05-15T11:00:00Z"})
+            ),
+        ]
+    );
+    let (s, v) = call(&app, "PUT", uri, t, r#"{"title":"x","starts_at":"May 16"}"#).await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("starts_at"))
+    );
+    let (s, v) = call(
+        &app,
+        "PUT",
+        uri,
+        t,
+        r#"{"title":" ","starts_at":"2026-05-16T09:30:00+08:00"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("title"))
+    );
+    let (s, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/communities/shijixinzhu/events/x",
+        t,
+        body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "another community's token");
+
+    // RSVPs the desk took by phone, and the summary afterwards.
+    let rsvps = format!("{uri}/rsvps");
+    let (s, v) = call(
+        &app,
+        "POST",
+        &rsvps,
+        t,
+        r#"{"household":"1-1-101","attendees":3}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = call(&app, "POST", &rsvps, t, r#"{"household":"9-9-999"}"#).await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("household"))
+    );
+    let (s, v) = call(
+        &app,
+        "POST",
+        &rsvps,
+        t,
+        r#"{"household":"1-1-101","attendees":200}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("attendees"))
+    );
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/v1/communities/shuipan/events/none/rsvps",
+        t,
+        r#"{"household":"1-1-101"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = call(
+        &app,
+        "POST",
+        &format!("{uri}/summary"),
+        t,
+        r#"{"summary":"到场 40 人"}"#,
+    )
+    .await;
+    assert_eq!((s, &v["summary"]), (StatusCode::OK, &json!("到场 40 人")));
+
+    let conn = rusqlite::Connection::open(&*path).unwrap();
+    let d = DomainRead::new(&conn, "shuipan");
+    let e = d.event("2026H1-fete").unwrap().unwrap();
+    let r = d.rsvps(e.id).unwrap();
+    assert_eq!(
+        (r.len(), r[0].household.as_str(), r[0].attendees),
+        (1, "1-1-101", 3)
+    );
+}
+
+#[tokio::test]
+async fn payment_plans_reach_the_workflows_as_events() {
+    let (app, path, _d) = setup();
+    let t = Some(TOKEN);
+    let uri = "/api/v1/communities/shuipan/payment-plans";
+    let (s, v) = call(
+        &app,
+        "POST",
+        uri,
+        t,
+        r#"{"household":"1-1-101","until":"2026-06-30"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, v) = call(
+        &app,
+        "POST",
+        uri,
+        t,
+        r#"{"household":"1-1-101","until":"30/06/2026"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("until"))
+    );
+    let (s, v) = call(
+        &app,
+        "POST",
+        uri,
+        t,
+        r#"{"household":"1-1-101","until":"2025-12-31"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("until")),
+        "already over"
+    );
+    let (s, v) = call(
+        &app,
+        "POST",
+        uri,
+        t,
+        r#"{"household":"7-7-707","until":"2026-06-30"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("household"))
+    );
+    let (s, _) = call(&app, "POST", &format!("{uri}/1-1-101/end"), t, "").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(
+        pending(&path),
+        [
+            (
+                "payment_plan.agreed".to_string(),
+                json!({"household": "1-1-101", "until": "2026-06-30"})
+            ),
+            (
+                "payment_plan.ended".to_string(),
+                json!({"household": "1-1-101"})
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_rsvp_page_takes_changes_until_the_event_starts() {
+    let (app, path, _d) = setup();
+    let (token, past_token) = {
+        let mut conn = rusqlite::Connection::open(&*path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 2, 1, 2, 0, 0).unwrap();
+        with_tx(&mut conn, |tx| -> rusqlite::Result<(String, String)> {
+            let d = tx.domain("shuipan");
+            d.upsert_owner(&crate::store::domain::OwnerInput {
+                household: "1-1-101".into(),
+                name: "Emma Brown".into(),
+                phone: None,
+                email: Some("emma.brown@example.com".into()),
+                language: crate::domain::Language::En,
+                preferred_contact: crate::domain::ContactChannel::Email,
+            })?;
+            let day = chrono::NaiveDate::from_ymd_opt(2026, 2, 14).unwrap();
+            let starts = Utc.with_ymd_and_hms(2026, 2, 14, 1, 30, 0).unwrap();
+            let e = d.upsert_event("2026H1", "Lantern <party>", day, Some(starts), "Club house")?;
+            let past = d.upsert_event(
+                "old",
+                "Last year's fete",
+                day,
+                Some(now - chrono::Duration::hours(1)),
+                "",
+            )?;
+            Ok((
+                d.rsvp_invitation(e.id, "1-1-101", now)?.token,
+                d.rsvp_invitation(past.id, "1-1-101", now)?.token,
+            ))
+        })
+        .unwrap()
+    };
+    let send = |req: Request<AxumBody>| {
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(req).await.unwrap();
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let get = |uri: String| Request::get(uri).body(AxumBody::empty()).unwrap();
+    let post = |uri: String, form: &'static str| {
+        Request::post(uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(AxumBody::from(form))
+            .unwrap()
+    };
+    let page = format!("/rsvp/{token}");
+    let (s, html) = send(get(page.clone())).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("lang=\"en\""), "{html}");
+    assert!(
+        html.contains("2026-02-14 09:30") && html.contains("Club house"),
+        "local time and place: {html}"
+    );
+    assert!(
+        html.contains("Lantern &lt;party&gt;"),
+        "the desk's text is escaped: {html}"
+    );
+    assert!(
+        !html.contains("Emma") && !html.contains("1-1-101"),
+        "the page names nobody"
+    );
+    let (s, html) = send(post(page.clone(), "attendees=lots")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    let (s, html) = send(post(page.clone(), "attendees=3")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("registered. People coming: 3"), "{html}");
+    let (_, html) = send(get(page.clone())).await;
+    assert!(
+        html.contains("People coming: 3") && html.contains("value=\"3\""),
+        "{html}"
+    );
+    let (_, html) = send(post(page.clone(), "attendees=0")).await;
+    assert!(html.contains("withdrawn"), "{html}");
+    let (_, html) = send(post(format!("/rsvp/{past_token}"), "attendees=2")).await;
+    assert!(html.contains("RSVPs are closed"), "{html}");
+    let (s, _) = send(get("/rsvp/AAAAAAAAAAAAAAAAAAAAAA".to_string())).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let conn = rusqlite::Connection::open(&*path).unwrap();
+    let d = DomainRead::new(&conn, "shuipan");
+    let attendees: Vec<(String, u32)> = d
+        .events()
+        .unwrap()
+        .iter()
+        .flat_map(|e| d.rsvps(e.id).unwrap())
+        .map(|r| (r.household, r.attendees))
+        .collect();
+    assert_eq!(
+        attendees,
+        [("1-1-101".to_string(), 0)],
+        "withdrawn, and nothing for the past event"
+    );
 }

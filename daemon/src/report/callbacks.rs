@@ -132,6 +132,9 @@ pub struct Callbacks {
     pub owners: Vec<(String, Tally)>,
     /// Per assignee who did the work ("" = unassigned): satisfaction here is about the repair.
     pub staff: Vec<(String, Tally)>,
+    /// Tickets the callback workflow escalated in the period, per role told (`supervisor`,
+    /// `manager`), from the notices recorded with each run.
+    pub escalations: Vec<(String, i64)>,
 }
 
 /// Figures of the period. `names` maps staff ids to the names in the community's config;
@@ -213,6 +216,7 @@ pub fn compute(
         total,
         owners,
         staff,
+        escalations: Vec::new(),
     }
 }
 
@@ -322,7 +326,23 @@ impl Callbacks {
                 "曾因不满意重开 (reopened after a bad callback): {}",
                 t.reopened
             ),
+            self.escalation_line(),
         ]
+    }
+
+    /// What the workflow did about the overdue ones, as recorded (首问负责制: every step).
+    fn escalation_line(&self) -> String {
+        let count = |role: &str| {
+            self.escalations
+                .iter()
+                .find(|(r, _)| r == role)
+                .map_or(0, |(_, n)| *n)
+        };
+        format!(
+            "已升级 (escalated by the callback workflow): 主管 (supervisor) {} 单, 经理 (manager) {} 单",
+            count("supervisor"),
+            count("manager")
+        )
     }
 
     pub fn to_text(&self) -> String {

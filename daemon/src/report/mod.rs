@@ -358,7 +358,7 @@ pub fn build(
                 .iter()
                 .map(|s| (s.id.clone(), s.name.clone()))
                 .collect();
-            let r = callbacks::compute(
+            let mut r = callbacks::compute(
                 &community.name,
                 period,
                 sla_of(community)?,
@@ -367,6 +367,7 @@ pub fn build(
                 &done,
                 &names,
             );
+            r.escalations = q::escalations(conn, id, from, to.min(now))?;
             if html { r.to_html() } else { r.to_text() }
         }
         Kind::Fees => {

@@ -20,25 +20,28 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Tx;
 use crate::domain::{
     Bill, BillStatus, Callback, ContactChannel, DomainError, DomainEvent, Event, FeeType,
-    Household, Language, Owner, Payment, Period, Rsvp, SurveyCampaign, SurveyInvitation,
-    SurveyResponse, SurveyScores, Ticket, TicketKind, UnpaidBill, Upsert, Utility, UtilityBalance,
-    event_kind, fmt_ts, new_survey_token, parse_ts,
+    Household, Language, Owner, Payment, Period, Rsvp, RsvpInvitation, SurveyCampaign,
+    SurveyInvitation, SurveyResponse, SurveyScores, Ticket, TicketKind, TicketNotice, UnpaidBill,
+    Upsert, Utility, UtilityBalance, event_kind, fmt_ts, new_survey_token, parse_ts,
 };
 
 /// Migration 0002 (schema version 2). Every statement is `IF NOT EXISTS`, so applying it twice
 /// is harmless.
 pub const MIGRATION_0002: (u32, &str) = (2, include_str!("migrations/0002_domain.sql"));
 
-/// Applies the domain schema to `conn`.
+/// Brings `conn`'s database to the current schema (every migration, not only the domain's:
+/// later migrations extend domain tables, and a database migrated here must look exactly like
+/// one `Store::open` migrated, so either can open it afterwards). A no-op when it is current.
 pub fn apply_schema(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(MIGRATION_0002.1)
+    let path = std::path::PathBuf::from(conn.path().unwrap_or(":memory:"));
+    super::migrations::migrate(conn, &path).map_err(|e| {
+        rusqlite::Error::ToSqlConversionFailure(format!("migrating the schema: {e:#}").into())
+    })
 }
 
 /// A plain connection on `path` with the store's settings (WAL, synchronous=FULL, foreign
-/// keys, busy timeout) and the domain schema applied if missing: the HTTP API's own connection
-/// on a database `Store::open` has migrated, and a quick database for tests, tools and
-/// benchmarks. It does not run the other migrations or record a schema version: the daemon
-/// and `wuyed import` open the database with `Store::open`.
+/// keys, busy timeout) and the schema migrated if needed: the HTTP API's own connection on a
+/// database `Store::open` has migrated, and a quick database for tests, tools and benchmarks.
 pub fn open_standalone(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -269,6 +272,53 @@ pub fn survey_link(conn: &Connection, token: &str) -> rusqlite::Result<Option<Su
         invitation,
         campaign,
         answered,
+        language,
+    }))
+}
+
+/// What the owner-facing RSVP page needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsvpLink {
+    pub invitation: RsvpInvitation,
+    pub event: Event,
+    /// Attendees already registered by this household, if it answered.
+    pub attendees: Option<u32>,
+    /// The household's primary contact's language (the page speaks it).
+    pub language: Language,
+}
+
+/// The state of an RSVP link, found by its token in whichever community issued it.
+pub fn rsvp_link(conn: &Connection, token: &str) -> rusqlite::Result<Option<RsvpLink>> {
+    let Some(invitation) = conn
+        .query_row(
+            "SELECT id, community, event_id, household, token, invited_at FROM rsvp_invitations
+             WHERE token = ?1",
+            [token],
+            rsvp_invitation_row,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let event = conn.query_row(
+        &format!("{EVENT_SELECT} WHERE id = ?1"),
+        [invitation.event_id],
+        event_row,
+    )?;
+    let attendees = conn
+        .query_row(
+            "SELECT attendees FROM rsvps WHERE event_id = ?1 AND household = ?2",
+            params![invitation.event_id, invitation.household],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let language = DomainRead::new(conn, &invitation.community)
+        .household_primary_contact(&invitation.household)?
+        .map_or(Language::ZhCn, |o| o.language);
+    Ok(Some(RsvpLink {
+        invitation,
+        event,
+        attendees,
         language,
     }))
 }
@@ -741,6 +791,24 @@ impl<'c> DomainRead<'c> {
             "{EVENT_SELECT} WHERE community = ?1 ORDER BY planned_for, id"
         ))?;
         st.query_map([self.community], event_row)?.collect()
+    }
+
+    /// The staff notices recorded about `ticket_id`, oldest first.
+    pub fn ticket_notices(&self, ticket_id: i64) -> rusqlite::Result<Vec<TicketNotice>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT ticket_id, role, template, step, notified_at FROM ticket_notices
+             WHERE community = ?1 AND ticket_id = ?2 ORDER BY notified_at, id",
+        )?;
+        st.query_map(params![self.community, ticket_id], |r| {
+            Ok(TicketNotice {
+                ticket_id: r.get(0)?,
+                role: r.get(1)?,
+                template: r.get(2)?,
+                step: r.get(3)?,
+                notified_at: ts(r, 4)?,
+            })
+        })?
+        .collect()
     }
 
     pub fn rsvps(&self, event_id: i64) -> rusqlite::Result<Vec<Rsvp>> {
@@ -1536,28 +1604,75 @@ impl<'c> DomainWrite<'c> {
         self.invitations(campaign_id)
     }
 
-    /// Plans (or re-plans) the community event `key`.
+    /// Plans (or re-plans) the community event `key`; `starts_at` when the time is known.
     pub fn upsert_event(
         &self,
         key: &str,
         title: &str,
         planned_for: NaiveDate,
+        starts_at: Option<DateTime<Utc>>,
         location: &str,
     ) -> rusqlite::Result<Event> {
         self.conn.execute(
-            "INSERT INTO community_events (community, key, title, planned_for, location)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO community_events (community, key, title, planned_for, location, starts_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (community, key) DO UPDATE SET title = excluded.title,
-               planned_for = excluded.planned_for, location = excluded.location",
+               planned_for = excluded.planned_for, location = excluded.location,
+               starts_at = excluded.starts_at",
             params![
                 self.community,
                 key,
                 title,
                 planned_for.to_string(),
-                location
+                location,
+                starts_at.map(fmt_ts)
             ],
         )?;
         Ok(self.event(key)?.expect("just upserted"))
+    }
+
+    /// The household's RSVP link to event `event_id`, made on first use: an announcement redone
+    /// after a crash, or sent again for a moved event, carries the same link.
+    pub fn rsvp_invitation(
+        &self,
+        event_id: i64,
+        household: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<RsvpInvitation> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO rsvp_invitations (community, event_id, household, token, invited_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                self.community,
+                event_id,
+                household,
+                new_survey_token(),
+                fmt_ts(now)
+            ],
+        )?;
+        self.conn.query_row(
+            "SELECT id, community, event_id, household, token, invited_at FROM rsvp_invitations
+             WHERE community = ?1 AND event_id = ?2 AND household = ?3",
+            params![self.community, event_id, household],
+            rsvp_invitation_row,
+        )
+    }
+
+    /// Records that a workflow told `role` about ticket `ticket_id`; a repeated `step` is ignored.
+    pub fn record_ticket_notice(
+        &self,
+        ticket_id: i64,
+        role: &str,
+        template: &str,
+        step: &str,
+        at: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO ticket_notices (community, ticket_id, role, template, step, notified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![self.community, ticket_id, role, template, step, fmt_ts(at)],
+        )?;
+        Ok(())
     }
 
     pub fn mark_event_announced(&self, event_id: i64, at: DateTime<Utc>) -> rusqlite::Result<()> {
@@ -1762,7 +1877,7 @@ fn callback_row(r: &Row<'_>) -> rusqlite::Result<Callback> {
 }
 
 const EVENT_SELECT: &str = "SELECT id, community, key, title, planned_for, location, \
-     announced_at, summary, summary_at FROM community_events";
+     announced_at, summary, summary_at, starts_at FROM community_events";
 
 fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
@@ -1775,6 +1890,18 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         announced_at: opt_ts(r, 6)?,
         summary: r.get(7)?,
         summary_at: opt_ts(r, 8)?,
+        starts_at: opt_ts(r, 9)?,
+    })
+}
+
+fn rsvp_invitation_row(r: &Row<'_>) -> rusqlite::Result<RsvpInvitation> {
+    Ok(RsvpInvitation {
+        id: r.get(0)?,
+        community: r.get(1)?,
+        event_id: r.get(2)?,
+        household: r.get(3)?,
+        token: r.get(4)?,
+        invited_at: ts(r, 5)?,
     })
 }
 
@@ -2022,7 +2149,7 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
         with_tx(&mut conn, |tx| -> rusqlite::Result<()> {
             let d = tx.domain("shuipan");
-            let e = d.upsert_event("2026H1", "端午包粽子", day, "会所")?;
+            let e = d.upsert_event("2026H1", "端午包粽子", day, None, "会所")?;
             d.mark_event_announced(e.id, t(1))?;
             d.mark_event_announced(e.id, t(5))?; // the first announcement stands
             d.record_rsvp(e.id, "1-1-101", 3, t(2))?;

@@ -19,12 +19,13 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     super::domain::MIGRATION_0002,
     (3, include_str!("migrations/0003_plugins.sql")),
     (4, include_str!("migrations/0004_outbox.sql")),
+    (5, include_str!("migrations/0005_events_rsvps_notices.sql")),
 ];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     debug_assert!(
         MIGRATIONS
             .iter()
@@ -32,8 +33,9 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> anyhow::Result<()> 
             .all(|(i, (v, _))| *v as usize == i + 1),
         "migrations must be numbered 1, 2, 3, ..."
     );
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+    // `new_unchecked` takes a shared borrow: the standalone connections of tests and tools
+    // migrate through here too, and none of them has a transaction open at this point.
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .map_err(|e| super::coded_sqlite(e, path))?;
     let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > LATEST_VERSION {

@@ -95,11 +95,10 @@ impl Store {
         )
         .map_err(|e| Coded::temporary(anyhow::Error::new(e)))
         .with_context(|| format!("cannot open database {}", path.display()))?;
-        let mut conn = conn;
         configure(&conn)
             .map_err(|e| coded_sqlite(e, path))
             .with_context(|| format!("cannot configure database {}", path.display()))?;
-        migrations::migrate(&mut conn, path)?;
+        migrations::migrate(&conn, path)?;
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),

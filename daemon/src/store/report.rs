@@ -236,6 +236,26 @@ pub fn callbacks_done(
     .collect()
 }
 
+/// Tickets a workflow escalated in `[from, to)`, per role told (supervisor, manager), counting
+/// each ticket once per role; the reminder to customer service is not an escalation.
+pub fn escalations(
+    conn: &Connection,
+    community: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT role, COUNT(DISTINCT ticket_id) FROM ticket_notices
+         WHERE community = ?1 AND notified_at >= ?2 AND notified_at < ?3
+           AND role <> 'customer_service'
+         GROUP BY role ORDER BY CASE role WHEN 'supervisor' THEN 0 ELSE 1 END, role",
+    )?;
+    st.query_map(params![community, fmt_ts(from), fmt_ts(to)], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?
+    .collect()
+}
+
 // ----- fees -----
 
 /// Bills of one fee type due in the period, and what had been collected on them at an instant.

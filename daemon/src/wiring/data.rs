@@ -249,14 +249,21 @@ impl CommunityData for CommunityView {
             d.events()?
                 .into_iter()
                 .map(|e| {
-                    let rsvps = d.rsvps(e.id)?.into_iter().map(|r| r.household).collect();
-                    // An event is planned for a day; plugins get its local midnight.
-                    let starts_at = e
-                        .planned_for
-                        .and_hms_opt(0, 0, 0)
-                        .and_then(|t| t.and_local_timezone(tz).earliest())
-                        .map(|t| t.with_timezone(&Utc))
-                        .unwrap_or_default();
+                    // 0 attendees is a withdrawn RSVP: no reminder the day before.
+                    let rsvps = d
+                        .rsvps(e.id)?
+                        .into_iter()
+                        .filter(|r| r.attendees > 0)
+                        .map(|r| r.household)
+                        .collect();
+                    // An event recorded with a day only starts, for plugins, at local midnight.
+                    let starts_at = e.starts_at.unwrap_or_else(|| {
+                        e.planned_for
+                            .and_hms_opt(0, 0, 0)
+                            .and_then(|t| t.and_local_timezone(tz).earliest())
+                            .map(|t| t.with_timezone(&Utc))
+                            .unwrap_or_default()
+                    });
                     Ok(Event {
                         id: e.key,
                         title: e.title,

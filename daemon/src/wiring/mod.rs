@@ -6,6 +6,7 @@
 //! `deliver::Directory`) and stays testable alone; only this module knows all of them.
 
 mod data;
+mod records;
 mod sink;
 
 pub use data::StoreData;

@@ -9,7 +9,8 @@
 //! and a value that is a JSON array or object is passed as that value. `bill_ids` and
 //! `ticket.id` name the message's reason, re-checked just before sending, so a bill paid after
 //! its reminder was queued cancels the reminder. A survey invitation gets the household's
-//! personal link here: plugins never see tokens.
+//! personal link here, a message about an event its place and RSVP link, and a staff notice
+//! about a ticket is recorded against it (`records`): plugins never see tokens.
 //!
 //! Every key derived here comes from the run (its id, due instant and the intent's position), so
 //! a run redone after a crash writes exactly the same rows, which the outbox's and the timer
@@ -106,6 +107,19 @@ impl IntentSink for OutboxSink {
                     if m.template == "invitation" {
                         survey_link(tx, &loaded.settings, community, &mut variables, now)?;
                     }
+                    let household = match &m.to {
+                        intent::Recipient::Household(h) => Some(h.as_str()),
+                        intent::Recipient::Owner(_) => None,
+                    };
+                    let base = public_url(&loaded.settings);
+                    super::records::event_details(
+                        tx,
+                        &base,
+                        community,
+                        household,
+                        &mut variables,
+                        now,
+                    )?;
                     let request = MessageRequest {
                         community: community.id.clone(),
                         workflow: run.workflow.name.clone(),
@@ -128,13 +142,25 @@ impl IntentSink for OutboxSink {
                     count(&mut summary, deliver::enqueue(tx, &ctx, &request)?);
                 }
                 Intent::NotifyStaff(n) => {
-                    let variables = variables(&n.vars);
+                    let mut variables = variables(&n.vars);
+                    let step = step(run, &n.step);
+                    let base = public_url(&loaded.settings);
+                    super::records::event_details(tx, &base, community, None, &mut variables, now)?;
+                    super::records::ticket_notice(
+                        tx,
+                        community,
+                        &variables,
+                        n.role.as_str(),
+                        &n.template,
+                        &step,
+                        now,
+                    )?;
                     let request = MessageRequest {
                         community: community.id.clone(),
                         workflow: run.workflow.name.clone(),
                         occurrence: occurrence(run),
                         audience: Audience::StaffRole(n.role),
-                        step: step(run, &n.step),
+                        step,
                         template: n.template.clone(),
                         variables,
                         category: deliver::Category::Transactional,

@@ -8,6 +8,11 @@
 //! RSVPed, and the day after the planners are asked for the summary (unless it is already in).
 //! If no event is recorded `record_by_days` after the planning reminder, the manager is told,
 //! once. A moved event gets new timers; the old ones notice the date changed and stay quiet.
+//! Subscribed to `community_event.planned` (the desk's `PUT .../events/{key}`), the workflow
+//! times a new or moved event at once instead of at its next weekly look.
+//!
+//! The host adds what the plugin does not see to the messages: the event's place
+//! (`event.place`) and each household's own RSVP link (`event.rsvp_link`).
 //!
 //! What was done is kept in the key-value store (`planned:2026H2`, `missing:2026H2`,
 //! `scheduled:<event>@<start>`), so a repeated slot or timer never repeats a message.
@@ -147,7 +152,48 @@ impl SemiannualEvent {
         let tz = zone(&host.timezone())?;
         let now = run.due_at;
         let events = Self::events_in(host, half, tz);
-        for e in &events {
+        Self::time_messages(&params, &events, now, tz, host);
+        let missing_key = format!("missing:{half}");
+        if events.is_empty() && now >= deadline && host.kv_get(&missing_key).is_none() {
+            host.notify_staff(
+                StaffNotice::new(Role::Manager, "no_event", &format!("missing:{half}"))
+                    .var("half", half)
+                    .var("deadline", local_date(deadline, tz)),
+            );
+            host.kv_put(&missing_key, &now.to_string());
+        }
+        // Keep looking until the half year is over: an event may be recorded late or moved.
+        let (_, last) = half_bounds(local_date(now, tz));
+        let next = now + i64::from(params.recheck_days) * DAY_MS;
+        if local_date(next, tz) <= last {
+            // Land on the deadline itself if it falls before the next regular check.
+            let at = if now < deadline && deadline < next {
+                deadline
+            } else {
+                next
+            };
+            Self::wake(
+                host,
+                at,
+                &Wake::Check {
+                    half: half.to_string(),
+                    deadline,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets the announcement, eve and summary timers of each event not yet timed at its
+    /// current start; `scheduled:<event>@<start>` keeps a repeated look from timing it twice.
+    fn time_messages(
+        params: &Params,
+        events: &[Event],
+        now: Timestamp,
+        tz: chrono_tz::Tz,
+        host: &mut dyn Host,
+    ) {
+        for e in events {
             let key = format!("scheduled:{}@{}", e.id, e.starts_at);
             if host.kv_get(&key).is_some() || e.starts_at <= now {
                 continue;
@@ -181,35 +227,6 @@ impl SemiannualEvent {
             );
             Self::wake(host, after, &Wake::Summary { event, starts_at });
         }
-        let missing_key = format!("missing:{half}");
-        if events.is_empty() && now >= deadline && host.kv_get(&missing_key).is_none() {
-            host.notify_staff(
-                StaffNotice::new(Role::Manager, "no_event", &format!("missing:{half}"))
-                    .var("half", half)
-                    .var("deadline", local_date(deadline, tz)),
-            );
-            host.kv_put(&missing_key, &now.to_string());
-        }
-        // Keep looking until the half year is over: an event may be recorded late or moved.
-        let (_, last) = half_bounds(local_date(now, tz));
-        let next = now + i64::from(params.recheck_days) * DAY_MS;
-        if local_date(next, tz) <= last {
-            // Land on the deadline itself if it falls before the next regular check.
-            let at = if now < deadline && deadline < next {
-                deadline
-            } else {
-                next
-            };
-            Self::wake(
-                host,
-                at,
-                &Wake::Check {
-                    half: half.to_string(),
-                    deadline,
-                },
-            );
-        }
-        Ok(())
     }
 
     /// The event a timer is about, if it still happens at the same time.
@@ -289,6 +306,24 @@ impl Plugin for SemiannualEvent {
         let wake: Wake = serde_json::from_str(payload)
             .map_err(|e| PluginError::BadData(format!("timer payload {payload:?}: {e}")))?;
         self.fire(run, wake, host)
+    }
+
+    /// An event recorded or moved by the desk is timed now rather than at the next weekly
+    /// look, which could be too late for an announcement two weeks ahead.
+    fn on_event(
+        &mut self,
+        run: &Run,
+        event: &EventIn,
+        host: &mut dyn Host,
+    ) -> Result<(), PluginError> {
+        if event.kind != "community_event.planned" {
+            return Ok(());
+        }
+        let (params, _) = Self::params(run)?;
+        let tz = zone(&host.timezone())?;
+        let events = host.events();
+        Self::time_messages(&params, &events, run.due_at, tz, host);
+        Ok(())
     }
 }
 

@@ -177,3 +177,56 @@ fn params_are_checked() {
         PluginError::InvalidParams("recheck_days: must be at least 1".into())
     );
 }
+
+#[test]
+fn an_event_recorded_by_the_desk_is_timed_at_once_not_at_the_next_weekly_look() {
+    let mut host = community();
+    // Recorded on 4 May for 16 May: the announcement is due 2 May, so it goes at once, and
+    // the eve and summary timers follow; the weekly check chain is not started a second time.
+    host.now = ms("2026-05-04T15:00:00+08:00");
+    host.events.push(fete("2026-05-16T09:30:00+08:00"));
+    let run = host.run("semiannual_event", "{}");
+    let planned = EventIn {
+        kind: "community_event.planned".into(),
+        payload: r#"{"key":"2026H1-fete"}"#.into(),
+    };
+    SemiannualEvent.on_event(&run, &planned, &mut host).unwrap();
+    let mut wakes: Vec<(Timestamp, Wake)> = host
+        .timers
+        .iter()
+        .map(|(at, p)| (*at, serde_json::from_str(p).unwrap()))
+        .collect();
+    wakes.sort_by_key(|(at, _)| *at);
+    let kinds: Vec<(Timestamp, &str)> = wakes
+        .iter()
+        .map(|(at, w)| {
+            let k = match w {
+                Wake::Announce { .. } => "announce",
+                Wake::Eve { .. } => "eve",
+                Wake::Summary { .. } => "summary",
+                Wake::Check { .. } => "check",
+            };
+            (*at, k)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ms("2026-05-04T15:00:00+08:00"), "announce"),
+            (ms("2026-05-15T10:00:00+08:00"), "eve"),
+            (ms("2026-05-17T10:00:00+08:00"), "summary"),
+        ]
+    );
+    // The same event again (a repeated delivery of the domain event) sets nothing new.
+    host.timers.clear();
+    SemiannualEvent.on_event(&run, &planned, &mut host).unwrap();
+    assert!(host.timers.is_empty());
+    // Other kinds are not this workflow's business.
+    let other = EventIn {
+        kind: "ticket.closed".into(),
+        payload: "{}".into(),
+    };
+    host.events[0].starts_at = ms("2026-06-06T09:30:00+08:00");
+    SemiannualEvent.on_event(&run, &other, &mut host).unwrap();
+    assert!(host.timers.is_empty());
+}
