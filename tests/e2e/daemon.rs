@@ -121,6 +121,15 @@ impl Demo {
         }
     }
 
+    /// Waits until the daemon's API accepts connections, or fails after a minute.
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "the API never started listening");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Subject lines of the delivered mail, by recipient address.
     fn mail(&self) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -141,11 +150,16 @@ impl Demo {
     }
 
     fn post(&self, path: &str, body: &str) -> String {
+        self.request("POST", path, "application/json", body)
+    }
+
+    /// One HTTP/1.1 request with the desk's token; the whole answer, status line first.
+    fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -302,4 +316,134 @@ fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() 
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+}
+
+#[test]
+fn an_event_the_desk_records_is_announced_with_its_place_and_each_households_own_rsvp_link() {
+    let demo = Demo::new();
+    // Half a minute before 10:00: the event is recorded for tomorrow morning, so its
+    // announcement goes at once and the reminder to those who signed up at 10:00 today.
+    let daemon = demo.start("2026-11-23T09:59:30+08:00");
+    demo.wait_listening();
+    let answer = demo.request(
+        "PUT",
+        "/api/v1/communities/shuipan/events/2026H2-fair",
+        "application/json",
+        r#"{"title":"便民服务日","starts_at":"2026-11-24T09:30:00+08:00","location":"中心花园"}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    demo.wait_for(
+        "the announcement run",
+        "SELECT count(*) FROM runs WHERE workflow = 'semiannual_event' \
+         AND trigger_kind = 'timer' AND state = 'done'",
+        1,
+    );
+    // Every household of 水畔花园 is told, by email or SMS, or listed for the desk to call.
+    let households = demo.count("SELECT count(*) FROM households WHERE community = 'shuipan'");
+    let announced =
+        demo.count("SELECT count(*) FROM outbox WHERE template = 'semiannual_event/announcement'");
+    let to_call =
+        demo.count("SELECT count(*) FROM delivery_unreachable WHERE workflow = 'semiannual_event'");
+    assert!(announced > households / 2, "{announced} of {households}");
+    assert_eq!(announced + to_call, households);
+    let db = demo.db();
+    let bodies: Vec<(String, String)> = db
+        .prepare(
+            "SELECT recipient, body_text FROM outbox \
+             WHERE template = 'semiannual_event/announcement' ORDER BY recipient",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap();
+    assert!(
+        bodies.iter().all(|(_, b)| b.contains("中心花园")),
+        "the place is in every announcement: {bodies:#?}"
+    );
+    let link = |body: &str| {
+        let at = body.find("/rsvp/").expect("an RSVP link");
+        body[at..at + "/rsvp/".len() + 22].to_string()
+    };
+    let mut links: Vec<String> = bodies.iter().map(|(_, b)| link(b)).collect();
+    links.sort();
+    links.dedup();
+    assert_eq!(links.len(), bodies.len(), "each household has its own link");
+
+    // One household signs up for two through its link.
+    let (who, body) = &bodies[0];
+    let page = link(body);
+    let shown = demo.request("GET", &page, "text/plain", "");
+    assert!(
+        shown.starts_with("HTTP/1.1 200") && shown.contains("便民服务日"),
+        "{shown}"
+    );
+    let signed = demo.request(
+        "POST",
+        &page,
+        "application/x-www-form-urlencoded",
+        "attendees=2",
+    );
+    assert!(signed.contains("2"), "{signed}");
+
+    // At 10:00 the eve reminder goes to that household alone.
+    demo.wait_for(
+        "the reminder to the household that signed up",
+        "SELECT count(*) FROM outbox WHERE template = 'semiannual_event/rsvp_reminder'",
+        1,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let reminded: Vec<String> = db
+        .prepare("SELECT recipient FROM outbox WHERE template = 'semiannual_event/rsvp_reminder'")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap();
+    assert_eq!(reminded, [who.clone()]);
+
+    // A repair the desk closes late in the records (closed a week ago, entered now) is already
+    // past its callback deadline: the supervisor (主管) is told at once, and the step is on
+    // record for the monthly callbacks report.
+    let open: String = db
+        .query_row(
+            "SELECT no FROM tickets WHERE community = 'shuipan' AND closed_at IS NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let answer = demo.post(
+        &format!("/api/v1/communities/shuipan/tickets/{open}/close"),
+        r#"{"closed_at":"2026-11-16T16:00:00+08:00"}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    demo.wait_for(
+        "the escalation on record",
+        &format!(
+            "SELECT count(*) FROM ticket_notices n JOIN tickets t ON t.id = n.ticket_id \
+             WHERE t.no = '{open}' AND n.role = 'supervisor'"
+        ),
+        1,
+    );
+    stop(daemon);
+    let report = demo
+        .cmd()
+        .args([
+            "report",
+            "callbacks",
+            "--community",
+            "shuipan",
+            "--period",
+            "2026Q4",
+        ])
+        .args(["--as-of", "2026-11-30", "--config"])
+        .arg(&demo.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("主管 (supervisor) 1 单, 经理 (manager) 0 单"),
+        "{text}{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
 }

@@ -569,7 +569,9 @@ fn staff_contact(s: &crate::config::StaffMember) -> Contact {
         id: s.id.clone(),
         name: s.name.clone(),
         email: s.email.clone(),
-        phone: s.phone.clone(),
+        // The community file may write `138 0000 0001` or `138-0000-0001` (config allows the
+        // separators people type); gateways want the digits.
+        phone: s.phone.as_deref().map(|p| p.replace([' ', '-'], "")),
         locale: None,
         preferred: None,
     }

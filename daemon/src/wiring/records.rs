@@ -44,12 +44,14 @@ pub(super) fn event_details(
     Ok(())
 }
 
-/// Records a staff notice that names a ticket (`ticket.id`) against that ticket, so the
-/// callbacks report can show who was told when (首问负责制 wants every step on record).
+/// For a staff notice that names a ticket (`ticket.id`): adds `ticket.first_receiver`, the
+/// name of the staff member who took the call and owns the callback (首问负责人, which plugins
+/// do not see: their ticket carries the assignee), and records the notice against the ticket,
+/// so the callbacks report can show who was told when (首问负责制 wants every step on record).
 pub(super) fn ticket_notice(
     tx: &Tx<'_>,
     community: &Community,
-    vars: &Value,
+    vars: &mut Value,
     role: &str,
     template: &str,
     step: &str,
@@ -63,5 +65,14 @@ pub(super) fn ticket_notice(
     };
     tx.domain(&community.id)
         .record_ticket_notice(ticket.id, role, template, step, now)?;
+    let name = community
+        .raw
+        .staff
+        .iter()
+        .find(|s| s.id == ticket.first_receiver)
+        .map_or_else(|| ticket.first_receiver.clone(), |s| s.name.clone());
+    if let Some(Value::Object(t)) = vars.get_mut("ticket") {
+        t.insert("first_receiver".into(), Value::String(name));
+    }
     Ok(())
 }

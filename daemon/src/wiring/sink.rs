@@ -104,7 +104,8 @@ impl IntentSink for OutboxSink {
                 Intent::Send(m) => {
                     let mut variables = variables(&m.vars);
                     let reason = reason(tx, community, &variables)?;
-                    if m.template == "invitation" {
+                    // The invitation and every reminder carry the household's own link.
+                    if variables.get("survey").is_some() {
                         survey_link(tx, &loaded.settings, community, &mut variables, now)?;
                     }
                     let household = match &m.to {
@@ -149,7 +150,7 @@ impl IntentSink for OutboxSink {
                     super::records::ticket_notice(
                         tx,
                         community,
-                        &variables,
+                        &mut variables,
                         n.role.as_str(),
                         &n.template,
                         &step,

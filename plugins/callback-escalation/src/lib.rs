@@ -6,7 +6,8 @@
 //! is set for the deadline. If the timer finds no callback, the supervisor (主管) is told; still
 //! none after `escalate_after_hours`, the manager (经理). The SLA can be counted in reception
 //! hours (`reception_hours = "08:30-17:30"`), skipping nights, weekends and the calendar's
-//! holidays, for communities whose desk works office hours.
+//! holidays, for communities whose desk works office hours (`reception_workdays_only = false`
+//! for a desk open every day).
 //!
 //! The first receiver (首问负责人) stays the owner of the ticket all along: escalation tells the
 //! supervisor and manager *who* owes the callback; it never hands the ticket to someone else.
@@ -30,9 +31,13 @@ pub struct Params {
     /// After the supervisor is told, how long until the manager is.
     #[serde(default = "h24")]
     pub escalate_after_hours: u32,
-    /// Count the SLA only inside these hours on workdays (`08:30-17:30`); wall-clock hours when absent.
+    /// Count the SLA only inside these hours (`08:30-17:30`); wall-clock hours when absent.
     #[serde(default)]
     pub reception_hours: Option<String>,
+    /// Whether the desk keeps those hours on workdays only (default) or every day, as a desk
+    /// open at weekends does (the community's `reception_hours.workdays_only`).
+    #[serde(default = "yes")]
+    pub reception_workdays_only: bool,
     /// Remind the desk when the ticket closes, with template `callback_due` (which the
     /// community then provides; default false: the shipped templates have none).
     #[serde(default)]
@@ -41,6 +46,9 @@ pub struct Params {
 
 fn h24() -> u32 {
     24
+}
+fn yes() -> bool {
+    true
 }
 fn h48() -> u32 {
     48
@@ -110,6 +118,7 @@ impl CallbackEscalation {
     fn deadline(
         host: &dyn Host,
         desk: Option<ReceptionHours>,
+        workdays_only: bool,
         start: Timestamp,
         hours: u32,
     ) -> Result<Timestamp, PluginError> {
@@ -118,7 +127,11 @@ impl CallbackEscalation {
         };
         let tz = zone(&host.timezone())?;
         Ok(add_reception_hours(start, hours, tz, desk, &|d| {
-            host.is_workday(&d.format("%Y-%m-%d").to_string())
+            if workdays_only {
+                host.is_workday(&d.format("%Y-%m-%d").to_string())
+            } else {
+                Some(true)
+            }
         }))
     }
 
@@ -158,7 +171,7 @@ impl CallbackEscalation {
             "complaint" => params.sla_hours_complaint,
             _ => params.sla_hours_repair,
         };
-        let due = Self::deadline(host, desk, closed_at, sla)?;
+        let due = Self::deadline(host, desk, params.reception_workdays_only, closed_at, sla)?;
         let owner = ticket.assignee.clone().unwrap_or_default();
         if params.remind_desk {
             host.notify_staff(
@@ -247,7 +260,13 @@ impl CallbackEscalation {
         );
         self.record(host, &ticket.id, &format!("{}@{now}", chase.step));
         if let Some(next) = next {
-            let at = Self::deadline(host, desk, now, params.escalate_after_hours)?;
+            let at = Self::deadline(
+                host,
+                desk,
+                params.reception_workdays_only,
+                now,
+                params.escalate_after_hours,
+            )?;
             let again = Chase {
                 step: next.into(),
                 ..chase
