@@ -571,7 +571,11 @@ fn a_year_of_the_demo_data_shows_every_workflow_once_per_day_and_spares_the_paym
             })
             .count()
     };
-    assert_eq!(notices("shijixinzhu", "1-1-801"), 0);
+    assert_eq!(
+        notices("shijixinzhu", "1-1-801"),
+        0,
+        "1-1-801 was reminded during its payment plan"
+    );
     assert!(
         msgs.iter().all(|m| !(m.community == "shijixinzhu"
             && m.template == VISIT
