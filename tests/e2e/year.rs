@@ -424,10 +424,22 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
                 .at("2026-10-16", OVERDUE),
         ),
     );
-    // 赵磊, supervisor, has only a phone and the staff templates have no SMS form: his planning
-    // reminders, the SJ-Y01 escalation and the event's summary request (17 May) are listed for
-    // the desk as unreachable instead of being queued, so his inbox stays empty. 王芳 and 刘洋
-    // (customer service) get nothing either.
+    // 赵磊, supervisor, has only a phone. His planning reminders (2 March, 1 September) and the
+    // event's summary request (17 May) have no SMS form, so they are listed for the desk as
+    // unreachable, by design. The SJ-Y01 escalation has one: he should get it at 10:00 on
+    // 14 October. 王芳 and 刘洋 (customer service) get nothing: remind_desk is off.
+    want.insert(
+        key("shijixinzhu", "staff:zhao-lei"),
+        Expect::default().at("2026-10-14", OVERDUE).0,
+    );
+    // Known gap (reported): staff phones are written `138 0000 0013` in the community files,
+    // and delivery's `usable_phone` takes digits only, so no staff member is reachable by SMS
+    // and 赵磊 gets nothing. When that is fixed this check fails: delete it.
+    assert!(
+        !got.contains_key(&key("shijixinzhu", "staff:zhao-lei")),
+        "赵磊 is reachable by SMS now: delete this known gap"
+    );
+    want.remove(&key("shijixinzhu", "staff:zhao-lei"));
 
     // The gaps above: expected by the rules, not queued by the daemon yet.
     for template in NOT_RENDERED_YET {
