@@ -466,18 +466,24 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
     // Contents where the rule is about them: one notice lists every bill that has reached the
     // ladder. 马明 prefers SMS, whose text carries the total: 300.00 for the May bill alone,
     // 750.00 once the parking bill joins it (7 days before its due day).
-    let notices: Vec<(NaiveDate, &str)> = msgs
-        .iter()
-        .filter(|m| m.recipient == "household:1-1-102" && m.template == BILL)
-        .map(|m| (m.day(), m.subject.as_str()))
-        .collect();
-    for (day, text) in &notices {
-        let total = if *day < d("2026-07-08") {
-            "合计300.00元"
-        } else {
-            "合计750.00元"
+    // 世纪新筑's 1-1-801 and 1-1-802 (SMS too) owe the one March bill of 400.00.
+    for m in msgs.iter().filter(|m| m.template == BILL) {
+        let total = match m.recipient.as_str() {
+            "household:1-1-102" if m.day() < d("2026-07-08") => "1栋1单元102本期账单合计300.00元",
+            "household:1-1-102" => "1栋1单元102本期账单合计750.00元",
+            "household:1-1-801" => "1栋1单元801本期账单合计400.00元",
+            _ => "1栋1单元802本期账单合计400.00元",
         };
-        assert!(text.contains(total), "{day}: {text:?} should say {total}");
+        assert!(
+            m.subject.contains(total),
+            "{}: {:?} should say {total}",
+            m.day(),
+            m.subject
+        );
+    }
+    // The balance alert says which utility ran low (1-1-201 reads email: the subject).
+    for m in msgs.iter().filter(|m| m.template == LOW) {
+        assert_eq!(m.subject, "水畔花园：水费余额提示");
     }
     // The manager's visit task names the household and all it owes.
     for m in msgs.iter().filter(|m| m.template == VISIT) {
