@@ -16,3 +16,4 @@ mod run;
 mod schedule;
 mod util;
 mod workflows;
+mod year;
