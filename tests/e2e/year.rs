@@ -335,8 +335,8 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
     );
 
     // 林华, manager: the quarterly reports, plus:
-    // - no event recorded 30 days after each planning reminder (2 March → 1 April, 1 September
-    //   → 1 October, a holiday: the check is a timer, not a desk slot);
+    // - no event recorded 30 days after each planning reminder (2 March → 1 April; 1 September
+    //   → 1 October, National Day, so the manager is told on the next workday, 8 October);
     // - SP-Y02 still without callback 24 reception hours after the supervisor was told (13:00
     //   on 24 June): 4.5 h on the 24th, 9 h on the 25th and 26th (22.5 h), 1.5 h on Monday
     //   29 June → 10:00 on 29 June;
@@ -350,7 +350,7 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
                 .at("2026-06-29", OVERDUE)
                 .at("2026-07-19", VISIT)
                 .at("2026-09-13", VISIT)
-                .at("2026-10-01", NO_EVENT),
+                .at("2026-10-08", NO_EVENT),
         ),
     );
     // 陈静, customer service: the callback chain starts at the supervisor (remind_desk is off).
@@ -408,7 +408,7 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
             Expect::default()
                 .at("2026-05-14", VISIT)
                 .at("2026-07-01", VISIT)
-                .at("2026-10-01", NO_EVENT)
+                .at("2026-10-08", NO_EVENT)
                 .at("2026-10-08", OVERDUE),
         ),
     );

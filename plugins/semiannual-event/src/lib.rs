@@ -7,7 +7,7 @@
 //! timed `announce_days_before` the day, a reminder goes the day before to the households that
 //! RSVPed, and the day after the planners are asked for the summary (unless it is already in).
 //! If no event is recorded `record_by_days` after the planning reminder, the manager is told,
-//! once. A moved event gets new timers; the old ones notice the date changed and stay quiet.
+//! once, on a workday (a deadline on a holiday waits for the next workday's 09:00). A moved event gets new timers; the old ones notice the date changed and stay quiet.
 //! Subscribed to `community_event.planned` (the desk's `PUT .../events/{key}`), the workflow
 //! times a new or moved event at once instead of at its next weekly look.
 //!
@@ -17,7 +17,7 @@
 //! What was done is kept in the key-value store (`planned:2026H2`, `missing:2026H2`,
 //! `scheduled:<event>@<start>`), so a repeated slot or timer never repeats a message.
 
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 use workflow_kit::{at_local, half_bounds, half_key, local_date, role, zone};
 use wuye_plugin_sdk::DAY_MS;
@@ -154,7 +154,26 @@ impl SemiannualEvent {
         let events = Self::events_in(host, half, tz);
         Self::time_messages(&params, &events, now, tz, host);
         let missing_key = format!("missing:{half}");
-        if events.is_empty() && now >= deadline && host.kv_get(&missing_key).is_none() {
+        let overdue = events.is_empty() && now >= deadline && host.kv_get(&missing_key).is_none();
+        let today = local_date(now, tz);
+        if overdue && !Self::workday(host, today) {
+            // The manager hears of it on the next workday at 09:00, not on a public holiday.
+            let mut day = today + Duration::days(1);
+            while !Self::workday(host, day) && day - today < Duration::days(30) {
+                day += Duration::days(1);
+            }
+            let at = at_local(day, NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(), tz);
+            Self::wake(
+                host,
+                at,
+                &Wake::Check {
+                    half: half.to_string(),
+                    deadline,
+                },
+            );
+            return Ok(());
+        }
+        if overdue {
             host.notify_staff(
                 StaffNotice::new(Role::Manager, "no_event", &format!("missing:{half}"))
                     .var("half", half)
@@ -182,6 +201,12 @@ impl SemiannualEvent {
             );
         }
         Ok(())
+    }
+
+    /// The community's calendar when it has one, else Monday to Friday.
+    fn workday(host: &dyn Host, day: NaiveDate) -> bool {
+        host.is_workday(&day.format("%Y-%m-%d").to_string())
+            .unwrap_or(day.weekday().number_from_monday() <= 5)
     }
 
     /// Sets the announcement, eve and summary timers of each event not yet timed at its

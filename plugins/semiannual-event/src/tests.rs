@@ -230,3 +230,25 @@ fn an_event_recorded_by_the_desk_is_timed_at_once_not_at_the_next_weekly_look() 
     SemiannualEvent.on_event(&run, &other, &mut host).unwrap();
     assert!(host.timers.is_empty());
 }
+
+#[test]
+fn a_deadline_on_a_public_holiday_tells_the_manager_on_the_next_workday() {
+    let mut host = community();
+    // National Day: 1-7 October off; the deadline (30 days after 1 September) is the 1st.
+    for day in 1..=7 {
+        host.workdays.insert(format!("2026-10-{day:02}"), false);
+    }
+    let out = live(
+        &mut host,
+        "2026-09-01T09:00:00+08:00",
+        "2026-12-31T23:59:00+08:00",
+        &mut |_, _| {},
+    );
+    assert_eq!(
+        out,
+        [
+            "2026-09-01 1 planning_reminder plan:2026H2",
+            "2026-10-08 2 no_event missing:2026H2",
+        ]
+    );
+}
