@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::config::Community;
+use crate::config::{Community, Role};
 use crate::store::Tx;
 use crate::store::domain::DomainRead;
 
@@ -48,23 +48,24 @@ pub(super) fn event_details(
 /// name of the staff member who took the call and owns the callback (首问负责人, which plugins
 /// do not see: their ticket carries the assignee), and records the notice against the ticket,
 /// so the callbacks report can show who was told when (首问负责制 wants every step on record).
+/// Returns the one staff member to address when the first receiver's line reaches `role`.
 pub(super) fn ticket_notice(
     tx: &Tx<'_>,
     community: &Community,
     vars: &mut Value,
-    role: &str,
+    role: Role,
     template: &str,
     step: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let Some(no) = vars.pointer("/ticket/id").and_then(Value::as_str) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(ticket) = DomainRead::new(tx.conn(), &community.id).ticket_by_no(no)? else {
-        return Ok(());
+        return Ok(None);
     };
     tx.domain(&community.id)
-        .record_ticket_notice(ticket.id, role, template, step, now)?;
+        .record_ticket_notice(ticket.id, role.as_str(), template, step, now)?;
     let name = community
         .raw
         .staff
@@ -74,5 +75,113 @@ pub(super) fn ticket_notice(
     if let Some(Value::Object(t)) = vars.get_mut("ticket") {
         t.insert("first_receiver".into(), Value::String(name));
     }
-    Ok(())
+    Ok(line_manager(community, &ticket.first_receiver, role))
+}
+
+/// Who in the first receiver's line (`reports_to`, upwards) holds `role`: the supervisor told
+/// about an overdue callback is the first receiver's own, not every supervisor of the
+/// community. `None` when the line does not reach the role (the notice then goes to everyone
+/// with it, as config documents for a missing `reports_to`).
+fn line_manager(community: &Community, first_receiver: &str, role: Role) -> Option<String> {
+    let staff = &community.raw.staff;
+    let mut current = staff.iter().find(|s| s.id == first_receiver)?;
+    // A chain longer than the staff list has a loop in it.
+    for _ in 0..staff.len() {
+        let next = staff
+            .iter()
+            .find(|s| Some(&s.id) == current.reports_to.as_ref())?;
+        if next.role == role {
+            return Some(next.id.clone());
+        }
+        current = next;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn community(staff: &str) -> Community {
+        Community {
+            file: PathBuf::from("communities/c.toml"),
+            id: "c".into(),
+            name: "c".into(),
+            tz: chrono_tz::Asia::Shanghai,
+            calendar: None,
+            workflows: Vec::new(),
+            raw: toml::from_str(&format!("id = \"c\"\nname = \"c\"\n{staff}")).unwrap(),
+        }
+    }
+
+    const TWO_TEAMS: &str = r#"
+[[staff]]
+id = "kefu-a"
+name = "A"
+role = "customer_service"
+phone = "13800000001"
+reports_to = "zhuguan-a"
+[[staff]]
+id = "kefu-b"
+name = "B"
+role = "customer_service"
+phone = "13800000002"
+[[staff]]
+id = "zhuguan-a"
+name = "SA"
+role = "supervisor"
+phone = "13800000003"
+reports_to = "jingli"
+[[staff]]
+id = "zhuguan-b"
+name = "SB"
+role = "supervisor"
+phone = "13800000004"
+[[staff]]
+id = "jingli"
+name = "M"
+role = "manager"
+phone = "13800000005"
+"#;
+
+    #[test]
+    fn an_overdue_callback_goes_up_the_first_receivers_own_line() {
+        let c = community(TWO_TEAMS);
+        assert_eq!(
+            line_manager(&c, "kefu-a", Role::Supervisor).as_deref(),
+            Some("zhuguan-a"),
+            "team A's supervisor, not team B's"
+        );
+        assert_eq!(
+            line_manager(&c, "kefu-a", Role::Manager).as_deref(),
+            Some("jingli"),
+            "two steps up"
+        );
+        // No line configured: every supervisor is told, as the config documents.
+        assert_eq!(line_manager(&c, "kefu-b", Role::Supervisor), None);
+        assert_eq!(line_manager(&c, "nobody", Role::Supervisor), None);
+    }
+
+    #[test]
+    fn a_reports_to_loop_ends() {
+        let c = community(
+            r#"
+[[staff]]
+id = "a"
+name = "A"
+role = "customer_service"
+phone = "13800000001"
+reports_to = "b"
+[[staff]]
+id = "b"
+name = "B"
+role = "customer_service"
+phone = "13800000002"
+reports_to = "a"
+"#,
+        );
+        assert_eq!(line_manager(&c, "a", Role::Manager), None);
+    }
 }

@@ -147,11 +147,11 @@ impl IntentSink for OutboxSink {
                     let step = step(run, &n.step);
                     let base = public_url(&loaded.settings);
                     super::records::event_details(tx, &base, community, None, &mut variables, now)?;
-                    super::records::ticket_notice(
+                    let addressee = super::records::ticket_notice(
                         tx,
                         community,
                         &mut variables,
-                        n.role.as_str(),
+                        n.role,
                         &n.template,
                         &step,
                         now,
@@ -160,7 +160,10 @@ impl IntentSink for OutboxSink {
                         community: community.id.clone(),
                         workflow: run.workflow.name.clone(),
                         occurrence: occurrence(run),
-                        audience: Audience::StaffRole(n.role),
+                        audience: match addressee {
+                            Some(id) => Audience::Staff(id),
+                            None => Audience::StaffRole(n.role),
+                        },
                         step,
                         template: n.template.clone(),
                         variables,

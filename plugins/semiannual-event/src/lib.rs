@@ -162,7 +162,11 @@ impl SemiannualEvent {
             while !Self::workday(host, day) && day - today < Duration::days(30) {
                 day += Duration::days(1);
             }
-            let at = at_local(day, NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(), tz);
+            let at = at_local(
+                day,
+                NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+                tz,
+            );
             Self::wake(
                 host,
                 at,
