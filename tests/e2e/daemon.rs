@@ -104,6 +104,17 @@ impl Demo {
             .unwrap()
     }
 
+    /// The number of a ticket of `community` still open in the demo data.
+    fn open_ticket(&self, community: &str) -> String {
+        self.db()
+            .query_row(
+                "SELECT no FROM tickets WHERE community = ?1 AND closed_at IS NULL LIMIT 1",
+                [community],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data.join("wuye.db")).unwrap()
     }
@@ -238,13 +249,7 @@ fn the_demo_reminds_each_household_once_spares_the_payment_plan_and_escalates_a_
 
     // A repair ticket closed through the API becomes a callback-escalation run with a timer at
     // its SLA deadline.
-    let open: String = db
-        .query_row(
-            "SELECT no FROM tickets WHERE community = 'shuipan' AND closed_at IS NULL LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let open = demo.open_ticket("shuipan");
     let answer = demo.post(
         &format!("/api/v1/communities/shuipan/tickets/{open}/close"),
         "{}",
@@ -400,18 +405,12 @@ fn an_event_the_desk_records_is_announced_with_its_place_and_each_households_own
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .unwrap();
-    assert_eq!(reminded, [who.clone()]);
+    assert_eq!(reminded, std::slice::from_ref(who));
 
     // A repair the desk closes late in the records (closed a week ago, entered now) is already
     // past its callback deadline: the supervisor (主管) is told at once, and the step is on
     // record for the monthly callbacks report.
-    let open: String = db
-        .query_row(
-            "SELECT no FROM tickets WHERE community = 'shuipan' AND closed_at IS NULL LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let open = demo.open_ticket("shuipan");
     let answer = demo.post(
         &format!("/api/v1/communities/shuipan/tickets/{open}/close"),
         r#"{"closed_at":"2026-11-16T16:00:00+08:00"}"#,

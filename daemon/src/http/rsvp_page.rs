@@ -122,6 +122,30 @@ fn ok(t: &Texts, body: String) -> (StatusCode, Html<String>) {
     (StatusCode::OK, html_page(t.lang, t.title, &body))
 }
 
+/// An open link (its state, texts and the page so far), or the page that ends the request.
+type Opened = Result<(RsvpLink, &'static Texts, String), (StatusCode, Html<String>)>;
+
+/// What both handlers do first: the link behind `token`, the page in its household's language
+/// with the event's details, and whether answers are still taken (`Err`: the page to answer
+/// with, for an unknown link or a started event).
+fn open(
+    conn: &rusqlite::Connection,
+    state: &AppState,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Opened, ApiError> {
+    let Some(link) = rsvp_link(conn, token)? else {
+        return Ok(Err(invalid()));
+    };
+    let t = texts(link.language);
+    let mut body = details(t, &link, state.zone(&link.invitation.community));
+    if link.event.starts_at.is_some_and(|s| now >= s) {
+        body.push_str(&format!("<p>{}</p>", t.started));
+        return Ok(Err(ok(t, body)));
+    }
+    Ok(Ok((link, t, body)))
+}
+
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -132,15 +156,10 @@ pub(super) async fn show(
     let st = state.clone();
     state
         .db(move |conn, now| {
-            let Some(link) = rsvp_link(conn, &token)? else {
-                return Ok(invalid());
+            let (link, t, mut body) = match open(conn, &st, &token, now)? {
+                Ok(open) => open,
+                Err(page) => return Ok(page),
             };
-            let t = texts(link.language);
-            let mut body = details(t, &link, st.zone(&link.invitation.community));
-            if link.event.starts_at.is_some_and(|s| now >= s) {
-                body.push_str(&format!("<p>{}</p>", t.started));
-                return Ok(ok(t, body));
-            }
             if let Some(n) = link.attendees.filter(|n| *n > 0) {
                 body.push_str(&format!("<p>{}{n}</p>", t.registered));
             }
@@ -161,15 +180,10 @@ pub(super) async fn submit(
     let st = state.clone();
     state
         .db(move |conn, now| {
-            let Some(link) = rsvp_link(conn, &token)? else {
-                return Ok(invalid());
+            let (link, t, mut body) = match open(conn, &st, &token, now)? {
+                Ok(open) => open,
+                Err(page) => return Ok(page),
             };
-            let t = texts(link.language);
-            let mut body = details(t, &link, st.zone(&link.invitation.community));
-            if link.event.starts_at.is_some_and(|s| now >= s) {
-                body.push_str(&format!("<p>{}</p>", t.started));
-                return Ok(ok(t, body));
-            }
             let Some(n) = fields
                 .get("attendees")
                 .and_then(|v| v.trim().parse::<u32>().ok())

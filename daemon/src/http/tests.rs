@@ -386,6 +386,37 @@ async fn survey_answers_need_only_the_token_and_count_once() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
+/// An owner who reads English, for the owner-facing pages.
+fn emma() -> crate::store::domain::OwnerInput {
+    crate::store::domain::OwnerInput {
+        household: "1-1-101".into(),
+        name: "Emma Brown".into(),
+        phone: None,
+        email: Some("emma.brown@example.com".into()),
+        language: crate::domain::Language::En,
+        preferred_contact: crate::domain::ContactChannel::Email,
+    }
+}
+
+/// Sends a request for an owner-facing HTML page.
+async fn page_of(app: &Router, req: Request<AxumBody>) -> (StatusCode, String) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn get_page(uri: &str) -> Request<AxumBody> {
+    Request::get(uri).body(AxumBody::empty()).unwrap()
+}
+
+fn post_form(uri: &str, form: &'static str) -> Request<AxumBody> {
+    Request::post(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(AxumBody::from(form))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
     let (app, path, _d) = setup();
@@ -395,14 +426,7 @@ async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         with_tx(&mut conn, |tx| -> rusqlite::Result<String> {
             let d = tx.domain("shuipan");
-            d.upsert_owner(&crate::store::domain::OwnerInput {
-                household: "1-1-101".into(),
-                name: "Emma Brown".into(),
-                phone: None,
-                email: Some("emma.brown@example.com".into()),
-                language: crate::domain::Language::En,
-                preferred_contact: crate::domain::ContactChannel::Email,
-            })?;
+            d.upsert_owner(&emma())?;
             let c = d.upsert_campaign("2026Q1", start, start + chrono::Duration::days(60))?;
             Ok(d.invite(c.id, &["1-1-101".to_string()], start)?[0]
                 .token
@@ -410,37 +434,8 @@ async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
         })
         .unwrap()
     };
-    let get = |uri: String| {
-        let app = app.clone();
-        async move {
-            let res = app
-                .oneshot(Request::get(uri).body(AxumBody::empty()).unwrap())
-                .await
-                .unwrap();
-            let status = res.status();
-            let body = res.into_body().collect().await.unwrap().to_bytes();
-            (status, String::from_utf8(body.to_vec()).unwrap())
-        }
-    };
-    let post_form = |uri: String, form: &'static str| {
-        let app = app.clone();
-        async move {
-            let res = app
-                .oneshot(
-                    Request::post(uri)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(AxumBody::from(form))
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
-            let status = res.status();
-            let body = res.into_body().collect().await.unwrap().to_bytes();
-            (status, String::from_utf8(body.to_vec()).unwrap())
-        }
-    };
     let page = format!("/survey/{token}");
-    let (s, html) = get(page.clone()).await;
+    let (s, html) = page_of(&app, get_page(&page)).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
         html.contains("lang=\"en\"") && html.contains("Reception"),
@@ -450,17 +445,20 @@ async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
         !html.contains("Emma") && !html.contains("1-1-101"),
         "the page names nobody"
     );
-    let (s, html) = post_form(page.clone(), "comment=nothing+scored").await;
+    let (s, html) = page_of(&app, post_form(&page, "comment=nothing+scored")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Please score at least one service."));
-    let (s, html) = post_form(
-        page.clone(),
-        "reception=5&greenery=2&cleaning=9&comment=Lawn+needs+care",
+    let (s, html) = page_of(
+        &app,
+        post_form(
+            &page,
+            "reception=5&greenery=2&cleaning=9&comment=Lawn+needs+care",
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("Thank you"), "{html}");
-    let (_, html) = get(page.clone()).await;
+    let (_, html) = page_of(&app, get_page(&page)).await;
     assert!(html.contains("already answered"), "{html}");
     let conn = rusqlite::Connection::open(&*path).unwrap();
     let d = DomainRead::new(&conn, "shuipan");
@@ -477,9 +475,21 @@ async fn the_survey_page_speaks_the_households_language_and_takes_one_answer() {
         (Some(5), Some(2), None, "Lawn needs care"),
         "an out-of-range score nobody could click is dropped"
     );
-    let (s, html) = get("/survey/AAAAAAAAAAAAAAAAAAAAAA".to_string()).await;
+    let (s, html) = page_of(&app, get_page("/survey/AAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(html.contains("链接无效"));
+}
+
+/// Each `(method, uri, body, field)` is refused with 422 naming `field`.
+async fn refused(app: &Router, cases: &[(&str, &str, &str, &str)]) {
+    for (method, uri, body, want) in cases {
+        let (s, v) = call(app, method, uri, Some(TOKEN), body).await;
+        assert_eq!(
+            (s, field(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!(want)),
+            "{method} {uri} {body}: {v}"
+        );
+    }
 }
 
 fn pending(path: &std::path::Path) -> Vec<(String, Value)> {
@@ -526,23 +536,32 @@ async fn the_desk_plans_and_moves_an_event_and_the_workflow_hears_of_each_change
             ),
         ]
     );
-    let (s, v) = call(&app, "PUT", uri, t, r#"{"title":"x","starts_at":"May 16"}"#).await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("starts_at"))
-    );
-    let (s, v) = call(
+    let rsvps = format!("{uri}/rsvps");
+    refused(
         &app,
-        "PUT",
-        uri,
-        t,
-        r#"{"title":" ","starts_at":"2026-05-16T09:30:00+08:00"}"#,
+        &[
+            (
+                "PUT",
+                uri,
+                r#"{"title":"x","starts_at":"May 16"}"#,
+                "starts_at",
+            ),
+            (
+                "PUT",
+                uri,
+                r#"{"title":" ","starts_at":"2026-05-16T09:30:00+08:00"}"#,
+                "title",
+            ),
+            ("POST", &rsvps, r#"{"household":"9-9-999"}"#, "household"),
+            (
+                "POST",
+                &rsvps,
+                r#"{"household":"1-1-101","attendees":200}"#,
+                "attendees",
+            ),
+        ],
     )
     .await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("title"))
-    );
     let (s, _) = call(
         &app,
         "PUT",
@@ -554,7 +573,6 @@ async fn the_desk_plans_and_moves_an_event_and_the_workflow_hears_of_each_change
     assert_eq!(s, StatusCode::FORBIDDEN, "another community's token");
 
     // RSVPs the desk took by phone, and the summary afterwards.
-    let rsvps = format!("{uri}/rsvps");
     let (s, v) = call(
         &app,
         "POST",
@@ -564,23 +582,6 @@ async fn the_desk_plans_and_moves_an_event_and_the_workflow_hears_of_each_change
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, v) = call(&app, "POST", &rsvps, t, r#"{"household":"9-9-999"}"#).await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("household"))
-    );
-    let (s, v) = call(
-        &app,
-        "POST",
-        &rsvps,
-        t,
-        r#"{"household":"1-1-101","attendees":200}"#,
-    )
-    .await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("attendees"))
-    );
     let (s, _) = call(
         &app,
         "POST",
@@ -624,43 +625,31 @@ async fn payment_plans_reach_the_workflows_as_events() {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let (s, v) = call(
+    refused(
         &app,
-        "POST",
-        uri,
-        t,
-        r#"{"household":"1-1-101","until":"30/06/2026"}"#,
+        &[
+            (
+                "POST",
+                uri,
+                r#"{"household":"1-1-101","until":"30/06/2026"}"#,
+                "until",
+            ),
+            // Already over.
+            (
+                "POST",
+                uri,
+                r#"{"household":"1-1-101","until":"2025-12-31"}"#,
+                "until",
+            ),
+            (
+                "POST",
+                uri,
+                r#"{"household":"7-7-707","until":"2026-06-30"}"#,
+                "household",
+            ),
+        ],
     )
     .await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("until"))
-    );
-    let (s, v) = call(
-        &app,
-        "POST",
-        uri,
-        t,
-        r#"{"household":"1-1-101","until":"2025-12-31"}"#,
-    )
-    .await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("until")),
-        "already over"
-    );
-    let (s, v) = call(
-        &app,
-        "POST",
-        uri,
-        t,
-        r#"{"household":"7-7-707","until":"2026-06-30"}"#,
-    )
-    .await;
-    assert_eq!(
-        (s, field(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("household"))
-    );
     let (s, _) = call(&app, "POST", &format!("{uri}/1-1-101/end"), t, "").await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(
@@ -687,14 +676,7 @@ async fn the_rsvp_page_takes_changes_until_the_event_starts() {
         let now = Utc.with_ymd_and_hms(2026, 2, 1, 2, 0, 0).unwrap();
         with_tx(&mut conn, |tx| -> rusqlite::Result<(String, String)> {
             let d = tx.domain("shuipan");
-            d.upsert_owner(&crate::store::domain::OwnerInput {
-                household: "1-1-101".into(),
-                name: "Emma Brown".into(),
-                phone: None,
-                email: Some("emma.brown@example.com".into()),
-                language: crate::domain::Language::En,
-                preferred_contact: crate::domain::ContactChannel::Email,
-            })?;
+            d.upsert_owner(&emma())?;
             let day = chrono::NaiveDate::from_ymd_opt(2026, 2, 14).unwrap();
             let starts = Utc.with_ymd_and_hms(2026, 2, 14, 1, 30, 0).unwrap();
             let e = d.upsert_event("2026H1", "Lantern <party>", day, Some(starts), "Club house")?;
@@ -712,24 +694,8 @@ async fn the_rsvp_page_takes_changes_until_the_event_starts() {
         })
         .unwrap()
     };
-    let send = |req: Request<AxumBody>| {
-        let app = app.clone();
-        async move {
-            let res = app.oneshot(req).await.unwrap();
-            let status = res.status();
-            let body = res.into_body().collect().await.unwrap().to_bytes();
-            (status, String::from_utf8(body.to_vec()).unwrap())
-        }
-    };
-    let get = |uri: String| Request::get(uri).body(AxumBody::empty()).unwrap();
-    let post = |uri: String, form: &'static str| {
-        Request::post(uri)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(AxumBody::from(form))
-            .unwrap()
-    };
     let page = format!("/rsvp/{token}");
-    let (s, html) = send(get(page.clone())).await;
+    let (s, html) = page_of(&app, get_page(&page)).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("lang=\"en\""), "{html}");
     assert!(
@@ -744,21 +710,25 @@ async fn the_rsvp_page_takes_changes_until_the_event_starts() {
         !html.contains("Emma") && !html.contains("1-1-101"),
         "the page names nobody"
     );
-    let (s, html) = send(post(page.clone(), "attendees=lots")).await;
+    let (s, html) = page_of(&app, post_form(&page, "attendees=lots")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
-    let (s, html) = send(post(page.clone(), "attendees=3")).await;
+    let (s, html) = page_of(&app, post_form(&page, "attendees=3")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("registered. People coming: 3"), "{html}");
-    let (_, html) = send(get(page.clone())).await;
+    let (_, html) = page_of(&app, get_page(&page)).await;
     assert!(
         html.contains("People coming: 3") && html.contains("value=\"3\""),
         "{html}"
     );
-    let (_, html) = send(post(page.clone(), "attendees=0")).await;
+    let (_, html) = page_of(&app, post_form(&page, "attendees=0")).await;
     assert!(html.contains("withdrawn"), "{html}");
-    let (_, html) = send(post(format!("/rsvp/{past_token}"), "attendees=2")).await;
+    let (_, html) = page_of(
+        &app,
+        post_form(&format!("/rsvp/{past_token}"), "attendees=2"),
+    )
+    .await;
     assert!(html.contains("RSVPs are closed"), "{html}");
-    let (s, _) = send(get("/rsvp/AAAAAAAAAAAAAAAAAAAAAA".to_string())).await;
+    let (s, _) = page_of(&app, get_page("/rsvp/AAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     let conn = rusqlite::Connection::open(&*path).unwrap();
