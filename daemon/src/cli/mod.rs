@@ -6,6 +6,7 @@ use crate::logging::LogFormat;
 
 mod calendar;
 mod check;
+mod desk_script;
 mod import;
 mod next;
 mod outbox;
