@@ -49,6 +49,9 @@ pub fn open_standalone(path: &Path) -> rusqlite::Result<Connection> {
     // FULL: a committed import or payment must survive a power cut.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every read here goes through the statement cache; the default 16 entries would keep
+    // re-preparing the domain's few dozen queries.
+    conn.set_prepared_statement_cache_capacity(64);
     apply_schema(&conn)?;
     Ok(conn)
 }
@@ -343,6 +346,32 @@ impl<'c> std::ops::Deref for DomainWrite<'c> {
 }
 
 impl<'c> DomainRead<'c> {
+    /// Every row `sql` yields, mapped by `row`; the statement is cached on the connection.
+    fn all<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        self.conn
+            .prepare_cached(sql)?
+            .query_map(params, row)?
+            .collect()
+    }
+
+    /// The one row `sql` yields, if any.
+    fn one<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        self.conn
+            .prepare_cached(sql)?
+            .query_row(params, row)
+            .optional()
+    }
+
     /// A read view of `community` over `conn`.
     pub fn new(conn: &'c Connection, community: &'c str) -> Self {
         DomainRead { conn, community }
@@ -355,32 +384,31 @@ impl<'c> DomainRead<'c> {
     // ----- households and owners -----
 
     pub fn households(&self) -> rusqlite::Result<Vec<Household>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT community, id, building, unit, room FROM households
              WHERE community = ?1 ORDER BY id",
-        )?;
-        st.query_map([self.community], household_row)?.collect()
+            [self.community],
+            household_row,
+        )
     }
 
     pub fn household(&self, id: &str) -> rusqlite::Result<Option<Household>> {
-        self.conn
-            .query_row(
-                "SELECT community, id, building, unit, room FROM households
-                 WHERE community = ?1 AND id = ?2",
-                [self.community, id],
-                household_row,
-            )
-            .optional()
+        self.one(
+            "SELECT community, id, building, unit, room FROM households
+             WHERE community = ?1 AND id = ?2",
+            [self.community, id],
+            household_row,
+        )
     }
 
     /// Who receives a household's messages: every owner (co-owners included) with contacts,
     /// language and preferred channel, in a stable order (by owner id).
     pub fn household_recipients(&self, household: &str) -> rusqlite::Result<Vec<Owner>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{OWNER_SELECT} WHERE community = ?1 AND household = ?2 ORDER BY id"
-        ))?;
-        st.query_map([self.community, household], owner_row)?
-            .collect()
+        self.all(
+            &format!("{OWNER_SELECT} WHERE community = ?1 AND household = ?2 ORDER BY id"),
+            [self.community, household],
+            owner_row,
+        )
     }
 
     /// The owner a household's message goes to: the first owner (by id) whose preferred
@@ -404,32 +432,29 @@ impl<'c> DomainRead<'c> {
     }
 
     pub fn owner(&self, id: i64) -> rusqlite::Result<Option<Owner>> {
-        self.conn
-            .query_row(
-                &format!("{OWNER_SELECT} WHERE community = ?1 AND id = ?2"),
-                params![self.community, id],
-                owner_row,
-            )
-            .optional()
+        self.one(
+            &format!("{OWNER_SELECT} WHERE community = ?1 AND id = ?2"),
+            params![self.community, id],
+            owner_row,
+        )
     }
 
     pub fn owners(&self) -> rusqlite::Result<Vec<Owner>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{OWNER_SELECT} WHERE community = ?1 ORDER BY household, id"
-        ))?;
-        st.query_map([self.community], owner_row)?.collect()
+        self.all(
+            &format!("{OWNER_SELECT} WHERE community = ?1 ORDER BY household, id"),
+            [self.community],
+            owner_row,
+        )
     }
 
     // ----- bills and payments -----
 
     pub fn bill(&self, id: i64) -> rusqlite::Result<Option<Bill>> {
-        self.conn
-            .query_row(
-                &format!("{BILL_SELECT} WHERE community = ?1 AND id = ?2"),
-                params![self.community, id],
-                bill_row,
-            )
-            .optional()
+        self.one(
+            &format!("{BILL_SELECT} WHERE community = ?1 AND id = ?2"),
+            params![self.community, id],
+            bill_row,
+        )
     }
 
     pub fn bill_by_key(
@@ -438,41 +463,44 @@ impl<'c> DomainRead<'c> {
         fee_type: &FeeType,
         period: &Period,
     ) -> rusqlite::Result<Option<Bill>> {
-        self.conn
-            .query_row(
-                &format!(
-                    "{BILL_SELECT} WHERE community = ?1 AND household = ?2 AND fee_type = ?3
-                     AND period = ?4"
-                ),
-                params![
-                    self.community,
-                    household,
-                    fee_type.as_str(),
-                    period.as_str()
-                ],
-                bill_row,
-            )
-            .optional()
+        self.one(
+            &format!(
+                "{BILL_SELECT} WHERE community = ?1 AND household = ?2 AND fee_type = ?3
+                 AND period = ?4"
+            ),
+            params![
+                self.community,
+                household,
+                fee_type.as_str(),
+                period.as_str()
+            ],
+            bill_row,
+        )
     }
 
     /// Every bill with money still owed, by household then due date: what a fee reminder
     /// lists. One query, no per-household round trips (100,000 households stay cheap).
     pub fn unpaid_bills(&self) -> rusqlite::Result<Vec<UnpaidBill>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
+        self.all(
+            &format!(
+                "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
              ORDER BY b.household, b.due_date, b.id"
-        ))?;
-        st.query_map([self.community], unpaid_row)?.collect()
+            ),
+            [self.community],
+            unpaid_row,
+        )
     }
 
     /// Unpaid bills due on or before `date` (local date): the arrears a reminder run sees.
     pub fn unpaid_bills_due_by(&self, date: NaiveDate) -> rusqlite::Result<Vec<UnpaidBill>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
+        self.all(
+            &format!(
+                "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
              AND b.due_date <= ?2 ORDER BY b.household, b.due_date, b.id"
-        ))?;
-        st.query_map(params![self.community, date.to_string()], unpaid_row)?
-            .collect()
+            ),
+            params![self.community, date.to_string()],
+            unpaid_row,
+        )
     }
 
     /// Unpaid bills due on or before `due_by`, as the books stood at instant `at`: payments
@@ -483,30 +511,29 @@ impl<'c> DomainRead<'c> {
         at: DateTime<Utc>,
         due_by: NaiveDate,
     ) -> rusqlite::Result<Vec<UnpaidBill>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT b.id, b.community, b.household, b.fee_type, b.period, b.amount_fen,
-                    b.due_date,
-                    COALESCE(SUM(p.amount_fen) FILTER (WHERE p.paid_at <= ?3
-                              AND (p.reversed_at IS NULL OR p.reversed_at > ?3)), 0) AS paid
+                b.due_date,
+                COALESCE(SUM(p.amount_fen) FILTER (WHERE p.paid_at <= ?3
+                          AND (p.reversed_at IS NULL OR p.reversed_at > ?3)), 0) AS paid
              FROM bills b LEFT JOIN payments p ON p.bill_id = b.id
              WHERE b.community = ?1 AND b.due_date <= ?2 GROUP BY b.id
              HAVING paid < b.amount_fen ORDER BY b.household, b.due_date, b.id",
-        )?;
-        st.query_map(
             params![self.community, due_by.to_string(), fmt_ts(at)],
             unpaid_row,
-        )?
-        .collect()
+        )
     }
 
     /// One household's unpaid bills, oldest due first.
     pub fn unpaid_bills_of(&self, household: &str) -> rusqlite::Result<Vec<UnpaidBill>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
+        self.all(
+            &format!(
+                "{UNPAID_SELECT} WHERE b.community = ?1 AND b.paid_fen < b.amount_fen
              AND b.household = ?2 ORDER BY b.due_date, b.id"
-        ))?;
-        st.query_map([self.community, household], unpaid_row)?
-            .collect()
+            ),
+            [self.community, household],
+            unpaid_row,
+        )
     }
 
     /// Unpaid bills grouped per household (households in id order): one reminder each.
@@ -523,91 +550,88 @@ impl<'c> DomainRead<'c> {
 
     /// Every bill of a household (paid or not) with what was paid, oldest due first.
     pub fn bills_of(&self, household: &str) -> rusqlite::Result<Vec<BillStatus>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT b.id, b.community, b.household, b.fee_type, b.period, b.amount_fen,
-                    b.due_date, b.paid_fen
+                b.due_date, b.paid_fen
              FROM bills b WHERE b.community = ?1 AND b.household = ?2
              ORDER BY b.due_date, b.id",
-        )?;
-        st.query_map([self.community, household], unpaid_row)?
-            .collect()
+            [self.community, household],
+            unpaid_row,
+        )
     }
 
     /// Is bill `id` still owed? `None` when this community has no such bill. The outbox asks
     /// this just before sending a reminder, to cancel it if the owner paid meanwhile.
     pub fn is_bill_unpaid(&self, id: i64) -> rusqlite::Result<Option<bool>> {
-        self.conn
-            .query_row(
-                "SELECT paid_fen < amount_fen FROM bills WHERE community = ?1 AND id = ?2",
-                params![self.community, id],
-                |r| r.get(0),
-            )
-            .optional()
+        self.one(
+            "SELECT paid_fen < amount_fen FROM bills WHERE community = ?1 AND id = ?2",
+            params![self.community, id],
+            |r| r.get(0),
+        )
     }
 
     pub fn payment(&self, reference: &str) -> rusqlite::Result<Option<Payment>> {
-        self.conn
-            .query_row(
-                &format!("{PAYMENT_SELECT} WHERE community = ?1 AND reference = ?2"),
-                [self.community, reference],
-                payment_row,
-            )
-            .optional()
+        self.one(
+            &format!("{PAYMENT_SELECT} WHERE community = ?1 AND reference = ?2"),
+            [self.community, reference],
+            payment_row,
+        )
     }
 
     pub fn payments_of_bill(&self, bill_id: i64) -> rusqlite::Result<Vec<Payment>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{PAYMENT_SELECT} WHERE community = ?1 AND bill_id = ?2 ORDER BY paid_at, id"
-        ))?;
-        st.query_map(params![self.community, bill_id], payment_row)?
-            .collect()
+        self.all(
+            &format!("{PAYMENT_SELECT} WHERE community = ?1 AND bill_id = ?2 ORDER BY paid_at, id"),
+            params![self.community, bill_id],
+            payment_row,
+        )
     }
 
     // ----- utility balances -----
 
     pub fn balances(&self) -> rusqlite::Result<Vec<UtilityBalance>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{BALANCE_SELECT} WHERE community = ?1 ORDER BY household, utility"
-        ))?;
-        st.query_map([self.community], balance_row)?.collect()
+        self.all(
+            &format!("{BALANCE_SELECT} WHERE community = ?1 ORDER BY household, utility"),
+            [self.community],
+            balance_row,
+        )
     }
 
     /// Prepaid balances strictly below their threshold.
     pub fn balances_below_threshold(&self) -> rusqlite::Result<Vec<UtilityBalance>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{BALANCE_SELECT} WHERE community = ?1 AND balance_fen < threshold_fen
+        self.all(
+            &format!(
+                "{BALANCE_SELECT} WHERE community = ?1 AND balance_fen < threshold_fen
              ORDER BY household, utility"
-        ))?;
-        st.query_map([self.community], balance_row)?.collect()
+            ),
+            [self.community],
+            balance_row,
+        )
     }
 
     // ----- tickets and callbacks -----
 
     pub fn ticket(&self, id: i64) -> rusqlite::Result<Option<Ticket>> {
-        self.conn
-            .query_row(
-                &format!("{TICKET_SELECT} WHERE community = ?1 AND id = ?2"),
-                params![self.community, id],
-                ticket_row,
-            )
-            .optional()
+        self.one(
+            &format!("{TICKET_SELECT} WHERE community = ?1 AND id = ?2"),
+            params![self.community, id],
+            ticket_row,
+        )
     }
 
     pub fn ticket_by_no(&self, no: &str) -> rusqlite::Result<Option<Ticket>> {
-        self.conn
-            .query_row(
-                &format!("{TICKET_SELECT} WHERE community = ?1 AND no = ?2"),
-                [self.community, no],
-                ticket_row,
-            )
-            .optional()
+        self.one(
+            &format!("{TICKET_SELECT} WHERE community = ?1 AND no = ?2"),
+            [self.community, no],
+            ticket_row,
+        )
     }
 
     pub fn tickets(&self) -> rusqlite::Result<Vec<Ticket>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{TICKET_SELECT} WHERE community = ?1 ORDER BY opened_at, id"
-        ))?;
-        st.query_map([self.community], ticket_row)?.collect()
+        self.all(
+            &format!("{TICKET_SELECT} WHERE community = ?1 ORDER BY opened_at, id"),
+            [self.community],
+            ticket_row,
+        )
     }
 
     /// Tickets still open, and those closed at or after `since`, each with its latest callback
@@ -634,52 +658,51 @@ impl<'c> DomainRead<'c> {
 
     /// The most recent callback of a ticket.
     pub fn latest_callback(&self, ticket_id: i64) -> rusqlite::Result<Option<Callback>> {
-        self.conn
-            .query_row(
-                "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
-                 FROM callbacks WHERE community = ?1 AND ticket_id = ?2
-                 ORDER BY done_at DESC, id DESC LIMIT 1",
-                params![self.community, ticket_id],
-                callback_row,
-            )
-            .optional()
+        self.one(
+            "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
+             FROM callbacks WHERE community = ?1 AND ticket_id = ?2
+             ORDER BY done_at DESC, id DESC LIMIT 1",
+            params![self.community, ticket_id],
+            callback_row,
+        )
     }
 
     /// Closed tickets no callback has answered yet (none dated at or after the closing), oldest
     /// closing first: what callback escalation watches. `closed_at`, `assignee`, `kind` and
     /// `first_receiver` are on each ticket.
     pub fn tickets_closed_without_callback(&self) -> rusqlite::Result<Vec<Ticket>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{TICKET_SELECT} t WHERE t.community = ?1 AND t.closed_at IS NOT NULL
+        self.all(
+            &format!(
+                "{TICKET_SELECT} t WHERE t.community = ?1 AND t.closed_at IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM callbacks c
-                             WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
+                         WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
              ORDER BY t.closed_at, t.id"
-        ))?;
-        st.query_map([self.community], ticket_row)?.collect()
+            ),
+            [self.community],
+            ticket_row,
+        )
     }
 
     /// Is the callback for ticket `id` still missing? `Some(false)` when it was done or the
     /// ticket is open again (reopened: nothing to call back yet); `None` when this community
     /// has no such ticket.
     pub fn is_callback_missing(&self, id: i64) -> rusqlite::Result<Option<bool>> {
-        self.conn
-            .query_row(
-                "SELECT t.closed_at IS NOT NULL AND NOT EXISTS
-                   (SELECT 1 FROM callbacks c WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
-                 FROM tickets t WHERE t.community = ?1 AND t.id = ?2",
-                params![self.community, id],
-                |r| r.get(0),
-            )
-            .optional()
+        self.one(
+            "SELECT t.closed_at IS NOT NULL AND NOT EXISTS
+               (SELECT 1 FROM callbacks c WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
+             FROM tickets t WHERE t.community = ?1 AND t.id = ?2",
+            params![self.community, id],
+            |r| r.get(0),
+        )
     }
 
     pub fn callbacks_of(&self, ticket_id: i64) -> rusqlite::Result<Vec<Callback>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
              FROM callbacks WHERE community = ?1 AND ticket_id = ?2 ORDER BY done_at, id",
-        )?;
-        st.query_map(params![self.community, ticket_id], callback_row)?
-            .collect()
+            params![self.community, ticket_id],
+            callback_row,
+        )
     }
 
     /// Callbacks done in `[from, to)`, for callback-rate reports.
@@ -688,47 +711,43 @@ impl<'c> DomainRead<'c> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> rusqlite::Result<Vec<Callback>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
              FROM callbacks WHERE community = ?1 AND done_at >= ?2 AND done_at < ?3
              ORDER BY done_at, id",
-        )?;
-        st.query_map(
             params![self.community, fmt_ts(from), fmt_ts(to)],
             callback_row,
-        )?
-        .collect()
+        )
     }
 
     // ----- surveys -----
 
     pub fn campaign(&self, key: &str) -> rusqlite::Result<Option<SurveyCampaign>> {
-        self.conn
-            .query_row(
-                "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns
-                 WHERE community = ?1 AND key = ?2",
-                [self.community, key],
-                campaign_row,
-            )
-            .optional()
+        self.one(
+            "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns
+             WHERE community = ?1 AND key = ?2",
+            [self.community, key],
+            campaign_row,
+        )
     }
 
     /// Every survey campaign, oldest first.
     pub fn campaigns(&self) -> rusqlite::Result<Vec<SurveyCampaign>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns
              WHERE community = ?1 ORDER BY opens_at, id",
-        )?;
-        st.query_map([self.community], campaign_row)?.collect()
+            [self.community],
+            campaign_row,
+        )
     }
 
     pub fn invitations(&self, campaign_id: i64) -> rusqlite::Result<Vec<SurveyInvitation>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT id, community, campaign_id, household, token, invited_at
              FROM survey_invitations WHERE community = ?1 AND campaign_id = ?2 ORDER BY household",
-        )?;
-        st.query_map(params![self.community, campaign_id], invitation_row)?
-            .collect()
+            params![self.community, campaign_id],
+            invitation_row,
+        )
     }
 
     /// Invitations of a campaign nobody answered yet: who gets the reminder.
@@ -736,96 +755,95 @@ impl<'c> DomainRead<'c> {
         &self,
         campaign_id: i64,
     ) -> rusqlite::Result<Vec<SurveyInvitation>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT i.id, i.community, i.campaign_id, i.household, i.token, i.invited_at
              FROM survey_invitations i
              WHERE i.community = ?1 AND i.campaign_id = ?2
                AND NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.invitation_id = i.id)
              ORDER BY i.household",
-        )?;
-        st.query_map(params![self.community, campaign_id], invitation_row)?
-            .collect()
+            params![self.community, campaign_id],
+            invitation_row,
+        )
     }
 
     pub fn responses(&self, campaign_id: i64) -> rusqlite::Result<Vec<SurveyResponse>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT r.invitation_id, r.community, i.household, r.answered_at, r.reception,
-                    r.repairs, r.cleaning, r.security, r.greenery, r.comment
+                r.repairs, r.cleaning, r.security, r.greenery, r.comment
              FROM survey_responses r JOIN survey_invitations i ON i.id = r.invitation_id
              WHERE r.community = ?1 AND i.campaign_id = ?2 ORDER BY i.household",
-        )?;
-        st.query_map(params![self.community, campaign_id], |r| {
-            Ok(SurveyResponse {
-                invitation_id: r.get(0)?,
-                community: r.get(1)?,
-                household: r.get(2)?,
-                answered_at: ts(r, 3)?,
-                scores: SurveyScores {
-                    reception: r.get(4)?,
-                    repairs: r.get(5)?,
-                    cleaning: r.get(6)?,
-                    security: r.get(7)?,
-                    greenery: r.get(8)?,
-                },
-                comment: r.get(9)?,
-            })
-        })?
-        .collect()
+            params![self.community, campaign_id],
+            |r| {
+                Ok(SurveyResponse {
+                    invitation_id: r.get(0)?,
+                    community: r.get(1)?,
+                    household: r.get(2)?,
+                    answered_at: ts(r, 3)?,
+                    scores: SurveyScores {
+                        reception: r.get(4)?,
+                        repairs: r.get(5)?,
+                        cleaning: r.get(6)?,
+                        security: r.get(7)?,
+                        greenery: r.get(8)?,
+                    },
+                    comment: r.get(9)?,
+                })
+            },
+        )
     }
 
     // ----- community events -----
 
     pub fn event(&self, key: &str) -> rusqlite::Result<Option<Event>> {
-        self.conn
-            .query_row(
-                &format!("{EVENT_SELECT} WHERE community = ?1 AND key = ?2"),
-                [self.community, key],
-                event_row,
-            )
-            .optional()
+        self.one(
+            &format!("{EVENT_SELECT} WHERE community = ?1 AND key = ?2"),
+            [self.community, key],
+            event_row,
+        )
     }
 
     /// Every community event, by planned date.
     pub fn events(&self) -> rusqlite::Result<Vec<Event>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{EVENT_SELECT} WHERE community = ?1 ORDER BY planned_for, id"
-        ))?;
-        st.query_map([self.community], event_row)?.collect()
+        self.all(
+            &format!("{EVENT_SELECT} WHERE community = ?1 ORDER BY planned_for, id"),
+            [self.community],
+            event_row,
+        )
     }
 
     /// The staff notices recorded about `ticket_id`, oldest first.
     pub fn ticket_notices(&self, ticket_id: i64) -> rusqlite::Result<Vec<TicketNotice>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT ticket_id, role, template, step, notified_at FROM ticket_notices
              WHERE community = ?1 AND ticket_id = ?2 ORDER BY notified_at, id",
-        )?;
-        st.query_map(params![self.community, ticket_id], |r| {
-            Ok(TicketNotice {
-                ticket_id: r.get(0)?,
-                role: r.get(1)?,
-                template: r.get(2)?,
-                step: r.get(3)?,
-                notified_at: ts(r, 4)?,
-            })
-        })?
-        .collect()
+            params![self.community, ticket_id],
+            |r| {
+                Ok(TicketNotice {
+                    ticket_id: r.get(0)?,
+                    role: r.get(1)?,
+                    template: r.get(2)?,
+                    step: r.get(3)?,
+                    notified_at: ts(r, 4)?,
+                })
+            },
+        )
     }
 
     pub fn rsvps(&self, event_id: i64) -> rusqlite::Result<Vec<Rsvp>> {
-        let mut st = self.conn.prepare_cached(
+        self.all(
             "SELECT event_id, community, household, attendees, responded_at FROM rsvps
              WHERE community = ?1 AND event_id = ?2 ORDER BY household",
-        )?;
-        st.query_map(params![self.community, event_id], |r| {
-            Ok(Rsvp {
-                event_id: r.get(0)?,
-                community: r.get(1)?,
-                household: r.get(2)?,
-                attendees: r.get(3)?,
-                responded_at: ts(r, 4)?,
-            })
-        })?
-        .collect()
+            params![self.community, event_id],
+            |r| {
+                Ok(Rsvp {
+                    event_id: r.get(0)?,
+                    community: r.get(1)?,
+                    household: r.get(2)?,
+                    attendees: r.get(3)?,
+                    responded_at: ts(r, 4)?,
+                })
+            },
+        )
     }
 
     /// Has the reason for a message gone? The outbox asks this just before sending
