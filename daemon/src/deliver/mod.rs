@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use channel::{Channels, Outcome};
-pub use dispatch::{DispatchReport, Dispatcher};
+pub use dispatch::{DispatchReport, Dispatcher, DispatcherReload};
 pub use email::{SmtpPool, build_email};
 pub use quiet::{QuietWindow, earliest_send};
 pub use settings::*;
