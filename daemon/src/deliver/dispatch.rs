@@ -374,95 +374,38 @@ impl Dispatcher {
     }
 
     /// Sends everything due at `now`, records every answer, and returns what happened.
+    ///
+    /// Batches overlap: the next batch is claimed (one transaction, one fsync) while the
+    /// second half of the previous one is still on the wire, so the SMTP connections and SMS
+    /// requests never sit idle waiting for the outbox between batches. Answers are recorded every
+    /// few milliseconds in one transaction each. Each message is sent and
+    /// recorded on the settings snapshot it was claimed under.
     pub async fn dispatch_once(&self, now: DateTime<Utc>) -> anyhow::Result<DispatchReport> {
         let mut report = DispatchReport::default();
-        loop {
-            // One snapshot per round: what is claimed under these settings is sent and recorded
-            // under them, even if a reload lands meanwhile.
-            let cur = self.snapshot();
-            let claimed = self.tx(|tx| {
-                let due = tx.outbox_due(now, self.batch)?;
-                let mut claimed = Vec::new();
-                let any = !due.is_empty();
-                for m in due {
-                    match self.decide(&cur, tx, &m, now)? {
-                        Decision::Send => {
-                            if tx.outbox_claim(m.id, now)? {
-                                if m.channel == Channel::Sms {
-                                    let p = cur.channels.sms_for(&m.community).provider.as_str();
-                                    tx.sms_log_insert(p, &m.address, &sms_content(&m), now)?;
-                                }
-                                claimed.push(m);
-                            }
-                        }
-                        Decision::Settle(status, at, why) => {
-                            // A deferral must move the message into the future, or this loop
-                            // would pick it up again at once.
-                            let at = if status == Status::Deferred {
-                                at.max(now + Duration::seconds(1))
-                            } else {
-                                at
-                            };
-                            if tx.outbox_settle_waiting(m.id, status, at, Some(&why), now)? {
-                                tracing::info!(id = m.id, community = %m.community,
-                                    to = %m.masked_address(), status = %status, %why, "message settled");
-                                match status {
-                                    Status::Deferred => report.deferred += 1,
-                                    Status::Expired => report.expired += 1,
-                                    Status::Cancelled => report.cancelled += 1,
-                                    _ => {}
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok((any, claimed))
-            })?;
-            let (any, claimed) = claimed;
-            if !any {
-                break;
-            }
-            self.send_all(&cur, claimed, &mut report).await?;
-        }
-        Ok(report)
-    }
-
-    async fn send_all(
-        &self,
-        cur: &Current,
-        claimed: Vec<OutboxMessage>,
-        report: &mut DispatchReport,
-    ) -> anyhow::Result<()> {
-        let mut set = JoinSet::new();
-        let email = &cur.settings.daemon.delivery.email;
-        for m in claimed {
-            let channels = cur.channels.clone();
-            let clock = self.clock.clone();
-            let from = cur
-                .community(&m.community)
-                .and_then(|c| c.raw.delivery.as_ref())
-                .and_then(|d| d.from.clone())
-                .unwrap_or_else(|| email.from.clone());
-            let unsubscribe = email.unsubscribe_url.clone();
-            set.spawn(async move {
-                let outcome = match m.channel {
-                    Channel::Email => {
-                        match build_email(&m, &from, unsubscribe.as_deref(), clock.now()) {
-                            Ok(e) => channels.email.send(&m, e).await,
-                            Err(e) => Outcome::Permanent(format!("{e:#}")),
-                        }
-                    }
-                    Channel::Sms => channels.sms_for(&m.community).send(&m, clock.now()).await,
-                };
-                (m, outcome)
-            });
-        }
-        // Answers are recorded every few milliseconds rather than one commit each (a commit is
-        // an fsync) or once after the slowest send (a kill would then forget more): a message
-        // whose answer was not yet recorded is resent after a kill, with its Message-ID.
+        let mut set: JoinSet<(Arc<Current>, OutboxMessage, Outcome)> = JoinSet::new();
+        // Answers not yet recorded. Recording every few milliseconds rather than one commit each
+        // (a commit is an fsync) or once after the slowest send (a kill would then forget more)
+        // keeps the exactly-once rule cheap: a message whose answer was not yet recorded stays
+        // `sending`, becomes `unknown` at the next start and, for email, is resent with the same
+        // Message-ID, which the receiving mailbox drops; an SMS is never blindly resent.
         let mut done = Vec::new();
         let mut since = std::time::Instant::now();
-        while let Some(r) = set.join_next().await {
+        let mut more = true;
+        loop {
+            if more && set.len() <= self.batch / 2 {
+                // One snapshot per claim: what is claimed under these settings is sent and
+                // recorded under them, even if a reload lands meanwhile.
+                let cur = self.snapshot();
+                let (any, claimed) = self.claim(&cur, now, &mut report)?;
+                more = any;
+                for m in claimed {
+                    self.spawn_send(&mut set, &cur, m);
+                }
+                continue;
+            }
+            let Some(r) = set.join_next().await else {
+                break;
+            };
             if done.is_empty() {
                 since = std::time::Instant::now();
             }
@@ -471,25 +414,108 @@ impl Dispatcher {
                 done.push(r.context("send task panicked")?);
             }
             if set.is_empty() || done.len() >= 128 || since.elapsed() >= RECORD_EVERY {
-                self.record(cur, std::mem::take(&mut done), report)?;
+                self.record(std::mem::take(&mut done), &mut report)?;
             }
         }
         if !done.is_empty() {
-            self.record(cur, done, report)?;
+            self.record(done, &mut report)?;
         }
-        Ok(())
+        Ok(report)
+    }
+
+    /// In one transaction, judges up to a batch of due messages: settles those that must not go
+    /// now and marks the others `sending` (durably, before any is handed over). Returns whether
+    /// anything was due, and the claimed messages.
+    fn claim(
+        &self,
+        cur: &Current,
+        now: DateTime<Utc>,
+        report: &mut DispatchReport,
+    ) -> anyhow::Result<(bool, Vec<OutboxMessage>)> {
+        self.tx(|tx| {
+            let due = tx.outbox_due(now, self.batch)?;
+            let mut claimed = Vec::new();
+            let any = !due.is_empty();
+            for m in due {
+                match self.decide(cur, tx, &m, now)? {
+                    Decision::Send => {
+                        if tx.outbox_claim(m.id, now)? {
+                            if m.channel == Channel::Sms {
+                                let p = cur.channels.sms_for(&m.community).provider.as_str();
+                                tx.sms_log_insert(p, &m.address, &sms_content(&m), now)?;
+                            }
+                            claimed.push(m);
+                        }
+                    }
+                    Decision::Settle(status, at, why) => {
+                        // A deferral must move the message into the future, or this loop
+                        // would pick it up again at once.
+                        let at = if status == Status::Deferred {
+                            at.max(now + Duration::seconds(1))
+                        } else {
+                            at
+                        };
+                        if tx.outbox_settle_waiting(m.id, status, at, Some(&why), now)? {
+                            tracing::info!(id = m.id, community = %m.community,
+                                to = %m.masked_address(), status = %status, %why, "message settled");
+                            match status {
+                                Status::Deferred => report.deferred += 1,
+                                Status::Expired => report.expired += 1,
+                                Status::Cancelled => report.cancelled += 1,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            Ok((any, claimed))
+        })
+    }
+
+    /// Hands a claimed message to its channel on its own task (channels bound their own
+    /// concurrency: the SMTP pool's connections, the SMS channel's requests in flight).
+    fn spawn_send(
+        &self,
+        set: &mut JoinSet<(Arc<Current>, OutboxMessage, Outcome)>,
+        cur: &Arc<Current>,
+        m: OutboxMessage,
+    ) {
+        let cur = cur.clone();
+        let clock = self.clock.clone();
+        set.spawn(async move {
+            let email = &cur.settings.daemon.delivery.email;
+            let outcome = match m.channel {
+                Channel::Email => {
+                    let from = cur
+                        .community(&m.community)
+                        .and_then(|c| c.raw.delivery.as_ref())
+                        .and_then(|d| d.from.as_deref())
+                        .unwrap_or(&email.from);
+                    match build_email(&m, from, email.unsubscribe_url.as_deref(), clock.now()) {
+                        Ok(e) => cur.channels.email.send(&m, e).await,
+                        Err(e) => Outcome::Permanent(format!("{e:#}")),
+                    }
+                }
+                Channel::Sms => {
+                    cur.channels
+                        .sms_for(&m.community)
+                        .send(&m, clock.now())
+                        .await
+                }
+            };
+            (cur, m, outcome)
+        });
     }
 
     fn record(
         &self,
-        cur: &Current,
-        done: Vec<(OutboxMessage, Outcome)>,
+        done: Vec<(Arc<Current>, OutboxMessage, Outcome)>,
         report: &mut DispatchReport,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let retry = &cur.settings.daemon.delivery.retry;
         self.tx(|tx| {
-            for (m, outcome) in &done {
+            for (cur, m, outcome) in &done {
+                let retry = &cur.settings.daemon.delivery.retry;
                 let attempts = m.attempts + 1;
                 let (status, next, pid, err) = match outcome {
                     Outcome::Sent { provider_id } => {
