@@ -12,9 +12,10 @@
 //! explicit unknowns when the dispatcher starts: email goes again with its stored Message-ID (a
 //! mailbox drops the copy), SMS through an idempotent gateway goes again, SMS through Aliyun is
 //! looked up by its `OutId` ([`Dispatcher::resolve_unknown`]) and settled as sent or resent once,
-//! and SMS through an API that cannot be asked waits for a human (`wuyed outbox retry ID`):
-//! a second text costs the owner's patience and the company money. A message recorded as `sent`
-//! is never sent again.
+//! SMS through Tencent is settled as sent when the number's delivery receipts carry its
+//! `SessionContext`, and every other SMS (no receipt yet, Twilio, a failed report) waits for a
+//! human (`wuyed outbox retry ID`): a second text costs the owner's patience and the company
+//! money. A message recorded as `sent` is never sent again.
 //!
 //! A configuration reload ([`DispatcherReload`]) swaps the settings and channels between rounds:
 //! a round claims, sends and records on one snapshot, so nothing in flight changes relay midway
@@ -202,9 +203,10 @@ impl Dispatcher {
         Ok((requeued, held))
     }
 
-    /// Asks SMS providers that can tell (Aliyun's QuerySendDetails, by `OutId`) what became of
-    /// messages in `unknown`: found → `sent`; surely absent → `pending`; otherwise they stay for
-    /// a human. Returns (sent, requeued).
+    /// Asks SMS providers that can tell (Aliyun's QuerySendDetails, by `OutId`; Tencent's
+    /// delivery receipts, by `SessionContext`) what became of messages in `unknown`: found →
+    /// `sent`; surely absent (Aliyun only) → `pending`; otherwise they stay for a human.
+    /// Returns (sent, requeued).
     pub async fn resolve_unknown(&self) -> anyhow::Result<(usize, usize)> {
         let unknown = self.tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
         let (mut sent, mut requeued) = (0, 0);
