@@ -286,9 +286,9 @@ async fn webhook_gets_json_with_an_idempotency_key_and_503_is_temporary() {
     assert_eq!(busy.row(id).status, Status::Failed);
 }
 
-/// An SMS handed to a commercial API that cannot be asked (Tencent) whose answer was lost is
-/// held for a human, not resent;
-/// through an idempotent gateway it is resent.
+/// An SMS whose answer was lost and that Tencent has no receipt of is held for a human, not
+/// resent (no receipt proves nothing: receipts lag the carrier); through an idempotent gateway it
+/// is resent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_with_unknown_outcome_waits_for_a_human_unless_the_gateway_is_idempotent() {
     for (mode, extra, expect) in [
@@ -305,11 +305,53 @@ async fn an_sms_with_unknown_outcome_waits_for_a_human_unless_the_gateway_is_ide
         c.env.with_tx(|tx| Ok(tx.outbox_claim(id, c.clock.now())?));
         let d = c.dispatcher();
         d.recover().unwrap();
-        // Tencent's API cannot look a message up by our id: it stays for a human.
+        // Tencent is asked for receipts and has none: it stays for a human.
         d.resolve_unknown().await.unwrap();
         assert_eq!(c.row(id).status, expect, "{mode}");
-        assert!(c.requests().is_empty());
+        assert!(
+            c.requests()
+                .iter()
+                .all(|r| r["headers"]["x-tc-action"] != "SendSms" && r["verified"] == true),
+            "{mode}: nothing sent"
+        );
     }
+}
+
+/// Tencent can confirm: an SMS that reached the provider but whose answer was lost is found
+/// among the number's delivery receipts by its `SessionContext` (PullSmsSendStatusByPhoneNumber,
+/// signed like SendSms) and recorded as sent, without a second text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tencent_confirms_an_unknown_outcome_by_its_receipt_instead_of_resending() {
+    let c = case(
+        "tencent",
+        "ok",
+        "sign_name = \"水畔花园物业\"\napp_id = \"1400000001\"",
+    );
+    let id = c.queue("due");
+    let d = c.dispatcher();
+    d.dispatch_once(c.clock.now()).await.unwrap();
+    let conn = rusqlite::Connection::open(&c.env.db).unwrap();
+    conn.execute(
+        "UPDATE outbox SET status = 'unknown', provider_id = NULL WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
+    assert_eq!(d.resolve_unknown().await.unwrap(), (1, 0));
+    let row = c.row(id);
+    assert_eq!(row.status, Status::Sent);
+    assert_eq!(row.provider_id.as_deref(), Some("5000:104571066915701"));
+    d.dispatch_once(c.clock.now()).await.unwrap();
+    let reqs = c.requests();
+    let action = |r: &serde_json::Value| r["headers"]["x-tc-action"].as_str().unwrap().to_string();
+    assert_eq!(
+        reqs.iter().map(action).collect::<Vec<_>>(),
+        ["SendSms", "PullSmsSendStatusByPhoneNumber"],
+        "no second text"
+    );
+    assert!(reqs.iter().all(|r| r["verified"] == true), "{reqs:?}");
+    let pull: serde_json::Value = serde_json::from_str(reqs[1]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(pull["PhoneNumber"], "+8613812341234");
+    assert_eq!(pull["SmsSdkAppId"], "1400000001");
 }
 
 /// Aliyun sends approved templates only: a staff alert whose template has just an SMS body goes

@@ -5,6 +5,7 @@ mod check;
 mod daemon;
 mod deliver;
 mod deliver_kill;
+mod deliver_reload;
 mod deliver_sms;
 mod deliver_support;
 mod deliver_tls;

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, quote
 ARGS = None
 LOCK = threading.Lock()
 SEQ = [0]
-# Aliyun: what SendSms accepted, for QuerySendDetails.
+# What SendSms accepted: Aliyun's for QuerySendDetails, Tencent's receipts for PullSmsSendStatusByPhoneNumber.
 SENT = []
 
 
@@ -86,7 +86,8 @@ def tencent_verify(headers, body):
     want = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
     if fields["Signature"] != want:
         return False, "AuthFailure.SignatureFailure"
-    if headers.get("X-TC-Action") != "SendSms" or headers.get("X-TC-Version") != "2021-01-11":
+    if headers.get("X-TC-Action") not in ("SendSms", "PullSmsSendStatusByPhoneNumber") \
+            or headers.get("X-TC-Version") != "2021-01-11":
         return False, "InvalidAction"
     return True, "TC3-HMAC-SHA256 matches"
 
@@ -145,6 +146,13 @@ class Handler(BaseHTTPRequestHandler):
             req = json.loads(body) if verified else {}
             if not verified:
                 status, obj = 200, {"Response": {"Error": {"Code": why, "Message": "The provided credentials could not be validated."}, "RequestId": "R%d" % seq}}
+            elif th["X-TC-Action"] == "PullSmsSendStatusByPhoneNumber":
+                # Delivery receipts of one number in [BeginTime, EndTime], Offset/Limit paged.
+                found = [d for d in SENT if d["PhoneNumber"] == req.get("PhoneNumber")
+                         and req.get("BeginTime", 0) <= d["at"] <= req.get("EndTime", d["at"])]
+                page = found[req.get("Offset", 0):req.get("Offset", 0) + req.get("Limit", 100)]
+                status, obj = 200, {"Response": {"PullSmsSendStatusSet": [
+                    {k: v for k, v in d.items() if k != "at"} for d in page], "RequestId": "R%d" % seq}}
             else:
                 code, msg = "Ok", "send success"
                 if answer == "invalid_number":
@@ -155,6 +163,13 @@ class Handler(BaseHTTPRequestHandler):
                     "SerialNo": "5000:10457106691570%d" % seq, "PhoneNumber": req["PhoneNumberSet"][0], "Fee": 1,
                     "SessionContext": req.get("SessionContext", ""), "Code": code, "Message": msg, "IsoCode": "CN"}],
                     "RequestId": "R%d" % seq}}
+                if code == "Ok":
+                    phone = req["PhoneNumberSet"][0]
+                    with LOCK:
+                        SENT.append({"at": int(th["X-TC-Timestamp"]), "UserReceiveTime": "2026-03-02 09:00:05",
+                                     "CountryCode": "86", "SubscriberNumber": phone[3:], "PhoneNumber": phone,
+                                     "SerialNo": "5000:10457106691570%d" % seq, "ReportStatus": "SUCCESS",
+                                     "Description": "DELIVRD", "SessionContext": req.get("SessionContext", "")})
         elif mode == "twilio":
             want = "Basic " + base64.b64encode(("%s:%s" % (ARGS.key_id, ARGS.secret)).encode()).decode()
             form = dict(parse_qsl(body, keep_blank_values=True))

@@ -8,6 +8,9 @@ Prints "READY <port>" on stdout once listening.
   --reject WORD      answer RCPT with 550 for addresses containing WORD (permanent)
   --delay SECONDS    wait this long before answering each DATA (widens races for kill tests)
   --count-only       do not write files; print nothing until killed (benchmark)
+  --port N --reuse-port   listen on port N with SO_REUSEPORT, so several sink processes share
+                     one port and the kernel spreads connections over them (benchmark: one
+                     aiosmtpd process is single-threaded and tops out near one core)
   --tls starttls|implicit --cert PEM --key PEM   require STARTTLS, or TLS from the first byte
   --auth USER:PASS   require AUTH (PLAIN/LOGIN) with these credentials
 
@@ -68,6 +71,23 @@ def free_port():
     return port
 
 
+def serve_reuse_port(args, port):
+    # aiosmtpd's Controller checks it started by connecting to its own port, which with
+    # SO_REUSEPORT may reach a sibling process; so run the server on this thread's loop instead.
+    from aiosmtpd.smtp import SMTP
+
+    loop = asyncio.new_event_loop()
+    handler = Sink(args)
+    server = loop.run_until_complete(loop.create_server(
+        lambda: SMTP(handler, hostname="127.0.0.1", data_size_limit=10_000_000),
+        host="127.0.0.1", port=port, reuse_port=True))
+    print("READY %d" % port, flush=True)
+    # Until the benchmark kills us or closes stdin.
+    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read(1) or loop.stop())
+    loop.run_forever()
+    server.close()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".")
@@ -79,9 +99,14 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--auth", default="")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--reuse-port", action="store_true")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    port = free_port()
+    port = args.port or free_port()
+    if args.reuse_port:
+        serve_reuse_port(args, port)
+        return
     kwargs = {}
     if args.auth:
         user, password = args.auth.split(":", 1)

@@ -149,6 +149,7 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         )),
     )?;
     let outbox_waker = dispatcher.waker();
+    let outbox_reload = dispatcher.reloader();
     let (executor, reloadable) = executor(&settings, &store, &clock, reader)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .notify_on_messages(outbox_waker)
@@ -206,6 +207,11 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
                         }
                         if let Err(e) = reloadable.reload(&new) {
                             tracing::error!("templates of the new configuration failed to load, keeping the old ones: {e:#}");
+                        }
+                        // Sends in flight finish on the old channels; the next round uses these.
+                        match outbox_reload.reload(Arc::new(new.clone())) {
+                            Ok(()) => tracing::info!("delivery settings reloaded"),
+                            Err(e) => tracing::error!("delivery settings of the new configuration are unusable, the outbox keeps the old ones: {e:#}"),
                         }
                         scheduler.reload(new.clone()).await?;
                         settings_tx.send_replace(Arc::new(new.clone()));

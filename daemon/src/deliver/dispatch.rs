@@ -12,13 +12,18 @@
 //! explicit unknowns when the dispatcher starts: email goes again with its stored Message-ID (a
 //! mailbox drops the copy), SMS through an idempotent gateway goes again, SMS through Aliyun is
 //! looked up by its `OutId` ([`Dispatcher::resolve_unknown`]) and settled as sent or resent once,
-//! and SMS through an API that cannot be asked waits for a human (`wuyed outbox retry ID`):
-//! a second text costs the owner's patience and the company money. A message recorded as `sent`
-//! is never sent again.
+//! SMS through Tencent is settled as sent when the number's delivery receipts carry its
+//! `SessionContext`, and every other SMS (no receipt yet, Twilio, a failed report) waits for a
+//! human (`wuyed outbox retry ID`): a second text costs the owner's patience and the company
+//! money. A message recorded as `sent` is never sent again.
+//!
+//! A configuration reload ([`DispatcherReload`]) swaps the settings and channels between rounds:
+//! a round claims, sends and records on one snapshot, so nothing in flight changes relay midway
+//! and nothing is claimed twice.
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -61,12 +66,49 @@ enum Decision {
     Settle(Status, DateTime<Utc>, String),
 }
 
+/// The settings and channels one dispatch round works with. Swapped whole on reload; a round
+/// takes a snapshot when it starts, so sends already handed to a channel finish (and are
+/// recorded) on the settings they were claimed under, and the next round uses the new ones.
+struct Current {
+    settings: Arc<Settings>,
+    channels: Arc<Channels>,
+}
+
+impl Current {
+    fn community(&self, id: &str) -> Option<&Arc<Community>> {
+        self.settings.communities.iter().find(|c| c.id == id)
+    }
+}
+
+/// Gives a running [`Dispatcher`] a reloaded configuration (see [`Dispatcher::reloader`]).
+#[derive(Clone)]
+pub struct DispatcherReload {
+    current: Arc<RwLock<Arc<Current>>>,
+    wake: Arc<Notify>,
+}
+
+impl DispatcherReload {
+    /// Builds the channels of `settings` (SMTP relay, SMS providers and their credentials,
+    /// per-number limits) and makes them, with the new quiet hours, senders and retry policy,
+    /// the ones of the next dispatch round. If a channel cannot be built (a secret went missing)
+    /// the error is returned and the dispatcher keeps its previous settings whole: half a reload
+    /// would send with one community's new relay and another's old limits.
+    pub fn reload(&self, settings: Arc<Settings>) -> anyhow::Result<()> {
+        let channels = Arc::new(Channels::from_settings(&settings)?);
+        *self.current.write().expect("dispatcher settings poisoned") =
+            Arc::new(Current { settings, channels });
+        // Deferrals computed under the old settings (quiet hours, an unknown community) may be
+        // due now; the next round judges every due message again.
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
 /// Works the outbox. One per daemon (the outbox has one writer of `sending`).
 pub struct Dispatcher {
     conn: Mutex<rusqlite::Connection>,
-    settings: Arc<Settings>,
+    current: Arc<RwLock<Arc<Current>>>,
     clock: SharedClock,
-    channels: Arc<Channels>,
     directory: Arc<dyn Directory>,
     wake: Arc<Notify>,
     batch: usize,
@@ -84,9 +126,11 @@ impl Dispatcher {
         let conn = crate::store::outbox::open(db)?;
         Ok(Dispatcher {
             conn: Mutex::new(conn),
-            settings,
+            current: Arc::new(RwLock::new(Arc::new(Current {
+                settings,
+                channels: Arc::new(channels),
+            }))),
             clock,
-            channels: Arc::new(channels),
             directory,
             wake: Arc::new(Notify::new()),
             batch: 256,
@@ -96,6 +140,29 @@ impl Dispatcher {
     /// Wakes the dispatcher: call after committing a transaction that queued messages.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// A handle that hands the dispatcher a reloaded configuration, usable after [`run`] took
+    /// the dispatcher (the daemon's SIGHUP path).
+    ///
+    /// [`run`]: Dispatcher::run
+    pub fn reloader(&self) -> DispatcherReload {
+        DispatcherReload {
+            current: self.current.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+
+    /// Same as `self.reloader().reload(settings)`.
+    pub fn reload(&self, settings: Arc<Settings>) -> anyhow::Result<()> {
+        self.reloader().reload(settings)
+    }
+
+    fn snapshot(&self) -> Arc<Current> {
+        self.current
+            .read()
+            .expect("dispatcher settings poisoned")
+            .clone()
     }
 
     fn tx<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
@@ -110,7 +177,7 @@ impl Dispatcher {
     /// Returns how many went back to the queue and how many wait for a human.
     pub fn recover(&self) -> anyhow::Result<(usize, usize)> {
         let now = self.clock.now();
-        let channels = self.channels.clone();
+        let channels = self.snapshot().channels.clone();
         let (requeued, held) = self.tx(|tx| {
             let (email, _) = tx.outbox_recover_sending(now)?;
             let mut requeued = email;
@@ -136,18 +203,20 @@ impl Dispatcher {
         Ok((requeued, held))
     }
 
-    /// Asks SMS providers that can tell (Aliyun's QuerySendDetails, by `OutId`) what became of
-    /// messages in `unknown`: found → `sent`; surely absent → `pending`; otherwise they stay for
-    /// a human. Returns (sent, requeued).
+    /// Asks SMS providers that can tell (Aliyun's QuerySendDetails, by `OutId`; Tencent's
+    /// delivery receipts, by `SessionContext`) what became of messages in `unknown`: found →
+    /// `sent`; surely absent (Aliyun only) → `pending`; otherwise they stay for a human.
+    /// Returns (sent, requeued).
     pub async fn resolve_unknown(&self) -> anyhow::Result<(usize, usize)> {
         let unknown = self.tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
         let (mut sent, mut requeued) = (0, 0);
+        let cur = self.snapshot();
         for m in unknown.into_iter().filter(|m| m.channel == Channel::Sms) {
-            let Some(community) = self.community(&m.community) else {
+            let Some(community) = cur.community(&m.community) else {
                 continue;
             };
             let now = self.clock.now();
-            let outcome = self
+            let outcome = cur
                 .channels
                 .sms_for(&m.community)
                 .resolve_unknown(&m, community.tz, now)
@@ -195,17 +264,14 @@ impl Dispatcher {
         self.tx(|tx| Ok(tx.outbox_next_due()?))
     }
 
-    fn community(&self, id: &str) -> Option<&Arc<Community>> {
-        self.settings.communities.iter().find(|c| c.id == id)
-    }
-
     fn decide(
         &self,
+        cur: &Current,
         tx: &Tx<'_>,
         m: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Decision> {
-        let Some(community) = self.community(&m.community) else {
+        let Some(community) = cur.community(&m.community) else {
             return Ok(Decision::Settle(
                 Status::Deferred,
                 now + Duration::hours(1),
@@ -253,7 +319,7 @@ impl Dispatcher {
             .quiet_spread
             .as_deref()
             .and_then(|s| parse_duration(s).ok())
-            .unwrap_or(self.settings.daemon.delivery.quiet_spread());
+            .unwrap_or(cur.settings.daemon.delivery.quiet_spread());
         let at = earliest_send(
             now,
             m.category,
@@ -265,7 +331,7 @@ impl Dispatcher {
             return Ok(Decision::Settle(Status::Deferred, at, "quiet hours".into()));
         }
         if m.channel == Channel::Sms {
-            let ch = self.channels.sms_for(&m.community);
+            let ch = cur.channels.sms_for(&m.community);
             let provider = ch.provider.as_str();
             let content = sms_content(m);
             if let Some(secs) = ch.settings.same_content_secs().filter(|s| *s > 0) {
@@ -310,91 +376,38 @@ impl Dispatcher {
     }
 
     /// Sends everything due at `now`, records every answer, and returns what happened.
+    ///
+    /// Batches overlap: the next batch is claimed (one transaction, one fsync) while the
+    /// second half of the previous one is still on the wire, so the SMTP connections and SMS
+    /// requests never sit idle waiting for the outbox between batches. Answers are recorded every
+    /// few milliseconds in one transaction each. Each message is sent and
+    /// recorded on the settings snapshot it was claimed under.
     pub async fn dispatch_once(&self, now: DateTime<Utc>) -> anyhow::Result<DispatchReport> {
         let mut report = DispatchReport::default();
-        loop {
-            let claimed = self.tx(|tx| {
-                let due = tx.outbox_due(now, self.batch)?;
-                let mut claimed = Vec::new();
-                let any = !due.is_empty();
-                for m in due {
-                    match self.decide(tx, &m, now)? {
-                        Decision::Send => {
-                            if tx.outbox_claim(m.id, now)? {
-                                if m.channel == Channel::Sms {
-                                    let p = self.channels.sms_for(&m.community).provider.as_str();
-                                    tx.sms_log_insert(p, &m.address, &sms_content(&m), now)?;
-                                }
-                                claimed.push(m);
-                            }
-                        }
-                        Decision::Settle(status, at, why) => {
-                            // A deferral must move the message into the future, or this loop
-                            // would pick it up again at once.
-                            let at = if status == Status::Deferred {
-                                at.max(now + Duration::seconds(1))
-                            } else {
-                                at
-                            };
-                            if tx.outbox_settle_waiting(m.id, status, at, Some(&why), now)? {
-                                tracing::info!(id = m.id, community = %m.community,
-                                    to = %m.masked_address(), status = %status, %why, "message settled");
-                                match status {
-                                    Status::Deferred => report.deferred += 1,
-                                    Status::Expired => report.expired += 1,
-                                    Status::Cancelled => report.cancelled += 1,
-                                    _ => {}
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok((any, claimed))
-            })?;
-            let (any, claimed) = claimed;
-            if !any {
-                break;
-            }
-            self.send_all(claimed, &mut report).await?;
-        }
-        Ok(report)
-    }
-
-    async fn send_all(
-        &self,
-        claimed: Vec<OutboxMessage>,
-        report: &mut DispatchReport,
-    ) -> anyhow::Result<()> {
-        let mut set = JoinSet::new();
-        let email = &self.settings.daemon.delivery.email;
-        for m in claimed {
-            let channels = self.channels.clone();
-            let clock = self.clock.clone();
-            let from = self
-                .community(&m.community)
-                .and_then(|c| c.raw.delivery.as_ref())
-                .and_then(|d| d.from.clone())
-                .unwrap_or_else(|| email.from.clone());
-            let unsubscribe = email.unsubscribe_url.clone();
-            set.spawn(async move {
-                let outcome = match m.channel {
-                    Channel::Email => {
-                        match build_email(&m, &from, unsubscribe.as_deref(), clock.now()) {
-                            Ok(e) => channels.email.send(&m, e).await,
-                            Err(e) => Outcome::Permanent(format!("{e:#}")),
-                        }
-                    }
-                    Channel::Sms => channels.sms_for(&m.community).send(&m, clock.now()).await,
-                };
-                (m, outcome)
-            });
-        }
-        // Answers are recorded every few milliseconds rather than one commit each (a commit is
-        // an fsync) or once after the slowest send (a kill would then forget more): a message
-        // whose answer was not yet recorded is resent after a kill, with its Message-ID.
+        let mut set: JoinSet<(Arc<Current>, OutboxMessage, Outcome)> = JoinSet::new();
+        // Answers not yet recorded. Recording every few milliseconds rather than one commit each
+        // (a commit is an fsync) or once after the slowest send (a kill would then forget more)
+        // keeps the exactly-once rule cheap: a message whose answer was not yet recorded stays
+        // `sending`, becomes `unknown` at the next start and, for email, is resent with the same
+        // Message-ID, which the receiving mailbox drops; an SMS is never blindly resent.
         let mut done = Vec::new();
         let mut since = std::time::Instant::now();
-        while let Some(r) = set.join_next().await {
+        let mut more = true;
+        loop {
+            if more && set.len() <= self.batch / 2 {
+                // One snapshot per claim: what is claimed under these settings is sent and
+                // recorded under them, even if a reload lands meanwhile.
+                let cur = self.snapshot();
+                let (any, claimed) = self.claim(&cur, now, &mut report)?;
+                more = any;
+                for m in claimed {
+                    self.spawn_send(&mut set, &cur, m);
+                }
+                continue;
+            }
+            let Some(r) = set.join_next().await else {
+                break;
+            };
             if done.is_empty() {
                 since = std::time::Instant::now();
             }
@@ -403,24 +416,108 @@ impl Dispatcher {
                 done.push(r.context("send task panicked")?);
             }
             if set.is_empty() || done.len() >= 128 || since.elapsed() >= RECORD_EVERY {
-                self.record(std::mem::take(&mut done), report)?;
+                self.record(std::mem::take(&mut done), &mut report)?;
             }
         }
         if !done.is_empty() {
-            self.record(done, report)?;
+            self.record(done, &mut report)?;
         }
-        Ok(())
+        Ok(report)
+    }
+
+    /// In one transaction, judges up to a batch of due messages: settles those that must not go
+    /// now and marks the others `sending` (durably, before any is handed over). Returns whether
+    /// anything was due, and the claimed messages.
+    fn claim(
+        &self,
+        cur: &Current,
+        now: DateTime<Utc>,
+        report: &mut DispatchReport,
+    ) -> anyhow::Result<(bool, Vec<OutboxMessage>)> {
+        self.tx(|tx| {
+            let due = tx.outbox_due(now, self.batch)?;
+            let mut claimed = Vec::new();
+            let any = !due.is_empty();
+            for m in due {
+                match self.decide(cur, tx, &m, now)? {
+                    Decision::Send => {
+                        if tx.outbox_claim(m.id, now)? {
+                            if m.channel == Channel::Sms {
+                                let p = cur.channels.sms_for(&m.community).provider.as_str();
+                                tx.sms_log_insert(p, &m.address, &sms_content(&m), now)?;
+                            }
+                            claimed.push(m);
+                        }
+                    }
+                    Decision::Settle(status, at, why) => {
+                        // A deferral must move the message into the future, or this loop
+                        // would pick it up again at once.
+                        let at = if status == Status::Deferred {
+                            at.max(now + Duration::seconds(1))
+                        } else {
+                            at
+                        };
+                        if tx.outbox_settle_waiting(m.id, status, at, Some(&why), now)? {
+                            tracing::info!(id = m.id, community = %m.community,
+                                to = %m.masked_address(), status = %status, %why, "message settled");
+                            match status {
+                                Status::Deferred => report.deferred += 1,
+                                Status::Expired => report.expired += 1,
+                                Status::Cancelled => report.cancelled += 1,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            Ok((any, claimed))
+        })
+    }
+
+    /// Hands a claimed message to its channel on its own task (channels bound their own
+    /// concurrency: the SMTP pool's connections, the SMS channel's requests in flight).
+    fn spawn_send(
+        &self,
+        set: &mut JoinSet<(Arc<Current>, OutboxMessage, Outcome)>,
+        cur: &Arc<Current>,
+        m: OutboxMessage,
+    ) {
+        let cur = cur.clone();
+        let clock = self.clock.clone();
+        set.spawn(async move {
+            let email = &cur.settings.daemon.delivery.email;
+            let outcome = match m.channel {
+                Channel::Email => {
+                    let from = cur
+                        .community(&m.community)
+                        .and_then(|c| c.raw.delivery.as_ref())
+                        .and_then(|d| d.from.as_deref())
+                        .unwrap_or(&email.from);
+                    match build_email(&m, from, email.unsubscribe_url.as_deref(), clock.now()) {
+                        Ok(e) => cur.channels.email.send(&m, e).await,
+                        Err(e) => Outcome::Permanent(format!("{e:#}")),
+                    }
+                }
+                Channel::Sms => {
+                    cur.channels
+                        .sms_for(&m.community)
+                        .send(&m, clock.now())
+                        .await
+                }
+            };
+            (cur, m, outcome)
+        });
     }
 
     fn record(
         &self,
-        done: Vec<(OutboxMessage, Outcome)>,
+        done: Vec<(Arc<Current>, OutboxMessage, Outcome)>,
         report: &mut DispatchReport,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let retry = &self.settings.daemon.delivery.retry;
         self.tx(|tx| {
-            for (m, outcome) in &done {
+            for (cur, m, outcome) in &done {
+                let retry = &cur.settings.daemon.delivery.retry;
                 let attempts = m.attempts + 1;
                 let (status, next, pid, err) = match outcome {
                     Outcome::Sent { provider_id } => {

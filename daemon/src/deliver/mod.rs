@@ -29,11 +29,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use channel::{Channels, Outcome};
-pub use dispatch::{DispatchReport, Dispatcher};
+pub use dispatch::{DispatchReport, Dispatcher, DispatcherReload};
 pub use email::{SmtpPool, build_email};
 pub use quiet::{QuietWindow, earliest_send};
 pub use settings::*;
-pub use sms::{SmsRequest, aliyun_signature, percent_encode, tencent_authorization};
+pub use sms::{
+    SmsRequest, aliyun_signature, percent_encode, tencent_authorization, tencent_authorization_for,
+};
 pub use templates::{RenderedEmail, RenderedSms, TemplateFile, Templates, check_templates};
 
 use crate::config::{Community, Role};

@@ -297,14 +297,19 @@ impl SmsChannel {
     }
 
     /// Asks the provider what became of a message whose answer was lost. `Some(Sent)` if the
-    /// provider has it (found by `OutId` among the number's messages of that day), `Some(
-    /// Temporary)` if it surely does not (safe to send), `None` when this provider cannot tell.
+    /// provider has it (Aliyun: found by `OutId` among the number's messages of that day;
+    /// Tencent: a successful delivery receipt with our `SessionContext`), `Some(Temporary)` if it
+    /// surely does not (safe to send; only Aliyun can say so), `None` when this provider cannot
+    /// tell.
     pub(crate) async fn resolve_unknown(
         &self,
         m: &OutboxMessage,
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
     ) -> Option<Outcome> {
+        if self.provider == SmsProvider::Tencent {
+            return self.tencent_resolve(m, now).await;
+        }
         if self.provider != SmsProvider::Aliyun {
             return None;
         }
@@ -360,6 +365,97 @@ impl SmsChannel {
         }
     }
 
+    /// One signed call of Tencent Cloud's SMS API (TC3-HMAC-SHA256, version 2021-01-11).
+    async fn tencent_post(
+        &self,
+        action: &str,
+        key: &str,
+        secret: &str,
+        payload: String,
+        now: DateTime<Utc>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let host = self
+            .endpoint
+            .split("://")
+            .nth(1)
+            .unwrap_or(&self.endpoint)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let ts = now.timestamp();
+        let auth = tencent_authorization_for(action, key, secret, &host, &payload, ts);
+        self.client
+            .post(format!("{}/", self.endpoint))
+            .header("Authorization", auth)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Host", host)
+            .header("X-TC-Action", action)
+            .header("X-TC-Timestamp", ts.to_string())
+            .header("X-TC-Version", "2021-01-11")
+            .header("X-TC-Region", &self.region)
+            .body(payload)
+            .send()
+            .await
+    }
+
+    /// Tencent: the number's delivery receipts since the message was queued
+    /// (PullSmsSendStatusByPhoneNumber, which keeps seven days), searched for our
+    /// `SessionContext`. A successful receipt settles the message as sent. No receipt proves
+    /// nothing (receipts come minutes after the carrier delivers, and a failed report may still
+    /// have cost a text), so everything else stays for a human: `None`.
+    async fn tencent_resolve(&self, m: &OutboxMessage, now: DateTime<Utc>) -> Option<Outcome> {
+        let (Some(key), Some(secret)) = (&self.key_id, &self.secret) else {
+            return None;
+        };
+        let id = key_digest(&m.idempotency_key());
+        let phone = if m.address.starts_with('+') {
+            m.address.clone()
+        } else {
+            format!("+86{}", m.address)
+        };
+        let begin = m
+            .created_at
+            .max(now - chrono::Duration::days(7))
+            .timestamp();
+        let mut offset = 0;
+        loop {
+            let payload = serde_json::json!({
+                "BeginTime": begin,
+                "EndTime": now.timestamp(),
+                "Offset": offset,
+                "Limit": 100,
+                "PhoneNumber": phone,
+                "SmsSdkAppId": self.app_id,
+            })
+            .to_string();
+            let resp = self
+                .tencent_post(
+                    "PullSmsSendStatusByPhoneNumber",
+                    key.expose(),
+                    secret.expose(),
+                    payload,
+                    now,
+                )
+                .await;
+            let (_, json) = read_json(resp).await.ok()?;
+            let r = &json["Response"];
+            if r.get("Error").is_some() {
+                return None;
+            }
+            let list = r["PullSmsSendStatusSet"].as_array()?;
+            if let Some(s) = list.iter().find(|s| s["SessionContext"] == id.as_str()) {
+                return (s["ReportStatus"] == "SUCCESS").then(|| Outcome::Sent {
+                    provider_id: s["SerialNo"].as_str().map(str::to_string),
+                });
+            }
+            if list.len() < 100 {
+                return None;
+            }
+            offset += 100;
+        }
+    }
+
     async fn tencent(&self, req: &SmsRequest, now: DateTime<Utc>) -> Outcome {
         let Some(code) = &req.code else {
             return Outcome::Permanent(
@@ -383,29 +479,8 @@ impl SmsChannel {
             "SessionContext": req.id,
         })
         .to_string();
-        let host = self
-            .endpoint
-            .split("://")
-            .nth(1)
-            .unwrap_or(&self.endpoint)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let ts = now.timestamp();
-        let auth = tencent_authorization(key.expose(), secret.expose(), &host, &payload, ts);
         let resp = self
-            .client
-            .post(format!("{}/", self.endpoint))
-            .header("Authorization", auth)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .header("Host", host)
-            .header("X-TC-Action", "SendSms")
-            .header("X-TC-Timestamp", ts.to_string())
-            .header("X-TC-Version", "2021-01-11")
-            .header("X-TC-Region", &self.region)
-            .body(payload)
-            .send()
+            .tencent_post("SendSms", key.expose(), secret.expose(), payload, now)
             .await;
         let (status, json) = match read_json(resp).await {
             Ok(v) => v,
@@ -597,13 +672,26 @@ pub fn tencent_authorization(
     payload: &str,
     timestamp: i64,
 ) -> String {
+    tencent_authorization_for("SendSms", secret_id, secret_key, host, payload, timestamp)
+}
+
+/// [`tencent_authorization`] for any action of the SMS API (the action is a signed header).
+pub fn tencent_authorization_for(
+    action: &str,
+    secret_id: &str,
+    secret_key: &str,
+    host: &str,
+    payload: &str,
+    timestamp: i64,
+) -> String {
     let date = DateTime::from_timestamp(timestamp, 0)
         .unwrap_or_default()
         .format("%Y-%m-%d")
         .to_string();
     let signed_headers = "content-type;host;x-tc-action";
     let canonical_request = format!(
-        "POST\n/\n\ncontent-type:application/json; charset=utf-8\nhost:{host}\nx-tc-action:sendsms\n\n{signed_headers}\n{}",
+        "POST\n/\n\ncontent-type:application/json; charset=utf-8\nhost:{host}\nx-tc-action:{}\n\n{signed_headers}\n{}",
+        action.to_ascii_lowercase(),
         hex::encode(Sha256::digest(payload.as_bytes()))
     );
     let scope = format!("{date}/sms/tc3_request");
