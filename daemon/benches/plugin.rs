@@ -5,7 +5,9 @@
 //!    plugin, buffer 20,000 intents, commit them to SQLite in one transaction;
 //! 4. starting the host for 100 communities with plugins already in the on-disk compile cache.
 //!
-//! Run: `cargo bench -p wuye --bench plugin` (builds the plugins for wasm32-wasip2 first).
+//! Run: `cargo bench -p wuye --bench plugin` (builds the plugins for wasm32-wasip2 first); name
+//! sections to run only those: `cargo bench -p wuye --bench plugin -- reused fresh` (sections:
+//! `reused`, `fresh`, `households`, `start`), e.g. to profile one under `perf record`.
 //! Compare ratios within one run: the machine is shared and noisy.
 
 use std::path::{Path, PathBuf};
@@ -87,6 +89,12 @@ fn per(d: Duration, n: u32) -> String {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; anything else names the sections to run.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let wasm = build_plugins();
     let pooled = PluginHost::new(HostOptions {
         cache_dir: None,
@@ -99,9 +107,23 @@ fn main() {
     })
     .unwrap();
     println!("pooling allocator active: {}", pooled.pooling);
-    let small = Arc::new(MemoryData::new("lakeside"));
+    if want("reused") {
+        reused(&pooled, &wasm);
+    }
+    if want("fresh") {
+        fresh(&pooled, &on_demand, &wasm);
+    }
+    if want("households") {
+        households(&pooled, &wasm);
+    }
+    if want("start") {
+        start(&wasm);
+    }
+}
 
-    // 1. Reused instance.
+/// 1. A hook call on a reused instance.
+fn reused(pooled: &PluginHost, wasm: &Path) {
+    let small = Arc::new(MemoryData::new("lakeside"));
     for (file, label) in [
         ("misbehaving.wasm", "SDK plugin, WIT 0.2.0"),
         ("legacy_v010.wasm", "raw plugin, WIT 0.1.0"),
@@ -127,9 +149,12 @@ fn main() {
             per(t.elapsed(), n)
         );
     }
+}
 
-    // 2. Fresh instance per run.
-    for (host, label) in [(&pooled, "pooling"), (&on_demand, "on-demand")] {
+/// 2. A fresh store + instance + call per run.
+fn fresh(pooled: &PluginHost, on_demand: &PluginHost, wasm: &Path) {
+    let small = Arc::new(MemoryData::new("lakeside"));
+    for (host, label) in [(pooled, "pooling"), (on_demand, "on-demand")] {
         let p = host.get(&wasm.join("misbehaving.wasm")).unwrap();
         for _ in 0..200 {
             assert!(
@@ -155,8 +180,10 @@ fn main() {
             per(t.elapsed(), n)
         );
     }
+}
 
-    // 3. 100,000 households, 20% in arrears.
+/// 3. 100,000 households, 20% in arrears.
+fn households(pooled: &PluginHost, wasm: &Path) {
     let mut data = MemoryData::new("lakeside");
     let due_past = NaiveDate::from_ymd_opt(2026, 8, 31).unwrap();
     for i in 0..100_000 {
@@ -231,8 +258,11 @@ fn main() {
             (decided + committed).as_secs_f64() * 1e3
         );
     }
+}
 
-    // 4. Start with 100 communities, plugins cached on disk.
+/// 4. Start with 100 communities, plugins cached on disk.
+fn start(wasm: &Path) {
+    let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("plugin-cache");
     let files = [
         "heartbeat.wasm",
