@@ -422,6 +422,10 @@ fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::
     let mut cfg = wasmtime::Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
+    // Hooks are plain synchronous calls. With concurrency support on (wasmtime's default), every
+    // call and every instantiation also sets up and tears down a guest task for the async
+    // component model: about a third of a hook call (docs/BENCHMARKS.md, Plugins).
+    cfg.concurrency_support(false);
     if let Some(dir) = &opts.cache_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create plugin cache {}: {e}", dir.display()))?;
@@ -445,7 +449,11 @@ fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::
             // Reset a reused slot's first pages with memset instead of madvise: a small plugin
             // touches about 1 MiB, and a syscall per run costs more than clearing it.
             .linear_memory_keep_resident(2 << 20)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            // ...and only the pages the run actually wrote (Linux 6.7+ PAGEMAP_SCAN; ignored
+            // elsewhere). Without it the whole kept-resident prefix (the guest's 1 MiB stack and
+            // its data) is reset on every run: half of a fresh run was that memset.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     Ok(cfg)
