@@ -470,13 +470,14 @@ fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::
             .max_tables_per_component(16)
             .max_core_instances_per_component(32)
             .max_memory_size((super::ceiling::MEMORY_MIB as usize) * 1024 * 1024)
-            // Reset a reused slot's first pages with memset instead of madvise: a small plugin
-            // touches about 1 MiB, and a syscall per run costs more than clearing it.
+            // A reused slot is reset in place (the image copied back, the rest zeroed) rather
+            // than by madvise, up to 2 MiB of it: a small plugin touches about 1 MiB, and a
+            // syscall plus page faults per run cost more than the copy. PAGEMAP_SCAN (Linux 6.7+,
+            // ignored elsewhere) narrows that to the pages the run actually wrote; without it
+            // the whole first 2 MiB (the guest's 1 MiB stack, its data) was reset on every run,
+            // half of a fresh run's time.
             .linear_memory_keep_resident(2 << 20)
             .table_keep_resident(64 << 10)
-            // ...and only the pages the run actually wrote (Linux 6.7+ PAGEMAP_SCAN; ignored
-            // elsewhere). Without it the whole kept-resident prefix (the guest's 1 MiB stack and
-            // its data) is reset on every run: half of a fresh run was that memset.
             .pagemap_scan(wasmtime::Enabled::Auto);
         cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
