@@ -1,6 +1,7 @@
 //! Plugin host figures (harness = false; prints, asserts nothing):
 //! 1. a hook call on a reused instance (the floor: the component-model call itself);
-//! 2. a fresh store + instance + call per run, as production does it, with and without pooling;
+//! 2. a fresh store + instance + call per run, as production does it, with and without pooling,
+//!    and with a shipped workflow plugin (larger, with chrono-tz's data);
 //! 3. a fee-reminder-style run over 100,000 households, 20% in arrears: read the data, call the
 //!    plugin, buffer 20,000 intents, commit them to SQLite in one transaction;
 //! 4. starting the host for 100 communities with plugins already in the on-disk compile cache.
@@ -46,6 +47,8 @@ fn build_plugins() -> PathBuf {
                 "overdue-notice",
                 "-p",
                 "heartbeat",
+                "-p",
+                "fee-reminder",
             ])
             .status()
             .expect("cargo");
@@ -154,29 +157,41 @@ fn reused(pooled: &PluginHost, wasm: &Path) {
 /// 2. A fresh store + instance + call per run.
 fn fresh(pooled: &PluginHost, on_demand: &PluginHost, wasm: &Path) {
     let small = Arc::new(MemoryData::new("lakeside"));
-    for (host, label) in [(pooled, "pooling"), (on_demand, "on-demand")] {
-        let p = host.get(&wasm.join("misbehaving.wasm")).unwrap();
-        for _ in 0..200 {
-            assert!(
-                host.run(
-                    &p,
-                    input(small.clone(), empty_hook(), "{}", Limits::default())
-                )
-                .result
-                .is_ok()
+    // The SDK test plugin is small (~220 KB, 36 KB of data); a shipped workflow plugin carries
+    // chrono-tz (fee_reminder: ~1.3 MB, 0.9 MB of data segments), which is what production
+    // instantiates. Its event hook parses a JSON payload and finds nothing to do.
+    let payment = Hook::Event {
+        kind: "payment.noted".into(),
+        payload: r#"{"bill_id": "b1"}"#.into(),
+    };
+    for (host, file, hook, label) in [
+        (pooled, "misbehaving.wasm", empty_hook(), "pooling"),
+        (on_demand, "misbehaving.wasm", empty_hook(), "on-demand"),
+        (
+            pooled,
+            "fee_reminder.wasm",
+            payment,
+            "pooling, shipped fee_reminder.wasm, event hook",
+        ),
+    ] {
+        let p = host.get(&wasm.join(file)).unwrap();
+        let run = || {
+            let r = host.run(
+                &p,
+                input(small.clone(), hook.clone(), "{}", Limits::default()),
             );
+            assert!(r.result.is_ok(), "{:?}", r.result);
+        };
+        for _ in 0..200 {
+            run();
         }
         let n = 5_000;
         let t = Instant::now();
         for _ in 0..n {
-            let r = host.run(
-                &p,
-                input(small.clone(), empty_hook(), "{}", Limits::default()),
-            );
-            assert!(r.result.is_ok());
+            run();
         }
         println!(
-            "fresh store + instance + empty hook ({label}): {} per run",
+            "fresh store + instance + hook ({label}): {} per run",
             per(t.elapsed(), n)
         );
     }
