@@ -1,11 +1,14 @@
 //! Plugin host figures (harness = false; prints, asserts nothing):
 //! 1. a hook call on a reused instance (the floor: the component-model call itself);
-//! 2. a fresh store + instance + call per run, as production does it, with and without pooling;
+//! 2. a fresh store + instance + call per run, as production does it, with and without pooling,
+//!    and with a shipped workflow plugin (larger, with chrono-tz's data);
 //! 3. a fee-reminder-style run over 100,000 households, 20% in arrears: read the data, call the
 //!    plugin, buffer 20,000 intents, commit them to SQLite in one transaction;
 //! 4. starting the host for 100 communities with plugins already in the on-disk compile cache.
 //!
-//! Run: `cargo bench -p wuye --bench plugin` (builds the plugins for wasm32-wasip2 first).
+//! Run: `cargo bench -p wuye --bench plugin` (builds the plugins for wasm32-wasip2 first); name
+//! sections to run only those: `cargo bench -p wuye --bench plugin -- reused fresh` (sections:
+//! `reused`, `fresh`, `households`, `start`), e.g. to profile one under `perf record`.
 //! Compare ratios within one run: the machine is shared and noisy.
 
 use std::path::{Path, PathBuf};
@@ -44,6 +47,8 @@ fn build_plugins() -> PathBuf {
                 "overdue-notice",
                 "-p",
                 "heartbeat",
+                "-p",
+                "fee-reminder",
             ])
             .status()
             .expect("cargo");
@@ -87,6 +92,12 @@ fn per(d: Duration, n: u32) -> String {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; anything else names the sections to run.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let wasm = build_plugins();
     let pooled = PluginHost::new(HostOptions {
         cache_dir: None,
@@ -99,9 +110,23 @@ fn main() {
     })
     .unwrap();
     println!("pooling allocator active: {}", pooled.pooling);
-    let small = Arc::new(MemoryData::new("lakeside"));
+    if want("reused") {
+        reused(&pooled, &wasm);
+    }
+    if want("fresh") {
+        fresh(&pooled, &on_demand, &wasm);
+    }
+    if want("households") {
+        households(&pooled, &wasm);
+    }
+    if want("start") {
+        start(&wasm);
+    }
+}
 
-    // 1. Reused instance.
+/// 1. A hook call on a reused instance.
+fn reused(pooled: &PluginHost, wasm: &Path) {
+    let small = Arc::new(MemoryData::new("lakeside"));
     for (file, label) in [
         ("misbehaving.wasm", "SDK plugin, WIT 0.2.0"),
         ("legacy_v010.wasm", "raw plugin, WIT 0.1.0"),
@@ -127,36 +152,53 @@ fn main() {
             per(t.elapsed(), n)
         );
     }
+}
 
-    // 2. Fresh instance per run.
-    for (host, label) in [(&pooled, "pooling"), (&on_demand, "on-demand")] {
-        let p = host.get(&wasm.join("misbehaving.wasm")).unwrap();
-        for _ in 0..200 {
-            assert!(
-                host.run(
-                    &p,
-                    input(small.clone(), empty_hook(), "{}", Limits::default())
-                )
-                .result
-                .is_ok()
+/// 2. A fresh store + instance + call per run.
+fn fresh(pooled: &PluginHost, on_demand: &PluginHost, wasm: &Path) {
+    let small = Arc::new(MemoryData::new("lakeside"));
+    // The SDK test plugin is small (~220 KB, 36 KB of data); a shipped workflow plugin carries
+    // chrono-tz (fee_reminder: ~1.3 MB, 0.9 MB of data segments), which is what production
+    // instantiates. Its event hook parses a JSON payload and finds nothing to do.
+    let payment = Hook::Event {
+        kind: "payment.noted".into(),
+        payload: r#"{"bill_id": "b1"}"#.into(),
+    };
+    for (host, file, hook, label) in [
+        (pooled, "misbehaving.wasm", empty_hook(), "pooling"),
+        (on_demand, "misbehaving.wasm", empty_hook(), "on-demand"),
+        (
+            pooled,
+            "fee_reminder.wasm",
+            payment,
+            "pooling, shipped fee_reminder.wasm, event hook",
+        ),
+    ] {
+        let p = host.get(&wasm.join(file)).unwrap();
+        let run = || {
+            let r = host.run(
+                &p,
+                input(small.clone(), hook.clone(), "{}", Limits::default()),
             );
+            assert!(r.result.is_ok(), "{:?}", r.result);
+        };
+        for _ in 0..200 {
+            run();
         }
         let n = 5_000;
         let t = Instant::now();
         for _ in 0..n {
-            let r = host.run(
-                &p,
-                input(small.clone(), empty_hook(), "{}", Limits::default()),
-            );
-            assert!(r.result.is_ok());
+            run();
         }
         println!(
-            "fresh store + instance + empty hook ({label}): {} per run",
+            "fresh store + instance + hook ({label}): {} per run",
             per(t.elapsed(), n)
         );
     }
+}
 
-    // 3. 100,000 households, 20% in arrears.
+/// 3. 100,000 households, 20% in arrears.
+fn households(pooled: &PluginHost, wasm: &Path) {
     let mut data = MemoryData::new("lakeside");
     let due_past = NaiveDate::from_ymd_opt(2026, 8, 31).unwrap();
     for i in 0..100_000 {
@@ -231,8 +273,11 @@ fn main() {
             (decided + committed).as_secs_f64() * 1e3
         );
     }
+}
 
-    // 4. Start with 100 communities, plugins cached on disk.
+/// 4. Start with 100 communities, plugins cached on disk.
+fn start(wasm: &Path) {
+    let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("plugin-cache");
     let files = [
         "heartbeat.wasm",

@@ -399,3 +399,44 @@ fn systemd_hears_ready_after_the_database_reloading_around_sighup_and_stopping()
     assert!(recv().starts_with("STOPPING=1"));
     assert_eq!(daemon.wait_exit().code(), Some(0));
 }
+
+#[test]
+fn sighup_rereads_the_plugins_now_and_a_broken_one_keeps_the_previous_version() {
+    let setup = Setup::new("0 8 * * *", "latest");
+    // 07:00: heartbeat's run is an hour away, so nothing but SIGHUP makes the daemon read it.
+    let mut daemon = setup.start(&["--clock-start", "2026-11-22T07:00:00+08:00"]);
+    daemon.wait_log("the next run", |v| message(v) == "next run");
+    let wasm = setup.config().join("plugins/heartbeat.wasm");
+    let path = wasm.display().to_string();
+
+    daemon.signal("HUP");
+    let loaded = daemon.wait_log("the plugin loaded", |v| message(v) == "plugin loaded");
+    assert_eq!(field(&loaded, "path"), path);
+    assert_eq!(field(&loaded, "version"), "0.2.0");
+
+    // A new build deployed over the file (here the plugin built against WIT 0.1.0).
+    std::fs::copy(crate::util::plugins_dir().join("legacy_v010.wasm"), &wasm).unwrap();
+    daemon.signal("HUP");
+    let reloaded = daemon.wait_log("the plugin reloaded", |v| message(v) == "plugin reloaded");
+    assert_eq!(field(&reloaded, "path"), path);
+    assert_eq!(field(&reloaded, "version"), "0.1.0");
+
+    // A broken build: the daemon says why and keeps the 0.1.0 one.
+    std::fs::write(&wasm, b"not wasm at all").unwrap();
+    daemon.signal("HUP");
+    let kept = daemon.wait_log("the broken plugin refused", |v| {
+        message(v) == "plugin failed to load; keeping the previous version"
+    });
+    assert_eq!(field(&kept, "path"), path);
+    assert!(
+        field(&kept, "error").contains("not a valid wasm component"),
+        "{kept}"
+    );
+    let summary = daemon.wait_log("the re-read summary", |v| {
+        message(v) == "plugin files re-read" && v["failed"] == 1
+    });
+    assert_eq!(summary["reloaded"], 0, "{summary}");
+    assert!(daemon.child.try_wait().unwrap().is_none(), "wuyed died");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log_text());
+}

@@ -273,15 +273,20 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
             .into());
         }
     };
-    let (pkg, serde_dep) = if in_workspace {
+    // Outside the workspace the crate is its own workspace, so its profile is its own: no DWARF
+    // in the .wasm (std's alone is megabytes; the daemon never reads it, and the name section
+    // that backtraces use stays). Inside, the workspace's .cargo/config.toml does the same.
+    let (pkg, serde_dep, profile) = if in_workspace {
         (
             "version.workspace = true\nedition.workspace = true\nrust-version.workspace = true\nlicense.workspace = true",
             "serde.workspace = true",
+            "",
         )
     } else {
         (
             "version = \"0.1.0\"\nedition = \"2024\"",
             "serde = { version = \"1\", features = [\"derive\"] }",
+            "\n[profile.release]\nstrip = \"debuginfo\"\n",
         )
     };
     let krate = name.replace('-', "_");
@@ -298,7 +303,7 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"{name}\"\n{pkg}\npublish = false\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\n{sdk_dep}\n{serde_dep}\n"
+            "[package]\nname = \"{name}\"\n{pkg}\npublish = false\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\n{sdk_dep}\n{serde_dep}\n{profile}"
         ),
     )?;
     std::fs::write(

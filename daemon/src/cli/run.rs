@@ -4,8 +4,9 @@
 //! us), then the configuration is checked (exit 78 with every error), the database opened and
 //! migrated (exit 75 if it is locked or unavailable), the scheduler started, and only then is
 //! systemd told READY. SIGHUP reloads (validate first; a broken file keeps the old configuration
-//! running), SIGTERM/SIGINT stop: runs in flight get a bounded time to finish, and any still going
-//! are abandoned without a trace of their effects, to be redone at the next start.
+//! running) and re-reads every configured plugin (one that fails to load keeps its previous
+//! version running), SIGTERM/SIGINT stop: runs in flight get a bounded time to finish, and any
+//! still going are abandoned without a trace of their effects, to be redone at the next start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,17 +84,30 @@ pub(super) fn executor(
         tracing::warn!(community = %p.community, workflow = %p.workflow, "workflow paused after repeated plugin failures");
         executor.set_paused(&p.community, &p.workflow);
     }
-    Ok((Arc::new(executor), Reloadable { data, sink }))
+    let plugins = executor.clone();
+    Ok((
+        Arc::new(executor),
+        Reloadable {
+            data,
+            sink,
+            plugins,
+        },
+    ))
 }
 
-/// The parts of the executor that hold configuration.
+/// The parts of the executor that hold configuration, and the plugins it runs.
 pub(super) struct Reloadable {
     data: Arc<crate::wiring::StoreData>,
     sink: Arc<crate::wiring::OutboxSink>,
+    plugins: crate::plugin::PluginExecutor,
 }
 
 impl Reloadable {
     fn reload(&self, settings: &Settings) -> anyhow::Result<()> {
+        // Every configured plugin file is re-read now, not at its workflow's next run: an operator
+        // who swapped a .wasm and sent SIGHUP hears at once whether it loaded. This blocks the
+        // signal loop (block_on's thread, not a runtime worker) while a changed plugin compiles.
+        self.plugins.reload_plugins(settings);
         let shared = Arc::new(settings.clone());
         self.sink.reload(shared.clone())?;
         self.data.reload(shared);

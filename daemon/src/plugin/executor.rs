@@ -13,15 +13,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use super::data::{DataSource, KvRead};
-use super::host::{Hook, LogLevel, PluginHost, RunInput, RunReport};
+use super::host::{Hook, LogLevel, PluginHost, Reload, RunInput, RunReport};
 use super::intent::{Intent, IntentSink, StaffNotice};
 use super::{Limits, PluginSettings};
 use crate::clock::SharedClock;
-use crate::config::Role;
+use crate::config::{Role, Settings};
 use crate::scheduler::{EffectSummary, Effects, Executor, RunRequest, Trigger};
 
 /// A run refused because its workflow is paused for its community.
@@ -34,7 +35,9 @@ pub struct Paused {
 
 type Key = (String, String);
 
-/// Runs workflows' plugins for the scheduler. Cheap to share: state sits behind an `Arc`.
+/// Runs workflows' plugins for the scheduler. Cheap to share: state sits behind an `Arc`, and a
+/// clone is the same executor.
+#[derive(Clone)]
 pub struct PluginExecutor {
     inner: Arc<Inner>,
 }
@@ -79,6 +82,57 @@ impl PluginExecutor {
     pub fn is_paused(&self, community: &str, workflow: &str) -> bool {
         self.inner.is_paused(community, workflow)
     }
+
+    /// Re-reads every plugin file `settings` configures, now (SIGHUP), rather than at each one's
+    /// next run: logs each that was reloaded, and each that failed to load with the reason and
+    /// whether its previous version keeps running. Blocking (a changed plugin is compiled).
+    pub fn reload_plugins(&self, settings: &Settings) -> ReloadSummary {
+        let paths: Vec<PathBuf> = settings
+            .communities
+            .iter()
+            .flat_map(|c| c.workflows.iter().map(|w| w.plugin_path.clone()))
+            .collect();
+        let mut summary = ReloadSummary::default();
+        for (path, outcome) in self.inner.host.reload(&paths) {
+            match outcome {
+                Reload::Unchanged(_) => summary.unchanged += 1,
+                Reload::Loaded(p) => {
+                    summary.loaded += 1;
+                    tracing::info!(plugin = %p.name, path = %path.display(), version = %p.version, "plugin loaded");
+                }
+                Reload::Reloaded(p) => {
+                    summary.reloaded += 1;
+                    tracing::info!(plugin = %p.name, path = %path.display(), version = %p.version, "plugin reloaded");
+                }
+                Reload::Kept { error, .. } => {
+                    summary.failed += 1;
+                    tracing::warn!(path = %path.display(), error = %error, "plugin failed to load; keeping the previous version");
+                }
+                Reload::Failed(error) => {
+                    summary.failed += 1;
+                    tracing::error!(path = %path.display(), error = %error, "plugin failed to load; its workflows fail until it is fixed");
+                }
+            }
+        }
+        tracing::info!(
+            loaded = summary.loaded,
+            reloaded = summary.reloaded,
+            unchanged = summary.unchanged,
+            failed = summary.failed,
+            "plugin files re-read"
+        );
+        summary
+    }
+}
+
+/// What a reload did with the configured plugin files: loaded for the first time (none of their
+/// workflows had run yet), reloaded because their content changed, unchanged, or unusable.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub loaded: usize,
+    pub reloaded: usize,
+    pub unchanged: usize,
+    pub failed: usize,
 }
 
 impl Inner {

@@ -1,5 +1,5 @@
-//! The engine: loads plugins (compiled once, cached on disk, hot-reloaded when the file changes)
-//! and runs one hook in a fresh, limited instance.
+//! The engine: loads plugins (compiled once, cached on disk, hot-reloaded when the file changes
+//! or on demand, i.e. SIGHUP) and runs one hook in a fresh, limited instance.
 //!
 //! One [`wasmtime::Engine`] and one [`Linker`] serve every plugin. Each run gets its own
 //! [`Store`] made from the plugin's pre-linked [`InstancePre`] (cheap with the pooling allocator),
@@ -7,7 +7,7 @@
 //! another's. A thread ticks the engine's epoch every 10 ms; a store's deadline is counted in
 //! those ticks, which is what stops an infinite loop.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -403,6 +403,30 @@ struct Slot {
     rejected: Option<(SystemTime, u64)>,
 }
 
+/// A plugin file's modification time and size: what [`PluginHost::get`] watches.
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+}
+
+/// What re-reading one plugin file did.
+#[derive(Debug)]
+pub enum Reload {
+    /// Not loaded before; now it is.
+    Loaded(Arc<LoadedPlugin>),
+    /// The content changed and the new version now runs.
+    Reloaded(Arc<LoadedPlugin>),
+    /// Same content as the running version.
+    Unchanged(Arc<LoadedPlugin>),
+    /// The file changed but cannot be used; the previous version keeps running.
+    Kept {
+        running: Arc<LoadedPlugin>,
+        error: LoadError,
+    },
+    /// Cannot be used and there is no previous version: runs that need it fail.
+    Failed(LoadError),
+}
+
 /// The plugin host: one per daemon.
 pub struct PluginHost {
     engine: Engine,
@@ -422,6 +446,10 @@ fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::
     let mut cfg = wasmtime::Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
+    // Hooks are plain synchronous calls. With concurrency support on (wasmtime's default), every
+    // call and every instantiation also sets up and tears down a guest task for the async
+    // component model: about a third of a hook call (docs/BENCHMARKS.md, Plugins).
+    cfg.concurrency_support(false);
     if let Some(dir) = &opts.cache_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create plugin cache {}: {e}", dir.display()))?;
@@ -442,10 +470,15 @@ fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::
             .max_tables_per_component(16)
             .max_core_instances_per_component(32)
             .max_memory_size((super::ceiling::MEMORY_MIB as usize) * 1024 * 1024)
-            // Reset a reused slot's first pages with memset instead of madvise: a small plugin
-            // touches about 1 MiB, and a syscall per run costs more than clearing it.
+            // A reused slot is reset in place (the image copied back, the rest zeroed) rather
+            // than by madvise, up to 2 MiB of it: a small plugin touches about 1 MiB, and a
+            // syscall plus page faults per run cost more than the copy. PAGEMAP_SCAN (Linux 6.7+,
+            // ignored elsewhere) narrows that to the pages the run actually wrote; without it
+            // the whole first 2 MiB (the guest's 1 MiB stack, its data) was reset on every run,
+            // half of a fresh run's time.
             .linear_memory_keep_resident(2 << 20)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     Ok(cfg)
@@ -530,58 +563,101 @@ impl PluginHost {
         })
     }
 
-    /// The plugin at `path`, loading it on first use and reloading it when the file changed.
-    /// A changed file that fails to load keeps the previous version running (and says why once).
+    /// The plugin at `path`, loading it on first use and reloading it when the file changed
+    /// (its modification time or size). A changed file that fails to load keeps the previous
+    /// version running (and says why once).
     pub fn get(&self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let meta = std::fs::metadata(path);
-        let stamp = meta
-            .as_ref()
-            .ok()
-            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        let stamp = file_stamp(path);
         {
-            let mut plugins = self.plugins.lock().expect("plugin map poisoned");
-            if let Some(slot) = plugins.get_mut(path)
+            let plugins = self.plugins.lock().expect("plugin map poisoned");
+            if let Some(slot) = plugins.get(path)
                 && (stamp.is_none() || stamp == Some(slot.stamp) || stamp == slot.rejected)
             {
                 return Ok(slot.plugin.clone());
             }
         }
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        match self.refresh(path) {
+            Reload::Loaded(p) | Reload::Unchanged(p) => Ok(p),
+            Reload::Reloaded(p) => {
+                tracing::info!(plugin = %p.name, path = %path.display(), version = %p.version, "plugin changed on disk: reloaded");
+                Ok(p)
+            }
+            Reload::Kept { running, error } => {
+                tracing::warn!(path = %path.display(), error = %error, "changed plugin failed to load; keeping the previous version");
+                Ok(running)
+            }
+            Reload::Failed(e) => Err(e),
+        }
+    }
+
+    /// Re-reads every file in `paths` now, whatever its modification time says (SIGHUP), and
+    /// forgets loaded plugins no longer listed. Each file is compared by content: a new one is
+    /// compiled (or fetched from the disk cache) and replaces the running version; one that fails
+    /// to load leaves the previous version running.
+    pub fn reload(&self, paths: &[PathBuf]) -> Vec<(PathBuf, Reload)> {
+        let wanted: BTreeSet<&PathBuf> = paths.iter().collect();
+        self.plugins
+            .lock()
+            .expect("plugin map poisoned")
+            .retain(|path, _| wanted.contains(path));
+        wanted
+            .into_iter()
+            .map(|path| (path.clone(), self.refresh(path)))
+            .collect()
+    }
+
+    /// Reads `path` and makes its content the running version if it differs and loads.
+    fn refresh(&self, path: &Path) -> Reload {
+        // The stamp is taken before reading, so a write racing with the read is seen next time.
+        let stamp = file_stamp(path);
+        let read = std::fs::read(path).map_err(|source| LoadError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        });
+        let mut plugins = self.plugins.lock().expect("plugin map poisoned");
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return match plugins.get(path) {
+                    Some(slot) => Reload::Kept {
+                        running: slot.plugin.clone(),
+                        error,
+                    },
+                    None => Reload::Failed(error),
+                };
+            }
+        };
         let stamp = stamp.unwrap_or((SystemTime::UNIX_EPOCH, bytes.len() as u64));
         let hash = hex::encode(Sha256::digest(&bytes));
-        let mut plugins = self.plugins.lock().expect("plugin map poisoned");
         if let Some(slot) = plugins.get_mut(path)
             && slot.plugin.hash == hash
         {
             slot.stamp = stamp;
-            return Ok(slot.plugin.clone());
+            slot.rejected = None;
+            return Reload::Unchanged(slot.plugin.clone());
         }
         match self.compile(path, &bytes) {
             Ok(p) => {
                 let p = Arc::new(p);
-                if plugins.contains_key(path) {
-                    tracing::info!(plugin = %p.name, path = %path.display(), version = %p.version, "plugin changed on disk: reloaded");
+                let slot = Slot {
+                    plugin: p.clone(),
+                    stamp,
+                    rejected: None,
+                };
+                match plugins.insert(path.to_path_buf(), slot) {
+                    Some(_) => Reload::Reloaded(p),
+                    None => Reload::Loaded(p),
                 }
-                plugins.insert(
-                    path.to_path_buf(),
-                    Slot {
-                        plugin: p.clone(),
-                        stamp,
-                        rejected: None,
-                    },
-                );
-                Ok(p)
             }
-            Err(e) => match plugins.get_mut(path) {
+            Err(error) => match plugins.get_mut(path) {
                 Some(slot) => {
-                    tracing::warn!(path = %path.display(), error = %e, "changed plugin failed to load; keeping the previous version");
                     slot.rejected = Some(stamp);
-                    Ok(slot.plugin.clone())
+                    Reload::Kept {
+                        running: slot.plugin.clone(),
+                        error,
+                    }
                 }
-                None => Err(e),
+                None => Reload::Failed(error),
             },
         }
     }

@@ -35,8 +35,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use data::{CommunityData, DataSource, KvRead, MemoryData, MemoryKv};
-pub use executor::PluginExecutor;
-pub use host::{Hook, LoadError, LoadedPlugin, PluginHost, RunFailure, RunInput, RunReport};
+pub use executor::{PluginExecutor, ReloadSummary};
+pub use host::{
+    Hook, LoadError, LoadedPlugin, PluginHost, Reload, RunFailure, RunInput, RunReport,
+};
 pub use intent::{Intent, IntentSink};
 pub use wit::{SUPPORTED_VERSIONS, WitVersion};
 

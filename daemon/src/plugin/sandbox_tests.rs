@@ -337,6 +337,87 @@ fn a_changed_plugin_is_reloaded_and_a_broken_one_keeps_the_old() {
 }
 
 #[test]
+fn a_forced_reload_rereads_every_file_now_and_a_broken_one_keeps_its_old_version_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let same_stamp = dir.path().join("same_stamp.wasm");
+    let broken = dir.path().join("broken.wasm");
+    let unseen = dir.path().join("unseen.wasm");
+    for p in [&same_stamp, &broken] {
+        std::fs::copy(wasm().join("heartbeat.wasm"), p).unwrap();
+    }
+    std::fs::copy(wasm().join("legacy_v010.wasm"), &unseen).unwrap();
+    let host = PluginHost::new(HostOptions::default()).unwrap();
+    let old_same = host.get(&same_stamp).unwrap();
+    let old_broken = host.get(&broken).unwrap();
+
+    // A deploy that keeps size and modification time (cp -p of a rebuilt plugin whose size did
+    // not change): still a valid component, different content. Renaming a custom section is
+    // such an edit.
+    let mut bytes = std::fs::read(&same_stamp).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"component-name")
+        .unwrap();
+    bytes[at + 13] = b'Z';
+    let mtime = std::fs::metadata(&same_stamp).unwrap().modified().unwrap();
+    std::fs::write(&same_stamp, &bytes).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&same_stamp)
+        .unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    assert_eq!(
+        host.get(&same_stamp).unwrap().hash,
+        old_same.hash,
+        "change detection by time and size cannot see this edit"
+    );
+    std::fs::write(&broken, b"not wasm at all").unwrap();
+
+    let outcomes = host.reload(&[same_stamp.clone(), broken.clone(), unseen.clone()]);
+    let outcome = |p: &Path| &outcomes.iter().find(|(q, _)| q == p).unwrap().1;
+    match outcome(&same_stamp) {
+        Reload::Reloaded(p) => assert_ne!(p.hash, old_same.hash),
+        other => panic!("same_stamp.wasm: {other:?}"),
+    }
+    match outcome(&broken) {
+        Reload::Kept { running, error } => {
+            assert_eq!(running.hash, old_broken.hash);
+            assert!(
+                error.to_string().contains("not a valid wasm component"),
+                "{error}"
+            );
+        }
+        other => panic!("broken.wasm: {other:?}"),
+    }
+    match outcome(&unseen) {
+        Reload::Loaded(p) => assert_eq!(p.version, WitVersion::V0_1_0),
+        other => panic!("unseen.wasm: {other:?}"),
+    }
+
+    // Runs now get the reloaded version, and the broken file's previous version still runs.
+    assert_ne!(host.get(&same_stamp).unwrap().hash, old_same.hash);
+    let kept = host.get(&broken).unwrap();
+    assert_eq!(kept.hash, old_broken.hash);
+    let now = Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap();
+    let report = host.run(
+        &kept,
+        RunInput {
+            workflow: "test".into(),
+            due_at: now,
+            params_json: "{}".into(),
+            hook: Hook::Schedule,
+            data: Arc::new(community("lakeside", &["1-101"])),
+            kv: Arc::new(MemoryKv::default()),
+            clock: Arc::new(ManualClock::new(now)),
+            limits: Limits::default(),
+        },
+    );
+    assert!(report.result.is_ok(), "{:?}", report.result);
+    assert_eq!(report.kv_writes.len(), 1, "heartbeat recorded its beat");
+}
+
+#[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("plugin-cache");
