@@ -174,7 +174,10 @@ async fn simulate(
     scheduler.shutdown(Duration::from_secs(30)).await?;
     dispatcher.dispatch_once(end).await?;
     let drain_until = end + drain_after_end();
-    while let Some(next) = dispatcher.next_due()?.filter(|t| *t <= drain_until) {
+    while let Some(next) = dispatcher.next_due()?.filter(|t| *t <= drain_until)
+        && steps < 5_000_000
+    {
+        steps += 1;
         manual.set(next.max(clock.now()));
         dispatcher.dispatch_once(clock.now()).await?;
     }
