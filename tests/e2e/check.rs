@@ -116,10 +116,11 @@ fn the_shipped_config_passes_with_a_one_line_summary() {
     // Only warnings (a calendar not covering next year yet, depending on today) may precede it.
     let (summary, before) = out.split_last().expect("a summary line");
     assert!(before.iter().all(|l| l.starts_with("warning: ")), "{out:?}");
+    // The four real workflows in each community; the old heartbeat is kept but switched off.
     assert_eq!(
         summary,
         &format!(
-            "ok: 2 communities, 10 workflows, 1 calendar ({})",
+            "ok: 2 communities, 8 workflows, 1 calendar ({})",
             copy.config.display()
         )
     );

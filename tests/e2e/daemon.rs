@@ -446,3 +446,61 @@ fn an_event_the_desk_records_is_announced_with_its_place_and_each_households_own
         String::from_utf8_lossy(&report.stderr)
     );
 }
+
+#[test]
+fn simulate_json_says_what_delivery_did_with_each_message() {
+    let demo = Demo::new();
+    let out = demo
+        .cmd()
+        .args(["simulate", "--config"])
+        .arg(&demo.config)
+        .args([
+            "--from",
+            "2027-03-01",
+            "--to",
+            "2027-03-01",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let messages: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Each half year's planning reminder reaches the planners of both communities, 世纪新筑's
+    // supervisor (a phone, no email) by SMS, at the 09:00 slot.
+    for (community, recipient, channel) in [
+        ("shuipan", "staff:zhou-ming", "email"),
+        ("shijixinzhu", "staff:zhao-lei", "sms"),
+    ] {
+        let m = messages
+            .iter()
+            .find(|m| {
+                m["community"] == community && m["template"] == "semiannual_event/planning_reminder"
+            })
+            .unwrap_or_else(|| panic!("no planning reminder for {community}:\n{text}"));
+        assert_eq!(m["recipient"], recipient, "{m}");
+        assert_eq!(m["channel"], channel, "{m}");
+        assert_eq!(m["delivery"], "sent", "{m}");
+        assert_eq!(m["sent_at"], "2027-03-01T09:00:00+08:00", "{m}");
+    }
+    // Everything says what became of it, and nothing was sent inside quiet hours (21:00-08:00).
+    for m in &messages {
+        let delivery = m["delivery"].as_str().unwrap_or_else(|| panic!("{m}"));
+        if delivery == "sent" {
+            let at = m["sent_at"].as_str().unwrap();
+            let hour: u32 = at[11..13].parse().unwrap();
+            assert!((8..21).contains(&hour), "sent in quiet hours: {m}");
+        } else {
+            assert!(m["sent_at"].is_null(), "{m}");
+            assert!(m["detail"].is_string(), "{m}");
+        }
+    }
+}

@@ -56,11 +56,22 @@ pub(super) fn executor(
     clock: &SharedClock,
     reader: Arc<crate::store::domain::DomainReader>,
 ) -> anyhow::Result<(Arc<dyn Executor>, Reloadable)> {
-    use crate::plugin::{PluginExecutor, PluginHost, host::HostOptions};
+    let host = crate::plugin::host::HostOptions::for_daemon(&settings.data_dir);
+    executor_with(settings, store, clock, reader, host)
+}
+
+/// [`executor`] with the plugin host's options given: `wuyed simulate` runs on a copy of the data
+/// directory but compiles into (and reads from) the real one's plugin cache.
+pub(super) fn executor_with(
+    settings: &Settings,
+    store: &Arc<Store>,
+    clock: &SharedClock,
+    reader: Arc<crate::store::domain::DomainReader>,
+    host: crate::plugin::host::HostOptions,
+) -> anyhow::Result<(Arc<dyn Executor>, Reloadable)> {
+    use crate::plugin::{PluginExecutor, PluginHost};
     let shared = Arc::new(settings.clone());
-    let host = Arc::new(PluginHost::new(HostOptions::for_daemon(
-        &settings.data_dir,
-    ))?);
+    let host = Arc::new(PluginHost::new(host)?);
     let data = Arc::new(crate::wiring::StoreData::new(
         reader.clone(),
         shared.clone(),

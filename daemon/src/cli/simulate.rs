@@ -1,10 +1,14 @@
 //! `wuyed simulate`: the configured workflows over a span of days on a virtual clock, with the
 //! real plugins and a copy of the store's data, and a day-by-day account of who would get what.
 //!
-//! It runs the daemon's own scheduler and executor (`cli::run::executor`) against a snapshot of
-//! the database in a temporary folder, moving a [`ManualClock`] from one due instant to the next
-//! and waiting for each to settle. Nothing is delivered: the outbox rows the runs commit are the
-//! capture, and the real store is never touched.
+//! It runs the daemon's own scheduler, executor (`cli::run::executor`) and outbox dispatcher
+//! against a snapshot of the database in a temporary folder, moving a [`ManualClock`] from one
+//! wake-up (of the scheduler or the dispatcher) to the next and waiting for each to settle. The
+//! dispatcher's channels are files in that folder, whatever the configuration says, so nothing
+//! leaves the machine; what it did to each message (sent after quiet hours, cancelled because the
+//! bill was paid, expired) is the capture. The real store is never touched; compiled plugins go to
+//! the real data directory's plugin cache, which is what makes a second simulation (and the
+//! daemon's next start) skip compiling.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,7 +78,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     // The copy: the real database if there is one (its owners, bills, tickets), else an empty one.
-    let sandbox = tempfile::tempdir()?;
+    // In memory where the machine has a tmpfs: the dispatcher writes every simulated message as
+    // a file, and its connection commits with fsync; on a throwaway copy both are pure cost.
+    let shm = std::path::Path::new("/dev/shm");
+    let sandbox = if shm.is_dir() {
+        tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir())?
+    } else {
+        tempfile::tempdir()?
+    };
+    let plugin_cache = crate::plugin::host::HostOptions::for_daemon(&settings.data_dir);
     let real_db = settings.data_dir.join(crate::store::DB_FILE);
     if real_db.is_file() {
         Store::open(&real_db)?.snapshot_to(&sandbox.path().join(crate::store::DB_FILE))?;
@@ -85,13 +97,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let messages = runtime.block_on(simulate(settings, start, end))?;
+    let messages = runtime.block_on(simulate(settings, plugin_cache, start, end))?;
     print(&messages, &args.format, tz)
 }
 
-/// One message the simulated runs queued.
+/// One message the simulated runs queued (or could not queue: `delivery` = `unreachable`).
 #[derive(Debug, serde::Serialize)]
 struct Captured {
+    /// When the run queued it.
     at: DateTime<Utc>,
     community: String,
     workflow: String,
@@ -99,55 +112,166 @@ struct Captured {
     recipient: String,
     channel: String,
     subject: String,
+    /// What the dispatcher did with it: `sent`, `cancelled`, `expired`, `dead`, `failed`,
+    /// `deferred` (still waiting when the simulation ended) or `unreachable` (never queued: no
+    /// usable address; listed for the desk to call).
+    delivery: String,
+    /// When it was sent, in the community's local time (RFC 3339 with offset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<String>,
+    /// Why it was not sent (`reason gone: bill 2027-03 paid`, `quiet hours`, `no usable email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// After the last simulated day the dispatcher alone goes on this long, so a message queued late
+/// on the last evening still shows when quiet hours would have let it go.
+fn drain_after_end() -> chrono::Duration {
+    chrono::Duration::days(3)
 }
 
 async fn simulate(
     settings: crate::config::Settings,
+    plugin_cache: crate::plugin::host::HostOptions,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Captured>> {
     let manual = ManualClock::new(start);
     let clock: SharedClock = Arc::new(manual.clone());
-    let store = Arc::new(Store::open_in(&settings.data_dir)?);
+    let store = Arc::new(Store::open_in(&settings.data_dir)?.without_fsync()?);
     let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?);
-    let (executor, _reloadable) = super::run::executor(&settings, &store, &clock, reader)?;
+    let (executor, _reloadable) =
+        super::run::executor_with(&settings, &store, &clock, reader.clone(), plugin_cache)?;
+    let dispatcher = crate::deliver::Dispatcher::new(
+        store.path(),
+        Arc::new(settings.clone()),
+        clock.clone(),
+        file_channels(&settings)?,
+        Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
+    )?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;
-    // Step from one wake-up of the scheduler to the next; a pass that left nothing to wait for
-    // jumps to the end. The cap only guards against a loop that never advances.
+    // Step from one wake-up to the next: the scheduler's (a slot, a timer) or the dispatcher's (a
+    // message whose quiet hours end). A pass that left nothing to wait for jumps to the end. The
+    // cap only guards against a loop that never advances.
     let mut steps = 0u64;
     while clock.now() < end && steps < 5_000_000 {
         steps += 1;
-        scheduler.settled(clock.now()).await;
-        let next = scheduler
-            .status()
-            .sleeping_until
+        let now = clock.now();
+        scheduler.settled(now).await;
+        dispatcher.dispatch_once(now).await?;
+        let next = [scheduler.status().sleeping_until, dispatcher.next_due()?]
+            .into_iter()
+            .flatten()
+            .min()
             .unwrap_or(end)
-            .max(clock.now() + chrono::Duration::milliseconds(1))
+            .max(now + chrono::Duration::milliseconds(1))
             .min(end);
         manual.set(next);
     }
     scheduler.settled(end).await;
     scheduler.shutdown(Duration::from_secs(30)).await?;
+    dispatcher.dispatch_once(end).await?;
+    let drain_until = end + drain_after_end();
+    while let Some(next) = dispatcher.next_due()?.filter(|t| *t <= drain_until)
+        && steps < 5_000_000
+    {
+        steps += 1;
+        manual.set(next.max(clock.now()));
+        dispatcher.dispatch_once(clock.now()).await?;
+    }
 
-    let rows = store.read(|tx| Ok(tx.outbox_list(None, None, usize::MAX >> 1)?))?;
+    let tz_of = |community: &str| {
+        settings
+            .communities
+            .iter()
+            .find(|c| c.id == community)
+            .map(|c| c.tz)
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    };
+    let (rows, unreachable) = store.read(|tx| {
+        Ok((
+            tx.outbox_list(None, None, usize::MAX >> 1)?,
+            tx.unreachable_list(None)?,
+        ))
+    })?;
     let mut out: Vec<Captured> = rows
         .into_iter()
-        .map(|m| Captured {
-            at: m.created_at,
-            community: m.community,
-            workflow: m.workflow,
-            template: m.template,
-            recipient: m.recipient,
-            channel: format!("{:?}", m.channel).to_lowercase(),
-            subject: m
-                .subject
-                .unwrap_or_else(|| m.body_text.chars().take(40).collect()),
+        // Messages already in the copied store before the simulated span are not its doing.
+        .filter(|m| m.created_at >= start)
+        .map(|m| {
+            let sent = m.status == crate::deliver::Status::Sent;
+            Captured {
+                at: m.created_at,
+                sent_at: m
+                    .sent_at
+                    .filter(|_| sent)
+                    .map(|t| t.with_timezone(&tz_of(&m.community)).to_rfc3339()),
+                detail: m.last_error.filter(|_| !sent),
+                delivery: m.status.to_string(),
+                community: m.community,
+                workflow: m.workflow,
+                template: m.template,
+                recipient: m.recipient,
+                channel: format!("{:?}", m.channel).to_lowercase(),
+                subject: m
+                    .subject
+                    .unwrap_or_else(|| m.body_text.chars().take(40).collect()),
+            }
         })
         .collect();
+    out.extend(
+        unreachable
+            .into_iter()
+            .filter(|u| u.created_at >= start)
+            .map(|u| Captured {
+                at: u.created_at,
+                community: u.community,
+                workflow: u.workflow,
+                // The desk's list keeps the step, not the template: the run could not render
+                // a message for nobody.
+                template: String::new(),
+                recipient: u.recipient,
+                channel: String::new(),
+                subject: format!("{} ({})", u.name, u.step),
+                delivery: "unreachable".into(),
+                sent_at: None,
+                detail: Some(u.why),
+            }),
+    );
     out.sort_by(|a, b| (a.at, &a.community, &a.recipient).cmp(&(b.at, &b.community, &b.recipient)));
     Ok(out)
+}
+
+/// The configured channels with every destination replaced by files in the sandbox: mail as
+/// `.eml` files, SMS as JSON lines. Per-number SMS limits keep the configured provider's values,
+/// so their deferrals show.
+fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::deliver::Channels> {
+    use crate::deliver::{SmsProvider, SmsSettings};
+    let to_file = |s: &SmsSettings| SmsSettings {
+        provider: SmsProvider::File,
+        daily_limit: s.daily_limit(),
+        same_content_secs: s.same_content_secs(),
+        ..SmsSettings::default()
+    };
+    let mut delivery = settings.daemon.delivery.clone();
+    delivery.email.smtp = None;
+    delivery.sms = delivery.sms.as_ref().map(to_file);
+    crate::deliver::Channels::build(
+        &settings.dir,
+        &settings.data_dir,
+        &delivery,
+        settings.communities.iter().map(|c| {
+            let sms = c.raw.delivery.as_ref().and_then(|d| d.sms.as_ref());
+            (c.id.clone(), sms.map(to_file))
+        }),
+    )
+}
+
+/// `2027-03-01T09:00:00+08:00` → `03-01 09:00`.
+fn local_minute(rfc3339: &str) -> &str {
+    rfc3339.get(5..16).unwrap_or(rfc3339)
 }
 
 /// Messages of one day are grouped by (community, workflow, template).
@@ -182,10 +306,33 @@ fn print(messages: &[Captured], format: &str, tz: Tz) -> anyhow::Result<()> {
             } else {
                 format!("{} owner(s)", list.len() - staff)
             };
+            // What delivery made of them: "10 sent, 2 cancelled", and the first and last send
+            // in local time when quiet hours held some back.
+            let mut fates: BTreeMap<&str, usize> = BTreeMap::new();
+            for m in list {
+                *fates.entry(m.delivery.as_str()).or_default() += 1;
+            }
+            let fates: Vec<String> = fates.iter().map(|(d, n)| format!("{n} {d}")).collect();
+            let sent: Vec<&str> = list.iter().filter_map(|m| m.sent_at.as_deref()).collect();
+            let when = match (sent.iter().min(), sent.iter().max()) {
+                (Some(first), Some(last)) if first[..16] == last[..16] => {
+                    format!(" at {}", local_minute(first))
+                }
+                (Some(first), Some(last)) => {
+                    format!(" {}–{}", local_minute(first), local_minute(last))
+                }
+                _ => String::new(),
+            };
+            let template = if template.is_empty() {
+                format!("{_workflow} (no message)")
+            } else {
+                template.clone()
+            };
             writeln!(
                 out,
-                "  {community:<12} {template:<40} {:>4} × to {who}",
-                list.len()
+                "  {community:<12} {template:<40} {:>4} × to {who}: {}{when}",
+                list.len(),
+                fates.join(", ")
             )?;
         }
     }

@@ -571,9 +571,8 @@ fn staff_contact(s: &crate::config::StaffMember) -> Contact {
         id: s.id.clone(),
         name: s.name.clone(),
         email: s.email.clone(),
-        // The community file may write `138 0000 0001` or `138-0000-0001` (config allows the
-        // separators people type); gateways want the digits.
-        phone: s.phone.as_deref().map(|p| p.replace([' ', '-'], "")),
+        // Bare digits: config keeps staff phones as numbers, separators dropped at load.
+        phone: s.phone.clone(),
         locale: None,
         preferred: None,
     }

@@ -115,6 +115,14 @@ impl Store {
         Ok(())
     }
 
+    /// Gives up durability for speed on a throwaway copy (`wuyed simulate`'s snapshot): no fsync
+    /// at commit. A simulated year commits every run, and nothing on the copy has to survive a
+    /// power loss. Never call it on the real store.
+    pub fn without_fsync(self) -> anyhow::Result<Store> {
+        self.lock().pragma_update(None, "synchronous", "OFF")?;
+        Ok(self)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

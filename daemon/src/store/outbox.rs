@@ -127,15 +127,19 @@ impl Tx<'_> {
     /// Queues a message. Returns its id, or `None` when a message with the same idempotency key
     /// is already queued (the repeat is dropped, the first stands).
     pub fn outbox_insert(&self, m: &OutboxMessage) -> rusqlite::Result<Option<i64>> {
-        let n = self.0.execute(
-            "INSERT INTO outbox (community, workflow, slot, recipient, step, channel, address, \
+        // Cached: a run queues thousands of rows in one transaction.
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO outbox (community, workflow, slot, recipient, step, channel, address, \
              display_name, locale, category, template, subject, body_text, body_html, sms_code, \
              sms_params, reason, message_id, status, attempts, next_attempt_at, expires_at, \
              created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
              ?18, ?19, 0, ?20, ?21, ?22, ?22) \
              ON CONFLICT (community, workflow, slot, recipient, step) DO NOTHING",
-            params![
+            )?
+            .execute(params![
                 m.community,
                 m.workflow,
                 m.slot,
@@ -162,8 +166,7 @@ impl Tx<'_> {
                 ms(m.next_attempt_at),
                 ms(m.expires_at),
                 ms(m.created_at),
-            ],
-        )?;
+            ])?;
         Ok((n == 1).then(|| self.0.last_insert_rowid()))
     }
 

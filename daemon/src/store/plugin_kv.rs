@@ -25,12 +25,13 @@ impl Tx<'_> {
         plugin: &str,
         key: &str,
     ) -> rusqlite::Result<Option<String>> {
+        // Cached: a fee-reminder run asks once per bill, and parsing the statement each time
+        // cost more than the lookup.
         self.0
-            .query_row(
+            .prepare_cached(
                 "SELECT value FROM plugin_kv WHERE community = ?1 AND plugin = ?2 AND key = ?3",
-                params![community, plugin, key],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![community, plugin, key], |r| r.get(0))
             .optional()
     }
 

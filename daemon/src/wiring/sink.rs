@@ -16,6 +16,7 @@
 //! a run redone after a crash writes exactly the same rows, which the outbox's and the timer
 //! table's UNIQUE keys then ignore.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
@@ -99,6 +100,7 @@ impl IntentSink for OutboxSink {
             now,
         };
         let mut summary = EffectSummary::default();
+        let invitations = invite_all(tx, community, intents, now)?;
         for (i, intent) in intents.iter().enumerate() {
             match intent {
                 Intent::Send(m) => {
@@ -106,7 +108,7 @@ impl IntentSink for OutboxSink {
                     let reason = reason(tx, community, &variables)?;
                     // The invitation and every reminder carry the household's own link.
                     if variables.get("survey").is_some() {
-                        survey_link(tx, &loaded.settings, community, &mut variables, now)?;
+                        survey_link(&invitations, &loaded.settings, &mut variables)?;
                     }
                     let household = match &m.to {
                         intent::Recipient::Household(h) => Some(h.as_str()),
@@ -319,51 +321,86 @@ fn reason(tx: &Tx<'_>, community: &Community, vars: &Value) -> anyhow::Result<Va
     Ok(Value::Null)
 }
 
-/// Finds or creates the household's invitation to campaign `survey` and adds `link`.
-fn survey_link(
+/// A survey's invitations, by (survey key, household): `(invitation id, token)`.
+type Invitations = HashMap<(String, String), (i64, String)>;
+
+/// The survey and household an invitation message is for, from its variables.
+fn invitation_target(vars: &Value) -> Option<(String, String)> {
+    Some((
+        vars.get("survey")?.as_str()?.to_string(),
+        vars.get("household")?.as_str()?.to_string(),
+    ))
+}
+
+/// Finds or creates every invitation the run's survey messages need, one campaign at a
+/// time: one insert per household and one read of the campaign's invitations, where a lookup per
+/// message read all of them each time (500 households: 500 reads of 500 rows).
+fn invite_all(
     tx: &Tx<'_>,
-    settings: &Settings,
     community: &Community,
-    vars: &mut Value,
+    intents: &[Intent],
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let (Some(survey), Some(household)) = (
-        vars.get("survey")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        vars.get("household")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    ) else {
-        return Ok(());
-    };
-    let closes_at = vars
-        .get("closes_on")
-        .and_then(Value::as_str)
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .and_then(|d| d.and_hms_opt(23, 59, 59))
-        .and_then(|t| t.and_local_timezone(community.tz).latest())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(now + chrono::Duration::days(14));
+) -> anyhow::Result<Invitations> {
+    // Survey key → (closes_at of its first message, households in order).
+    let mut wanted: Vec<(String, DateTime<Utc>, Vec<String>)> = Vec::new();
+    for intent in intents {
+        let Intent::Send(m) = intent else { continue };
+        let vars = variables(&m.vars);
+        let Some((survey, household)) = invitation_target(&vars) else {
+            continue;
+        };
+        match wanted.iter_mut().find(|(s, _, _)| *s == survey) {
+            Some((_, _, households)) => households.push(household),
+            None => {
+                let closes_at = vars
+                    .get("closes_on")
+                    .and_then(Value::as_str)
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .and_then(|d| d.and_hms_opt(23, 59, 59))
+                    .and_then(|t| t.and_local_timezone(community.tz).latest())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(now + chrono::Duration::days(14));
+                wanted.push((survey, closes_at, vec![household]));
+            }
+        }
+    }
+    let mut out = Invitations::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
     let write = tx.domain(&community.id);
     let read = DomainRead::new(tx.conn(), &community.id);
-    let campaign = match read.campaign(&survey)? {
-        Some(c) => c,
-        None => write.upsert_campaign(&survey, now, closes_at)?,
+    for (survey, closes_at, households) in wanted {
+        let campaign = match read.campaign(&survey)? {
+            Some(c) => c,
+            None => write.upsert_campaign(&survey, now, closes_at)?,
+        };
+        for i in write.invite(campaign.id, &households, now)? {
+            out.insert((survey.clone(), i.household), (i.id, i.token));
+        }
+    }
+    Ok(out)
+}
+
+/// Adds the household's personal `link` to an invitation (made by [`invite_all`]).
+fn survey_link(
+    invitations: &Invitations,
+    settings: &Settings,
+    vars: &mut Value,
+) -> anyhow::Result<()> {
+    let Some(target) = invitation_target(vars) else {
+        return Ok(());
     };
-    write.invite(campaign.id, std::slice::from_ref(&household), now)?;
-    let invitation = read
-        .invitations(campaign.id)?
-        .into_iter()
-        .find(|i| i.household == household)
+    let (id, token) = invitations
+        .get(&target)
         .context("invitation just written is missing")?;
     let base = public_url(settings);
     if let Value::Object(map) = vars {
         map.insert(
             "link".into(),
-            Value::String(format!("{base}/survey/{}", invitation.token)),
+            Value::String(format!("{base}/survey/{token}")),
         );
-        map.insert("survey_invitation".into(), Value::from(invitation.id));
+        map.insert("survey_invitation".into(), Value::from(*id));
     }
     Ok(())
 }
