@@ -504,3 +504,115 @@ fn simulate_json_says_what_delivery_did_with_each_message() {
         }
     }
 }
+
+/// `simulate --script`: the desk's payments, played through the API on the virtual clock,
+/// stop a household's reminders from the day it pays; a step the API refuses stops the
+/// simulation with the file, the step and the API's reason.
+#[test]
+fn a_scripted_payment_stops_the_households_reminders_in_the_simulation() {
+    let demo = Demo::new();
+    let simulate = |script: Option<&std::path::Path>| {
+        let mut cmd = demo.cmd();
+        cmd.args(["simulate", "--config"])
+            .arg(&demo.config)
+            .args([
+                "--from",
+                "2026-11-23",
+                "--to",
+                "2027-01-31",
+                "--format",
+                "json",
+            ])
+            .args(["--community", "shuipan"]);
+        if let Some(s) = script {
+            cmd.arg("--script").arg(s);
+        }
+        cmd.output().unwrap()
+    };
+    let notices_to = |out: &std::process::Output, household: &str| -> Vec<String> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|m| {
+                m["template"] == "fee_reminder/bill_notice"
+                    && m["recipient"] == format!("household:{household}")
+                    && m["delivery"] == "sent"
+            })
+            .map(|m| m["at"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A household in arrears that keeps being reminded after the first morning.
+    let debtor: String = demo
+        .db()
+        .query_row(
+            "SELECT household FROM bills WHERE community = 'shuipan' AND paid_fen < amount_fen \
+             GROUP BY household ORDER BY count(*) DESC, household LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let before = notices_to(&simulate(None), &debtor);
+    assert!(
+        before.iter().any(|at| at.as_str() > "2026-11-25"),
+        "{debtor} is reminded after the first days: {before:?}"
+    );
+
+    // The script: on 24 November at 15:00 the household pays everything it owes.
+    let mut script = String::new();
+    let db = demo.db();
+    let mut st = db
+        .prepare(
+            "SELECT fee_type, period, amount_fen - paid_fen FROM bills \
+             WHERE community = 'shuipan' AND household = ?1 AND paid_fen < amount_fen",
+        )
+        .unwrap();
+    let owed: Vec<(String, String, i64)> = st
+        .query_map([&debtor], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (i, (fee, period, amount)) in owed.iter().enumerate() {
+        script.push_str(&format!(
+            "[[step]]\nat = \"2026-11-24T15:00:00+08:00\"\n\
+             post = \"/api/v1/communities/shuipan/payments\"\n\
+             body = {{ reference = \"SIM-{i}\", household = \"{debtor}\", fee_type = \"{fee}\", \
+             period = \"{period}\", amount_fen = {amount} }}\n\n"
+        ));
+    }
+    let file = demo.data.join("desk.toml");
+    std::fs::create_dir_all(&demo.data).unwrap();
+    std::fs::write(&file, &script).unwrap();
+    let after = notices_to(&simulate(Some(&file)), &debtor);
+    assert!(
+        after.iter().all(|at| at.as_str() < "2026-11-24T07:00:00"),
+        "nothing after the payment: {after:?}"
+    );
+    assert!(!after.is_empty(), "the first morning's notice still went");
+    // The real store saw none of it.
+    assert_eq!(
+        demo.count("SELECT count(*) FROM payments WHERE reference LIKE 'SIM-%'"),
+        0
+    );
+
+    // A step the API refuses names itself.
+    std::fs::write(
+        &file,
+        "[[step]]\nat = \"2026-11-24T15:00:00+08:00\"\n\
+         post = \"/api/v1/communities/shuipan/payments\"\n\
+         body = { reference = \"SIM-X\", household = \"9-9-999\", fee_type = \"property\", \
+         period = \"2026-11\", amount_fen = 100 }\n",
+    )
+    .unwrap();
+    let refused = simulate(Some(&file));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("desk.toml: step 1") && err.contains("the API refused it"),
+        "{err}"
+    );
+}

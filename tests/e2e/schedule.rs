@@ -345,9 +345,13 @@ fn next_configured(config: &std::path::Path, args: &[&str]) -> std::process::Out
 
 #[test]
 fn next_for_a_configured_workflow_applies_zone_and_calendar() {
+    // 世纪新筑's heartbeat (shipped switched off) turned on as a 09:00 job that shifts.
     let (_tmp, config) = config_copy(&[
         ("schedule = \"*/30 8-20 * * *\"", "schedule = \"0 9 * * *\""),
-        ("on_non_workday = \"skip\"", "on_non_workday = \"shift\""),
+        (
+            "on_non_workday = \"skip\"\nenabled = false",
+            "on_non_workday = \"shift\"",
+        ),
     ]);
     let args = [
         "--community",

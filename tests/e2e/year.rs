@@ -22,6 +22,9 @@ struct Msg {
     template: String,
     recipient: String,
     subject: String,
+    /// What the dispatcher did with it; `unreachable` lines were never queued (nobody to
+    /// reach: listed for the desk) and are not messages anyone receives.
+    delivery: String,
 }
 
 impl Msg {
@@ -117,8 +120,12 @@ impl Year {
         let text = String::from_utf8(out.stdout).unwrap();
         let mut msgs: Vec<Msg> = text
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .map(|l| serde_json::from_str::<Msg>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .filter(|m| m.delivery != "unreachable")
             .collect();
+        // Nobody paid or answered during these years, so every message queued went out.
+        let unsent: Vec<&Msg> = msgs.iter().filter(|m| m.delivery != "sent").collect();
+        assert!(unsent.is_empty(), "queued but not sent: {unsent:#?}");
         // Stable: messages of one run share an instant and keep the order simulate gives them.
         msgs.sort_by_key(|m| m.at);
         (msgs, text)
@@ -187,6 +194,7 @@ const PLAN: &str = "semiannual_event/planning_reminder";
 const NO_EVENT: &str = "semiannual_event/no_event";
 const ANNOUNCE: &str = "semiannual_event/announcement";
 const EVE: &str = "semiannual_event/rsvp_reminder";
+const SUMMARY: &str = "semiannual_event/summary_request";
 
 /// The quarterly survey every household of both communities gets, with `extra` merged in by date
 /// (`extra` entries of a day come after the survey's: the survey runs at 09:00, fees at 10:00).
@@ -412,14 +420,19 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
                 .at("2026-10-08", OVERDUE),
         ),
     );
-    // 赵磊, supervisor, has only a phone. His planning reminders (2 March, 1 September) and the
-    // event's summary request (17 May) have no SMS form, so they are listed for the desk as
-    // unreachable, by design. The SJ-Y01 escalation has one: 10:00 on 6 October (his number is
-    // written `138 0000 0013` in the community file; delivery drops the spaces). 王芳 and 刘洋
-    // (customer service) get nothing: remind_desk is off.
+    // 赵磊, supervisor, has only a phone (written `138 0000 0013` in the community file; config
+    // keeps the bare number), so everything for him goes by SMS: the planning reminders (2 March,
+    // 1 September), the event's summary request (17 May, the day after it) and the SJ-Y01
+    // escalation at 10:00 on 6 October. 王芳 and 刘洋 (customer service) get nothing:
+    // remind_desk is off.
     want.insert(
         key("shijixinzhu", "staff:zhao-lei"),
-        Expect::default().at("2026-10-06", OVERDUE).0,
+        Expect::default()
+            .at("2026-03-02", PLAN)
+            .at("2026-05-17", SUMMARY)
+            .at("2026-09-01", PLAN)
+            .at("2026-10-06", OVERDUE)
+            .0,
     );
 
     // Compared per recipient so a failure names whose inbox differs.

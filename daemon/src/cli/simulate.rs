@@ -40,6 +40,11 @@ pub struct Args {
     /// `text` (a timeline) or `json` (one object per message, for tools).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+    /// What the desk and owners do meanwhile (payments, reversals, closed tickets, callbacks,
+    /// survey answers, events), as `[[step]]`s of a TOML file played through the API at their
+    /// times: see `docs/OPERATION.md`.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -51,6 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    // The whole script is checked before anything runs.
+    let script = match &args.script {
+        Some(file) => Some(super::desk_script::DeskScript::load(file).map_err(Coded::usage)?),
+        None => None,
+    };
     let real_clock = crate::clock::SystemClock::new();
     let mut settings = super::run::load(&args.config, &real_clock).map_err(Coded::config)?;
     if let Some(id) = &args.community {
@@ -97,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let messages = runtime.block_on(simulate(settings, plugin_cache, start, end))?;
+    let messages = runtime.block_on(simulate(settings, plugin_cache, script, start, end))?;
     print(&messages, &args.format, tz)
 }
 
@@ -133,6 +143,7 @@ fn drain_after_end() -> chrono::Duration {
 async fn simulate(
     settings: crate::config::Settings,
     plugin_cache: crate::plugin::host::HostOptions,
+    mut script: Option<super::desk_script::DeskScript>,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Captured>> {
@@ -152,22 +163,43 @@ async fn simulate(
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;
-    // Step from one wake-up to the next: the scheduler's (a slot, a timer) or the dispatcher's (a
-    // message whose quiet hours end). A pass that left nothing to wait for jumps to the end. The
-    // cap only guards against a loop that never advances.
+    let desk = match &script {
+        Some(_) => Some(super::desk_script::Desk::new(
+            &settings,
+            store.path(),
+            clock.clone(),
+        )?),
+        None => None,
+    };
+    // Step from one wake-up to the next: the scheduler's (a slot, a timer), the dispatcher's (a
+    // message whose quiet hours end) or the script's (the desk's next step). A pass that left
+    // nothing to wait for jumps to the end. The cap only guards against a loop that never
+    // advances.
     let mut steps = 0u64;
     while clock.now() < end && steps < 5_000_000 {
         steps += 1;
         let now = clock.now();
+        if let (Some(script), Some(desk)) = (script.as_mut(), desk.as_ref())
+            && script.play_due(desk, now).await? > 0
+        {
+            // What the steps wrote becomes event runs now, as the daemon's API writes do.
+            crate::scheduler::events::route_pending_events(&store, &settings, now)?;
+            scheduler.wake();
+        }
         scheduler.settled(now).await;
         dispatcher.dispatch_once(now).await?;
-        let next = [scheduler.status().sleeping_until, dispatcher.next_due()?]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(end)
-            .max(now + chrono::Duration::milliseconds(1))
-            .min(end);
+        let next_step = script.as_ref().and_then(|s| s.next_at());
+        let next = [
+            scheduler.status().sleeping_until,
+            dispatcher.next_due()?,
+            next_step,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(end)
+        .max(now + chrono::Duration::milliseconds(1))
+        .min(end);
         manual.set(next);
     }
     scheduler.settled(end).await;
