@@ -150,6 +150,17 @@ pub trait DataSource: Send + Sync + 'static {
 /// host). Writes go through `store::Tx` when the run commits (store/plugin_kv.rs).
 pub trait KvRead: Send + Sync + 'static {
     fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>>;
+
+    /// Every key of (community, plugin) at once, for a run that reads many (a fee reminder
+    /// asks once per bill); `None` where the source has no cheaper bulk read.
+    fn snapshot(
+        &self,
+        community: &str,
+        plugin: &str,
+    ) -> anyhow::Result<Option<std::collections::HashMap<String, String>>> {
+        let _ = (community, plugin);
+        Ok(None)
+    }
 }
 
 /// One community's data in memory.

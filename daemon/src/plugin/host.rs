@@ -210,6 +210,9 @@ pub struct RunReport {
 }
 
 /// Per-run state the host functions see.
+/// Point reads of the kv store a run makes before it reads the whole store at once.
+const KV_SNAPSHOT_AFTER: usize = 32;
+
 pub(crate) struct RunCtx {
     pub data: Arc<dyn CommunityData>,
     pub kv: Arc<dyn KvRead>,
@@ -218,6 +221,12 @@ pub(crate) struct RunCtx {
     pub limits: Limits,
     pub intents: Vec<Intent>,
     pub kv_writes: BTreeMap<String, Option<String>>,
+    /// Point reads so far, and the whole (community, plugin) store once they pass
+    /// [`KV_SNAPSHOT_AFTER`]: a run over 100,000 bills then makes one query, not 100,000
+    /// transactions. Nothing else writes these keys while the run decides (runs of one
+    /// workflow in one community never overlap), so the snapshot reads what point reads would.
+    pub kv_reads: usize,
+    pub kv_snapshot: Option<std::collections::HashMap<String, String>>,
     pub logs: Vec<LogLine>,
     pub log_bytes: usize,
     pub logs_dropped: usize,
@@ -264,6 +273,23 @@ impl RunCtx {
     pub fn kv_get(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
         if let Some(v) = self.kv_writes.get(key) {
             return Ok(v.clone());
+        }
+        if let Some(all) = &self.kv_snapshot {
+            return Ok(all.get(key).cloned());
+        }
+        self.kv_reads += 1;
+        if self.kv_reads == KV_SNAPSHOT_AFTER {
+            match self.kv.snapshot(self.data.id(), &self.plugin) {
+                Ok(Some(all)) => {
+                    let v = all.get(key).cloned();
+                    self.kv_snapshot = Some(all);
+                    return Ok(v);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(self.violate(FailureKind::Host, format!("kv read failed: {e:#}")));
+                }
+            }
         }
         match self.kv.get(self.data.id(), &self.plugin, key) {
             Ok(v) => Ok(v),
@@ -691,6 +717,8 @@ impl PluginHost {
                 limits,
                 intents: Vec::new(),
                 kv_writes: BTreeMap::new(),
+                kv_reads: 0,
+                kv_snapshot: None,
                 logs: Vec::new(),
                 log_bytes: 0,
                 logs_dropped: 0,

@@ -35,6 +35,20 @@ impl Tx<'_> {
             .optional()
     }
 
+    /// Every key and value of (community, plugin).
+    pub fn plugin_kv_all(
+        &self,
+        community: &str,
+        plugin: &str,
+    ) -> rusqlite::Result<std::collections::HashMap<String, String>> {
+        self.0
+            .prepare_cached(
+                "SELECT key, value FROM plugin_kv WHERE community = ?1 AND plugin = ?2",
+            )?
+            .query_map(params![community, plugin], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    }
+
     /// Applies a run's kv writes (a `None` value deletes the key).
     pub fn plugin_kv_apply(
         &self,
@@ -144,6 +158,14 @@ impl crate::plugin::KvRead for super::Store {
     fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>> {
         self.read(|tx| Ok(tx.plugin_kv_get(community, plugin, key)?))
     }
+
+    fn snapshot(
+        &self,
+        community: &str,
+        plugin: &str,
+    ) -> anyhow::Result<Option<std::collections::HashMap<String, String>>> {
+        self.read(|tx| Ok(Some(tx.plugin_kv_all(community, plugin)?)))
+    }
 }
 
 #[cfg(test)]
@@ -185,12 +207,22 @@ pub(crate) mod tests {
                 .as_deref(),
             Some("9")
         );
-        tx.plugin_kv_apply("lakeside", "heartbeat", &[put("beats", None)], at)
-            .unwrap();
+        tx.plugin_kv_apply(
+            "lakeside",
+            "heartbeat",
+            &[put("beats", None), put("last", Some("09:00"))],
+            at,
+        )
+        .unwrap();
         assert_eq!(
             tx.plugin_kv_get("lakeside", "heartbeat", "beats").unwrap(),
             None
         );
+        // The bulk read a long run switches to sees exactly what point reads see.
+        let all = tx.plugin_kv_all("lakeside", "heartbeat").unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all.get("last").map(String::as_str), Some("09:00"));
+        assert_eq!(tx.plugin_kv_all("lakeside", "other").unwrap().len(), 0);
     }
 
     #[test]
