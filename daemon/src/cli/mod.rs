@@ -15,6 +15,9 @@ mod report;
 mod run;
 mod simulate;
 
+/// The executor `wuyed run` schedules runs on, for benchmarks that time the production path.
+pub use run::{Reloadable, executor_with};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wuyed",

@@ -61,8 +61,9 @@ pub(super) fn executor(
 }
 
 /// [`executor`] with the plugin host's options given: `wuyed simulate` runs on a copy of the data
-/// directory but compiles into (and reads from) the real one's plugin cache.
-pub(super) fn executor_with(
+/// directory but compiles into (and reads from) the real one's plugin cache, and the workflows
+/// benchmark times a run through exactly what `wuyed run` builds.
+pub fn executor_with(
     settings: &Settings,
     store: &Arc<Store>,
     clock: &SharedClock,
@@ -107,7 +108,7 @@ pub(super) fn executor_with(
 }
 
 /// The parts of the executor that hold configuration, and the plugins it runs.
-pub(super) struct Reloadable {
+pub struct Reloadable {
     data: Arc<crate::wiring::StoreData>,
     sink: Arc<crate::wiring::OutboxSink>,
     plugins: crate::plugin::PluginExecutor,

@@ -1,6 +1,7 @@
 //! The domain store as the plugin host's [`DataSource`]: each run gets a view bound to its own
 //! community, so a plugin cannot name another community's data.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -105,15 +106,20 @@ impl CommunityData for CommunityView {
 
     fn households(&self) -> anyhow::Result<Vec<Household>> {
         self.read(|d| {
-            let owners = d.owners()?;
+            // Owners grouped by household once (they come by household, then id): matching
+            // each household against every owner was quadratic, 10^10 comparisons at 100,000
+            // households.
+            let mut owners: HashMap<String, Vec<String>> = HashMap::new();
+            for o in d.owners()? {
+                owners
+                    .entry(o.household)
+                    .or_default()
+                    .push(o.id.to_string());
+            }
             Ok(d.households()?
                 .into_iter()
                 .map(|h| Household {
-                    owners: owners
-                        .iter()
-                        .filter(|o| o.household == h.id)
-                        .map(|o| o.id.to_string())
-                        .collect(),
+                    owners: owners.remove(&h.id).unwrap_or_default(),
                     unit: unit_label(&h),
                     id: h.id,
                     building: h.building,
