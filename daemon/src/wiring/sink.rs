@@ -101,6 +101,8 @@ impl IntentSink for OutboxSink {
         };
         let mut summary = EffectSummary::default();
         let invitations = invite_all(tx, community, intents, now)?;
+        // Where owners open their links; the same for every message of the run.
+        let base = public_url(&loaded.settings);
         for (i, intent) in intents.iter().enumerate() {
             match intent {
                 Intent::Send(m) => {
@@ -108,13 +110,12 @@ impl IntentSink for OutboxSink {
                     let reason = reason(tx, community, &variables)?;
                     // The invitation and every reminder carry the household's own link.
                     if variables.get("survey").is_some() {
-                        survey_link(&invitations, &loaded.settings, &mut variables)?;
+                        survey_link(&invitations, &base, &mut variables)?;
                     }
                     let household = match &m.to {
                         intent::Recipient::Household(h) => Some(h.as_str()),
                         intent::Recipient::Owner(_) => None,
                     };
-                    let base = public_url(&loaded.settings);
                     super::records::event_details(
                         tx,
                         &base,
@@ -147,7 +148,6 @@ impl IntentSink for OutboxSink {
                 Intent::NotifyStaff(n) => {
                     let mut variables = variables(&n.vars);
                     let step = step(run, &n.step);
-                    let base = public_url(&loaded.settings);
                     super::records::event_details(tx, &base, community, None, &mut variables, now)?;
                     let addressee = super::records::ticket_notice(
                         tx,
@@ -383,18 +383,13 @@ fn invite_all(
 }
 
 /// Adds the household's personal `link` to an invitation (made by [`invite_all`]).
-fn survey_link(
-    invitations: &Invitations,
-    settings: &Settings,
-    vars: &mut Value,
-) -> anyhow::Result<()> {
+fn survey_link(invitations: &Invitations, base: &str, vars: &mut Value) -> anyhow::Result<()> {
     let Some(target) = invitation_target(vars) else {
         return Ok(());
     };
     let (id, token) = invitations
         .get(&target)
         .context("invitation just written is missing")?;
-    let base = public_url(settings);
     if let Value::Object(map) = vars {
         map.insert(
             "link".into(),
