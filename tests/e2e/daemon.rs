@@ -66,22 +66,8 @@ impl Demo {
             env,
         };
         for community in ["shuipan", "shijixinzhu"] {
-            for kind in ["owners", "bills", "payments", "balances", "tickets"] {
-                let file = demo.config.join(format!("data/{community}/{kind}.csv"));
-                let out = demo
-                    .cmd()
-                    .args(["import", kind])
-                    .arg(&file)
-                    .args(["--community", community, "--config"])
-                    .arg(&demo.config)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            let files = demo.config.join("data").join(community);
+            crate::util::import_dir(|| demo.cmd(), &demo.config, community, &files);
         }
         demo
     }

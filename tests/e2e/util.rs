@@ -68,3 +68,27 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `wuyed import KIND DIR/KIND.csv --community ID --config CONFIG` for each kind whose file is
+/// in `dir`, in the order the domain needs them (owners before their bills); each must succeed.
+/// `cmd` gives a `wuyed` command with the test's environment.
+pub fn import_dir(cmd: impl Fn() -> Command, config: &Path, community: &str, dir: &Path) {
+    for kind in ["owners", "bills", "payments", "balances", "tickets"] {
+        let file = dir.join(format!("{kind}.csv"));
+        if !file.is_file() {
+            continue;
+        }
+        let out = cmd()
+            .args(["import", kind])
+            .arg(&file)
+            .args(["--community", community, "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "import {kind} {community}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

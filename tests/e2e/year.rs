@@ -73,27 +73,9 @@ impl Year {
         c
     }
 
-    /// `wuyed import KIND FILE --community ID`, which must succeed.
+    /// Imports the CSVs of `files` into `community`.
     fn import(&self, community: &str, files: &Path) {
-        for kind in ["owners", "bills", "payments", "balances", "tickets"] {
-            let file = files.join(format!("{kind}.csv"));
-            if !file.is_file() {
-                continue;
-            }
-            let out = self
-                .cmd()
-                .args(["import", kind])
-                .arg(&file)
-                .args(["--community", community, "--config"])
-                .arg(&self.config)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "import {kind} {community}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        crate::util::import_dir(|| self.cmd(), &self.config, community, files);
     }
 
     /// The messages of 2026, in the order they were queued, and the raw output.
