@@ -101,6 +101,16 @@ impl Demo {
             .unwrap()
     }
 
+    /// `wuyed simulate --config <the demo's> ARGS...`, its whole output.
+    fn simulate(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        self.cmd()
+            .args(["simulate", "--config"])
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data.join("wuye.db")).unwrap()
     }
@@ -262,13 +272,8 @@ fn the_demo_reminds_each_household_once_spares_the_payment_plan_and_escalates_a_
 #[test]
 fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() {
     let demo = Demo::new();
-    let out = demo
-        .cmd()
-        .args(["simulate", "--config"])
-        .arg(&demo.config)
-        .args(["--from", "2026-11-23", "--to", "2026-12-22"])
-        .output()
-        .unwrap();
+    let span = ["--from", "2026-11-23", "--to", "2026-12-22"].map(std::ffi::OsStr::new);
+    let out = demo.simulate(&span);
     assert!(
         out.status.success(),
         "{}",
@@ -299,13 +304,7 @@ fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() 
     );
     // Nothing was queued in the real database, and the same question gives the same answer.
     assert_eq!(demo.count("SELECT count(*) FROM outbox"), 0);
-    let again = demo
-        .cmd()
-        .args(["simulate", "--config"])
-        .arg(&demo.config)
-        .args(["--from", "2026-11-23", "--to", "2026-12-22"])
-        .output()
-        .unwrap();
+    let again = demo.simulate(&span);
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
 }
 
@@ -436,20 +435,17 @@ fn an_event_the_desk_records_is_announced_with_its_place_and_each_households_own
 #[test]
 fn simulate_json_says_what_delivery_did_with_each_message() {
     let demo = Demo::new();
-    let out = demo
-        .cmd()
-        .args(["simulate", "--config"])
-        .arg(&demo.config)
-        .args([
+    let out = demo.simulate(
+        &[
             "--from",
             "2027-03-01",
             "--to",
             "2027-03-01",
             "--format",
             "json",
-        ])
-        .output()
-        .unwrap();
+        ]
+        .map(std::ffi::OsStr::new),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -498,22 +494,22 @@ fn simulate_json_says_what_delivery_did_with_each_message() {
 fn a_scripted_payment_stops_the_households_reminders_in_the_simulation() {
     let demo = Demo::new();
     let simulate = |script: Option<&std::path::Path>| {
-        let mut cmd = demo.cmd();
-        cmd.args(["simulate", "--config"])
-            .arg(&demo.config)
-            .args([
-                "--from",
-                "2026-11-23",
-                "--to",
-                "2027-01-31",
-                "--format",
-                "json",
-            ])
-            .args(["--community", "shuipan"]);
+        let mut args = [
+            "--from",
+            "2026-11-23",
+            "--to",
+            "2027-01-31",
+            "--format",
+            "json",
+            "--community",
+            "shuipan",
+        ]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
         if let Some(s) = script {
-            cmd.arg("--script").arg(s);
+            args.extend([std::ffi::OsStr::new("--script"), s.as_os_str()]);
         }
-        cmd.output().unwrap()
+        demo.simulate(&args)
     };
     let notices_to = |out: &std::process::Output, household: &str| -> Vec<String> {
         assert!(
