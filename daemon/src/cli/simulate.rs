@@ -4,11 +4,12 @@
 //! It runs the daemon's own scheduler, executor (`cli::run::executor`) and outbox dispatcher
 //! against a snapshot of the database in a temporary folder, moving a [`ManualClock`] from one
 //! wake-up (of the scheduler or the dispatcher) to the next and waiting for each to settle. The
-//! dispatcher's channels are files in that folder, whatever the configuration says, so nothing
-//! leaves the machine; what it did to each message (sent after quiet hours, cancelled because the
-//! bill was paid, expired) is the capture. The real store is never touched; compiled plugins go to
-//! the real data directory's plugin cache, which is what makes a second simulation (and the
-//! daemon's next start) skip compiling.
+//! dispatcher's channels are replaced whatever the configuration says (mail is captured in the
+//! outbox copy, SMS written as lines in that folder), so nothing leaves the machine; what it did
+//! to each message (sent after quiet hours, cancelled because the bill was paid, expired) is the
+//! capture. The real store is never touched; compiled plugins go to the real data directory's
+//! plugin cache, which is what makes a second simulation (and the daemon's next start) skip
+//! compiling.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -276,8 +277,8 @@ async fn simulate(
     Ok(out)
 }
 
-/// The configured channels with every destination replaced by files in the sandbox: mail as
-/// `.eml` files, SMS as JSON lines. Per-number SMS limits keep the configured provider's values,
+/// The configured channels with every destination replaced: mail is captured (the outbox row
+/// is the record), SMS goes to JSON lines in the sandbox. Per-number SMS limits keep the configured provider's values,
 /// so their deferrals show.
 fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::deliver::Channels> {
     use crate::deliver::{SmsProvider, SmsSettings};
@@ -290,7 +291,7 @@ fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::de
     let mut delivery = settings.daemon.delivery.clone();
     delivery.email.smtp = None;
     delivery.sms = delivery.sms.as_ref().map(to_file);
-    crate::deliver::Channels::build(
+    let mut channels = crate::deliver::Channels::build(
         &settings.dir,
         &settings.data_dir,
         &delivery,
@@ -298,7 +299,11 @@ fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::de
             let sms = c.raw.delivery.as_ref().and_then(|d| d.sms.as_ref());
             (c.id.clone(), sms.map(to_file))
         }),
-    )
+    )?;
+    // Nobody reads the simulated mail: writing a file per message was a tenth of a year's
+    // simulation.
+    channels.email = crate::deliver::email::EmailChannel::Capture;
+    Ok(channels)
 }
 
 /// `2027-03-01T09:00:00+08:00` → `03-01 09:00`.

@@ -102,12 +102,17 @@ pub(crate) enum EmailChannel {
     Smtp(std::sync::Arc<SmtpPool>),
     /// `.eml` files named after the idempotency key: a resend overwrites, never duplicates.
     Files(PathBuf),
+    /// Accepted and kept nowhere: `wuyed simulate`, whose capture is the outbox row itself
+    /// (status, send time). The message is still built, so what a relay would refuse (a bad
+    /// address, a header) fails as it would for real.
+    Capture,
 }
 
 impl EmailChannel {
     pub(crate) async fn send(&self, m: &OutboxMessage, email: lettre::Message) -> Outcome {
         match self {
             EmailChannel::Smtp(pool) => pool.send(&email).await,
+            EmailChannel::Capture => Outcome::Sent { provider_id: None },
             EmailChannel::Files(dir) => {
                 let dir = dir.clone();
                 let name = format!("{}.eml", key_digest(&m.idempotency_key()));
