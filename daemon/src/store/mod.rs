@@ -173,6 +173,19 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // back and be run again. One fsync per commit is cheap at our write rate.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    tune_cache(conn)
+}
+
+/// Page cache and memory map of every connection. A daily run of a large community reads tens
+/// of megabytes (100,000 households, their owners and bills): with SQLite's default 2 MiB cache
+/// each page came through a `read` syscall and a copy, a quarter of such a run's time. The map
+/// is address space, not memory: the kernel's page cache backs it, shared by all connections.
+pub(crate) fn tune_cache(conn: &Connection) -> rusqlite::Result<()> {
+    // Negative: KiB, so 16 MiB whatever the page size.
+    conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    // Up to 1 GiB of the file mapped; SQLite falls back to reads beyond it or where mmap is
+    // unavailable. `pragma_update` would fail here: the pragma answers with a row.
+    conn.query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))?;
     Ok(())
 }
 

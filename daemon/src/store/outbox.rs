@@ -31,6 +31,7 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    super::tune_cache(&conn)?;
     ensure_schema(&conn).with_context(|| format!("cannot migrate {}", path.display()))?;
     Ok(conn)
 }
