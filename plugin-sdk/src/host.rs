@@ -33,6 +33,15 @@ pub trait Host {
     /// Whether `date` (`YYYY-MM-DD`) is a workday in the community's calendar; `None` without a
     /// calendar. Needs a host that speaks WIT 0.2.0.
     fn is_workday(&self, date: &str) -> Option<bool>;
+    /// Unpaid bills due on or before `date` (`YYYY-MM-DD`): what a ladder that starts N days
+    /// before the due date needs (ask for today + N), without next year's bills. Needs a host
+    /// that speaks WIT 0.3.0.
+    fn unpaid_bills_due_by(&self, date: &str) -> Vec<Bill>;
+    /// Tickets closed at or after `since` that no callback answered since their closing,
+    /// oldest closing first. Needs WIT 0.3.0.
+    fn tickets_awaiting_callback(&self, since: Timestamp) -> Vec<Ticket>;
+    /// The households named, in the order asked; unknown ids left out. Needs WIT 0.3.0.
+    fn households_by_id(&self, ids: &[String]) -> Vec<Household>;
 
     /// The daemon's clock, in milliseconds since the Unix epoch (virtual in simulations).
     fn now(&self) -> Timestamp;
@@ -130,6 +139,15 @@ impl Host for WasmHost {
     }
     fn is_workday(&self, date: &str) -> Option<bool> {
         self.c().is_workday(date)
+    }
+    fn unpaid_bills_due_by(&self, date: &str) -> Vec<Bill> {
+        self.c().unpaid_bills_due_by(date)
+    }
+    fn tickets_awaiting_callback(&self, since: Timestamp) -> Vec<Ticket> {
+        self.c().tickets_awaiting_callback(since)
+    }
+    fn households_by_id(&self, ids: &[String]) -> Vec<Household> {
+        self.c().households_by_id(ids)
     }
     fn now(&self) -> Timestamp {
         wit::now()

@@ -75,13 +75,13 @@ mod mock;
 pub use host::Host;
 pub use mock::{LogLine, MockHost};
 
-/// The bindings generated from `wit/since_v0.2.0`. Private: plugin authors use the re-exported
+/// The bindings generated from `wit/since_v0.3.0`. Private: plugin authors use the re-exported
 /// types below, so the SDK can move to a newer WIT version without breaking them.
 #[doc(hidden)]
 #[allow(unsafe_code, clippy::all, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit/since_v0.2.0",
+        path: "wit/since_v0.3.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_wuye_plugin_world",
@@ -91,7 +91,7 @@ pub mod bindings {
 }
 
 /// The WIT package version this SDK builds plugins against.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 pub use bindings::wuye::plugin::types::{
     Balance, Bill, Callback, Category, Channel, Event, EventIn, Field, Household, Level, Message,

@@ -146,6 +146,41 @@ impl Host for MockHost {
     fn is_workday(&self, date: &str) -> Option<bool> {
         self.workdays.get(date).copied()
     }
+    fn unpaid_bills_due_by(&self, date: &str) -> Vec<Bill> {
+        // `YYYY-MM-DD` strings order as dates do. A due date in another shape is kept, so a
+        // test can check how the plugin reports it (the daemon's store only holds real dates).
+        let is_date = |d: &str| {
+            d.len() == 10
+                && d.bytes().enumerate().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        c == b'-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
+        };
+        self.unpaid_bills()
+            .into_iter()
+            .filter(|b| !is_date(&b.due_date) || b.due_date.as_str() <= date)
+            .collect()
+    }
+    fn tickets_awaiting_callback(&self, since: Timestamp) -> Vec<Ticket> {
+        let mut out: Vec<Ticket> = self
+            .tickets
+            .iter()
+            .filter(|t| {
+                t.closed_at.is_some_and(|closed| {
+                    closed >= since && t.callback.as_ref().is_none_or(|c| c.done_at < closed)
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|t| t.closed_at);
+        out
+    }
+    fn households_by_id(&self, ids: &[String]) -> Vec<Household> {
+        ids.iter().filter_map(|id| self.household(id)).collect()
+    }
     fn now(&self) -> Timestamp {
         self.now
     }

@@ -42,7 +42,7 @@ fn plugin_test_shows_intents_kv_logs_and_resources_against_limits() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "plugin heartbeat (wuye:plugin@0.2.0), hook on-schedule, community lakeside"
+        "plugin heartbeat (wuye:plugin@0.3.0), hook on-schedule, community lakeside"
     );
     assert_eq!(lines[1], "result: ok");
     assert!(
@@ -128,7 +128,7 @@ fn plugin_check_accepts_both_wit_versions_and_refuses_a_non_plugin() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("heartbeat.wasm: ok (wuye:plugin@0.2.0"),
+        text.contains("heartbeat.wasm: ok (wuye:plugin@0.3.0"),
         "{text}"
     );
     assert!(

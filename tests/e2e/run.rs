@@ -412,7 +412,7 @@ fn sighup_rereads_the_plugins_now_and_a_broken_one_keeps_the_previous_version() 
     daemon.signal("HUP");
     let loaded = daemon.wait_log("the plugin loaded", |v| message(v) == "plugin loaded");
     assert_eq!(field(&loaded, "path"), path);
-    assert_eq!(field(&loaded, "version"), "0.2.0");
+    assert_eq!(field(&loaded, "version"), "0.3.0");
 
     // A new build deployed over the file (here the plugin built against WIT 0.1.0).
     std::fs::copy(crate::util::plugins_dir().join("legacy_v010.wasm"), &wasm).unwrap();

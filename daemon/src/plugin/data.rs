@@ -139,6 +139,42 @@ pub trait CommunityData: Send + Sync {
     fn events(&self) -> anyhow::Result<Vec<Event>>;
     /// Workday per the community's business calendar; `None` without one.
     fn is_workday(&self, date: NaiveDate) -> Option<bool>;
+
+    /// Unpaid bills due on or before `date`. The default filters [`unpaid_bills`]; a store
+    /// answers from its index instead.
+    ///
+    /// [`unpaid_bills`]: CommunityData::unpaid_bills
+    fn unpaid_bills_due_by(&self, date: NaiveDate) -> anyhow::Result<Vec<Bill>> {
+        let mut bills = self.unpaid_bills()?;
+        bills.retain(|b| b.due_date <= date);
+        Ok(bills)
+    }
+
+    /// Tickets closed at or after `since` with no callback dated at or after their closing,
+    /// oldest closing first.
+    fn tickets_awaiting_callback(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<Ticket>> {
+        let mut tickets: Vec<Ticket> = self
+            .tickets(since)?
+            .into_iter()
+            .filter(|t| {
+                t.closed_at.is_some_and(|closed| {
+                    closed >= since && t.callback.as_ref().is_none_or(|c| c.done_at < closed)
+                })
+            })
+            .collect();
+        tickets.sort_by_key(|t| t.closed_at);
+        Ok(tickets)
+    }
+
+    /// The households named, in the order asked; unknown ids left out.
+    fn households_by_id(&self, ids: &[String]) -> anyhow::Result<Vec<Household>> {
+        let mut all: std::collections::HashMap<String, Household> = self
+            .households()?
+            .into_iter()
+            .map(|h| (h.id.clone(), h))
+            .collect();
+        Ok(ids.iter().filter_map(|id| all.remove(id)).collect())
+    }
 }
 
 /// Hands out the data of one community at a time.

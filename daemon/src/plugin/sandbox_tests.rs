@@ -268,12 +268,12 @@ fn oversized_output_is_refused_and_long_logs_are_cut_with_a_marker() {
 }
 
 #[test]
-fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_2_0() {
+fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_3_0() {
     let host = host();
     let legacy = host.get(&wasm().join("legacy_v010.wasm")).unwrap();
     let current = host.get(&wasm().join("heartbeat.wasm")).unwrap();
     assert_eq!(legacy.version, WitVersion::V0_1_0);
-    assert_eq!(current.version, WitVersion::V0_2_0);
+    assert_eq!(current.version, WitVersion::V0_3_0);
     let r = run(
         "legacy_v010",
         community("lakeside", &["1-101", "1-102"]),
@@ -304,7 +304,7 @@ fn a_plugin_for_an_unknown_newer_version_is_refused_naming_the_supported_ones() 
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: built for wuye:plugin@9.0.0, which this wuyed does not know; supported versions: 0.1.0, 0.2.0. Upgrade wuyed or build the plugin against an older SDK",
+            "{}: built for wuye:plugin@9.0.0, which this wuyed does not know; supported versions: 0.1.0, 0.2.0, 0.3.0. Upgrade wuyed or build the plugin against an older SDK",
             path.display()
         )
     );
@@ -317,7 +317,7 @@ fn a_changed_plugin_is_reloaded_and_a_broken_one_keeps_the_old() {
     std::fs::copy(wasm().join("heartbeat.wasm"), &path).unwrap();
     let host = PluginHost::new(HostOptions::default()).unwrap();
     let first = host.get(&path).unwrap();
-    assert_eq!(first.version, WitVersion::V0_2_0);
+    assert_eq!(first.version, WitVersion::V0_3_0);
 
     std::fs::write(&path, b"not wasm at all").unwrap();
     let kept = host.get(&path).unwrap();

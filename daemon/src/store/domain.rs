@@ -12,6 +12,7 @@
 //! The plugin host and the outbox define their own traits for what they need; the lead's
 //! adapters call these plain methods.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -52,6 +53,7 @@ pub fn open_standalone(path: &Path) -> rusqlite::Result<Connection> {
     // Every read here goes through the statement cache; the default 16 entries would keep
     // re-preparing the domain's few dozen queries.
     conn.set_prepared_statement_cache_capacity(64);
+    super::tune_cache(&conn)?;
     apply_schema(&conn)?;
     Ok(conn)
 }
@@ -401,6 +403,32 @@ impl<'c> DomainRead<'c> {
         )
     }
 
+    /// The households named in `ids` (any order; unknown ids left out) and their owners, by
+    /// household then owner id: the few a run writes to, read in one query each rather than
+    /// all of a community's.
+    pub fn households_by_id(
+        &self,
+        ids: &[String],
+    ) -> rusqlite::Result<(Vec<Household>, Vec<Owner>)> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let households = self.all(
+            "SELECT community, id, building, unit, room FROM households
+             WHERE community = ?1 AND id IN (SELECT value FROM json_each(?2)) ORDER BY id",
+            params![self.community, ids],
+            household_row,
+        )?;
+        let owners = self.all(
+            &format!(
+                "{OWNER_SELECT} WHERE community = ?1 AND household IN
+                 (SELECT value FROM json_each(?2)) ORDER BY household, id"
+            ),
+            params![self.community, ids],
+            owner_row,
+        )?;
+        Ok((households, owners))
+    }
+
     /// Who receives a household's messages: every owner (co-owners included) with contacts,
     /// language and preferred channel, in a stable order (by owner id).
     pub fn household_recipients(&self, household: &str) -> rusqlite::Result<Vec<Owner>> {
@@ -415,20 +443,33 @@ impl<'c> DomainRead<'c> {
     /// channel has an address, else the first with any address. `None` for an unknown or
     /// unreachable household (the desk must call).
     pub fn household_primary_contact(&self, household: &str) -> rusqlite::Result<Option<Owner>> {
-        let owners = self.household_recipients(household)?;
-        let usable = |o: &Owner| match o.preferred_contact {
-            ContactChannel::Email => o.email.is_some(),
-            ContactChannel::Sms => o.phone.is_some(),
-        };
-        Ok(owners
-            .iter()
-            .find(|o| usable(o))
-            .or_else(|| {
-                owners
-                    .iter()
-                    .find(|o| o.email.is_some() || o.phone.is_some())
-            })
-            .cloned())
+        Ok(primary_contact(&self.household_recipients(household)?).cloned())
+    }
+
+    /// [`household_primary_contact`] of each of `households` that has one, in one query.
+    ///
+    /// [`household_primary_contact`]: DomainRead::household_primary_contact
+    pub fn household_primary_contacts(
+        &self,
+        households: &[String],
+    ) -> rusqlite::Result<HashMap<String, Owner>> {
+        let ids = serde_json::to_string(households)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let owners = self.all(
+            &format!(
+                "{OWNER_SELECT} WHERE community = ?1 AND household IN
+                 (SELECT value FROM json_each(?2)) ORDER BY household, id"
+            ),
+            params![self.community, ids],
+            owner_row,
+        )?;
+        let mut out = HashMap::new();
+        for group in owners.chunk_by(|a, b| a.household == b.household) {
+            if let Some(o) = primary_contact(group) {
+                out.insert(o.household.clone(), o.clone());
+            }
+        }
+        Ok(out)
     }
 
     pub fn owner(&self, id: i64) -> rusqlite::Result<Option<Owner>> {
@@ -644,16 +685,32 @@ impl<'c> DomainRead<'c> {
             "{TICKET_SELECT} WHERE community = ?1 AND (closed_at IS NULL OR closed_at >= ?2)
              ORDER BY opened_at, id"
         ))?;
+        let since = fmt_ts(since);
         let tickets: Vec<Ticket> = st
-            .query_map(params![self.community, fmt_ts(since)], ticket_row)?
+            .query_map(params![self.community, since], ticket_row)?
             .collect::<rusqlite::Result<_>>()?;
-        tickets
+        // Every callback of these tickets in one read, the latest of each kept: a query per
+        // ticket made the daily sweep cost a round trip for every open ticket (fee visits pile
+        // up as open tickets), the largest single cost of a simulated year.
+        let mut latest: HashMap<i64, Callback> = HashMap::new();
+        for cb in self.all(
+            "SELECT c.id, c.community, c.ticket_id, c.done_at, c.done_by, c.satisfied, c.score,
+                    c.notes
+             FROM callbacks c JOIN tickets t ON t.id = c.ticket_id
+             WHERE t.community = ?1 AND (t.closed_at IS NULL OR t.closed_at >= ?2)
+             ORDER BY c.ticket_id, c.done_at, c.id",
+            params![self.community, since],
+            callback_row,
+        )? {
+            latest.insert(cb.ticket_id, cb);
+        }
+        Ok(tickets
             .into_iter()
             .map(|t| {
-                let cb = self.latest_callback(t.id)?;
-                Ok((t, cb))
+                let cb = latest.remove(&t.id);
+                (t, cb)
             })
-            .collect()
+            .collect())
     }
 
     /// The most recent callback of a ticket.
@@ -679,6 +736,23 @@ impl<'c> DomainRead<'c> {
              ORDER BY t.closed_at, t.id"
             ),
             [self.community],
+            ticket_row,
+        )
+    }
+
+    /// [`tickets_closed_without_callback`] closed at or after `since`: what a daily sweep for
+    /// missed callbacks looks at.
+    ///
+    /// [`tickets_closed_without_callback`]: DomainRead::tickets_closed_without_callback
+    pub fn tickets_awaiting_callback(&self, since: DateTime<Utc>) -> rusqlite::Result<Vec<Ticket>> {
+        self.all(
+            &format!(
+                "{TICKET_SELECT} t WHERE t.community = ?1 AND t.closed_at >= ?2
+             AND NOT EXISTS (SELECT 1 FROM callbacks c
+                         WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
+             ORDER BY t.closed_at, t.id"
+            ),
+            params![self.community, fmt_ts(since)],
             ticket_row,
         )
     }
@@ -1748,6 +1822,20 @@ impl<'c> DomainWrite<'c> {
 
 // ----- row mapping -----
 
+/// Among a household's owners (by id), the one its messages go to: the first whose preferred
+/// channel has an address, else the first with any address.
+fn primary_contact(owners: &[Owner]) -> Option<&Owner> {
+    let usable = |o: &&Owner| match o.preferred_contact {
+        ContactChannel::Email => o.email.is_some(),
+        ContactChannel::Sms => o.phone.is_some(),
+    };
+    owners.iter().find(usable).or_else(|| {
+        owners
+            .iter()
+            .find(|o| o.email.is_some() || o.phone.is_some())
+    })
+}
+
 const OWNER_SELECT: &str = "SELECT id, community, household, name, phone, email, language, \
                             preferred_contact FROM owners";
 const BILL_SELECT: &str =
@@ -2244,14 +2332,74 @@ mod tests {
             ..bad
         };
         with_tx(&mut conn, |tx| {
-            let d = tx.domain("shuipan");
-            d.close_ticket("T1", t(18), None, t(18))?;
-            d.record_callback("T1", &good, t(20))
+            tx.domain("shuipan").close_ticket("T1", t(18), None, t(18))
+        })
+        .unwrap();
+        // Closed again: the bad callback answered the first closing, not this one.
+        let r = DomainRead::new(&conn, "shuipan");
+        let awaiting = r.tickets_awaiting_callback(t(0)).unwrap();
+        assert_eq!(awaiting.iter().map(|t| t.id).collect::<Vec<_>>(), [id]);
+        assert!(r.tickets_awaiting_callback(t(19)).unwrap().is_empty());
+        let since = r.tickets_since(t(0)).unwrap();
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].1.as_ref().map(|c| c.score), Some(2));
+
+        with_tx(&mut conn, |tx| {
+            tx.domain("shuipan").record_callback("T1", &good, t(20))
         })
         .unwrap();
         let r = DomainRead::new(&conn, "shuipan");
         assert!(r.tickets_closed_without_callback().unwrap().is_empty());
+        assert!(r.tickets_awaiting_callback(t(0)).unwrap().is_empty());
+        assert_eq!(
+            r.tickets_since(t(0)).unwrap()[0]
+                .1
+                .as_ref()
+                .map(|c| c.score),
+            Some(5)
+        );
         assert_eq!(r.ticket(id).unwrap().unwrap().closed_at, Some(t(18)));
+    }
+
+    #[test]
+    fn batch_reads_agree_with_the_one_by_one_reads() {
+        let mut conn = db();
+        seed(&mut conn, "shuipan");
+        with_tx(&mut conn, |tx| -> rusqlite::Result<()> {
+            let d = tx.domain("shuipan");
+            // A co-owner whose preferred channel has no address: the first owner still wins.
+            d.upsert_owner(&OwnerInput {
+                household: "1-1-101".into(),
+                name: "李娜".into(),
+                phone: None,
+                email: Some("li@example.com".into()),
+                language: Language::En,
+                preferred_contact: ContactChannel::Sms,
+            })?;
+            d.upsert_household("2", "1", "201")?;
+            Ok(())
+        })
+        .unwrap();
+        let r = DomainRead::new(&conn, "shuipan");
+        let ids: Vec<String> = ["1-1-102", "nobody", "1-1-101", "2-1-201"]
+            .map(String::from)
+            .to_vec();
+        let contacts = r.household_primary_contacts(&ids).unwrap();
+        for id in &ids {
+            assert_eq!(
+                contacts.get(id).map(|o| o.id),
+                r.household_primary_contact(id).unwrap().map(|o| o.id),
+                "{id}"
+            );
+        }
+        assert_eq!(contacts.len(), 1);
+        let (households, owners) = r.households_by_id(&ids).unwrap();
+        assert_eq!(
+            households.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            ["1-1-101", "1-1-102", "2-1-201"]
+        );
+        assert_eq!(owners.len(), 2);
+        assert!(owners.iter().all(|o| o.household == "1-1-101"));
     }
 
     #[test]

@@ -105,27 +105,8 @@ impl CommunityData for CommunityView {
     }
 
     fn households(&self) -> anyhow::Result<Vec<Household>> {
-        self.read(|d| {
-            // Owners grouped by household once (they come by household, then id): matching
-            // each household against every owner was quadratic, 10^10 comparisons at 100,000
-            // households.
-            let mut owners: HashMap<String, Vec<String>> = HashMap::new();
-            for o in d.owners()? {
-                owners
-                    .entry(o.household)
-                    .or_default()
-                    .push(o.id.to_string());
-            }
-            Ok(d.households()?
-                .into_iter()
-                .map(|h| Household {
-                    owners: owners.remove(&h.id).unwrap_or_default(),
-                    unit: unit_label(&h),
-                    id: h.id,
-                    building: h.building,
-                })
-                .collect())
-        })
+        let (households, owners) = self.read(|d| Ok((d.households()?, d.owners()?)))?;
+        Ok(with_owners(households, owners, None))
     }
 
     fn household(&self, id: &str) -> anyhow::Result<Option<Household>> {
@@ -285,6 +266,64 @@ impl CommunityData for CommunityView {
     fn is_workday(&self, date: NaiveDate) -> Option<bool> {
         self.community.calendar.as_ref().map(|c| c.is_workday(date))
     }
+
+    fn unpaid_bills_due_by(&self, date: NaiveDate) -> anyhow::Result<Vec<Bill>> {
+        Ok(self
+            .read(|d| d.unpaid_bills_due_by(date))?
+            .into_iter()
+            .map(bill)
+            .collect())
+    }
+
+    fn tickets_awaiting_callback(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<Ticket>> {
+        self.read(|d| {
+            d.tickets_awaiting_callback(since)?
+                .into_iter()
+                .map(|t| {
+                    let c = d.latest_callback(t.id)?;
+                    Ok(ticket(t, c))
+                })
+                .collect()
+        })
+    }
+
+    fn households_by_id(&self, ids: &[String]) -> anyhow::Result<Vec<Household>> {
+        let (households, owners) = self.read(|d| d.households_by_id(ids))?;
+        Ok(with_owners(households, owners, Some(ids)))
+    }
+}
+
+/// Households as plugins see them, each with its owners' ids (owners come by household, then
+/// id), in the order of `order` when given (unknown ids left out), else as they came.
+fn with_owners(
+    households: Vec<crate::domain::Household>,
+    owners: Vec<crate::domain::Owner>,
+    order: Option<&[String]>,
+) -> Vec<Household> {
+    // Grouped once: matching each household against every owner was quadratic, 10^10
+    // comparisons at 100,000 households.
+    let mut by_household: HashMap<String, Vec<String>> = HashMap::new();
+    for o in owners {
+        by_household
+            .entry(o.household)
+            .or_default()
+            .push(o.id.to_string());
+    }
+    let mut out: Vec<Household> = households
+        .into_iter()
+        .map(|h| Household {
+            owners: by_household.remove(&h.id).unwrap_or_default(),
+            unit: unit_label(&h),
+            id: h.id,
+            building: h.building,
+        })
+        .collect();
+    if let Some(order) = order {
+        let mut by_id: HashMap<String, Household> =
+            out.drain(..).map(|h| (h.id.clone(), h)).collect();
+        out = order.iter().filter_map(|id| by_id.remove(id)).collect();
+    }
+    out
 }
 
 /// The unit as owners write their address after the building: 单元 and room (`2单元301`), which

@@ -286,16 +286,15 @@ impl CallbackEscalation {
         host.kv_put(&key, &history);
     }
 
-    /// The daily sweep (if the workflow has a schedule): tickets closed in the last `days` with
-    /// no callback and no chain yet (closed while the daemon was down, or imported) get one.
+    /// The daily sweep (if the workflow has a schedule): tickets closed in the last 30 days
+    /// that no callback answered and with no chain yet (closed while the daemon was down, or
+    /// imported) get one. Only those are read: open tickets (fee visits and other desk tasks
+    /// pile up) are not the sweep's business.
     fn sweep(&self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
         let since = run.due_at - 30 * DAY_MS;
         let mut started = 0;
-        for t in host.tickets(since) {
-            if t.closed_at.is_none()
-                || t.callback.is_some()
-                || host.kv_get(&format!("ticket:{}", t.id)).is_some()
-            {
+        for t in host.tickets_awaiting_callback(since) {
+            if host.kv_get(&format!("ticket:{}", t.id)).is_some() {
                 continue;
             }
             let payload = serde_json::json!({ "no": t.id }).to_string();

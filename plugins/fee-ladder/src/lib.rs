@@ -194,12 +194,20 @@ impl<R: LateFeeRule> FeeReminder<R> {
         let tz = zone(&host.timezone())?;
         let today = local_date(run.due_at, tz);
 
+        // Bills further out than the ladder's first step have reached nothing yet: they are
+        // neither reminded nor listed, so they are not even read.
+        let first_step = params.ladder.first().map_or(0, |s| s.days);
+        let horizon = today - chrono::Duration::days(i64::from(first_step));
         let mut per_household: BTreeMap<String, Vec<(Bill, NaiveDate)>> = BTreeMap::new();
-        for bill in host.unpaid_bills() {
+        for bill in host.unpaid_bills_due_by(&horizon.to_string()) {
             if !params.fee_types.is_empty() && !params.fee_types.contains(&bill.fee_type) {
                 continue;
             }
-            let due = parse_date(&format!("bill {}: due_date", bill.id), &bill.due_date)?;
+            // The context is only written out for a bad date: this runs once per unpaid bill.
+            let due = match bill.due_date.parse::<NaiveDate>() {
+                Ok(d) => d,
+                Err(_) => parse_date(&format!("bill {}: due_date", bill.id), &bill.due_date)?,
+            };
             per_household
                 .entry(bill.household.clone())
                 .or_default()
@@ -208,7 +216,8 @@ impl<R: LateFeeRule> FeeReminder<R> {
 
         let mut sent = 0usize;
         let mut skipped = 0usize;
-        let mut labels = Labels::default();
+        // What each household gets this run; labels are read afterwards, for those only.
+        let mut due: Vec<Reminder<'_>> = Vec::new();
         for (household, mut bills) in per_household {
             if !self.rules.remind_household(&household, host) {
                 skipped += 1;
@@ -221,9 +230,9 @@ impl<R: LateFeeRule> FeeReminder<R> {
             // reached the ladder is listed.
             let mut owner_step: Option<&Step> = None;
             let mut staff_steps: Vec<&Step> = Vec::new();
-            let mut listed = Vec::new();
-            for (bill, due) in &bills {
-                let days = (today - *due).num_days();
+            let mut listed: Vec<(Bill, i64)> = Vec::new();
+            for (bill, due) in bills {
+                let days = (today - due).num_days();
                 let Some(reached) = params
                     .ladder
                     .iter()
@@ -232,8 +241,8 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 else {
                     continue;
                 };
-                listed.push((bill, days));
                 let key = format!("bill:{}", bill.id);
+                listed.push((bill, days));
                 let last: Option<i32> = host.kv_get(&key).and_then(|v| v.parse().ok());
                 if last.is_some_and(|l| l >= reached.days) {
                     continue;
@@ -260,6 +269,21 @@ impl<R: LateFeeRule> FeeReminder<R> {
             if listed.is_empty() || (owner_step.is_none() && staff_steps.is_empty()) {
                 continue;
             }
+            due.push(Reminder {
+                household,
+                listed,
+                owner_step,
+                staff_steps,
+            });
+        }
+        let labels = labels(host, due.iter().map(|r| r.household.clone()).collect());
+        for Reminder {
+            household,
+            listed,
+            owner_step,
+            staff_steps,
+        } in due
+        {
             let total: i64 = listed.iter().map(|(b, _)| b.amount_fen - b.paid_fen).sum();
             let late: i64 = listed
                 .iter()
@@ -278,24 +302,21 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 .collect::<Vec<_>>()
                 .join("\n");
             // Structured for the templates (`{% for b in bills %}`): a JSON list in one variable.
-            let bills_json = serde_json::Value::Array(
-                listed
+            let bills_json = json(
+                &listed
                     .iter()
-                    .map(|(b, _)| {
-                        serde_json::json!({
-                            "id": b.id, "fee_type": b.fee_type, "period": b.period,
-                            "amount": amount(b.amount_fen - b.paid_fen), "due_date": b.due_date,
-                        })
+                    .map(|(b, _)| BillVar {
+                        id: &b.id,
+                        fee_type: &b.fee_type,
+                        period: &b.period,
+                        amount: amount(b.amount_fen - b.paid_fen),
+                        due_date: &b.due_date,
                     })
-                    .collect(),
-            )
-            .to_string();
-            let bill_ids = serde_json::Value::from(
-                listed.iter().map(|(b, _)| b.id.clone()).collect::<Vec<_>>(),
-            )
-            .to_string();
+                    .collect::<Vec<_>>(),
+            );
+            let bill_ids = json(&listed.iter().map(|(b, _)| &b.id).collect::<Vec<_>>());
             let days_overdue = listed.iter().map(|(_, d)| *d).max().unwrap_or(0).max(0);
-            let label = labels.get(host, &household);
+            let label = label(&labels, &household);
             if let Some(step) = owner_step {
                 let mut msg = Message::to_household(
                     &household,
@@ -341,7 +362,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
         }
 
         let alerts = match &params.balance_template {
-            Some(t) => self.balance_alerts(t, &mut labels, host),
+            Some(t) => self.balance_alerts(t, host),
             None => 0,
         };
         let community = host.community_id();
@@ -360,26 +381,30 @@ impl<R: LateFeeRule> FeeReminder<R> {
     }
 
     /// One alert per crossing below a threshold; re-armed once the balance recovers.
-    fn balance_alerts(&self, template: &str, labels: &mut Labels, host: &mut dyn Host) -> usize {
-        let mut alerts = 0;
+    fn balance_alerts(&self, template: &str, host: &mut dyn Host) -> usize {
+        let mut crossed = Vec::new();
         for b in host.balances() {
             let key = format!("low:{}:{}", b.household, b.utility);
             let low = b.balance_fen < b.threshold_fen;
             let alerted = host.kv_get(&key).is_some();
             if low && !alerted {
                 host.kv_put(&key, &b.balance_fen.to_string());
-                host.send(
-                    Message::to_household(&b.household, template, &format!("low-{}", b.utility))
-                        .var("household.label", labels.get(host, &b.household))
-                        .var("utility", &b.utility)
-                        .var("balance", amount(b.balance_fen))
-                        .var("threshold", amount(b.threshold_fen))
-                        .category(Category::Urgent),
-                );
-                alerts += 1;
+                crossed.push(b);
             } else if !low && alerted {
                 host.kv_delete(&key);
             }
+        }
+        let labels = labels(host, crossed.iter().map(|b| b.household.clone()).collect());
+        let alerts = crossed.len();
+        for b in crossed {
+            host.send(
+                Message::to_household(&b.household, template, &format!("low-{}", b.utility))
+                    .var("household.label", label(&labels, &b.household))
+                    .var("utility", &b.utility)
+                    .var("balance", amount(b.balance_fen))
+                    .var("threshold", amount(b.threshold_fen))
+                    .category(Category::Urgent),
+            );
         }
         alerts
     }
@@ -424,34 +449,50 @@ pub fn household_label(h: &Household) -> String {
     }
 }
 
-/// Labels of the households a run writes to. The first few are asked one by one; past that, all
-/// households are read once: on a due date in a large community thousands are written to, and
-/// one bulk read is far cheaper than thousands of lookups through the sandbox boundary.
-#[derive(Debug, Default)]
-struct Labels {
-    asked: usize,
-    all: Option<HashMap<String, String>>,
+/// A bill as the templates see it in `bills`.
+#[derive(serde::Serialize)]
+struct BillVar<'a> {
+    id: &'a str,
+    fee_type: &'a str,
+    period: &'a str,
+    amount: String,
+    due_date: &'a str,
 }
 
-impl Labels {
-    const ONE_BY_ONE: usize = 32;
+/// `value` as JSON text, written straight from the borrowed data (no `serde_json::Value` tree
+/// per bill: on a due date this runs for every household in arrears).
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
 
-    fn get(&mut self, host: &dyn Host, household: &str) -> String {
-        self.asked += 1;
-        if self.all.is_none() && self.asked > Self::ONE_BY_ONE {
-            self.all = Some(
-                host.households()
-                    .iter()
-                    .map(|h| (h.id.clone(), household_label(h)))
-                    .collect(),
-            );
-        }
-        match &self.all {
-            Some(all) => all.get(household).cloned(),
-            None => host.household(household).as_ref().map(household_label),
-        }
-        .unwrap_or_else(|| household.to_string())
+/// One household's reminder of a run: the bills listed (with days since due), the owner step
+/// that decides the tone, the staff steps reached.
+struct Reminder<'a> {
+    household: String,
+    listed: Vec<(Bill, i64)>,
+    owner_step: Option<&'a Step>,
+    staff_steps: Vec<&'a Step>,
+}
+
+/// Labels of the households a run writes to, read in one host call for those households only:
+/// on a due date in a large community thousands are written to, and reading every household
+/// (or one call each) cost more than the reminders.
+fn labels(host: &dyn Host, households: Vec<String>) -> HashMap<String, String> {
+    if households.is_empty() {
+        return HashMap::new();
     }
+    host.households_by_id(&households)
+        .iter()
+        .map(|h| (h.id.clone(), household_label(h)))
+        .collect()
+}
+
+/// The household's label, or its id when the household is unknown.
+fn label(labels: &HashMap<String, String>, household: &str) -> String {
+    labels
+        .get(household)
+        .cloned()
+        .unwrap_or_else(|| household.to_string())
 }
 
 /// How firm the wording is at a step, for templates that vary it (`gentle` before the due date,

@@ -18,14 +18,17 @@ use super::host::{Hook, LoadError, RunState};
 
 pub mod since_v0_1_0;
 pub mod since_v0_2_0;
+pub mod since_v0_3_0;
 
 /// Versions this host loads, oldest first.
-pub const SUPPORTED_VERSIONS: &[WitVersion] = &[WitVersion::V0_1_0, WitVersion::V0_2_0];
+pub const SUPPORTED_VERSIONS: &[WitVersion] =
+    &[WitVersion::V0_1_0, WitVersion::V0_2_0, WitVersion::V0_3_0];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum WitVersion {
     V0_1_0,
     V0_2_0,
+    V0_3_0,
 }
 
 impl WitVersion {
@@ -33,6 +36,7 @@ impl WitVersion {
         match self {
             WitVersion::V0_1_0 => "0.1.0",
             WitVersion::V0_2_0 => "0.2.0",
+            WitVersion::V0_3_0 => "0.3.0",
         }
     }
 
@@ -94,6 +98,7 @@ pub(crate) fn detect(
 pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> anyhow::Result<()> {
     since_v0_1_0::add_to_linker(linker)?;
     since_v0_2_0::add_to_linker(linker)?;
+    since_v0_3_0::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -101,6 +106,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> anyhow::Result<()>
 pub(crate) enum VersionedPre {
     V0_1_0(since_v0_1_0::PluginPre<RunState>),
     V0_2_0(since_v0_2_0::PluginPre<RunState>),
+    V0_3_0(since_v0_3_0::PluginPre<RunState>),
 }
 
 impl VersionedPre {
@@ -108,6 +114,7 @@ impl VersionedPre {
         Ok(match version {
             WitVersion::V0_1_0 => VersionedPre::V0_1_0(since_v0_1_0::PluginPre::new(pre)?),
             WitVersion::V0_2_0 => VersionedPre::V0_2_0(since_v0_2_0::PluginPre::new(pre)?),
+            WitVersion::V0_3_0 => VersionedPre::V0_3_0(since_v0_3_0::PluginPre::new(pre)?),
         })
     }
 
@@ -122,6 +129,7 @@ impl VersionedPre {
         match self {
             VersionedPre::V0_1_0(pre) => since_v0_1_0::call(pre, store, run, hook),
             VersionedPre::V0_2_0(pre) => since_v0_2_0::call(pre, store, run, hook),
+            VersionedPre::V0_3_0(pre) => since_v0_3_0::call(pre, store, run, hook),
         }
     }
 }
@@ -130,6 +138,7 @@ impl VersionedPre {
 pub(crate) enum VersionedInstance {
     V0_1_0(since_v0_1_0::Plugin),
     V0_2_0(since_v0_2_0::Plugin),
+    V0_3_0(since_v0_3_0::Plugin),
 }
 
 impl VersionedPre {
@@ -137,6 +146,7 @@ impl VersionedPre {
         Ok(match self {
             VersionedPre::V0_1_0(pre) => VersionedInstance::V0_1_0(pre.instantiate(store)?),
             VersionedPre::V0_2_0(pre) => VersionedInstance::V0_2_0(pre.instantiate(store)?),
+            VersionedPre::V0_3_0(pre) => VersionedInstance::V0_3_0(pre.instantiate(store)?),
         })
     }
 }
@@ -151,6 +161,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1_0(p) => since_v0_1_0::call_on(p, store, run, hook),
             VersionedInstance::V0_2_0(p) => since_v0_2_0::call_on(p, store, run, hook),
+            VersionedInstance::V0_3_0(p) => since_v0_3_0::call_on(p, store, run, hook),
         }
     }
 }
@@ -219,7 +230,7 @@ macro_rules! host_impl {
                 period: x.period,
                 amount_fen: x.amount_fen,
                 paid_fen: x.paid_fen,
-                due_date: x.due_date.format("%Y-%m-%d").to_string(),
+                due_date: x.due_date.to_string(),
             }
         }
 
