@@ -15,7 +15,7 @@
 
 mod channel;
 mod dispatch;
-mod email;
+pub(crate) mod email;
 mod quiet;
 mod settings;
 mod sms;
@@ -248,6 +248,24 @@ pub trait Directory: Send + Sync {
         community: &str,
         household: &str,
     ) -> anyhow::Result<Option<Contact>>;
+    /// [`household_contact`] of many households at once, by household id (unknown ones left
+    /// out): a run that writes to thousands of households reads their contacts in one go. The
+    /// default asks one by one.
+    ///
+    /// [`household_contact`]: Directory::household_contact
+    fn household_contacts(
+        &self,
+        community: &str,
+        households: &[String],
+    ) -> anyhow::Result<std::collections::HashMap<String, Contact>> {
+        let mut out = std::collections::HashMap::new();
+        for h in households {
+            if let Some(c) = self.household_contact(community, h)? {
+                out.insert(h.clone(), c);
+            }
+        }
+        Ok(out)
+    }
     /// One owner. `None` if there is no such owner.
     fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<Contact>>;
     /// Whether the reason of a message (as the workflow wrote it, `{"bills": [12, 13]}`) still

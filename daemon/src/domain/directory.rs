@@ -46,6 +46,19 @@ impl Directory for StoreDirectory {
             .map(contact))
     }
 
+    fn household_contacts(
+        &self,
+        community: &str,
+        households: &[String],
+    ) -> anyhow::Result<std::collections::HashMap<String, Contact>> {
+        Ok(self
+            .reader
+            .read(community, |d| d.household_primary_contacts(households))?
+            .into_iter()
+            .map(|(h, o)| (h, contact(o)))
+            .collect())
+    }
+
     fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<Contact>> {
         // Owner ids are numbers in the store; anything else names nobody.
         let Ok(id) = owner.parse::<i64>() else {

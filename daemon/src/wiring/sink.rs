@@ -92,9 +92,10 @@ impl IntentSink for OutboxSink {
         let loaded = self.loaded.read().expect("sink poisoned").clone();
         let now = self.clock.now();
         let community: &Community = &run.community;
+        let directory = Prefetched::for_run(self.directory.as_ref(), community, intents)?;
         let ctx = EnqueueContext {
             community,
-            directory: self.directory.as_ref(),
+            directory: &directory,
             templates: &loaded.templates,
             delivery: &loaded.settings.daemon.delivery,
             now,
@@ -219,6 +220,71 @@ impl IntentSink for OutboxSink {
             }
         }
         Ok(summary)
+    }
+}
+
+/// The directory with the contacts of every household a run writes to read up front, in one
+/// query: a due date in a large community queues thousands of messages, and a lookup each was
+/// a fifth of the run's cost.
+struct Prefetched<'a> {
+    inner: &'a dyn deliver::Directory,
+    community: &'a str,
+    contacts: HashMap<String, deliver::Contact>,
+}
+
+impl<'a> Prefetched<'a> {
+    fn for_run(
+        inner: &'a dyn deliver::Directory,
+        community: &'a Community,
+        intents: &[Intent],
+    ) -> anyhow::Result<Prefetched<'a>> {
+        let mut households: Vec<String> = intents
+            .iter()
+            .filter_map(|i| match i {
+                Intent::Send(m) => match &m.to {
+                    intent::Recipient::Household(h) => Some(h.clone()),
+                    intent::Recipient::Owner(_) => None,
+                },
+                _ => None,
+            })
+            .collect();
+        households.sort_unstable();
+        households.dedup();
+        let contacts = if households.len() > 1 {
+            inner.household_contacts(&community.id, &households)?
+        } else {
+            HashMap::new()
+        };
+        Ok(Prefetched {
+            inner,
+            community: &community.id,
+            contacts,
+        })
+    }
+}
+
+impl deliver::Directory for Prefetched<'_> {
+    fn household_contact(
+        &self,
+        community: &str,
+        household: &str,
+    ) -> anyhow::Result<Option<deliver::Contact>> {
+        match self.contacts.get(household) {
+            Some(c) if community == self.community => Ok(Some(c.clone())),
+            _ => self.inner.household_contact(community, household),
+        }
+    }
+
+    fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<deliver::Contact>> {
+        self.inner.owner(community, owner)
+    }
+
+    fn still_relevant(
+        &self,
+        community: &str,
+        reason: &Value,
+    ) -> anyhow::Result<deliver::Relevance> {
+        self.inner.still_relevant(community, reason)
     }
 }
 
