@@ -410,23 +410,26 @@ impl<'c> DomainRead<'c> {
         &self,
         ids: &[String],
     ) -> rusqlite::Result<(Vec<Household>, Vec<Owner>)> {
-        let ids = serde_json::to_string(ids)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         let households = self.all(
             "SELECT community, id, building, unit, room FROM households
              WHERE community = ?1 AND id IN (SELECT value FROM json_each(?2)) ORDER BY id",
-            params![self.community, ids],
+            params![self.community, json_list(ids)?],
             household_row,
         )?;
-        let owners = self.all(
+        Ok((households, self.owners_of_households(ids)?))
+    }
+
+    /// Every owner of the households named (unknown ids left out), by household then owner id,
+    /// in one query: the id list is bound as one JSON array, whatever its length.
+    pub fn owners_of_households(&self, households: &[String]) -> rusqlite::Result<Vec<Owner>> {
+        self.all(
             &format!(
                 "{OWNER_SELECT} WHERE community = ?1 AND household IN
                  (SELECT value FROM json_each(?2)) ORDER BY household, id"
             ),
-            params![self.community, ids],
+            params![self.community, json_list(households)?],
             owner_row,
-        )?;
-        Ok((households, owners))
+        )
     }
 
     /// Who receives a household's messages: every owner (co-owners included) with contacts,
@@ -453,16 +456,7 @@ impl<'c> DomainRead<'c> {
         &self,
         households: &[String],
     ) -> rusqlite::Result<HashMap<String, Owner>> {
-        let ids = serde_json::to_string(households)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let owners = self.all(
-            &format!(
-                "{OWNER_SELECT} WHERE community = ?1 AND household IN
-                 (SELECT value FROM json_each(?2)) ORDER BY household, id"
-            ),
-            params![self.community, ids],
-            owner_row,
-        )?;
+        let owners = self.owners_of_households(households)?;
         let mut out = HashMap::new();
         for group in owners.chunk_by(|a, b| a.household == b.household) {
             if let Some(o) = primary_contact(group) {
@@ -1821,6 +1815,11 @@ impl<'c> DomainWrite<'c> {
 }
 
 // ----- row mapping -----
+
+/// `["a","b"]`: a list of ids bound as one parameter, read back with `json_each`.
+fn json_list(ids: &[String]) -> rusqlite::Result<String> {
+    serde_json::to_string(ids).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
 
 /// Among a household's owners (by id), the one its messages go to: the first whose preferred
 /// channel has an address, else the first with any address.

@@ -51,6 +51,14 @@ impl std::fmt::Display for WitVersion {
     }
 }
 
+/// `community.is-workday` (since 0.2.0): `None` for a date that is not `YYYY-MM-DD` or a
+/// community without a calendar.
+pub(crate) fn is_workday(data: &dyn super::data::CommunityData, date: &str) -> Option<bool> {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| data.is_workday(d))
+}
+
 /// The marker type behind the `community` resource: a run's store holds one, for its community.
 pub struct CommunityHandle;
 

@@ -14,8 +14,6 @@ super::host_impl!({
         _: Resource<CommunityHandle>,
         date: String,
     ) -> wasmtime::Result<Option<bool>> {
-        Ok(chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| self.ctx.data.is_workday(d)))
+        Ok(super::is_workday(self.ctx.data.as_ref(), &date))
     }
 });
