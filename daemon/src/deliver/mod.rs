@@ -425,7 +425,16 @@ pub fn enqueue(
     }
 
     let slot = req.occurrence.slot();
-    let cdel = community.raw.delivery.clone().unwrap_or_default();
+    // The community's delivery overrides, read in place: a clone per message showed in the
+    // profile of a 20,000-message run.
+    let no_overrides;
+    let cdel = match &community.raw.delivery {
+        Some(d) => d,
+        None => {
+            no_overrides = Default::default();
+            &no_overrides
+        }
+    };
     let provider = cdel
         .sms
         .as_ref()

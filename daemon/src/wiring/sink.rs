@@ -477,6 +477,138 @@ fn public_url(settings: &Settings) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+
+    /// A run writing to many households (their contacts read in one query) queues every
+    /// household its own rendered notice, with its own contact, in intent order.
+    #[test]
+    fn a_large_run_queues_each_household_its_own_message_and_contact() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join("communities")).unwrap();
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("plugins/fee_reminder.wasm"), b"").unwrap();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let templates = repo.join("config/templates");
+        std::fs::write(
+            config.join("wuyed.toml"),
+            "[daemon]\ndata_dir = \"../data\"\n\n[plugins]\ndir = \"../plugins\"\n",
+        )
+        .unwrap();
+        copy_dir(&templates, &config.join("templates"));
+        std::fs::write(
+            config.join("communities/big.toml"),
+            "id = \"big\"\nname = \"大社区\"\n\n[workflows.fee_reminder]\nplugin = \"fee_reminder\"\n",
+        )
+        .unwrap();
+        let now = Utc.with_ymd_and_hms(2027, 3, 15, 2, 0, 0).unwrap();
+        let options = crate::config::LoadOptions {
+            env: Default::default(),
+            plugin_check: |_| Ok(()),
+            today: now.date_naive(),
+        };
+        let settings = Arc::new(crate::config::load_with(&config, &options).unwrap());
+        let store = crate::store::Store::open_in(&dir.path().join("data")).unwrap();
+        let households = 131;
+        store
+            .write(|tx| {
+                let d = tx.domain("big");
+                for i in 0..households {
+                    d.upsert_household("1", "1", &format!("{}", 101 + i))?;
+                    d.upsert_owner(&crate::store::domain::OwnerInput {
+                        household: format!("1-1-{}", 101 + i),
+                        name: format!("业主{i}"),
+                        phone: Some(format!("139{i:08}")),
+                        email: Some(format!("o{i}@example.com")),
+                        language: crate::domain::Language::ZhCn,
+                        preferred_contact: if i % 2 == 0 {
+                            crate::domain::ContactChannel::Sms
+                        } else {
+                            crate::domain::ContactChannel::Email
+                        },
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let reader = Arc::new(crate::store::domain::DomainReader::open(store.path()).unwrap());
+        let sink = OutboxSink::new(
+            settings.clone(),
+            Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
+            Arc::new(crate::clock::ManualClock::new(now)),
+        )
+        .unwrap();
+        let community = settings.communities[0].clone();
+        let run = RunRequest {
+            run_id: 1,
+            workflow: community.workflows[0].clone(),
+            community,
+            due_at: now,
+            trigger: Trigger::Schedule,
+        };
+        let intents: Vec<Intent> = (0..households)
+            .map(|i| {
+                let vars = [
+                    ("household.label", format!("1栋1单元{}", 101 + i)),
+                    ("tone", "firm".to_string()),
+                    ("days_overdue", "28".to_string()),
+                    ("total", format!("{i}.00")),
+                    (
+                        "bills",
+                        format!(
+                            r#"[{{"id":"{i}","fee_type":"property","period":"2027-02","amount":"{i}.00","due_date":"2027-02-15"}}]"#
+                        ),
+                    ),
+                ];
+                Intent::Send(intent::Message {
+                    to: intent::Recipient::Household(format!("1-1-{}", 101 + i)),
+                    template: "bill_notice".into(),
+                    vars: vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                    channel: intent::Channel::Preferred,
+                    category: intent::Category::Transactional,
+                    step: "overdue-7d".into(),
+                })
+            })
+            .collect();
+        let summary = store.write(|tx| sink.apply(tx, &run, &intents)).unwrap();
+        assert_eq!(summary.messages, households);
+
+        let rows = store
+            .read(|tx| Ok(tx.outbox_list(None, None, usize::MAX >> 1)?))
+            .unwrap();
+        let mut rows = rows;
+        rows.sort_by_key(|m| m.id);
+        assert_eq!(rows.len(), households);
+        for (i, m) in rows.iter().enumerate() {
+            assert_eq!(m.recipient, format!("household:1-1-{}", 101 + i));
+            let body = &m.body_text;
+            assert!(
+                body.contains(&format!("1栋1单元{}", 101 + i)),
+                "{i}: {body}"
+            );
+            if i % 2 == 0 {
+                assert_eq!(m.channel, deliver::Channel::Sms, "{i}");
+                assert_eq!(m.address, format!("139{i:08}"));
+            } else {
+                assert_eq!(m.channel, deliver::Channel::Email, "{i}");
+                assert_eq!(m.address, format!("o{i}@example.com"));
+                assert!(body.contains(&format!("{i}.00 元")), "{i}: {body}");
+                assert!(body.contains(&format!("业主{i}")), "{i}: {body}");
+            }
+        }
+    }
+
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
 
     #[test]
     fn dotted_keys_nest_and_json_values_become_structure() {
