@@ -292,6 +292,47 @@ fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_3_0() {
 }
 
 #[test]
+fn a_plugin_built_against_0_2_0_still_reads_bills_and_the_calendar() {
+    let plugin = host().get(&wasm().join("legacy_v020.wasm")).unwrap();
+    assert_eq!(plugin.version, WitVersion::V0_2_0);
+    let mut data = community("lakeside", &["1-101", "1-102"]);
+    for (id, household, paid) in [
+        ("b1", "1-101", 0),
+        ("b2", "1-102", 35_000),
+        ("b3", "1-102", 0),
+    ] {
+        data.bills.push(crate::plugin::data::Bill {
+            id: id.into(),
+            household: household.into(),
+            fee_type: "property".into(),
+            period: "2026-09".into(),
+            amount_fen: 35_000,
+            paid_fen: paid,
+            due_date: chrono::NaiveDate::from_ymd_opt(2026, 9, 30).unwrap(),
+        });
+    }
+    // 国庆: a holiday in the community's calendar.
+    data.workdays
+        .insert(chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(), false);
+    let r = run("legacy_v020", data, "{}", Limits::default());
+    assert!(r.result.is_ok(), "{:?}", r.result);
+    assert_eq!(r.kv_writes[0].value.as_deref(), Some("2"));
+    match &r.intents[..] {
+        [Intent::NotifyStaff(n)] => assert_eq!(
+            n.vars,
+            [
+                ("unpaid", "2"),
+                ("2026-10-01", "holiday"),
+                ("community", "lakeside")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
+        ),
+        other => panic!("unexpected intents {other:?}"),
+    }
+}
+
+#[test]
 fn a_plugin_for_an_unknown_newer_version_is_refused_naming_the_supported_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.wasm");

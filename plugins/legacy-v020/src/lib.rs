@@ -1,0 +1,68 @@
+//! legacy-v020: built against the frozen `wuye:plugin@0.2.0` world, as the standard plugins were
+//! before 0.3.0. The host must keep loading and running it unchanged (tests in
+//! `daemon/src/plugin/sandbox_tests.rs`). It asks the one call 0.2.0 added (`is-workday`) about
+//! the run's day and counts unpaid bills through the wide read that 0.3.0 narrowed, recording
+//! both in kv and a staff notice: reads, kv and intents all still work through the 0.2.0
+//! binding.
+
+// Raw wit-bindgen output and its export macro use `unsafe` and `export_name`; the SDK hides this
+// from ordinary plugins, this one deliberately does without the SDK.
+#![allow(unsafe_code)]
+
+#[allow(clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../plugin-sdk/wit/since_v0.2.0",
+        world: "plugin",
+    });
+}
+
+use bindings::exports::wuye::plugin::hooks::Guest;
+use bindings::wuye::plugin::host;
+use bindings::wuye::plugin::types::{EventIn, Field, PluginError, Role, Run, StaffNotice};
+
+struct Legacy;
+
+impl Guest for Legacy {
+    fn on_schedule(run: Run) -> Result<(), PluginError> {
+        let community = host::current_community();
+        let unpaid = community.unpaid_bills().len();
+        let workday = match community.is_workday("2026-10-01") {
+            Some(true) => "workday",
+            Some(false) => "holiday",
+            None => "no calendar",
+        };
+        host::kv_put("unpaid", &unpaid.to_string());
+        host::notify_staff(&StaffNotice {
+            role: Role::Supervisor,
+            template: "unpaid-count".into(),
+            vars: vec![
+                Field {
+                    key: "unpaid".into(),
+                    value: unpaid.to_string(),
+                },
+                Field {
+                    key: "2026-10-01".into(),
+                    value: workday.into(),
+                },
+                Field {
+                    key: "community".into(),
+                    value: run.community,
+                },
+            ],
+            step: "count".into(),
+        });
+        Ok(())
+    }
+
+    fn on_timer(_run: Run, _payload: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn on_event(_run: Run, _event: EventIn) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+bindings::export!(Legacy with_types_in bindings);
