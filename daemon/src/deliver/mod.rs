@@ -616,33 +616,27 @@ pub fn usable_phone(p: &str) -> bool {
     (6..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The variables a template sees: the request's own, plus `community`, `recipient`, `locale`.
+/// The variables a template sees: the request's own, plus `community`, `recipient`, `locale`
+/// and `workflow` (which win over a request variable of the same name). Merged lazily rather
+/// than copied: a reminder's variables (its bills) were deep-copied once per message.
 fn template_context(
     community: &Community,
     contact: &Contact,
     locale: &str,
     req: &MessageRequest,
-) -> serde_json::Value {
-    let mut map = match &req.variables {
-        serde_json::Value::Object(m) => m.clone(),
-        serde_json::Value::Null => serde_json::Map::new(),
-        other => {
-            let mut m = serde_json::Map::new();
-            m.insert("value".into(), other.clone());
-            m
-        }
+) -> minijinja::Value {
+    let own = match &req.variables {
+        serde_json::Value::Object(_) => minijinja::Value::from_serialize(&req.variables),
+        serde_json::Value::Null => minijinja::Value::from(()),
+        other => minijinja::context! { value => minijinja::Value::from_serialize(other) },
     };
-    map.insert(
-        "community".into(),
-        serde_json::json!({ "id": community.id, "name": community.name }),
-    );
-    map.insert(
-        "recipient".into(),
-        serde_json::json!({ "id": contact.id, "name": contact.name }),
-    );
-    map.insert("locale".into(), serde_json::json!(locale));
-    map.insert("workflow".into(), serde_json::json!(req.workflow));
-    serde_json::Value::Object(map)
+    minijinja::context! {
+        community => minijinja::context! { id => community.id, name => community.name },
+        recipient => minijinja::context! { id => contact.id, name => contact.name },
+        locale => locale,
+        workflow => req.workflow,
+        ..own
+    }
 }
 
 /// `"30s"`, `"15m"`, `"6h"`, `"3d"`: durations as the configuration writes them.

@@ -273,9 +273,8 @@ impl Templates {
     pub fn render_email(
         &self,
         set: &TemplateSet,
-        vars: &serde_json::Value,
+        vars: &minijinja::Value,
     ) -> anyhow::Result<RenderedEmail> {
-        let vars = &minijinja::Value::from_serialize(vars);
         let subject = self.render(set, "subject", vars)?;
         // A subject is one line; a template's trailing newline or a variable with one must not
         // start a header injection.
@@ -293,9 +292,8 @@ impl Templates {
     pub fn render_sms(
         &self,
         set: &TemplateSet,
-        vars: &serde_json::Value,
+        vars: &minijinja::Value,
     ) -> anyhow::Result<RenderedSms> {
-        let vars = &minijinja::Value::from_serialize(vars);
         let mut params = Vec::new();
         for (i, p) in set.file.sms_params.iter().enumerate() {
             params.push((
