@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod support;
+
 const COMMUNITIES: usize = 10;
 const HOUSEHOLDS: usize = 500;
 
@@ -34,19 +36,6 @@ fn plugins_dir() -> PathBuf {
         dir.display()
     );
     std::fs::canonicalize(dir).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// The demo community file with the heartbeat block cut out and a new id and name.
@@ -148,8 +137,8 @@ fn main() {
     let tmp = &tmp_path;
     let config = tmp.join("config");
     std::fs::create_dir_all(config.join("communities")).unwrap();
-    copy_dir(&repo().join("config/calendars"), &config.join("calendars"));
-    copy_dir(&repo().join("config/templates"), &config.join("templates"));
+    support::copy_dir(&repo().join("config/calendars"), &config.join("calendars"));
+    support::copy_dir(&repo().join("config/templates"), &config.join("templates"));
     std::fs::write(
         config.join("wuyed.toml"),
         format!(

@@ -30,6 +30,8 @@ use wuye::plugin::data::{Bill, Household};
 use wuye::plugin::host::HostOptions;
 use wuye::plugin::{Hook, KvRead, Limits, MemoryData, MemoryKv, PluginHost, RunInput};
 
+mod support;
+
 const HOUSEHOLDS: usize = 100_000;
 const ROUNDS: usize = 3;
 
@@ -197,7 +199,7 @@ mod end_to_end {
     fn config(dir: &Path) -> Settings {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         std::fs::create_dir_all(dir.join("communities")).unwrap();
-        super::copy_dir(&repo.join("config/templates"), &dir.join("templates"));
+        super::support::copy_dir(&repo.join("config/templates"), &dir.join("templates"));
         let plugins = super::wasm().parent().unwrap().canonicalize().unwrap();
         std::fs::write(
             dir.join("wuyed.toml"),
@@ -500,18 +502,5 @@ notifies = ["manager"]
                 "NOT met"
             }
         );
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
     }
 }
