@@ -679,21 +679,27 @@ impl<'c> DomainRead<'c> {
             "{TICKET_SELECT} WHERE community = ?1 AND (closed_at IS NULL OR closed_at >= ?2)
              ORDER BY opened_at, id"
         ))?;
-        let since = fmt_ts(since);
         let tickets: Vec<Ticket> = st
-            .query_map(params![self.community, since], ticket_row)?
+            .query_map(params![self.community, fmt_ts(since)], ticket_row)?
             .collect::<rusqlite::Result<_>>()?;
-        // Every callback of these tickets in one read, the latest of each kept: a query per
-        // ticket made the daily sweep cost a round trip for every open ticket (fee visits pile
-        // up as open tickets), the largest single cost of a simulated year.
+        self.with_latest_callbacks(tickets)
+    }
+
+    /// Each ticket with its most recent callback, the callbacks of all of them read in one
+    /// query: a query per ticket made the daily sweep cost a round trip for every open ticket
+    /// (fee visits pile up as open tickets), the largest single cost of a simulated year.
+    fn with_latest_callbacks(
+        &self,
+        tickets: Vec<Ticket>,
+    ) -> rusqlite::Result<Vec<(Ticket, Option<Callback>)>> {
+        let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
         let mut latest: HashMap<i64, Callback> = HashMap::new();
         for cb in self.all(
-            "SELECT c.id, c.community, c.ticket_id, c.done_at, c.done_by, c.satisfied, c.score,
-                    c.notes
-             FROM callbacks c JOIN tickets t ON t.id = c.ticket_id
-             WHERE t.community = ?1 AND (t.closed_at IS NULL OR t.closed_at >= ?2)
-             ORDER BY c.ticket_id, c.done_at, c.id",
-            params![self.community, since],
+            "SELECT id, community, ticket_id, done_at, done_by, satisfied, score, notes
+             FROM callbacks WHERE community = ?1
+             AND ticket_id IN (SELECT value FROM json_each(?2))
+             ORDER BY ticket_id, done_at, id",
+            params![self.community, json_list(&ids)?],
             callback_row,
         )? {
             latest.insert(cb.ticket_id, cb);
@@ -738,8 +744,12 @@ impl<'c> DomainRead<'c> {
     /// missed callbacks looks at.
     ///
     /// [`tickets_closed_without_callback`]: DomainRead::tickets_closed_without_callback
-    pub fn tickets_awaiting_callback(&self, since: DateTime<Utc>) -> rusqlite::Result<Vec<Ticket>> {
-        self.all(
+    /// Each comes with its latest callback (one given before the closing, if any).
+    pub fn tickets_awaiting_callback(
+        &self,
+        since: DateTime<Utc>,
+    ) -> rusqlite::Result<Vec<(Ticket, Option<Callback>)>> {
+        let tickets = self.all(
             &format!(
                 "{TICKET_SELECT} t WHERE t.community = ?1 AND t.closed_at >= ?2
              AND NOT EXISTS (SELECT 1 FROM callbacks c
@@ -748,7 +758,8 @@ impl<'c> DomainRead<'c> {
             ),
             params![self.community, fmt_ts(since)],
             ticket_row,
-        )
+        )?;
+        self.with_latest_callbacks(tickets)
     }
 
     /// Is the callback for ticket `id` still missing? `Some(false)` when it was done or the
@@ -1817,7 +1828,7 @@ impl<'c> DomainWrite<'c> {
 // ----- row mapping -----
 
 /// `["a","b"]`: a list of ids bound as one parameter, read back with `json_each`.
-fn json_list(ids: &[String]) -> rusqlite::Result<String> {
+fn json_list<T: serde::Serialize>(ids: &[T]) -> rusqlite::Result<String> {
     serde_json::to_string(ids).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
@@ -2337,7 +2348,7 @@ mod tests {
         // Closed again: the bad callback answered the first closing, not this one.
         let r = DomainRead::new(&conn, "shuipan");
         let awaiting = r.tickets_awaiting_callback(t(0)).unwrap();
-        assert_eq!(awaiting.iter().map(|t| t.id).collect::<Vec<_>>(), [id]);
+        assert_eq!(awaiting.iter().map(|(t, _)| t.id).collect::<Vec<_>>(), [id]);
         assert!(r.tickets_awaiting_callback(t(19)).unwrap().is_empty());
         let since = r.tickets_since(t(0)).unwrap();
         assert_eq!(since.len(), 1);

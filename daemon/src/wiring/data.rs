@@ -276,15 +276,11 @@ impl CommunityData for CommunityView {
     }
 
     fn tickets_awaiting_callback(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<Ticket>> {
-        self.read(|d| {
-            d.tickets_awaiting_callback(since)?
-                .into_iter()
-                .map(|t| {
-                    let c = d.latest_callback(t.id)?;
-                    Ok(ticket(t, c))
-                })
-                .collect()
-        })
+        Ok(self
+            .read(|d| d.tickets_awaiting_callback(since))?
+            .into_iter()
+            .map(|(t, c)| ticket(t, c))
+            .collect())
     }
 
     fn households_by_id(&self, ids: &[String]) -> anyhow::Result<Vec<Household>> {
