@@ -132,10 +132,11 @@ impl<'a> Tx<'a> {
     /// Deletes events consumed before `before` (they have become runs; the runs and audit keep
     /// the history). Returns how many went.
     pub fn purge_consumed_events(&self, before: DateTime<Utc>) -> rusqlite::Result<usize> {
-        self.0.execute(
-            "DELETE FROM events WHERE consumed_at IS NOT NULL AND consumed_at < ?1",
-            [fmt_ts(before)],
-        )
+        self.0
+            .prepare_cached(
+                "DELETE FROM events WHERE consumed_at IS NOT NULL AND consumed_at < ?1",
+            )?
+            .execute([fmt_ts(before)])
     }
 
     /// Records an owner's survey answer, found by the invitation's token. The answer lands in
@@ -157,23 +158,25 @@ impl<'a> Tx<'a> {
                 message: "must be an integer from 1 to 5".into(),
             });
         }
-        let campaign: (String, String) = self.0.query_row(
-            "SELECT opens_at, closes_at FROM survey_campaigns WHERE id = ?1",
-            [inv.campaign_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let campaign: (String, String) = self
+            .0
+            .prepare_cached("SELECT opens_at, closes_at FROM survey_campaigns WHERE id = ?1")?
+            .query_row([inv.campaign_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         if fmt_ts(now) >= campaign.1 {
             return Err(DomainError::Conflict {
                 field: None,
                 message: "this survey has closed".into(),
             });
         }
-        let inserted = self.0.execute(
-            "INSERT OR IGNORE INTO survey_responses
+        let inserted = self
+            .0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO survey_responses
                (invitation_id, community, answered_at, reception, repairs, cleaning, security,
                 greenery, comment)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+            )?
+            .execute(params![
                 inv.id,
                 inv.community,
                 fmt_ts(now),
@@ -183,8 +186,7 @@ impl<'a> Tx<'a> {
                 scores.security,
                 scores.greenery,
                 comment
-            ],
-        )?;
+            ])?;
         if inserted == 0 {
             return Err(DomainError::Conflict {
                 field: None,
@@ -236,12 +238,11 @@ pub fn survey_invitation_by_token(
     conn: &Connection,
     token: &str,
 ) -> rusqlite::Result<Option<SurveyInvitation>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT id, community, campaign_id, household, token, invited_at
          FROM survey_invitations WHERE token = ?1",
-        [token],
-        invitation_row,
-    )
+    )?
+    .query_row([token], invitation_row)
     .optional()
 }
 
@@ -260,16 +261,14 @@ pub fn survey_link(conn: &Connection, token: &str) -> rusqlite::Result<Option<Su
     let Some(invitation) = survey_invitation_by_token(conn, token)? else {
         return Ok(None);
     };
-    let campaign = conn.query_row(
-        "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns WHERE id = ?1",
-        [invitation.campaign_id],
-        campaign_row,
-    )?;
-    let answered: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM survey_responses WHERE invitation_id = ?1)",
-        [invitation.id],
-        |r| r.get(0),
-    )?;
+    let campaign = conn
+        .prepare_cached(
+            "SELECT id, community, key, opens_at, closes_at FROM survey_campaigns WHERE id = ?1",
+        )?
+        .query_row([invitation.campaign_id], campaign_row)?;
+    let answered: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM survey_responses WHERE invitation_id = ?1)")?
+        .query_row([invitation.id], |r| r.get(0))?;
     let language = DomainRead::new(conn, &invitation.community)
         .household_primary_contact(&invitation.household)?
         .map_or(Language::ZhCn, |o| o.language);
@@ -295,27 +294,23 @@ pub struct RsvpLink {
 /// The state of an RSVP link, found by its token in whichever community issued it.
 pub fn rsvp_link(conn: &Connection, token: &str) -> rusqlite::Result<Option<RsvpLink>> {
     let Some(invitation) = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, community, event_id, household, token, invited_at FROM rsvp_invitations
              WHERE token = ?1",
-            [token],
-            rsvp_invitation_row,
-        )
+        )?
+        .query_row([token], rsvp_invitation_row)
         .optional()?
     else {
         return Ok(None);
     };
-    let event = conn.query_row(
-        &format!("{EVENT_SELECT} WHERE id = ?1"),
-        [invitation.event_id],
-        event_row,
-    )?;
+    let event = conn
+        .prepare_cached(&format!("{EVENT_SELECT} WHERE id = ?1"))?
+        .query_row([invitation.event_id], event_row)?;
     let attendees = conn
-        .query_row(
-            "SELECT attendees FROM rsvps WHERE event_id = ?1 AND household = ?2",
-            params![invitation.event_id, invitation.household],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT attendees FROM rsvps WHERE event_id = ?1 AND household = ?2")?
+        .query_row(params![invitation.event_id, invitation.household], |r| {
+            r.get(0)
+        })
         .optional()?;
     let language = DomainRead::new(conn, &invitation.community)
         .household_primary_contact(&invitation.household)?
@@ -959,10 +954,8 @@ impl<'c> DomainRead<'c> {
         if let Some(id) = reason.get("survey_invitation").and_then(|t| t.as_i64()) {
             let unanswered: Option<bool> = self
                 .conn
-                .query_row(
-                    "SELECT NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.invitation_id = i.id)
-                     FROM survey_invitations i WHERE i.community = ?1 AND i.id = ?2",
-                    params![self.community, id],
+                .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.invitation_id = i.id)
+                     FROM survey_invitations i WHERE i.community = ?1 AND i.id = ?2")?.query_row(params![self.community, id],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -976,12 +969,11 @@ impl<'c> DomainRead<'c> {
             let utility = b.get("utility").and_then(|u| u.as_str()).unwrap_or("");
             let low: Option<bool> = self
                 .conn
-                .query_row(
+                .prepare_cached(
                     "SELECT balance_fen < threshold_fen FROM utility_balances
                      WHERE community = ?1 AND household = ?2 AND utility = ?3",
-                    params![self.community, household, utility],
-                    |r| r.get(0),
-                )
+                )?
+                .query_row(params![self.community, household, utility], |r| r.get(0))
                 .optional()?;
             if low == Some(true) {
                 return Ok(None);
@@ -1007,11 +999,12 @@ impl<'c> DomainRead<'c> {
             "tickets",
             "callbacks",
         ] {
-            let n: i64 = self.conn.query_row(
-                &format!("SELECT COUNT(*) FROM {table} WHERE community = ?1"),
-                [self.community],
-                |r| r.get(0),
-            )?;
+            let n: i64 = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE community = ?1"
+                ))?
+                .query_row([self.community], |r| r.get(0))?;
             out.push((table, n));
         }
         Ok(out)
@@ -1094,10 +1087,16 @@ impl<'c> DomainWrite<'c> {
         payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<i64> {
-        self.conn.execute(
-            "INSERT INTO events (community, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.community, kind, payload.to_string(), fmt_ts(now)],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (community, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                self.community,
+                kind,
+                payload.to_string(),
+                fmt_ts(now)
+            ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -1108,11 +1107,13 @@ impl<'c> DomainWrite<'c> {
         room: &str,
     ) -> rusqlite::Result<(String, Upsert)> {
         let id = Household::id_of(building, unit, room);
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO households (community, id, building, unit, room)
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO households (community, id, building, unit, room)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![self.community, id, building, unit, room],
-        )?;
+            )?
+            .execute(params![self.community, id, building, unit, room])?;
         Ok((
             id,
             if n == 1 {
@@ -1127,19 +1128,20 @@ impl<'c> DomainWrite<'c> {
     pub fn upsert_owner(&self, o: &OwnerInput) -> rusqlite::Result<(i64, Upsert)> {
         let existing = self
             .conn
-            .query_row(
-                &format!("{OWNER_SELECT} WHERE community = ?1 AND household = ?2 AND name = ?3"),
-                params![self.community, o.household, o.name],
-                owner_row,
-            )
+            .prepare_cached(&format!(
+                "{OWNER_SELECT} WHERE community = ?1 AND household = ?2 AND name = ?3"
+            ))?
+            .query_row(params![self.community, o.household, o.name], owner_row)
             .optional()?;
         match existing {
             None => {
-                self.conn.execute(
-                    "INSERT INTO owners (community, household, name, phone, email, language,
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO owners (community, household, name, phone, email, language,
                                          preferred_contact)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
+                    )?
+                    .execute(params![
                         self.community,
                         o.household,
                         o.name,
@@ -1147,8 +1149,7 @@ impl<'c> DomainWrite<'c> {
                         o.email,
                         o.language.as_str(),
                         o.preferred_contact.as_str()
-                    ],
-                )?;
+                    ])?;
                 Ok((self.conn.last_insert_rowid(), Upsert::Inserted))
             }
             Some(e)
@@ -1160,17 +1161,18 @@ impl<'c> DomainWrite<'c> {
                 Ok((e.id, Upsert::Unchanged))
             }
             Some(e) => {
-                self.conn.execute(
-                    "UPDATE owners SET phone = ?2, email = ?3, language = ?4,
+                self.conn
+                    .prepare_cached(
+                        "UPDATE owners SET phone = ?2, email = ?3, language = ?4,
                             preferred_contact = ?5 WHERE id = ?1",
-                    params![
+                    )?
+                    .execute(params![
                         e.id,
                         o.phone,
                         o.email,
                         o.language.as_str(),
                         o.preferred_contact.as_str()
-                    ],
-                )?;
+                    ])?;
                 Ok((e.id, Upsert::Updated))
             }
         }
@@ -1180,10 +1182,8 @@ impl<'c> DomainWrite<'c> {
     pub fn upsert_bill(&self, b: &BillInput) -> rusqlite::Result<(i64, Upsert)> {
         match self.bill_by_key(&b.household, &b.fee_type, &b.period)? {
             None => {
-                self.conn.execute(
-                    "INSERT INTO bills (community, household, fee_type, period, amount_fen, due_date)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
+                self.conn.prepare_cached("INSERT INTO bills (community, household, fee_type, period, amount_fen, due_date)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
                         self.community,
                         b.household,
                         b.fee_type.as_str(),
@@ -1198,10 +1198,11 @@ impl<'c> DomainWrite<'c> {
                 Ok((e.id, Upsert::Unchanged))
             }
             Some(e) => {
-                self.conn.execute(
-                    "UPDATE bills SET amount_fen = ?2, due_date = ?3 WHERE id = ?1",
-                    params![e.id, b.amount_fen, b.due_date.to_string()],
-                )?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE bills SET amount_fen = ?2, due_date = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![e.id, b.amount_fen, b.due_date.to_string()])?;
                 Ok((e.id, Upsert::Updated))
             }
         }
@@ -1216,11 +1217,13 @@ impl<'c> DomainWrite<'c> {
         let existing = self.payment(&p.reference)?;
         let out = match existing {
             None => {
-                self.conn.execute(
-                    "INSERT INTO payments (community, reference, bill_id, amount_fen, paid_at,
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO payments (community, reference, bill_id, amount_fen, paid_at,
                                            method, reversed_at, reversal_reason)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
+                    )?
+                    .execute(params![
                         self.community,
                         p.reference,
                         bill.id,
@@ -1229,8 +1232,7 @@ impl<'c> DomainWrite<'c> {
                         p.method,
                         p.reversed_at.map(fmt_ts),
                         p.reversal_reason
-                    ],
-                )?;
+                    ])?;
                 (self.conn.last_insert_rowid(), Upsert::Inserted)
             }
             Some(e)
@@ -1244,10 +1246,8 @@ impl<'c> DomainWrite<'c> {
                 (e.id, Upsert::Unchanged)
             }
             Some(e) => {
-                self.conn.execute(
-                    "UPDATE payments SET bill_id = ?2, amount_fen = ?3, paid_at = ?4, method = ?5,
-                            reversed_at = ?6, reversal_reason = ?7 WHERE id = ?1",
-                    params![
+                self.conn.prepare_cached("UPDATE payments SET bill_id = ?2, amount_fen = ?3, paid_at = ?4, method = ?5,
+                            reversed_at = ?6, reversal_reason = ?7 WHERE id = ?1")?.execute(params![
                         e.id,
                         bill.id,
                         p.amount_fen,
@@ -1274,33 +1274,35 @@ impl<'c> DomainWrite<'c> {
     ) -> rusqlite::Result<Upsert> {
         let existing: Option<(i64, i64, String)> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT balance_fen, threshold_fen, as_of FROM utility_balances
                  WHERE community = ?1 AND household = ?2 AND utility = ?3",
-                params![self.community, household, utility.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![self.community, household, utility.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let new = (balance_fen, threshold_fen, fmt_ts(as_of));
         if existing.as_ref() == Some(&new) {
             return Ok(Upsert::Unchanged);
         }
-        self.conn.execute(
-            "INSERT INTO utility_balances (community, household, utility, balance_fen,
+        self.conn
+            .prepare_cached(
+                "INSERT INTO utility_balances (community, household, utility, balance_fen,
                                            threshold_fen, as_of)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (community, household, utility) DO UPDATE SET
                balance_fen = excluded.balance_fen, threshold_fen = excluded.threshold_fen,
                as_of = excluded.as_of",
-            params![
+            )?
+            .execute(params![
                 self.community,
                 household,
                 utility.as_str(),
                 new.0,
                 new.1,
                 new.2
-            ],
-        )?;
+            ])?;
         Ok(if existing.is_some() {
             Upsert::Updated
         } else {
@@ -1326,12 +1328,14 @@ impl<'c> DomainWrite<'c> {
                 Ok((e.id, Upsert::Unchanged))
             }
             Some(e) => {
-                self.conn.execute(
-                    "UPDATE tickets SET household = ?2, kind = ?3, summary = ?4,
+                self.conn
+                    .prepare_cached(
+                        "UPDATE tickets SET household = ?2, kind = ?3, summary = ?4,
                             first_receiver = ?5, assignee = ?6, opened_at = ?7, assigned_at = ?8,
                             closed_at = ?9
                      WHERE id = ?1",
-                    params![
+                    )?
+                    .execute(params![
                         e.id,
                         t.household,
                         t.kind.as_str(),
@@ -1341,19 +1345,20 @@ impl<'c> DomainWrite<'c> {
                         fmt_ts(t.opened_at),
                         t.assigned_at.map(fmt_ts),
                         t.closed_at.map(fmt_ts)
-                    ],
-                )?;
+                    ])?;
                 Ok((e.id, Upsert::Updated))
             }
         }
     }
 
     fn insert_ticket(&self, t: &TicketInput) -> rusqlite::Result<i64> {
-        self.conn.execute(
-            "INSERT INTO tickets (community, no, household, kind, summary, first_receiver,
+        self.conn
+            .prepare_cached(
+                "INSERT INTO tickets (community, no, household, kind, summary, first_receiver,
                                   assignee, opened_at, assigned_at, closed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+            )?
+            .execute(params![
                 self.community,
                 t.no,
                 t.household,
@@ -1364,8 +1369,7 @@ impl<'c> DomainWrite<'c> {
                 fmt_ts(t.opened_at),
                 t.assigned_at.map(fmt_ts),
                 t.closed_at.map(fmt_ts)
-            ],
-        )?;
+            ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -1373,23 +1377,22 @@ impl<'c> DomainWrite<'c> {
     pub fn upsert_callback(&self, ticket_id: i64, c: &CallbackInput) -> rusqlite::Result<Upsert> {
         let existing: Option<(String, bool, u8, String)> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT done_by, satisfied, score, notes FROM callbacks
                  WHERE ticket_id = ?1 AND done_at = ?2",
-                params![ticket_id, fmt_ts(c.done_at)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            )?
+            .query_row(params![ticket_id, fmt_ts(c.done_at)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
         let new = (c.done_by.clone(), c.satisfied, c.score, c.notes.clone());
         if existing.as_ref() == Some(&new) {
             return Ok(Upsert::Unchanged);
         }
-        self.conn.execute(
-            "INSERT INTO callbacks (community, ticket_id, done_at, done_by, satisfied, score, notes)
+        self.conn.prepare_cached("INSERT INTO callbacks (community, ticket_id, done_at, done_by, satisfied, score, notes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (ticket_id, done_at) DO UPDATE SET done_by = excluded.done_by,
-               satisfied = excluded.satisfied, score = excluded.score, notes = excluded.notes",
-            params![
+               satisfied = excluded.satisfied, score = excluded.score, notes = excluded.notes")?.execute(params![
                 self.community,
                 ticket_id,
                 fmt_ts(c.done_at),
@@ -1459,13 +1462,14 @@ impl<'c> DomainWrite<'c> {
                 message: "is before the ticket was opened".into(),
             });
         }
-        self.conn.execute(
-            "UPDATE tickets SET closed_at = ?2, assignee = COALESCE(?3, assignee),
+        self.conn
+            .prepare_cached(
+                "UPDATE tickets SET closed_at = ?2, assignee = COALESCE(?3, assignee),
                     assigned_at = CASE WHEN ?3 IS NOT NULL AND assigned_at IS NULL
                                        THEN ?2 ELSE assigned_at END
              WHERE id = ?1",
-            params![t.id, fmt_ts(closed_at), assignee],
-        )?;
+            )?
+            .execute(params![t.id, fmt_ts(closed_at), assignee])?;
         let t = self.ticket(t.id)?.expect("exists");
         self.emit(
             event_kind::TICKET_CLOSED,
@@ -1515,10 +1519,8 @@ impl<'c> DomainWrite<'c> {
                 message: format!("ticket {no} already has its callback"),
             });
         }
-        self.conn.execute(
-            "INSERT INTO callbacks (community, ticket_id, done_at, done_by, satisfied, score, notes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+        self.conn.prepare_cached("INSERT INTO callbacks (community, ticket_id, done_at, done_by, satisfied, score, notes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
                 self.community,
                 t.id,
                 fmt_ts(c.done_at),
@@ -1538,10 +1540,11 @@ impl<'c> DomainWrite<'c> {
             now,
         )?;
         if reopened {
-            self.conn.execute(
-                "UPDATE tickets SET closed_at = NULL, reopened = reopened + 1 WHERE id = ?1",
-                [t.id],
-            )?;
+            self.conn
+                .prepare_cached(
+                    "UPDATE tickets SET closed_at = NULL, reopened = reopened + 1 WHERE id = ?1",
+                )?
+                .execute([t.id])?;
             self.emit(
                 event_kind::TICKET_REOPENED,
                 serde_json::json!({
@@ -1599,18 +1602,19 @@ impl<'c> DomainWrite<'c> {
                 message: format!("exceeds the {outstanding} fen still owed on this bill"),
             });
         }
-        self.conn.execute(
-            "INSERT INTO payments (community, reference, bill_id, amount_fen, paid_at, method)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO payments (community, reference, bill_id, amount_fen, paid_at, method)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+            )?
+            .execute(params![
                 self.community,
                 p.reference,
                 bill.id,
                 p.amount_fen,
                 fmt_ts(p.paid_at),
                 p.method
-            ],
-        )?;
+            ])?;
         let pay = self.payment(&p.reference)?.expect("just inserted");
         let still_unpaid = self.is_bill_unpaid(bill.id)?.unwrap_or(false);
         self.emit(
@@ -1643,10 +1647,11 @@ impl<'c> DomainWrite<'c> {
                 message: format!("payment {reference} is already reversed"),
             });
         }
-        self.conn.execute(
-            "UPDATE payments SET reversed_at = ?2, reversal_reason = ?3 WHERE id = ?1",
-            params![p.id, fmt_ts(now), reason],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE payments SET reversed_at = ?2, reversal_reason = ?3 WHERE id = ?1",
+            )?
+            .execute(params![p.id, fmt_ts(now), reason])?;
         let bill = self.bill(p.bill_id)?.expect("payment has a bill");
         self.emit(
             event_kind::PAYMENT_REVERSED,
@@ -1666,13 +1671,19 @@ impl<'c> DomainWrite<'c> {
         opens_at: DateTime<Utc>,
         closes_at: DateTime<Utc>,
     ) -> rusqlite::Result<SurveyCampaign> {
-        self.conn.execute(
-            "INSERT INTO survey_campaigns (community, key, opens_at, closes_at)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO survey_campaigns (community, key, opens_at, closes_at)
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (community, key) DO UPDATE SET opens_at = excluded.opens_at,
                closes_at = excluded.closes_at",
-            params![self.community, key, fmt_ts(opens_at), fmt_ts(closes_at)],
-        )?;
+            )?
+            .execute(params![
+                self.community,
+                key,
+                fmt_ts(opens_at),
+                fmt_ts(closes_at)
+            ])?;
         Ok(self.campaign(key)?.expect("just upserted"))
     }
 
@@ -1710,13 +1721,11 @@ impl<'c> DomainWrite<'c> {
         starts_at: Option<DateTime<Utc>>,
         location: &str,
     ) -> rusqlite::Result<Event> {
-        self.conn.execute(
-            "INSERT INTO community_events (community, key, title, planned_for, location, starts_at)
+        self.conn.prepare_cached("INSERT INTO community_events (community, key, title, planned_for, location, starts_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (community, key) DO UPDATE SET title = excluded.title,
                planned_for = excluded.planned_for, location = excluded.location,
-               starts_at = excluded.starts_at",
-            params![
+               starts_at = excluded.starts_at")?.execute(params![
                 self.community,
                 key,
                 title,
@@ -1736,10 +1745,8 @@ impl<'c> DomainWrite<'c> {
         household: &str,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<RsvpInvitation> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO rsvp_invitations (community, event_id, household, token, invited_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
+        self.conn.prepare_cached("INSERT OR IGNORE INTO rsvp_invitations (community, event_id, household, token, invited_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
                 self.community,
                 event_id,
                 household,
@@ -1747,12 +1754,15 @@ impl<'c> DomainWrite<'c> {
                 fmt_ts(now)
             ],
         )?;
-        self.conn.query_row(
-            "SELECT id, community, event_id, household, token, invited_at FROM rsvp_invitations
+        self.conn
+            .prepare_cached(
+                "SELECT id, community, event_id, household, token, invited_at FROM rsvp_invitations
              WHERE community = ?1 AND event_id = ?2 AND household = ?3",
-            params![self.community, event_id, household],
-            rsvp_invitation_row,
-        )
+            )?
+            .query_row(
+                params![self.community, event_id, household],
+                rsvp_invitation_row,
+            )
     }
 
     /// Records that a workflow told `role` about ticket `ticket_id`; a repeated `step` is ignored.
@@ -1764,20 +1774,19 @@ impl<'c> DomainWrite<'c> {
         step: &str,
         at: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO ticket_notices (community, ticket_id, role, template, step, notified_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![self.community, ticket_id, role, template, step, fmt_ts(at)],
+        self.conn.prepare_cached("INSERT OR IGNORE INTO ticket_notices (community, ticket_id, role, template, step, notified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![self.community, ticket_id, role, template, step, fmt_ts(at)],
         )?;
         Ok(())
     }
 
     pub fn mark_event_announced(&self, event_id: i64, at: DateTime<Utc>) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "UPDATE community_events SET announced_at = COALESCE(announced_at, ?3)
+        self.conn
+            .prepare_cached(
+                "UPDATE community_events SET announced_at = COALESCE(announced_at, ?3)
              WHERE community = ?1 AND id = ?2",
-            params![self.community, event_id, fmt_ts(at)],
-        )?;
+            )?
+            .execute(params![self.community, event_id, fmt_ts(at)])?;
         Ok(())
     }
 
@@ -1787,11 +1796,12 @@ impl<'c> DomainWrite<'c> {
         summary: &str,
         at: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "UPDATE community_events SET summary = ?3, summary_at = ?4
+        self.conn
+            .prepare_cached(
+                "UPDATE community_events SET summary = ?3, summary_at = ?4
              WHERE community = ?1 AND id = ?2",
-            params![self.community, event_id, summary, fmt_ts(at)],
-        )?;
+            )?
+            .execute(params![self.community, event_id, summary, fmt_ts(at)])?;
         Ok(())
     }
 
@@ -1802,13 +1812,20 @@ impl<'c> DomainWrite<'c> {
         attendees: u32,
         at: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "INSERT INTO rsvps (event_id, community, household, attendees, responded_at)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rsvps (event_id, community, household, attendees, responded_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (event_id, household) DO UPDATE SET attendees = excluded.attendees,
                responded_at = excluded.responded_at",
-            params![event_id, self.community, household, attendees, fmt_ts(at)],
-        )?;
+            )?
+            .execute(params![
+                event_id,
+                self.community,
+                household,
+                attendees,
+                fmt_ts(at)
+            ])?;
         Ok(())
     }
 

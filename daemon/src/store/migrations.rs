@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("migrations/0003_plugins.sql")),
     (4, include_str!("migrations/0004_outbox.sql")),
     (5, include_str!("migrations/0005_events_rsvps_notices.sql")),
+    (6, include_str!("migrations/0006_outbox_waiting.sql")),
 ];
 
 /// The schema version this binary writes.

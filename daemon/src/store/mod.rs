@@ -183,6 +183,19 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub(crate) fn tune_cache(conn: &Connection) -> rusqlite::Result<()> {
     // Negative: KiB, so 16 MiB whatever the page size.
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    // The daemon's statements are a fixed set run again and again (a claim, a run's completion,
+    // an outbox row): parsed once each, not once per call. rusqlite keeps 16 by default, fewer
+    // than the hot ones, and a miss re-parses.
+    conn.set_prepared_statement_cache_capacity(256);
+    // Plans must not depend on the values bound: SQLite (built with STAT4, as rusqlite bundles
+    // it) otherwise marks a statement whose plan looked at a parameter, and re-parses it each
+    // time that parameter changes. `now` changes at every call, so the dispatcher's and the
+    // scheduler's cached queries were parsed afresh every time. No query here relies on a bound
+    // value to pick its index: the partial indexes are matched by literal terms.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // Up to 1 GiB of the file mapped; SQLite falls back to reads beyond it or where mmap is
     // unavailable. `pragma_update` would fail here: the pragma answers with a row.
     conn.query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))?;

@@ -173,11 +173,8 @@ impl Tx<'_> {
 
     pub fn outbox_get(&self, id: i64) -> rusqlite::Result<Option<OutboxMessage>> {
         self.0
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
-                [id],
-                message_from_row,
-            )
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?
+            .query_row([id], message_from_row)
             .optional()
     }
 
@@ -197,9 +194,7 @@ impl Tx<'_> {
 
     /// When the next waiting message is due, if any is waiting.
     pub fn outbox_next_due(&self) -> rusqlite::Result<Option<DateTime<Utc>>> {
-        let v: Option<i64> = self.0.query_row(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('pending', 'deferred', 'failed')",
-            [],
+        let v: Option<i64> = self.0.prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('pending', 'deferred', 'failed')")?.query_row([],
             |r| r.get(0),
         )?;
         Ok(v.map(from_ms))
@@ -225,11 +220,9 @@ impl Tx<'_> {
 
     /// Counts messages per status (for tests, metrics and the benchmark).
     pub fn outbox_count(&self, status: Status) -> rusqlite::Result<i64> {
-        self.0.query_row(
-            "SELECT COUNT(*) FROM outbox WHERE status = ?1",
-            [status.as_str()],
-            |r| r.get(0),
-        )
+        self.0
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE status = ?1")?
+            .query_row([status.as_str()], |r| r.get(0))
     }
 
     /// Claims a waiting message for a send attempt: `sending`, one more attempt. False if someone
@@ -307,16 +300,20 @@ impl Tx<'_> {
     pub fn outbox_recover_sending(&self, now: DateTime<Utc>) -> rusqlite::Result<(usize, usize)> {
         let why =
             "outcome unknown: the dispatcher stopped while this message was being handed over";
-        let email = self.0.execute(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, updated_at = ?1, \
+        let email = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, updated_at = ?1, \
              last_error = ?2 WHERE status = 'sending' AND channel = 'email'",
-            params![ms(now), why],
-        )?;
-        let sms = self.0.execute(
-            "UPDATE outbox SET status = 'unknown', updated_at = ?1, last_error = ?2 \
+            )?
+            .execute(params![ms(now), why])?;
+        let sms = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = 'unknown', updated_at = ?1, last_error = ?2 \
              WHERE status = 'sending' AND channel = 'sms'",
-            params![ms(now), why],
-        )?;
+            )?
+            .execute(params![ms(now), why])?;
         Ok((email, sms))
     }
 
@@ -330,32 +327,41 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> rusqlite::Result<bool> {
         let sent_at = (status == Status::Sent).then(|| ms(now));
-        let n = self.0.execute(
-            "UPDATE outbox SET status = ?2, next_attempt_at = ?5, updated_at = ?5, \
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = ?5, updated_at = ?5, \
              provider_id = COALESCE(?3, provider_id), last_error = ?4, \
              sent_at = COALESCE(?6, sent_at) WHERE id = ?1 AND status = 'unknown'",
-            params![id, status.as_str(), provider_id, why, ms(now), sent_at],
-        )?;
+            )?
+            .execute(params![
+                id,
+                status.as_str(),
+                provider_id,
+                why,
+                ms(now),
+                sent_at
+            ])?;
         Ok(n == 1)
     }
 
     /// `wuyed outbox retry ID`: requeues a message that is not sent and not in flight.
     pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-        let n = self.0.execute(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 \
-             WHERE id = ?1 AND status IN ('failed', 'dead', 'unknown', 'expired', 'cancelled', 'deferred')",
-            params![id, ms(now)],
+        let n = self.0.prepare_cached("UPDATE outbox SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 \
+             WHERE id = ?1 AND status IN ('failed', 'dead', 'unknown', 'expired', 'cancelled', 'deferred')")?.execute(params![id, ms(now)],
         )?;
         Ok(n == 1)
     }
 
     /// `wuyed outbox cancel ID`: cancels a message that has not gone out.
     pub fn outbox_cancel(&self, id: i64, why: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-        let n = self.0.execute(
-            "UPDATE outbox SET status = 'cancelled', last_error = ?2, updated_at = ?3 \
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = 'cancelled', last_error = ?2, updated_at = ?3 \
              WHERE id = ?1 AND status IN ('pending', 'deferred', 'failed', 'unknown')",
-            params![id, why, ms(now)],
-        )?;
+            )?
+            .execute(params![id, why, ms(now)])?;
         Ok(n == 1)
     }
 
@@ -369,10 +375,8 @@ impl Tx<'_> {
         how: &str,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<i64> {
-        self.0.execute(
-            "INSERT INTO delivery_optout (community, owner, channel, category, recorded_at, how) \
-             VALUES (?1, ?2, ?3, 'informational', ?4, ?5)",
-            params![community, owner, channel.as_str(), ms(now), how],
+        self.0.prepare_cached("INSERT INTO delivery_optout (community, owner, channel, category, recorded_at, how) \
+             VALUES (?1, ?2, ?3, 'informational', ?4, ?5)")?.execute(params![community, owner, channel.as_str(), ms(now), how],
         )?;
         Ok(self.0.last_insert_rowid())
     }
@@ -386,11 +390,12 @@ impl Tx<'_> {
         how: &str,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<usize> {
-        self.0.execute(
-            "UPDATE delivery_optout SET revoked_at = ?4, revoked_how = ?5 \
+        self.0
+            .prepare_cached(
+                "UPDATE delivery_optout SET revoked_at = ?4, revoked_how = ?5 \
              WHERE community = ?1 AND owner = ?2 AND channel = ?3 AND revoked_at IS NULL",
-            params![community, owner, channel.as_str(), ms(now), how],
-        )
+            )?
+            .execute(params![community, owner, channel.as_str(), ms(now), how])
     }
 
     pub fn optout_active(
@@ -399,12 +404,12 @@ impl Tx<'_> {
         owner: &str,
         channel: Channel,
     ) -> rusqlite::Result<bool> {
-        self.0.query_row(
-            "SELECT EXISTS (SELECT 1 FROM delivery_optout WHERE community = ?1 AND owner = ?2 \
+        self.0
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM delivery_optout WHERE community = ?1 AND owner = ?2 \
              AND channel = ?3 AND revoked_at IS NULL)",
-            params![community, owner, channel.as_str()],
-            |r| r.get(0),
-        )
+            )?
+            .query_row(params![community, owner, channel.as_str()], |r| r.get(0))
     }
 
     pub fn optout_history(&self, community: &str, owner: &str) -> rusqlite::Result<Vec<OptOut>> {
@@ -440,11 +445,9 @@ impl Tx<'_> {
         why: &str,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
-        self.0.execute(
-            "INSERT INTO delivery_unreachable (community, workflow, slot, recipient, step, name, \
+        self.0.prepare_cached("INSERT INTO delivery_unreachable (community, workflow, slot, recipient, step, name, \
              why, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT (community, workflow, slot, recipient, step) DO NOTHING",
-            params![
+             ON CONFLICT (community, workflow, slot, recipient, step) DO NOTHING")?.execute(params![
                 community,
                 workflow,
                 slot,
@@ -504,10 +507,8 @@ impl Tx<'_> {
         content: &str,
         since: DateTime<Utc>,
     ) -> rusqlite::Result<(i64, i64, Option<DateTime<Utc>>)> {
-        self.0.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(content = ?3), 0), MAX(CASE WHEN content = ?3 THEN sent_at END) \
-             FROM delivery_sms_log WHERE provider = ?1 AND address = ?2 AND sent_at >= ?4",
-            params![provider, address, content, ms(since)],
+        self.0.prepare_cached("SELECT COUNT(*), COALESCE(SUM(content = ?3), 0), MAX(CASE WHEN content = ?3 THEN sent_at END) \
+             FROM delivery_sms_log WHERE provider = ?1 AND address = ?2 AND sent_at >= ?4")?.query_row(params![provider, address, content, ms(since)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(from_ms))),
         )
     }

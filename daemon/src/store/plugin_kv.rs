@@ -75,22 +75,18 @@ impl Tx<'_> {
         error: &str,
         at: DateTime<Utc>,
     ) -> rusqlite::Result<u32> {
-        self.0.query_row(
-            "INSERT INTO plugin_workflow_health (community, workflow, failure_streak, last_error, last_failed_at)
+        self.0.prepare_cached("INSERT INTO plugin_workflow_health (community, workflow, failure_streak, last_error, last_failed_at)
              VALUES (?1, ?2, 1, ?3, ?4)
              ON CONFLICT (community, workflow) DO UPDATE SET failure_streak = failure_streak + 1,
                  last_error = excluded.last_error, last_failed_at = excluded.last_failed_at
-             RETURNING failure_streak",
-            params![community, workflow, error, at.to_rfc3339()],
+             RETURNING failure_streak")?.query_row(params![community, workflow, error, at.to_rfc3339()],
             |r| r.get(0),
         )
     }
 
     /// A successful run ends a streak.
     pub fn plugin_clear_failures(&self, community: &str, workflow: &str) -> rusqlite::Result<()> {
-        self.0.execute(
-            "UPDATE plugin_workflow_health SET failure_streak = 0 WHERE community = ?1 AND workflow = ?2 AND failure_streak > 0",
-            params![community, workflow],
+        self.0.prepare_cached("UPDATE plugin_workflow_health SET failure_streak = 0 WHERE community = ?1 AND workflow = ?2 AND failure_streak > 0")?.execute(params![community, workflow],
         )?;
         Ok(())
     }
@@ -103,23 +99,23 @@ impl Tx<'_> {
         error: &str,
         at: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
-        self.0.execute(
-            "INSERT INTO plugin_workflow_health (community, workflow, failure_streak, last_error, last_failed_at, paused_at)
+        self.0.prepare_cached("INSERT INTO plugin_workflow_health (community, workflow, failure_streak, last_error, last_failed_at, paused_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
              ON CONFLICT (community, workflow) DO UPDATE SET failure_streak = excluded.failure_streak,
                  last_error = excluded.last_error, last_failed_at = excluded.last_failed_at,
-                 paused_at = excluded.paused_at",
-            params![community, workflow, streak, error, at.to_rfc3339()],
+                 paused_at = excluded.paused_at")?.execute(params![community, workflow, streak, error, at.to_rfc3339()],
         )?;
         Ok(())
     }
 
     pub fn plugin_resume(&self, community: &str, workflow: &str) -> rusqlite::Result<bool> {
-        let n = self.0.execute(
-            "UPDATE plugin_workflow_health SET paused_at = NULL, failure_streak = 0
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE plugin_workflow_health SET paused_at = NULL, failure_streak = 0
              WHERE community = ?1 AND workflow = ?2 AND paused_at IS NOT NULL",
-            params![community, workflow],
-        )?;
+            )?
+            .execute(params![community, workflow])?;
         Ok(n > 0)
     }
 

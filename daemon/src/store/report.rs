@@ -26,12 +26,11 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 /// Whether the database has the domain tables (migration 0002) a report reads; a database
 /// the daemon created before any import may not.
 pub fn has_domain_schema(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT COUNT(*) = 4 FROM sqlite_master WHERE type = 'table'
            AND name IN ('bills', 'payments', 'tickets', 'survey_campaigns')",
-        [],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([], |r| r.get(0))
 }
 
 fn ts(r: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {

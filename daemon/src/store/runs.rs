@@ -149,9 +149,7 @@ impl Store {
         self.read(|tx| {
             let text: Option<String> = tx
                 .conn()
-                .query_row(
-                    "SELECT last_planned FROM workflow_cursors WHERE community = ?1 AND workflow = ?2",
-                    params![community, workflow],
+                .prepare_cached("SELECT last_planned FROM workflow_cursors WHERE community = ?1 AND workflow = ?2")?.query_row(params![community, workflow],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -328,11 +326,12 @@ impl Store {
     /// The earliest `run_at` of a planned run strictly after `now`: when the scheduler must wake.
     pub fn next_run_at_after(&self, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
         self.read(|tx| {
-            let text: Option<String> = tx.conn().query_row(
-                "SELECT min(run_at) FROM runs WHERE state = 'planned' AND run_at > ?1",
-                params![ts(now)],
-                |r| r.get(0),
-            )?;
+            let text: Option<String> = tx
+                .conn()
+                .prepare_cached(
+                    "SELECT min(run_at) FROM runs WHERE state = 'planned' AND run_at > ?1",
+                )?
+                .query_row(params![ts(now)], |r| r.get(0))?;
             Ok(text.map(|t| parse_ts(&t)).transpose()?)
         })
     }
@@ -344,19 +343,16 @@ impl Store {
         self.write(|tx| {
             let row = tx
                 .conn()
-                .query_row(
-                    &format!(
-                        "UPDATE runs SET state = 'running', started_at = ?2, attempt = attempt + 1
+                .prepare_cached(&format!(
+                    "UPDATE runs SET state = 'running', started_at = ?2, attempt = attempt + 1
                          WHERE id = ?1 AND state = 'planned'
                            AND NOT EXISTS (SELECT 1 FROM runs AS other
                                            WHERE other.community = runs.community
                                              AND other.workflow = runs.workflow
                                              AND other.state = 'running')
                          RETURNING {RUN_COLUMNS}"
-                    ),
-                    params![run_id, ts(now)],
-                    run_row,
-                )
+                ))?
+                .query_row(params![run_id, ts(now)], run_row)
                 .optional()?;
             Ok(row)
         })
@@ -376,11 +372,8 @@ impl Store {
             .map_err(|e| coded_sqlite(e, &self.path))?);
         let run = tx
             .conn()
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                params![run_id],
-                run_row,
-            )
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+            .query_row(params![run_id], run_row)
             .optional()?
             .ok_or_else(|| anyhow::anyhow!("run {run_id} does not exist"))?;
         if run.state != RunState::Running {
@@ -393,10 +386,11 @@ impl Store {
         }
         // Dropping `tx` on error rolls back whatever the effects wrote.
         let summary = effects(&tx)?;
-        tx.conn().execute(
-            "UPDATE runs SET state = 'done', finished_at = ?2, error = NULL WHERE id = ?1",
-            params![run_id, ts(now)],
-        )?;
+        tx.conn()
+            .prepare_cached(
+                "UPDATE runs SET state = 'done', finished_at = ?2, error = NULL WHERE id = ?1",
+            )?
+            .execute(params![run_id, ts(now)])?;
         tx.audit(
             now,
             Some(run_id),
@@ -414,13 +408,14 @@ impl Store {
         self.write(|tx| {
             let row: Option<(String, String)> = tx
                 .conn()
-                .query_row(
+                .prepare_cached(
                     "UPDATE runs SET state = 'failed', finished_at = ?2, error = ?3
                      WHERE id = ?1 AND state IN ('running', 'planned')
                      RETURNING community, workflow",
-                    params![run_id, ts(now), error],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                )?
+                .query_row(params![run_id, ts(now), error], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
             if let Some((community, workflow)) = row {
                 tx.audit(now, Some(run_id), &community, &workflow, "failed", error)?;
@@ -432,12 +427,14 @@ impl Store {
     /// Puts a failed run back in line, to be redone from scratch. Returns whether it was failed.
     pub fn retry_run(&self, run_id: i64, now: DateTime<Utc>) -> anyhow::Result<bool> {
         self.write(|tx| {
-            let n = tx.conn().execute(
-                "UPDATE runs SET state = 'planned', run_at = max(run_at, ?2), error = NULL,
+            let n = tx
+                .conn()
+                .prepare_cached(
+                    "UPDATE runs SET state = 'planned', run_at = max(run_at, ?2), error = NULL,
                                  started_at = NULL, finished_at = NULL
                  WHERE id = ?1 AND state = 'failed'",
-                params![run_id, ts(now)],
-            )?;
+                )?
+                .execute(params![run_id, ts(now)])?;
             Ok(n == 1)
         })
     }
@@ -452,12 +449,13 @@ impl Store {
         self.write(|tx| {
             let row: Option<(String, String)> = tx
                 .conn()
-                .query_row(
+                .prepare_cached(
                     "UPDATE runs SET state = 'missed', reason = ?2, finished_at = ?3
                      WHERE id = ?1 AND state = 'planned' RETURNING community, workflow",
-                    params![run_id, reason, ts(now)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                )?
+                .query_row(params![run_id, reason, ts(now)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
             if let Some((community, workflow)) = &row {
                 tx.audit(now, Some(run_id), community, workflow, "missed", reason)?;
@@ -471,19 +469,20 @@ impl Store {
     pub fn fire_due_timers(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         self.write(|tx| {
             let conn = tx.conn();
-            let n = conn.execute(
-                "INSERT OR IGNORE INTO runs
+            let n = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO runs
                      (community, workflow, due_at, run_at, trigger_kind, trigger_key, payload,
                       timer_id, planned_at)
                  SELECT community, workflow, fire_at, fire_at, 'timer', CAST(id AS TEXT), payload,
                         id, ?1
                  FROM timers WHERE state = 'pending' AND fire_at <= ?1",
-                params![ts(now)],
-            )?;
-            conn.execute(
+                )?
+                .execute(params![ts(now)])?;
+            conn.prepare_cached(
                 "UPDATE timers SET state = 'fired' WHERE state = 'pending' AND fire_at <= ?1",
-                params![ts(now)],
-            )?;
+            )?
+            .execute(params![ts(now)])?;
             Ok(n)
         })
     }
@@ -491,11 +490,10 @@ impl Store {
     /// The earliest pending timer.
     pub fn next_timer_at(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
         self.read(|tx| {
-            let text: Option<String> = tx.conn().query_row(
-                "SELECT min(fire_at) FROM timers WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
-            )?;
+            let text: Option<String> = tx
+                .conn()
+                .prepare_cached("SELECT min(fire_at) FROM timers WHERE state = 'pending'")?
+                .query_row([], |r| r.get(0))?;
             Ok(text.map(|t| parse_ts(&t)).transpose()?)
         })
     }
@@ -505,11 +503,8 @@ impl Store {
         self.read(|tx| {
             Ok(tx
                 .conn()
-                .query_row(
-                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                    params![run_id],
-                    run_row,
-                )
+                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_row(params![run_id], run_row)
                 .optional()?)
         })
     }
@@ -545,34 +540,36 @@ impl Tx<'_> {
         run_id: Option<i64>,
     ) -> anyhow::Result<i64> {
         let conn = self.conn();
-        conn.execute(
+        conn.prepare_cached(
             "INSERT OR IGNORE INTO timers
                  (community, workflow, key, fire_at, payload, created_at, created_by_run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                community,
-                workflow,
-                key,
-                ts(fire_at),
-                payload,
-                ts(now),
-                run_id
-            ],
-        )?;
-        Ok(conn.query_row(
-            "SELECT id FROM timers WHERE community = ?1 AND workflow = ?2 AND key = ?3",
-            params![community, workflow, key],
-            |r| r.get(0),
-        )?)
+        )?
+        .execute(params![
+            community,
+            workflow,
+            key,
+            ts(fire_at),
+            payload,
+            ts(now),
+            run_id
+        ])?;
+        Ok(conn
+            .prepare_cached(
+                "SELECT id FROM timers WHERE community = ?1 AND workflow = ?2 AND key = ?3",
+            )?
+            .query_row(params![community, workflow, key], |r| r.get(0))?)
     }
 
     /// Cancels a pending timer; returns whether there was one.
     pub fn cancel_timer(&self, community: &str, workflow: &str, key: &str) -> anyhow::Result<bool> {
-        let n = self.conn().execute(
-            "UPDATE timers SET state = 'cancelled'
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE timers SET state = 'cancelled'
              WHERE community = ?1 AND workflow = ?2 AND key = ?3 AND state = 'pending'",
-            params![community, workflow, key],
-        )?;
+            )?
+            .execute(params![community, workflow, key])?;
         Ok(n == 1)
     }
 
@@ -591,13 +588,22 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<i64>> {
         let conn = self.conn();
-        let n = conn.execute(
-            "INSERT OR IGNORE INTO runs
+        let n = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO runs
                  (community, workflow, due_at, run_at, trigger_kind, trigger_key, payload,
                   event_kind, planned_at)
              VALUES (?1, ?2, ?3, ?3, 'event', ?4, ?5, ?6, ?7)",
-            params![community, workflow, ts(at), key, payload, kind, ts(now)],
-        )?;
+            )?
+            .execute(params![
+                community,
+                workflow,
+                ts(at),
+                key,
+                payload,
+                kind,
+                ts(now)
+            ])?;
         Ok((n == 1).then(|| conn.last_insert_rowid()))
     }
 
