@@ -176,7 +176,8 @@ async fn the_api_over_a_real_socket() {
         "October is owed again; December is not due yet"
     );
 
-    // Every change left its event for the scheduler, in order.
+    // Every change left its event for the scheduler, in order: the imports that seeded the
+    // community first, then the API's writes.
     let kinds: Vec<String> = pending_events(&conn, 100)
         .unwrap()
         .into_iter()
@@ -185,6 +186,10 @@ async fn the_api_over_a_real_socket() {
     assert_eq!(
         kinds,
         [
+            "owner.imported",
+            "bill.imported",
+            "payment.imported",
+            "ticket.imported",
             "ticket.closed",
             "callback.recorded",
             "payment.posted",

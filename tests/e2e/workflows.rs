@@ -57,11 +57,16 @@ fn fee_reminder_sends_one_notice_per_household_at_its_sternest_new_step_and_aler
         r#"  send household 1-102 template low_balance step low-electricity [Urgent, Preferred] household.label="1栋102" utility="electricity" balance="8.00" threshold="20.00""#
     );
     assert_eq!(
-        &out[3..7],
+        &out[3..10],
         [
-            "kv writes (3):",
+            "kv writes (6):",
             "  bill:b1 = \"30\"",
             "  bill:b2 = \"0\"",
+            // The first day a bill reaches its next step (b2 overdue 7 days): no run before it
+            // reads the bills.
+            "  ladder:next = \"2026-05-07\"",
+            "  ladder:params = \"{}\"",
+            "  ladder:scanned = \"2026-04-30\"",
             "  low:1-102:electricity = \"800\""
         ]
     );
@@ -81,10 +86,15 @@ fn a_communitys_own_fee_reminder_skips_the_household_on_a_payment_plan() {
         out[1]
     );
     assert_eq!(
-        &out[2..5],
+        &out[2..9],
         [
-            "kv writes (2):",
+            "kv writes (6):",
             "  bill:b2 = \"0\"",
+            "  ladder:next = \"2026-04-07\"",
+            "  ladder:params = \"{}\"",
+            // The plan copied from the params asked for a scan, which this run was.
+            "  ladder:rescan deleted",
+            "  ladder:scanned = \"2026-03-31\"",
             "  plan:3-301 = \"2026-05-31\""
         ]
     );

@@ -78,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &label,
             &bytes,
             progress,
+            chrono::Utc::now(),
         )
         .map_err(anyhow::Error::from)
     });

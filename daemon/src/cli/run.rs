@@ -272,8 +272,12 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     Ok(())
 }
 
+/// How long events written by another process (an import) may wait to be routed.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Routes pending domain events into event runs: once at start (events written before a stop),
-/// then each time the API reports a write, until the daemon stops.
+/// then each time the API reports a write and at least every [`EVENT_POLL`], until the daemon
+/// stops.
 async fn route_events(
     store: Arc<Store>,
     clock: SharedClock,
@@ -300,6 +304,8 @@ async fn route_events(
         }
         tokio::select! {
             _ = written.notified() => {}
+            // Other processes write events too (`wuyed import`); nobody wakes us for those.
+            _ = tokio::time::sleep(EVENT_POLL) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
     }

@@ -291,7 +291,9 @@ pub struct WorkflowFile {
     /// Domain events this workflow reacts to, each becoming one run of its `on-event` hook:
     /// exact kinds (`ticket.closed`) or a family (`payment.*`). Kinds: `ticket.opened`,
     /// `ticket.closed`, `ticket.reopened`, `callback.recorded`, `payment.posted`,
-    /// `payment.reversed`, `survey.answered`.
+    /// `payment.reversed`, `survey.answered`, `community_event.planned`,
+    /// `payment_plan.agreed`, `payment_plan.ended`, and `<owner|bill|payment|balance|ticket>.imported`
+    /// after `wuyed import` changed rows.
     #[serde(default)]
     pub events: Vec<String>,
     /// `false`: checked, but not run (its plugin need not be built yet).

@@ -111,6 +111,17 @@ impl Kind {
         }
     }
 
+    /// The domain event a file of this kind writes when it changed something.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Kind::Owners => crate::domain::event_kind::OWNERS_IMPORTED,
+            Kind::Bills => crate::domain::event_kind::BILLS_IMPORTED,
+            Kind::Payments => crate::domain::event_kind::PAYMENTS_IMPORTED,
+            Kind::Balances => crate::domain::event_kind::BALANCES_IMPORTED,
+            Kind::Tickets => crate::domain::event_kind::TICKETS_IMPORTED,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Owners => "owners",
@@ -241,13 +252,19 @@ pub fn import(
     progress: Option<Progress<'_>>,
 ) -> Result<Report, ImportError> {
     let tx = crate::store::Tx(conn.transaction()?);
-    let report = import_tx(&tx, community, tz, kind, file, bytes, progress)?;
+    let report = import_tx(&tx, community, tz, kind, file, bytes, progress, Utc::now())?;
     tx.0.commit()?;
     Ok(report)
 }
 
 /// [`import`] inside a transaction the caller owns (`Store::write`): on `Err` the caller must
 /// roll back (returning the error from `Store::write` does), on `Ok` commit.
+///
+/// A file that changed something also writes a `<kind>.imported` event (`bill.imported`,
+/// `payment.imported`, ...) with the file and its counts, in the same transaction: workflows
+/// that keep their own bookkeeping of the data (the fee ladder's next step day) subscribe to
+/// learn that it moved under them.
+#[allow(clippy::too_many_arguments)]
 pub fn import_tx(
     tx: &crate::store::Tx<'_>,
     community: &str,
@@ -256,6 +273,7 @@ pub fn import_tx(
     file: &str,
     bytes: &[u8],
     progress: Option<Progress<'_>>,
+    now: DateTime<Utc>,
 ) -> Result<Report, ImportError> {
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         // Excel's "Unicode Text": UTF-16 and tab-separated. Decoding it as GBK would only
@@ -368,6 +386,17 @@ pub fn import_tx(
     if !errors.is_empty() {
         // The caller rolls back everything this file wrote.
         return Err(fail(errors));
+    }
+    if report.inserted + report.updated > 0 {
+        tx.domain(community).emit(
+            kind.event_kind(),
+            serde_json::json!({
+                "file": file,
+                "inserted": report.inserted,
+                "updated": report.updated,
+            }),
+            now,
+        )?;
     }
     Ok(report)
 }

@@ -570,9 +570,16 @@ pub mod event_kind {
     pub const PAYMENT_PLAN_AGREED: &str = "payment_plan.agreed";
     /// A payment plan ended early (payload: `household`).
     pub const PAYMENT_PLAN_ENDED: &str = "payment_plan.ended";
+    /// `wuyed import` changed rows (payload: `file`, `inserted`, `updated`). Nothing else
+    /// writes bills or balances, so these are how a workflow learns they moved.
+    pub const OWNERS_IMPORTED: &str = "owner.imported";
+    pub const BILLS_IMPORTED: &str = "bill.imported";
+    pub const PAYMENTS_IMPORTED: &str = "payment.imported";
+    pub const BALANCES_IMPORTED: &str = "balance.imported";
+    pub const TICKETS_IMPORTED: &str = "ticket.imported";
 
     /// Every kind, for checking the `events = [...]` a workflow subscribes to.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 15] = [
         TICKET_OPENED,
         TICKET_CLOSED,
         TICKET_REOPENED,
@@ -583,6 +590,11 @@ pub mod event_kind {
         COMMUNITY_EVENT_PLANNED,
         PAYMENT_PLAN_AGREED,
         PAYMENT_PLAN_ENDED,
+        OWNERS_IMPORTED,
+        BILLS_IMPORTED,
+        PAYMENTS_IMPORTED,
+        BALANCES_IMPORTED,
+        TICKETS_IMPORTED,
     ];
 }
 

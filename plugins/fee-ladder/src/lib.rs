@@ -24,10 +24,15 @@
 //! - **Low prepaid balance** (water, electricity): one alert per crossing below the threshold;
 //!   the alert re-arms when the balance is back at or above it.
 //!
-//! Why a daily scan rather than one durable timer per bill: the scan reads the unpaid bills once
-//! (the only data it needs), costs O(unpaid bills) kv reads, and cannot drift from the bills as
-//! they are imported, paid and reversed, while timers would have to be kept in step with every
-//! import. The benchmark in docs/BENCHMARKS.md measures it.
+//! Why a scan rather than one durable timer per bill: the scan reads the unpaid bills (the only
+//! data it needs) and cannot drift from them as they are imported, paid and reversed, while
+//! timers would have to be kept in step with every import. But the scan only runs on days
+//! something can happen (see [`ScanState`]): each full scan works out the first day a known bill
+//! reaches a step it has not had, and the runs before that day read nothing, unless the data
+//! changed meanwhile (an import, a reversal, a payment plan: events), a household was exempt, or
+//! `full_scan_days` have passed (default 7: the safety net for a writer that sends no event).
+//! Bills reach steps on a few days a month, so most daily runs cost a few key-value reads. The
+//! benchmark in docs/BENCHMARKS.md measures both.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -85,6 +90,14 @@ pub struct Params {
     /// Template of the low balance alert; `None` turns the alert off.
     #[serde(default = "default_balance_template")]
     pub balance_template: Option<String>,
+    /// At most this many days between two full scans, whatever the ladder's own bookkeeping
+    /// says (1: scan on every run).
+    #[serde(default = "default_full_scan_days")]
+    pub full_scan_days: u32,
+}
+
+fn default_full_scan_days() -> u32 {
+    7
 }
 
 fn default_balance_template() -> Option<String> {
@@ -140,6 +153,11 @@ impl Params {
                 )));
             }
         }
+        if p.full_scan_days == 0 {
+            return Err(PluginError::InvalidParams(
+                "full_scan_days: must be at least 1 (1 scans on every run)".into(),
+            ));
+        }
         if let Some(f) = p.late_fee
             && f.cap_percent > 100
         {
@@ -169,6 +187,15 @@ pub trait LateFeeRule {
         let _ = (household, host);
         true
     }
+
+    /// The first day a household [`remind_household`](Self::remind_household) turned away may
+    /// be reminded again without anything else happening (the day after its plan ends). `None`,
+    /// the default: not known, so the next run looks again. Runs read no bills on days when
+    /// nothing reaches a step; an exemption that lapses by itself has to say when it does.
+    fn exemption_ends(&self, household: &str, host: &dyn Host) -> Option<NaiveDate> {
+        let _ = (household, host);
+        None
+    }
 }
 
 /// The default rules: late fee from params (none unless configured), every household reminded.
@@ -193,13 +220,36 @@ impl<R: LateFeeRule> FeeReminder<R> {
         let params = Params::of(run)?;
         let tz = zone(&host.timezone())?;
         let today = local_date(run.due_at, tz);
+        let community = host.community_id();
+
+        let state = ScanState::load(host);
+        let Some(why) = state.scan_needed(today, &run.params, params.full_scan_days) else {
+            host.log(
+                Level::Info,
+                "fee reminders: no bill reaches a step today",
+                &[
+                    ("community", &community),
+                    ("date", &today.to_string()),
+                    (
+                        "next_scan",
+                        &state.next.map(|d| d.to_string()).unwrap_or_default(),
+                    ),
+                ],
+            );
+            return Ok(());
+        };
 
         // Bills further out than the ladder's first step have reached nothing yet: they are
-        // neither reminded nor listed, so they are not even read.
+        // neither reminded nor listed. Those that reach it before the next safety scan are read
+        // too, only for the day they do.
         let first_step = params.ladder.first().map_or(0, |s| s.days);
         let horizon = today - chrono::Duration::days(i64::from(first_step));
+        let read_to = horizon + chrono::Duration::days(i64::from(params.full_scan_days));
+        // The first day a bill read here reaches a step it has not had: the next scan.
+        let mut next =
+            NextScan::by(today + chrono::Duration::days(i64::from(params.full_scan_days)));
         let mut per_household: BTreeMap<String, Vec<(Bill, NaiveDate)>> = BTreeMap::new();
-        for bill in host.unpaid_bills_due_by(&horizon.to_string()) {
+        for bill in host.unpaid_bills_due_by(&read_to.to_string()) {
             if !params.fee_types.is_empty() && !params.fee_types.contains(&bill.fee_type) {
                 continue;
             }
@@ -208,6 +258,10 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 Ok(d) => d,
                 Err(_) => parse_date(&format!("bill {}: due_date", bill.id), &bill.due_date)?,
             };
+            if due > horizon {
+                next.at(due + chrono::Duration::days(i64::from(first_step)));
+                continue;
+            }
             per_household
                 .entry(bill.household.clone())
                 .or_default()
@@ -221,6 +275,10 @@ impl<R: LateFeeRule> FeeReminder<R> {
         for (household, mut bills) in per_household {
             if !self.rules.remind_household(&household, host) {
                 skipped += 1;
+                next.at(self
+                    .rules
+                    .exemption_ends(&household, host)
+                    .unwrap_or(today + chrono::Duration::days(1)));
                 continue;
             }
             bills.sort_by(|a, b| {
@@ -244,6 +302,13 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 let key = format!("bill:{}", bill.id);
                 listed.push((bill, days));
                 let last: Option<i32> = host.kv_get(&key).and_then(|v| v.parse().ok());
+                if let Some(s) = params
+                    .ladder
+                    .iter()
+                    .find(|s| s.days > reached.days.max(last.unwrap_or(i32::MIN)))
+                {
+                    next.at(due + chrono::Duration::days(i64::from(s.days)));
+                }
                 if last.is_some_and(|l| l >= reached.days) {
                     continue;
                 }
@@ -276,6 +341,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 staff_steps,
             });
         }
+        ScanState::save(host, today, next.day, &run.params);
         let labels = labels(host, due.iter().map(|r| r.household.clone()).collect());
         for Reminder {
             household,
@@ -365,13 +431,14 @@ impl<R: LateFeeRule> FeeReminder<R> {
             Some(t) => self.balance_alerts(t, host),
             None => 0,
         };
-        let community = host.community_id();
         host.log(
             Level::Info,
             "fee reminders",
             &[
                 ("community", &community),
                 ("date", &today.to_string()),
+                ("scan", why),
+                ("next_scan", &next.day.to_string()),
                 ("households_reminded", &sent.to_string()),
                 ("households_exempt", &skipped.to_string()),
                 ("balance_alerts", &alerts.to_string()),
@@ -409,8 +476,13 @@ impl<R: LateFeeRule> FeeReminder<R> {
         alerts
     }
 
-    /// Payments move bills off and back onto the ladder.
+    /// Payments move bills off and back onto the ladder; imported bills, payments and
+    /// balances make the next run scan.
     pub fn payment_event(&self, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
+        if event.kind.ends_with(".imported") {
+            request_scan(host, &event.kind);
+            return Ok(());
+        }
         #[derive(Deserialize)]
         struct Payload {
             bill_id: serde_json::Value,
@@ -428,6 +500,10 @@ impl<R: LateFeeRule> FeeReminder<R> {
             "payment.posted" => p.bill_settled.unwrap_or(true),
             _ => false,
         };
+        if event.kind == "payment.reversed" {
+            // The bill is owed again from a step no known day leads to.
+            request_scan(host, &event.kind);
+        }
         if forget {
             host.kv_delete(&format!("bill:{bill}"));
             host.log(
@@ -437,6 +513,95 @@ impl<R: LateFeeRule> FeeReminder<R> {
             );
         }
         Ok(())
+    }
+}
+
+/// Makes the next run scan every unpaid bill, whatever day it is: the data changed in a way the
+/// ladder's bookkeeping cannot know (bills imported, a payment reversed, a payment plan ended).
+/// `why` is logged by that run.
+pub fn request_scan(host: &mut dyn Host, why: &str) {
+    host.kv_put(RESCAN_KEY, why);
+}
+
+/// The ladder's bookkeeping between runs, next to each bill's progress (`bill:<id>`).
+const SCANNED_KEY: &str = "ladder:scanned";
+const NEXT_KEY: &str = "ladder:next";
+const PARAMS_KEY: &str = "ladder:params";
+const RESCAN_KEY: &str = "ladder:rescan";
+
+/// When the last full scan ran, with which params, and the first day after it on which a bill
+/// it read reaches a step it has not had (or an exemption lapses). Until that day, with the same
+/// params and no data changed, a scan would find nothing to send, so the run reads no bills.
+#[derive(Debug)]
+pub struct ScanState {
+    scanned: Option<NaiveDate>,
+    next: Option<NaiveDate>,
+    params: Option<String>,
+    rescan: Option<String>,
+}
+
+impl ScanState {
+    fn load(host: &dyn Host) -> ScanState {
+        let date = |key| {
+            host.kv_get(key)
+                .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        };
+        ScanState {
+            scanned: date(SCANNED_KEY),
+            next: date(NEXT_KEY),
+            params: host.kv_get(PARAMS_KEY),
+            rescan: host.kv_get(RESCAN_KEY),
+        }
+    }
+
+    /// Why this run must scan, or `None` when it has nothing to find.
+    fn scan_needed(&self, today: NaiveDate, params: &str, full_scan_days: u32) -> Option<&str> {
+        let (Some(scanned), Some(next)) = (self.scanned, self.next) else {
+            return Some("first run");
+        };
+        if let Some(why) = &self.rescan {
+            return Some(why);
+        }
+        if self.params.as_deref() != Some(params) {
+            return Some("params changed");
+        }
+        if today < scanned {
+            // The clock went back (a simulation on a copy of a later state): start afresh.
+            return Some("date before the last scan");
+        }
+        if today >= next {
+            return Some("a bill reaches a step");
+        }
+        if (today - scanned).num_days() >= i64::from(full_scan_days) {
+            return Some("periodic scan");
+        }
+        None
+    }
+
+    fn save(host: &mut dyn Host, today: NaiveDate, next: NaiveDate, params: &str) {
+        host.kv_put(SCANNED_KEY, &today.to_string());
+        host.kv_put(NEXT_KEY, &next.to_string());
+        if host.kv_get(PARAMS_KEY).as_deref() != Some(params) {
+            host.kv_put(PARAMS_KEY, params);
+        }
+        if host.kv_get(RESCAN_KEY).is_some() {
+            host.kv_delete(RESCAN_KEY);
+        }
+    }
+}
+
+/// The earliest of the days a scan found something will happen on.
+struct NextScan {
+    day: NaiveDate,
+}
+
+impl NextScan {
+    fn by(latest: NaiveDate) -> NextScan {
+        NextScan { day: latest }
+    }
+
+    fn at(&mut self, day: NaiveDate) {
+        self.day = self.day.min(day);
     }
 }
 

@@ -77,6 +77,18 @@ fn run_days(host: &mut MockHost, from: &str, to: &str, params: &str) -> Vec<Stri
     out
 }
 
+/// Delivers a domain event to the plugin, as the daemon does for a subscribed workflow.
+fn event(host: &mut MockHost, kind: &str, payload: &str) {
+    let run = host.run("fee_reminder", "{}");
+    let e = EventIn {
+        kind: kind.into(),
+        payload: payload.into(),
+    };
+    FeeReminder::<StandardRules>::default()
+        .on_event(&run, &e, host)
+        .unwrap();
+}
+
 fn var<'a>(m: &'a Message, key: &str) -> Option<&'a str> {
     m.vars
         .iter()
@@ -289,9 +301,12 @@ fn a_low_balance_is_alerted_once_per_crossing() {
         run_on(&mut host, day("2026-03-02"), "{}").is_empty(),
         "still low: no second alert"
     );
+    // Balances change by import, which the daemon reports as an event.
     host.balances[0].balance_fen = 10_000;
+    event(&mut host, "balance.imported", "{}");
     assert!(run_on(&mut host, day("2026-03-03"), "{}").is_empty());
     host.balances[0].balance_fen = 1_000;
+    event(&mut host, "balance.imported", "{}");
     assert_eq!(
         run_on(&mut host, day("2026-03-04"), "{}"),
         ["2026-03-04 1-102 low-water low_balance"]
@@ -408,4 +423,122 @@ fn labels_are_right_whether_looked_up_one_by_one_or_read_in_bulk() {
             Some(format!("2栋{}", 201 + i).as_str())
         );
     }
+}
+
+/// Half a year of a small community as the desk lives it: monthly bills, some paid late, one
+/// payment reversed, bills imported after their due date, a changed amount. `scans` counts the
+/// runs that read the bills.
+fn half_year(params: &str, with_events: bool) -> (Vec<String>, usize) {
+    let mut host = community();
+    for h in ["2-201", "2-202", "3-301"] {
+        host.households.push(Household {
+            id: h.into(),
+            building: h[..1].into(),
+            unit: h[2..].into(),
+            owners: vec![],
+        });
+    }
+    let households = ["1-101", "1-102", "2-201", "2-202", "3-301"];
+    let mut n = 0;
+    for month in 1..=6 {
+        for (i, h) in households.iter().enumerate() {
+            n += 1;
+            // Most bills fall due on the 15th, as a billing system issues them; one household
+            // pays on another day.
+            let due = format!("2026-{month:02}-{}", if i == 4 { 25 } else { 15 });
+            host.bills.push(bill(
+                &n.to_string(),
+                h,
+                "property",
+                &format!("2026-{month:02}"),
+                10_000 + 100 * n,
+                &due,
+            ));
+        }
+    }
+    let imported = host.bills.len();
+    let (mut d, end) = (day("2026-01-01"), day("2026-07-31"));
+    let mut out = Vec::new();
+    let mut scans = 0;
+    while d <= end {
+        let notify = |host: &mut MockHost, kind: &str, payload: &str| {
+            if with_events {
+                event(host, kind, payload);
+            }
+        };
+        match d.to_string().as_str() {
+            // 1-101 pays its February bill in full on 20 February.
+            "2026-02-20" => {
+                host.bills[5].paid_fen = host.bills[5].amount_fen;
+                notify(
+                    &mut host,
+                    "payment.posted",
+                    r#"{"bill_id": "6", "bill_settled": true}"#,
+                );
+            }
+            // ... and the bank reverses it on 10 March.
+            "2026-03-10" => {
+                host.bills[5].paid_fen = 0;
+                notify(&mut host, "payment.reversed", r#"{"bill_id": "6"}"#);
+            }
+            // A parking bill due in January is imported only on 3 February.
+            "2026-02-03" => {
+                host.bills.push(bill(
+                    "p1",
+                    "2-202",
+                    "parking",
+                    "2026-01",
+                    3_000,
+                    "2026-01-20",
+                ));
+                notify(&mut host, "bill.imported", r#"{"inserted": 1}"#);
+            }
+            // A re-import corrects the due date of 3-301's April bill.
+            "2026-04-02" => {
+                host.bills[19].due_date = "2026-04-28".into();
+                notify(&mut host, "bill.imported", r#"{"updated": 1}"#);
+            }
+            _ => {}
+        }
+        out.extend(run_on(&mut host, d, params));
+        scans += usize::from(host.logs.iter().any(|l| l.message == "fee reminders"));
+        d += Duration::days(1);
+    }
+    assert!(host.bills.len() > imported);
+    (out, scans)
+}
+
+#[test]
+fn runs_that_read_no_bills_send_exactly_what_a_daily_scan_sends() {
+    let (daily, daily_scans) = half_year(r#"{"full_scan_days": 1}"#, true);
+    let (default, scans) = half_year("{}", true);
+    assert_eq!(daily_scans, 212, "full_scan_days = 1 scans on every run");
+    assert_eq!(default, daily, "the same messages, on the same days");
+    assert!(daily.len() > 100, "the scenario has work: {}", daily.len());
+    assert!(
+        scans * 2 < daily_scans,
+        "most runs read nothing: {scans} scans in {daily_scans} days"
+    );
+}
+
+#[test]
+fn without_the_import_event_a_late_bill_waits_at_most_for_the_periodic_scan() {
+    let (with, _) = half_year("{}", true);
+    let (without, _) = half_year("{}", false);
+    let late = |out: &[String]| -> Vec<String> {
+        out.iter()
+            .filter(|l| {
+                l.contains("2-202") && l.as_str() >= "2026-02-03" && l.as_str() < "2026-02-11"
+            })
+            .cloned()
+            .collect()
+    };
+    // Told of the import, the next run lists the late parking bill.
+    assert_eq!(late(&with)[0], "2026-02-03 2-202 overdue-7d bill_notice");
+    // Not told, the weekly scan finds it within 7 days.
+    let found = late(&without);
+    assert!(
+        found.iter().any(|l| l.ends_with("overdue-7d bill_notice")),
+        "{found:?}"
+    );
 }

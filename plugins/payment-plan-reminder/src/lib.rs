@@ -41,6 +41,13 @@ impl LateFeeRule for PlanRules {
             _ => true,
         }
     }
+
+    /// The day after the plan's last day: the ladder looks at the household again then.
+    fn exemption_ends(&self, household: &str, host: &dyn Host) -> Option<NaiveDate> {
+        host.kv_get(&format!("plan:{household}"))
+            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            .and_then(|until| until.succ_opt())
+    }
 }
 
 /// The standard params plus `payment_plans`.
@@ -70,6 +77,7 @@ impl PaymentPlanReminder {
             let key = format!("plan:{household}");
             if host.kv_get(&key).as_deref() != Some(until.to_string().as_str()) {
                 host.kv_put(&key, &until.to_string());
+                fee_ladder::request_scan(host, "payment plan changed");
             }
         }
         Ok(Run {
@@ -117,6 +125,8 @@ impl Plugin for PaymentPlanReminder {
                     }
                     _ => host.kv_delete(&key),
                 }
+                // A plan agreed or ended changes who is chased from the next run on.
+                fee_ladder::request_scan(host, &event.kind);
                 Ok(())
             }
             _ => FeeReminder::with_rules(PlanRules::default()).payment_event(event, host),
