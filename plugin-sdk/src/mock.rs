@@ -168,10 +168,12 @@ impl Host for MockHost {
         let mut out: Vec<Ticket> = self
             .tickets
             .iter()
+            // Desk tasks (`task`) owe no callback, as in the daemon.
             .filter(|t| {
-                t.closed_at.is_some_and(|closed| {
-                    closed >= since && t.callback.as_ref().is_none_or(|c| c.done_at < closed)
-                })
+                t.kind != "task"
+                    && t.closed_at.is_some_and(|closed| {
+                        closed >= since && t.callback.as_ref().is_none_or(|c| c.done_at < closed)
+                    })
             })
             .cloned()
             .collect();

@@ -361,6 +361,10 @@ pub enum TicketKind {
     Repair,
     /// 投诉
     Complaint,
+    /// A desk task a workflow opened (the fee ladder's visit to a household 60 days in arrears,
+    /// 上门催缴): the desk's own work, so no callback is owed and it counts in no callback or
+    /// complaint figure.
+    Task,
 }
 
 impl TicketKind {
@@ -368,6 +372,7 @@ impl TicketKind {
         match self {
             TicketKind::Repair => "repair",
             TicketKind::Complaint => "complaint",
+            TicketKind::Task => "task",
         }
     }
 }
@@ -378,8 +383,9 @@ impl FromStr for TicketKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "repair" | "报修" => Ok(TicketKind::Repair),
             "complaint" | "投诉" => Ok(TicketKind::Complaint),
+            "task" | "任务" => Ok(TicketKind::Task),
             _ => Err(format!(
-                "expected repair (报修) or complaint (投诉), got {s:?}"
+                "expected repair (报修), complaint (投诉) or task (任务), got {s:?}"
             )),
         }
     }

@@ -40,6 +40,8 @@ impl Sla {
         Duration::hours(match kind {
             TicketKind::Repair => self.repair_hours,
             TicketKind::Complaint => self.complaint_hours,
+            // Desk tasks owe no callback; `compute` leaves them out before asking.
+            TicketKind::Task => 0,
         })
     }
 }
@@ -161,6 +163,8 @@ pub fn compute(
         match t.kind {
             TicketKind::Repair => repair.add_closed(st, re),
             TicketKind::Complaint => complaint.add_closed(st, re),
+            // A desk task (a fee visit) is the desk's own work: nobody is called back about it.
+            TicketKind::Task => continue,
         }
         total.add_closed(st, re);
         by_staff
@@ -177,6 +181,7 @@ pub fn compute(
         match d.kind {
             TicketKind::Repair => repair.add_callback(c.satisfied, c.score),
             TicketKind::Complaint => complaint.add_callback(c.satisfied, c.score),
+            TicketKind::Task => continue,
         }
         total.add_callback(c.satisfied, c.score);
         by_staff
@@ -515,6 +520,9 @@ mod tests {
             ]
         );
         let dones: Vec<CallbackDone> = tickets[..3].iter().map(done).collect();
+        // A fee visit the ladder opened and the manager closed: desk work, in no figure below.
+        let mut tickets = tickets;
+        tickets.push(closed("W7-0", Task, "lin-hua", at(2, 9), None));
         let names = BTreeMap::from([
             ("zhou-ming".to_string(), "周明".to_string()),
             ("chen-jing".to_string(), "陈静".to_string()),

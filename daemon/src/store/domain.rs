@@ -721,11 +721,12 @@ impl<'c> DomainRead<'c> {
 
     /// Closed tickets no callback has answered yet (none dated at or after the closing), oldest
     /// closing first: what callback escalation watches. `closed_at`, `assignee`, `kind` and
-    /// `first_receiver` are on each ticket.
+    /// `first_receiver` are on each ticket. Desk tasks owe no callback and are not listed.
     pub fn tickets_closed_without_callback(&self) -> rusqlite::Result<Vec<Ticket>> {
         self.all(
             &format!(
                 "{TICKET_SELECT} t WHERE t.community = ?1 AND t.closed_at IS NOT NULL
+             AND t.kind <> 'task'
              AND NOT EXISTS (SELECT 1 FROM callbacks c
                          WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
              ORDER BY t.closed_at, t.id"
@@ -739,7 +740,8 @@ impl<'c> DomainRead<'c> {
     /// missed callbacks looks at.
     ///
     /// [`tickets_closed_without_callback`]: DomainRead::tickets_closed_without_callback
-    /// Each comes with its latest callback (one given before the closing, if any).
+    /// Each comes with its latest callback (one given before the closing, if any). Desk tasks
+    /// are not listed.
     pub fn tickets_awaiting_callback(
         &self,
         since: DateTime<Utc>,
@@ -747,6 +749,7 @@ impl<'c> DomainRead<'c> {
         let tickets = self.all(
             &format!(
                 "{TICKET_SELECT} t WHERE t.community = ?1 AND t.closed_at >= ?2
+             AND t.kind <> 'task'
              AND NOT EXISTS (SELECT 1 FROM callbacks c
                          WHERE c.ticket_id = t.id AND c.done_at >= t.closed_at)
              ORDER BY t.closed_at, t.id"

@@ -21,12 +21,24 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrations/0004_outbox.sql")),
     (5, include_str!("migrations/0005_events_rsvps_notices.sql")),
     (6, include_str!("migrations/0006_outbox_waiting.sql")),
+    (7, include_str!("migrations/0007_desk_tasks.sql")),
 ];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    // A migration that rebuilds a table (0007) drops the old one while other tables still
+    // reference it. SQLite's documented procedure runs that with foreign keys off and checks
+    // them before committing; the setting cannot change inside a transaction, hence out here.
+    let enforced: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let applied = apply(conn, path);
+    conn.pragma_update(None, "foreign_keys", enforced)?;
+    applied
+}
+
+fn apply(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     debug_assert!(
         MIGRATIONS
             .iter()
@@ -49,7 +61,8 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         ))
         .into());
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    let pending: Vec<_> = MIGRATIONS.iter().filter(|(v, _)| *v > current).collect();
+    for (version, sql) in &pending {
         tx.execute_batch(sql).with_context(|| {
             format!(
                 "database {}: migration {version} failed (nothing was changed)",
@@ -58,6 +71,19 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         })?;
         tx.pragma_update(None, "user_version", version)?;
         tracing::info!(db = %path.display(), version, "applied schema migration");
+    }
+    if !pending.is_empty() {
+        let dangling: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if dangling > 0 {
+            anyhow::bail!(
+                "database {}: after migrating, {dangling} row(s) reference rows that do not \
+                 exist (PRAGMA foreign_key_check lists them); nothing was changed",
+                path.display()
+            );
+        }
     }
     tx.commit().map_err(|e| super::coded_sqlite(e, path))?;
     Ok(())

@@ -311,6 +311,63 @@ mod tests {
         assert_eq!(v, future, "the version must not be touched");
     }
 
+    /// Before version 7 the fee ladder's visits were stored as complaints (`[fee-visit] ...`);
+    /// the rebuild makes them desk tasks and keeps every ticket, and every callback pointing
+    /// at one.
+    #[test]
+    fn migration_7_turns_stored_fee_visits_into_desk_tasks_and_keeps_callbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (_, sql) in &migrations::MIGRATIONS[..6] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 6).unwrap();
+            conn.execute_batch(
+                "INSERT INTO households (community, id, building, unit, room)
+                     VALUES ('c', '1-101', '1', '1', '101');
+                 INSERT INTO tickets (id, community, no, household, kind, summary,
+                                      first_receiver, opened_at, closed_at)
+                     VALUES (1, 'c', 'T1', '1-101', 'complaint', 'noise at night', 'cs',
+                             '2026-09-01T00:00:00.000Z', '2026-09-02T00:00:00.000Z'),
+                            (2, 'c', 'W9-0', '1-101', 'complaint',
+                             '[fee-visit] 上门催缴 (fee visit): 1栋101 owes ¥700.00 (visit-60d)',
+                             'cs', '2026-09-03T00:00:00.000Z', '2026-09-04T00:00:00.000Z');
+                 INSERT INTO callbacks (community, ticket_id, done_at, done_by, satisfied, score)
+                     VALUES ('c', 1, '2026-09-02T08:00:00.000Z', 'cs', 1, 5);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let (kinds, callbacks, fk_on): (Vec<(String, String)>, i64, bool) = store
+            .read(|tx| {
+                let c = tx.conn();
+                let kinds = c
+                    .prepare("SELECT no, kind FROM tickets ORDER BY id")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let n = c.query_row("SELECT count(*) FROM callbacks", [], |r| r.get(0))?;
+                let fk = c.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+                Ok((kinds, n, fk))
+            })
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                ("T1".to_string(), "complaint".to_string()),
+                ("W9-0".to_string(), "task".to_string())
+            ]
+        );
+        assert_eq!(callbacks, 1);
+        assert!(fk_on, "foreign keys are enforced again after migrating");
+        // The visit owes no callback; the complaint has had its own.
+        let waiting = store
+            .read(|tx| Ok(tx.domain("c").tickets_closed_without_callback()?))
+            .unwrap();
+        assert!(waiting.is_empty(), "{waiting:?}");
+    }
+
     #[test]
     fn a_failed_write_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();

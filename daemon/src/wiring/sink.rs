@@ -200,7 +200,10 @@ impl IntentSink for OutboxSink {
                         .find(|s| s.role == Role::CustomerService)
                         .map(|s| s.id.clone())
                         .context("a workflow opened a ticket, but no customer_service staff is configured to receive it")?;
-                    let kind = t.kind.parse().unwrap_or(TicketKind::Complaint);
+                    // A kind of the plugin's own (`fee-visit`) is desk work, not an owner's
+                    // repair or complaint: no callback is owed on it. The label stays in the
+                    // summary.
+                    let kind = t.kind.parse().unwrap_or(TicketKind::Task);
                     let input = TicketInput {
                         no: no.clone(),
                         household: t.household.clone(),

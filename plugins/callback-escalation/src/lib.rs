@@ -150,6 +150,15 @@ impl CallbackEscalation {
                 candidates.join(" / ")
             )));
         };
+        if ticket.kind != "repair" && ticket.kind != "complaint" {
+            // A desk task (a fee visit the ladder opened): no owner is owed a callback on it.
+            host.log(
+                Level::Info,
+                "no callback for a desk task",
+                &[("ticket", &ticket.id), ("kind", &ticket.kind)],
+            );
+            return Ok(());
+        }
         let Some(closed_at) = ticket.closed_at else {
             host.log(
                 Level::Info,

@@ -215,3 +215,17 @@ fn bad_input_is_named() {
         )
     );
 }
+
+#[test]
+fn a_closed_desk_task_owes_no_callback_and_starts_no_chain() {
+    let mut host = community();
+    // The fee ladder's visit to a household in arrears, done and closed by the manager.
+    host.tickets[0].kind = "task".into();
+    close(&mut host, "{}");
+    assert!(host.timers.is_empty(), "no chain from the event");
+    assert!(host.staff_notices.is_empty());
+    host.now = ms("2026-09-20T09:00:00+08:00");
+    let run = host.run("callback_escalation", "{}");
+    CallbackEscalation.on_schedule(&run, &mut host).unwrap();
+    assert!(host.timers.is_empty(), "none from the sweep either");
+}
