@@ -95,13 +95,13 @@ fn enqueue(settings: &wuye::config::Settings, templates: &Templates, n: usize, c
     let community = settings.communities[0].clone();
     let now = Utc::now();
     wuye::store::outbox::transaction(&mut conn, |tx| {
-        let ctx = EnqueueContext {
-            community: &community,
-            directory: &Owners,
+        let ctx = EnqueueContext::new(
+            &community,
+            &Owners,
             templates,
-            delivery: &settings.daemon.delivery,
+            &settings.daemon.delivery,
             now,
-        };
+        );
         for i in 0..n {
             wuye::deliver::enqueue(
                 tx,

@@ -224,13 +224,8 @@ impl Env {
         let mut conn = wuye::store::outbox::open(&self.db).unwrap();
         let community = self.settings.communities[0].clone();
         wuye::store::outbox::transaction(&mut conn, |tx| {
-            let ctx = EnqueueContext {
-                community: &community,
-                directory,
-                templates: &self.templates,
-                delivery: self.delivery(),
-                now,
-            };
+            let ctx =
+                EnqueueContext::new(&community, directory, &self.templates, self.delivery(), now);
             let mut out = Vec::new();
             for r in reqs {
                 out.extend(wuye::deliver::enqueue(tx, &ctx, r)?);

@@ -366,6 +366,28 @@ pub struct EnqueueContext<'a> {
     pub templates: &'a Templates,
     pub delivery: &'a DeliverySettings,
     pub now: DateTime<Utc>,
+    /// The right-hand side of every Message-ID, from the sender address: parsed once per run
+    /// rather than once per message.
+    message_id_domain: String,
+}
+
+impl<'a> EnqueueContext<'a> {
+    pub fn new(
+        community: &'a Community,
+        directory: &'a dyn Directory,
+        templates: &'a Templates,
+        delivery: &'a DeliverySettings,
+        now: DateTime<Utc>,
+    ) -> EnqueueContext<'a> {
+        EnqueueContext {
+            community,
+            directory,
+            templates,
+            delivery,
+            now,
+            message_id_domain: delivery.message_id_domain(community),
+        }
+    }
 }
 
 /// Renders and queues a message request, in the caller's transaction (the run's completing
@@ -525,7 +547,7 @@ pub fn enqueue(
         let vars = template_context(community, &contact, &locale, req);
         let key = idempotency_key(&community.id, &req.workflow, &slot, &recipient, &req.step);
         let digest = key_digest(&key);
-        let domain = ctx.delivery.message_id_domain(community);
+        let domain = &ctx.message_id_domain;
         let mut msg = OutboxMessage {
             id: 0,
             community: community.id.clone(),

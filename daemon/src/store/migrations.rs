@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrations/0005_events_rsvps_notices.sql")),
     (6, include_str!("migrations/0006_outbox_waiting.sql")),
     (7, include_str!("migrations/0007_desk_tasks.sql")),
+    (8, include_str!("migrations/0008_outbox_checks.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -368,6 +368,57 @@ mod tests {
         assert!(waiting.is_empty(), "{waiting:?}");
     }
 
+    /// Migration 8 rebuilds the outbox for cheaper CHECKs: messages survive it, the rules still
+    /// hold, and the dispatcher's query still reads the waiting-only index.
+    #[test]
+    fn migration_8_keeps_queued_messages_and_their_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (_, sql) in &migrations::MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            conn.execute_batch(
+                "INSERT INTO outbox (community, workflow, slot, recipient, step, channel, address,
+                                     locale, category, template, body_text, message_id, status,
+                                     next_attempt_at, expires_at, created_at, updated_at)
+                 VALUES ('c', 'fee_reminder', 's', 'household:1-101', 'due', 'sms', '13800000000',
+                         'zh-CN', 'transactional', 'bill_notice', '请缴费', 'm1', 'deferred',
+                         5, 9, 1, 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        store
+            .read(|tx| {
+                let c = tx.conn();
+                let status: String = c.query_row(
+                    "SELECT status FROM outbox WHERE message_id = 'm1'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                assert_eq!(status, "deferred");
+                let bad = c.execute("UPDATE outbox SET status = 'lost'", []);
+                assert!(bad.is_err(), "an unknown status is still refused");
+                let plan: Vec<String> = c
+                    .prepare(
+                        "EXPLAIN QUERY PLAN SELECT id FROM outbox
+                         WHERE (status = 'pending' OR status = 'deferred' OR status = 'failed')
+                         AND next_attempt_at <= 10 ORDER BY next_attempt_at, id LIMIT 5",
+                    )?
+                    .query_map([], |r| r.get(3))?
+                    .collect::<rusqlite::Result<_>>()?;
+                assert!(
+                    plan.iter().any(|d| d.contains("outbox_waiting")),
+                    "{plan:?}"
+                );
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn a_failed_write_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();

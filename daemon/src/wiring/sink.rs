@@ -93,13 +93,13 @@ impl IntentSink for OutboxSink {
         let now = self.clock.now();
         let community: &Community = &run.community;
         let directory = Prefetched::for_run(self.directory.as_ref(), community, intents)?;
-        let ctx = EnqueueContext {
+        let ctx = EnqueueContext::new(
             community,
-            directory: &directory,
-            templates: &loaded.templates,
-            delivery: &loaded.settings.daemon.delivery,
+            &directory,
+            &loaded.templates,
+            &loaded.settings.daemon.delivery,
             now,
-        };
+        );
         let mut summary = EffectSummary::default();
         let invitations = invite_all(tx, community, intents, now)?;
         // Where owners open their links; the same for every message of the run.
@@ -343,9 +343,10 @@ pub(crate) fn variables(vars: &[(String, String)]) -> Value {
         };
         let mut node = &mut root;
         let mut parts = key.split('.').peekable();
+        let mut value = Some(value);
         while let Some(part) = parts.next() {
             if parts.peek().is_none() {
-                node.insert(part.to_string(), value.clone());
+                node.insert(part.to_string(), value.take().unwrap_or_default());
                 break;
             }
             let entry = node
