@@ -4,8 +4,8 @@
 //! It runs the daemon's own scheduler, executor (`cli::run::executor`) and outbox dispatcher
 //! against a snapshot of the database in a temporary folder, moving a [`ManualClock`] from one
 //! wake-up (of the scheduler or the dispatcher) to the next and waiting for each to settle. The
-//! dispatcher's channels are replaced whatever the configuration says (mail is captured in the
-//! outbox copy, SMS written as lines in that folder), so nothing leaves the machine; what it did
+//! dispatcher's channels are replaced whatever the configuration says (mail and SMS are
+//! captured in the outbox copy), so nothing leaves the machine; what it did
 //! to each message (sent after quiet hours, cancelled because the bill was paid, expired) is the
 //! capture. The real store is never touched; compiled plugins go to the real data directory's
 //! plugin cache, which is what makes a second simulation (and the daemon's next start) skip
@@ -277,9 +277,9 @@ async fn simulate(
     Ok(out)
 }
 
-/// The configured channels with every destination replaced: mail is captured (the outbox row
-/// is the record), SMS goes to JSON lines in the sandbox. Per-number SMS limits keep the configured provider's values,
-/// so their deferrals show.
+/// The configured channels with every destination replaced: mail and SMS are captured (the
+/// outbox row is the record). Per-number SMS limits keep the configured provider's values, so
+/// their deferrals show.
 fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::deliver::Channels> {
     use crate::deliver::{SmsProvider, SmsSettings};
     let to_file = |s: &SmsSettings| SmsSettings {
@@ -300,9 +300,10 @@ fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::de
             (c.id.clone(), sms.map(to_file))
         }),
     )?;
-    // Nobody reads the simulated mail: writing a file per message was a tenth of a year's
-    // simulation.
+    // Nobody reads the simulated mail or SMS (the sandbox goes when the simulation ends):
+    // writing a file per message was a tenth of a year's simulation.
     channels.email = crate::deliver::email::EmailChannel::Capture;
+    channels.capture_sms();
     Ok(channels)
 }
 

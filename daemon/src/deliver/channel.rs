@@ -33,6 +33,16 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// Every SMS channel captures instead of sending (`wuyed simulate`). Channels are built
+    /// fresh for the simulation, so each is still unshared here.
+    pub(crate) fn capture_sms(&mut self) {
+        for ch in std::iter::once(&mut self.sms_default).chain(self.sms.values_mut()) {
+            if let Some(ch) = Arc::get_mut(ch) {
+                ch.capture = true;
+            }
+        }
+    }
+
     /// Builds the channels the settings describe. Credentials are resolved here, so a missing
     /// secret stops the daemon at start with the key named, not at the first send.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Channels> {

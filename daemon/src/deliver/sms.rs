@@ -51,6 +51,9 @@ pub(crate) struct SmsChannel {
     from: String,
     file: PathBuf,
     file_lock: Mutex<()>,
+    /// `wuyed simulate`: the request is built (so a bad template fails as it would) and
+    /// counted as sent; the outbox row is the record, nothing is written or posted.
+    pub(crate) capture: bool,
     client: reqwest::Client,
     permits: Semaphore,
     pub(crate) settings: SmsSettings,
@@ -131,6 +134,7 @@ impl SmsChannel {
             from: s.from.clone().unwrap_or_default(),
             file: outbox_dir.join("sms.jsonl"),
             file_lock: Mutex::new(()),
+            capture: false,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .connect_timeout(Duration::from_secs(10))
@@ -154,6 +158,11 @@ impl SmsChannel {
             params: m.sms_params.clone(),
             id: key_digest(&m.idempotency_key()),
         };
+        if self.capture {
+            return Outcome::Sent {
+                provider_id: Some(req.id),
+            };
+        }
         let outcome = match self.provider {
             SmsProvider::File => self.to_file(m, &req, now),
             SmsProvider::Aliyun => self.aliyun(&req, now).await,
