@@ -186,10 +186,10 @@ async fn the_api_over_a_real_socket() {
     assert_eq!(
         kinds,
         [
-            "owner.imported",
-            "bill.imported",
-            "payment.imported",
-            "ticket.imported",
+            "import.owners",
+            "import.bills",
+            "import.payments",
+            "import.tickets",
             "ticket.closed",
             "callback.recorded",
             "payment.posted",

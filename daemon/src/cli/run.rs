@@ -177,6 +177,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     let outbox_waker = dispatcher.waker();
     let outbox_reload = dispatcher.reloader();
     let (executor, reloadable) = executor(&settings, &store, &clock, reader)?;
+    // Events written while the daemon was stopped (an import) become runs before the scheduler
+    // takes its first run, so a catch-up run does not miss what they tell.
+    crate::scheduler::events::route_pending_events(&store, &settings, clock.now())?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .notify_on_messages(outbox_waker)
         .start(&settings)

@@ -161,6 +161,9 @@ async fn simulate(
         file_channels(&settings)?,
         Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
     )?;
+    // Events still pending in the copy (a file imported just before) reach the workflows first,
+    // as they would at the daemon's start.
+    crate::scheduler::events::route_pending_events(&store, &settings, start)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
         .start(&settings)
         .await?;

@@ -1023,7 +1023,7 @@ mod event_pattern_tests {
             err.starts_with("unknown event \"ticket.close\": expected one of ticket.opened"),
             "{err}"
         );
-        assert!(check_event_pattern("bill.*").is_ok(), "bill.imported");
+        assert!(check_event_pattern("import.*").is_ok(), "import.bills");
         assert!(check_event_pattern("invoice.*").is_err());
     }
 }

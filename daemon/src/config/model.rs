@@ -292,7 +292,7 @@ pub struct WorkflowFile {
     /// exact kinds (`ticket.closed`) or a family (`payment.*`). Kinds: `ticket.opened`,
     /// `ticket.closed`, `ticket.reopened`, `callback.recorded`, `payment.posted`,
     /// `payment.reversed`, `survey.answered`, `community_event.planned`,
-    /// `payment_plan.agreed`, `payment_plan.ended`, and `<owner|bill|payment|balance|ticket>.imported`
+    /// `payment_plan.agreed`, `payment_plan.ended`, and `import.<owners|bills|payments|balances|tickets>`
     /// after `wuyed import` changed rows.
     #[serde(default)]
     pub events: Vec<String>,

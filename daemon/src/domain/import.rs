@@ -260,8 +260,8 @@ pub fn import(
 /// [`import`] inside a transaction the caller owns (`Store::write`): on `Err` the caller must
 /// roll back (returning the error from `Store::write` does), on `Ok` commit.
 ///
-/// A file that changed something also writes a `<kind>.imported` event (`bill.imported`,
-/// `payment.imported`, ...) with the file and its counts, in the same transaction: workflows
+/// A file that changed something also writes an `import.<kind>` event (`import.bills`,
+/// `import.payments`, ...) with the file and its counts, in the same transaction: workflows
 /// that keep their own bookkeeping of the data (the fee ladder's next step day) subscribe to
 /// learn that it moved under them.
 #[allow(clippy::too_many_arguments)]

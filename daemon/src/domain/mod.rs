@@ -577,12 +577,14 @@ pub mod event_kind {
     /// A payment plan ended early (payload: `household`).
     pub const PAYMENT_PLAN_ENDED: &str = "payment_plan.ended";
     /// `wuyed import` changed rows (payload: `file`, `inserted`, `updated`). Nothing else
-    /// writes bills or balances, so these are how a workflow learns they moved.
-    pub const OWNERS_IMPORTED: &str = "owner.imported";
-    pub const BILLS_IMPORTED: &str = "bill.imported";
-    pub const PAYMENTS_IMPORTED: &str = "payment.imported";
-    pub const BALANCES_IMPORTED: &str = "balance.imported";
-    pub const TICKETS_IMPORTED: &str = "ticket.imported";
+    /// writes bills or balances, so these are how a workflow learns they moved. A family of
+    /// their own (`import.*`), not `payment.imported`: a plugin subscribed to `payment.*` reads
+    /// a payment's `bill_id` from every event it gets, and must not start failing on a file.
+    pub const OWNERS_IMPORTED: &str = "import.owners";
+    pub const BILLS_IMPORTED: &str = "import.bills";
+    pub const PAYMENTS_IMPORTED: &str = "import.payments";
+    pub const BALANCES_IMPORTED: &str = "import.balances";
+    pub const TICKETS_IMPORTED: &str = "import.tickets";
 
     /// Every kind, for checking the `events = [...]` a workflow subscribes to.
     pub const ALL: [&str; 15] = [

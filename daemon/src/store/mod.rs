@@ -333,7 +333,10 @@ mod tests {
                              '2026-09-01T00:00:00.000Z', '2026-09-02T00:00:00.000Z'),
                             (2, 'c', 'W9-0', '1-101', 'complaint',
                              '[fee-visit] 上门催缴 (fee visit): 1栋101 owes ¥700.00 (visit-60d)',
-                             'cs', '2026-09-03T00:00:00.000Z', '2026-09-04T00:00:00.000Z');
+                             'cs', '2026-09-03T00:00:00.000Z', '2026-09-04T00:00:00.000Z'),
+                            (3, 'c', 'W9-1', '1-101', 'complaint',
+                             '[complaint] survey: cleaning 1/5, stairs never swept',
+                             'cs', '2026-09-03T00:00:00.000Z', NULL);
                  INSERT INTO callbacks (community, ticket_id, done_at, done_by, satisfied, score)
                      VALUES ('c', 1, '2026-09-02T08:00:00.000Z', 'cs', 1, 5);",
             )
@@ -356,7 +359,9 @@ mod tests {
             kinds,
             [
                 ("T1".to_string(), "complaint".to_string()),
-                ("W9-0".to_string(), "task".to_string())
+                ("W9-0".to_string(), "task".to_string()),
+                // A plugin that asked for a complaint (a bad survey answer) keeps it.
+                ("W9-1".to_string(), "complaint".to_string())
             ]
         );
         assert_eq!(callbacks, 1);

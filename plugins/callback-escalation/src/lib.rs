@@ -68,6 +68,12 @@ pub struct Chase {
 }
 
 /// 报修 / 投诉 for the notices.
+/// Repairs and complaints owe the owner a callback; a desk task (`task`: a fee visit the ladder
+/// opened) is the desk's own work and owes none.
+fn owes_callback(kind: &str) -> bool {
+    kind == "repair" || kind == "complaint"
+}
+
 fn kind_zh(kind: &str) -> &str {
     match kind {
         "repair" => "报修",
@@ -150,8 +156,7 @@ impl CallbackEscalation {
                 candidates.join(" / ")
             )));
         };
-        if ticket.kind != "repair" && ticket.kind != "complaint" {
-            // A desk task (a fee visit the ladder opened): no owner is owed a callback on it.
+        if !owes_callback(&ticket.kind) {
             host.log(
                 Level::Info,
                 "no callback for a desk task",
@@ -219,6 +224,10 @@ impl CallbackEscalation {
             );
             return Ok(());
         };
+        if !owes_callback(&ticket.kind) {
+            // A chain started before the ticket became a desk task (wuyed's migration 7).
+            return Ok(());
+        }
         if let Some(cb) = &ticket.callback {
             let by = cb.by.clone();
             self.record(host, &ticket.id, "callback-done");

@@ -153,10 +153,11 @@ impl Params {
                 )));
             }
         }
-        if p.full_scan_days == 0 {
-            return Err(PluginError::InvalidParams(
-                "full_scan_days: must be at least 1 (1 scans on every run)".into(),
-            ));
+        if !(1..=366).contains(&p.full_scan_days) {
+            return Err(PluginError::InvalidParams(format!(
+                "full_scan_days: {} is not between 1 (scan on every run) and 366",
+                p.full_scan_days
+            )));
         }
         if let Some(f) = p.late_fee
             && f.cap_percent > 100
@@ -223,7 +224,15 @@ impl<R: LateFeeRule> FeeReminder<R> {
         let community = host.community_id();
 
         let state = ScanState::load(host);
-        let Some(why) = state.scan_needed(today, &run.params, params.full_scan_days) else {
+        // A run taken long after its slot (catch-up after downtime) scans: events written while
+        // the daemon was down may only be routed after it.
+        let late = host.now() - run.due_at > LATE_RUN_MS;
+        let why = if late {
+            Some("late run")
+        } else {
+            state.scan_needed(today, &run.params, params.full_scan_days)
+        };
+        let Some(why) = why else {
             host.log(
                 Level::Info,
                 "fee reminders: no bill reaches a step today",
@@ -476,11 +485,14 @@ impl<R: LateFeeRule> FeeReminder<R> {
         alerts
     }
 
-    /// Payments move bills off and back onto the ladder; imported bills, payments and
-    /// balances make the next run scan.
+    /// Payments move bills off and back onto the ladder; imported files (`import.*`) and
+    /// reversals make the next run scan.
     pub fn payment_event(&self, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
-        if event.kind.ends_with(".imported") {
+        if event.kind.starts_with("import.") || event.kind == "payment.reversed" {
+            // First, so a payload this code cannot read still leaves the scan asked for.
             request_scan(host, &event.kind);
+        }
+        if event.kind.starts_with("import.") {
             return Ok(());
         }
         #[derive(Deserialize)]
@@ -500,10 +512,6 @@ impl<R: LateFeeRule> FeeReminder<R> {
             "payment.posted" => p.bill_settled.unwrap_or(true),
             _ => false,
         };
-        if event.kind == "payment.reversed" {
-            // The bill is owed again from a step no known day leads to.
-            request_scan(host, &event.kind);
-        }
         if forget {
             host.kv_delete(&format!("bill:{bill}"));
             host.log(
@@ -522,6 +530,10 @@ impl<R: LateFeeRule> FeeReminder<R> {
 pub fn request_scan(host: &mut dyn Host, why: &str) {
     host.kv_put(RESCAN_KEY, why);
 }
+
+/// How long after its slot a run counts as late (a catch-up) and scans whatever the bookkeeping
+/// says.
+const LATE_RUN_MS: i64 = 60 * 60 * 1000;
 
 /// The ladder's bookkeeping between runs, next to each bill's progress (`bill:<id>`).
 const SCANNED_KEY: &str = "ladder:scanned";

@@ -303,10 +303,10 @@ fn a_low_balance_is_alerted_once_per_crossing() {
     );
     // Balances change by import, which the daemon reports as an event.
     host.balances[0].balance_fen = 10_000;
-    event(&mut host, "balance.imported", "{}");
+    event(&mut host, "import.balances", "{}");
     assert!(run_on(&mut host, day("2026-03-03"), "{}").is_empty());
     host.balances[0].balance_fen = 1_000;
-    event(&mut host, "balance.imported", "{}");
+    event(&mut host, "import.balances", "{}");
     assert_eq!(
         run_on(&mut host, day("2026-03-04"), "{}"),
         ["2026-03-04 1-102 low-water low_balance"]
@@ -491,12 +491,12 @@ fn half_year(params: &str, with_events: bool) -> (Vec<String>, usize) {
                     3_000,
                     "2026-01-20",
                 ));
-                notify(&mut host, "bill.imported", r#"{"inserted": 1}"#);
+                notify(&mut host, "import.bills", r#"{"inserted": 1}"#);
             }
             // A re-import corrects the due date of 3-301's April bill.
             "2026-04-02" => {
                 host.bills[19].due_date = "2026-04-28".into();
-                notify(&mut host, "bill.imported", r#"{"updated": 1}"#);
+                notify(&mut host, "import.bills", r#"{"updated": 1}"#);
             }
             _ => {}
         }
@@ -522,7 +522,7 @@ fn runs_that_read_no_bills_send_exactly_what_a_daily_scan_sends() {
 }
 
 #[test]
-fn without_the_import_event_a_late_bill_waits_at_most_for_the_periodic_scan() {
+fn without_the_import_event_a_late_bill_is_still_reminded_within_the_week() {
     let (with, _) = half_year("{}", true);
     let (without, _) = half_year("{}", false);
     let late = |out: &[String]| -> Vec<String> {
@@ -541,4 +541,93 @@ fn without_the_import_event_a_late_bill_waits_at_most_for_the_periodic_scan() {
         found.iter().any(|l| l.ends_with("overdue-7d bill_notice")),
         "{found:?}"
     );
+}
+
+/// A bill imported after its due date, with and without the `import.bills` event: told, the
+/// next run lists it; not told, the periodic scan finds it exactly `full_scan_days` after the
+/// last scan, before any other bill would have made a run read the bills.
+#[test]
+fn a_late_import_is_reminded_the_next_run_or_by_the_periodic_scan() {
+    let on = |told: bool, params: &str| -> Vec<String> {
+        let mut host = community();
+        host.bills.push(bill(
+            "b1",
+            "1-101",
+            "property",
+            "2026-03",
+            35_000,
+            "2026-03-15",
+        ));
+        let mut out = run_days(&mut host, "2026-03-14", "2026-03-15", params);
+        // Imported on the 16th, due on the 10th: already 6 days late.
+        host.bills.push(bill(
+            "b2",
+            "1-102",
+            "property",
+            "2026-03",
+            20_000,
+            "2026-03-10",
+        ));
+        if told {
+            event(&mut host, "import.bills", r#"{"inserted": 1}"#);
+        }
+        out.extend(run_days(&mut host, "2026-03-16", "2026-03-21", params));
+        out.into_iter().filter(|l| l.contains("1-102")).collect()
+    };
+    assert_eq!(
+        on(true, "{}"),
+        [
+            "2026-03-16 1-102 due bill_notice",
+            "2026-03-17 1-102 overdue-7d bill_notice"
+        ]
+    );
+    // b1's next step is on the 22nd; the scan every 3 days comes first, on the 18th.
+    assert_eq!(
+        on(false, r#"{"full_scan_days": 3}"#),
+        ["2026-03-18 1-102 overdue-7d bill_notice"]
+    );
+}
+
+/// A run taken long after its slot (a catch-up after downtime) scans, whatever the bookkeeping
+/// says: what was imported meanwhile may only reach the plugin after it.
+#[test]
+fn a_catch_up_run_scans() {
+    let mut host = community();
+    host.bills.push(bill(
+        "b1",
+        "1-101",
+        "property",
+        "2026-03",
+        35_000,
+        "2026-03-15",
+    ));
+    run_on(&mut host, day("2026-03-15"), "{}");
+    host.bills.push(bill(
+        "b2",
+        "1-102",
+        "property",
+        "2026-03",
+        20_000,
+        "2026-03-10",
+    ));
+    // The 16th's slot, run at 15:00 when the daemon came back.
+    host.clear_output();
+    host.now = at_local(
+        day("2026-03-16"),
+        NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
+        zone("Asia/Shanghai").unwrap(),
+    );
+    let run = host.run("fee_reminder", "{}");
+    host.now = run.due_at + 5 * 60 * 60 * 1000;
+    FeeReminder::<StandardRules>::default()
+        .on_schedule(&run, &mut host)
+        .unwrap();
+    let to: Vec<&str> = host
+        .messages
+        .iter()
+        .map(|m| match &m.to {
+            Recipient::Household(h) | Recipient::Owner(h) => h.as_str(),
+        })
+        .collect();
+    assert_eq!(to, ["1-102"]);
 }

@@ -189,6 +189,35 @@ mod tests {
             .collect()
     }
 
+    /// The ladder reads no bills on days nothing can happen; the plan's end is such a day, so
+    /// it must say so (`exemption_ends`) for 3-301 to be chased the day after, not at the next
+    /// periodic scan.
+    #[test]
+    fn the_day_after_a_plan_ends_the_household_is_chased_without_daily_scans_before() {
+        let params = r#"{"payment_plans": {"3-301": "2026-05-20"}, "full_scan_days": 366}"#;
+        let mut host = neighbours();
+        let mut sent = Vec::new();
+        let mut scans = Vec::new();
+        let mut d = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+        while d <= NaiveDate::from_ymd_opt(2026, 5, 25).unwrap() {
+            let date = d.to_string();
+            sent.extend(day(&mut host, &date, params, false));
+            if host.logs.iter().any(|l| l.message == "fee reminders") {
+                scans.push(date);
+            }
+            d += chrono::Duration::days(1);
+        }
+        // 3-302 had its 30-day notice on 1 May (the first run); 3-301 waits for its plan.
+        assert_eq!(
+            sent,
+            [
+                "2026-05-01 3-302 overdue-30d",
+                "2026-05-21 3-301 overdue-30d"
+            ]
+        );
+        assert_eq!(scans, ["2026-05-01", "2026-05-21"], "no scan between");
+    }
+
     #[test]
     fn a_household_on_a_plan_is_not_chased_while_its_neighbour_and_the_standard_plugin_are() {
         let params = r#"{"payment_plans": {"3-301": "2026-05-31"}}"#;

@@ -1,8 +1,9 @@
 -- Desk tasks: tickets a workflow opens for the desk's own work, such as the fee ladder's visit
 -- to a household 60 days in arrears (上门催缴). They are neither repairs nor complaints: no owner
 -- is owed a callback on them, and they must not count in the callback rate or as complaints.
--- Until this version they were stored as complaints with the plugin's label first in the
--- summary (`[fee-visit] ...`); those become tasks here.
+-- Until this version they were stored as complaints, numbered `W<run>-<n>`, with the plugin's
+-- own kind first in the summary (`[fee-visit] ...`); those become tasks here. A plugin that
+-- asked for a complaint or a repair (`[complaint] ...`) keeps it.
 --
 -- SQLite cannot change a CHECK constraint in place, so the table is rebuilt, the documented
 -- way: store/migrations.rs runs migrations with foreign keys off and checks them before commit.
@@ -25,7 +26,11 @@ CREATE TABLE tickets_rebuilt (
 INSERT INTO tickets_rebuilt (id, community, no, household, kind, summary, first_receiver,
                              assignee, opened_at, assigned_at, closed_at, reopened)
     SELECT id, community, no, household,
-           CASE WHEN kind = 'complaint' AND summary LIKE '[fee-visit] %' THEN 'task' ELSE kind END,
+           CASE WHEN kind = 'complaint' AND no GLOB 'W[0-9]*-[0-9]*'
+                     AND summary GLOB '[[]?*] *'
+                     AND lower(substr(summary, 2, instr(summary, ']') - 2))
+                         NOT IN ('repair', 'complaint', '报修', '投诉')
+                THEN 'task' ELSE kind END,
            summary, first_receiver, assignee, opened_at, assigned_at, closed_at, reopened
     FROM tickets;
 DROP TABLE tickets;
