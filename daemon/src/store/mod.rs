@@ -311,6 +311,16 @@ mod tests {
         assert_eq!(v, future, "the version must not be touched");
     }
 
+    /// A database file as a wuyed of schema `version` left it.
+    fn at_version(path: &Path, version: u32) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for (_, sql) in &migrations::MIGRATIONS[..version as usize] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+        conn
+    }
+
     /// Before version 7 the fee ladder's visits were stored as complaints (`[fee-visit] ...`);
     /// the rebuild makes them desk tasks and keeps every ticket, and every callback pointing
     /// at one.
@@ -319,11 +329,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
         {
-            let conn = Connection::open(&path).unwrap();
-            for (_, sql) in &migrations::MIGRATIONS[..6] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 6).unwrap();
+            let conn = at_version(&path, 6);
             conn.execute_batch(
                 "INSERT INTO households (community, id, building, unit, room)
                      VALUES ('c', '1-101', '1', '1', '101');
@@ -380,11 +386,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
         {
-            let conn = Connection::open(&path).unwrap();
-            for (_, sql) in &migrations::MIGRATIONS[..7] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 7).unwrap();
+            let conn = at_version(&path, 7);
             conn.execute_batch(
                 "INSERT INTO outbox (community, workflow, slot, recipient, step, channel, address,
                                      locale, category, template, body_text, message_id, status,
