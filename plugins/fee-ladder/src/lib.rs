@@ -27,7 +27,7 @@
 //! Why a scan rather than one durable timer per bill: the scan reads the unpaid bills (the only
 //! data it needs) and cannot drift from them as they are imported, paid and reversed, while
 //! timers would have to be kept in step with every import. But the scan only runs on days
-//! something can happen (see [`ScanState`]): each full scan works out the first day a known bill
+//! something can happen (`ScanState`): each full scan works out the first day a known bill
 //! reaches a step it has not had, and the runs before that day read nothing, unless the data
 //! changed meanwhile (an import, a reversal, a payment plan: events), a household was exempt, or
 //! `full_scan_days` have passed (default 7: the safety net for a writer that sends no event).
@@ -230,7 +230,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
         let why = if late {
             Some("late run")
         } else {
-            state.scan_needed(today, &run.params, params.full_scan_days)
+            state.scan_needed(today, &run.params)
         };
         let Some(why) = why else {
             host.log(
@@ -254,9 +254,9 @@ impl<R: LateFeeRule> FeeReminder<R> {
         let first_step = params.ladder.first().map_or(0, |s| s.days);
         let horizon = today - chrono::Duration::days(i64::from(first_step));
         let read_to = horizon + chrono::Duration::days(i64::from(params.full_scan_days));
-        // The first day a bill read here reaches a step it has not had: the next scan.
-        let mut next =
-            NextScan::by(today + chrono::Duration::days(i64::from(params.full_scan_days)));
+        // The next scan: the first day a bill read here reaches a step it has not had, an
+        // exemption lapses, or `full_scan_days` have passed, whichever comes first.
+        let mut next = today + chrono::Duration::days(i64::from(params.full_scan_days));
         let mut per_household: BTreeMap<String, Vec<(Bill, NaiveDate)>> = BTreeMap::new();
         for bill in host.unpaid_bills_due_by(&read_to.to_string()) {
             if !params.fee_types.is_empty() && !params.fee_types.contains(&bill.fee_type) {
@@ -268,7 +268,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 Err(_) => parse_date(&format!("bill {}: due_date", bill.id), &bill.due_date)?,
             };
             if due > horizon {
-                next.at(due + chrono::Duration::days(i64::from(first_step)));
+                next = next.min(due + chrono::Duration::days(i64::from(first_step)));
                 continue;
             }
             per_household
@@ -284,10 +284,11 @@ impl<R: LateFeeRule> FeeReminder<R> {
         for (household, mut bills) in per_household {
             if !self.rules.remind_household(&household, host) {
                 skipped += 1;
-                next.at(self
-                    .rules
-                    .exemption_ends(&household, host)
-                    .unwrap_or(today + chrono::Duration::days(1)));
+                next = next.min(
+                    self.rules
+                        .exemption_ends(&household, host)
+                        .unwrap_or(today + chrono::Duration::days(1)),
+                );
                 continue;
             }
             bills.sort_by(|a, b| {
@@ -316,7 +317,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
                     .iter()
                     .find(|s| s.days > reached.days.max(last.unwrap_or(i32::MIN)))
                 {
-                    next.at(due + chrono::Duration::days(i64::from(s.days)));
+                    next = next.min(due + chrono::Duration::days(i64::from(s.days)));
                 }
                 if last.is_some_and(|l| l >= reached.days) {
                     continue;
@@ -350,7 +351,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 staff_steps,
             });
         }
-        ScanState::save(host, today, next.day, &run.params);
+        state.save(host, today, next, &run.params);
         let labels = labels(host, due.iter().map(|r| r.household.clone()).collect());
         for Reminder {
             household,
@@ -447,7 +448,7 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 ("community", &community),
                 ("date", &today.to_string()),
                 ("scan", why),
-                ("next_scan", &next.day.to_string()),
+                ("next_scan", &next.to_string()),
                 ("households_reminded", &sent.to_string()),
                 ("households_exempt", &skipped.to_string()),
                 ("balance_alerts", &alerts.to_string()),
@@ -488,11 +489,12 @@ impl<R: LateFeeRule> FeeReminder<R> {
     /// Payments move bills off and back onto the ladder; imported files (`import.*`) and
     /// reversals make the next run scan.
     pub fn payment_event(&self, event: &EventIn, host: &mut dyn Host) -> Result<(), PluginError> {
-        if event.kind.starts_with("import.") || event.kind == "payment.reversed" {
+        let import = event.kind.starts_with("import.");
+        if import || event.kind == "payment.reversed" {
             // First, so a payload this code cannot read still leaves the scan asked for.
             request_scan(host, &event.kind);
         }
-        if event.kind.starts_with("import.") {
+        if import {
             return Ok(());
         }
         #[derive(Deserialize)]
@@ -545,7 +547,7 @@ const RESCAN_KEY: &str = "ladder:rescan";
 /// it read reaches a step it has not had (or an exemption lapses). Until that day, with the same
 /// params and no data changed, a scan would find nothing to send, so the run reads no bills.
 #[derive(Debug)]
-pub struct ScanState {
+struct ScanState {
     scanned: Option<NaiveDate>,
     next: Option<NaiveDate>,
     params: Option<String>,
@@ -566,8 +568,9 @@ impl ScanState {
         }
     }
 
-    /// Why this run must scan, or `None` when it has nothing to find.
-    fn scan_needed(&self, today: NaiveDate, params: &str, full_scan_days: u32) -> Option<&str> {
+    /// Why this run must scan, or `None` when it has nothing to find. The periodic scan needs no
+    /// check of its own: `next` is never later than `full_scan_days` after the scan that wrote it.
+    fn scan_needed(&self, today: NaiveDate, params: &str) -> Option<&str> {
         let (Some(scanned), Some(next)) = (self.scanned, self.next) else {
             return Some("first run");
         };
@@ -582,38 +585,22 @@ impl ScanState {
             return Some("date before the last scan");
         }
         if today >= next {
-            return Some("a bill reaches a step");
-        }
-        if (today - scanned).num_days() >= i64::from(full_scan_days) {
-            return Some("periodic scan");
+            return Some("next scan day");
         }
         None
     }
 
-    fn save(host: &mut dyn Host, today: NaiveDate, next: NaiveDate, params: &str) {
+    /// Records a scan made `today`. What was loaded is what is in the store: nothing between
+    /// loading and saving writes these keys.
+    fn save(&self, host: &mut dyn Host, today: NaiveDate, next: NaiveDate, params: &str) {
         host.kv_put(SCANNED_KEY, &today.to_string());
         host.kv_put(NEXT_KEY, &next.to_string());
-        if host.kv_get(PARAMS_KEY).as_deref() != Some(params) {
+        if self.params.as_deref() != Some(params) {
             host.kv_put(PARAMS_KEY, params);
         }
-        if host.kv_get(RESCAN_KEY).is_some() {
+        if self.rescan.is_some() {
             host.kv_delete(RESCAN_KEY);
         }
-    }
-}
-
-/// The earliest of the days a scan found something will happen on.
-struct NextScan {
-    day: NaiveDate,
-}
-
-impl NextScan {
-    fn by(latest: NaiveDate) -> NextScan {
-        NextScan { day: latest }
-    }
-
-    fn at(&mut self, day: NaiveDate) {
-        self.day = self.day.min(day);
     }
 }
 
