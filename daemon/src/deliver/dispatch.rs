@@ -31,7 +31,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::channel::{Channels, Outcome};
-use super::email::build_email;
 use super::{
     Category, Channel, Directory, OutboxMessage, QuietWindow, Relevance, Status, earliest_send,
     parse_duration,
@@ -493,10 +492,11 @@ impl Dispatcher {
                         .and_then(|c| c.raw.delivery.as_ref())
                         .and_then(|d| d.from.as_deref())
                         .unwrap_or(&email.from);
-                    match build_email(&m, from, email.unsubscribe_url.as_deref(), clock.now()) {
-                        Ok(e) => cur.channels.email.send(&m, e).await,
-                        Err(e) => Outcome::Permanent(format!("{e:#}")),
-                    }
+                    let unsubscribe = email.unsubscribe_url.as_deref();
+                    cur.channels
+                        .email
+                        .send(&m, from, unsubscribe, clock.now())
+                        .await
                 }
                 Channel::Sms => {
                     cur.channels

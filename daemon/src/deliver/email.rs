@@ -49,15 +49,7 @@ pub fn build_email(
     unsubscribe_url: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<lettre::Message> {
-    let from: Mailbox = from
-        .parse()
-        .with_context(|| format!("delivery.email.from: not a mailbox: {from:?}"))?;
-    let to = Mailbox::new(
-        m.display_name.clone(),
-        m.address
-            .parse()
-            .with_context(|| format!("not an email address: {}", m.masked_address()))?,
-    );
+    let (from, to) = mailboxes(m, from)?;
     let mut b = lettre::Message::builder()
         .from(from.clone())
         .to(to)
@@ -97,19 +89,55 @@ pub fn build_email(
     Ok(msg)
 }
 
+/// The sender and the recipient, parsed: what can make building a message fail (the rest of
+/// [`build_email`] only encodes).
+fn mailboxes(m: &OutboxMessage, from: &str) -> anyhow::Result<(Mailbox, Mailbox)> {
+    let from: Mailbox = from
+        .parse()
+        .with_context(|| format!("delivery.email.from: not a mailbox: {from:?}"))?;
+    let to = Mailbox::new(
+        m.display_name.clone(),
+        m.address
+            .parse()
+            .with_context(|| format!("not an email address: {}", m.masked_address()))?,
+    );
+    Ok((from, to))
+}
+
 /// Where email goes.
 pub(crate) enum EmailChannel {
     Smtp(std::sync::Arc<SmtpPool>),
     /// `.eml` files named after the idempotency key: a resend overwrites, never duplicates.
     Files(PathBuf),
     /// Accepted and kept nowhere: `wuyed simulate`, whose capture is the outbox row itself
-    /// (status, send time). The message is still built, so what a relay would refuse (a bad
-    /// address, a header) fails as it would for real.
+    /// (status, send time). Its addresses are still parsed, so a message that could not be
+    /// built (a bad address) fails as it would for real; the encoding that nobody would read
+    /// is skipped (a twentieth of a simulated year).
     Capture,
 }
 
 impl EmailChannel {
-    pub(crate) async fn send(&self, m: &OutboxMessage, email: lettre::Message) -> Outcome {
+    /// Builds `m` from `from` (see [`build_email`]) and sends it: an unbuildable message is a
+    /// permanent failure.
+    pub(crate) async fn send(
+        &self,
+        m: &OutboxMessage,
+        from: &str,
+        unsubscribe_url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let email = match self {
+            EmailChannel::Capture => {
+                return match mailboxes(m, from) {
+                    Ok(_) => Outcome::Sent { provider_id: None },
+                    Err(e) => Outcome::Permanent(format!("{e:#}")),
+                };
+            }
+            _ => match build_email(m, from, unsubscribe_url, now) {
+                Ok(e) => e,
+                Err(e) => return Outcome::Permanent(format!("{e:#}")),
+            },
+        };
         match self {
             EmailChannel::Smtp(pool) => pool.send(&email).await,
             EmailChannel::Capture => Outcome::Sent { provider_id: None },
