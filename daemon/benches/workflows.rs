@@ -331,8 +331,15 @@ notifies = ["manager"]
             cache_dir: Some(cache.to_path_buf()),
             pooling: true,
         };
-        let (executor, _reloadable) =
-            wuye::cli::executor_with(settings, &store, &clock, reader.clone(), host).unwrap();
+        let (executor, _reloadable) = wuye::cli::executor_with(
+            settings,
+            &store,
+            &clock,
+            reader.clone(),
+            host,
+            wuye::blocking::Blocking::Pool,
+        )
+        .unwrap();
         let community = settings
             .communities
             .iter()

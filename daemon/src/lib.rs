@@ -16,6 +16,7 @@
 //! - [`clock`]: the one injectable source of time.
 //! - [`systemd`]: readiness notification under systemd.
 
+pub mod blocking;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::blocking::Blocking;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{self, LoadOptions, Settings};
 use crate::exit::Coded;
@@ -57,18 +58,20 @@ pub(super) fn executor(
     reader: Arc<crate::store::domain::DomainReader>,
 ) -> anyhow::Result<(Arc<dyn Executor>, Reloadable)> {
     let host = crate::plugin::host::HostOptions::for_daemon(&settings.data_dir);
-    executor_with(settings, store, clock, reader, host)
+    executor_with(settings, store, clock, reader, host, Blocking::Pool)
 }
 
-/// [`executor`] with the plugin host's options given: `wuyed simulate` runs on a copy of the data
-/// directory but compiles into (and reads from) the real one's plugin cache, and the workflows
-/// benchmark times a run through exactly what `wuyed run` builds.
+/// [`executor`] with the plugin host's options and where plugins run given: `wuyed simulate` runs
+/// on a copy of the data directory but compiles into (and reads from) the real one's plugin
+/// cache, in place on each part's thread; the workflows benchmark times a run through exactly
+/// what `wuyed run` builds.
 pub fn executor_with(
     settings: &Settings,
     store: &Arc<Store>,
     clock: &SharedClock,
     reader: Arc<crate::store::domain::DomainReader>,
     host: crate::plugin::host::HostOptions,
+    blocking: Blocking,
 ) -> anyhow::Result<(Arc<dyn Executor>, Reloadable)> {
     use crate::plugin::{PluginExecutor, PluginHost};
     let shared = Arc::new(settings.clone());
@@ -89,7 +92,8 @@ pub fn executor_with(
         sink.clone(),
         clock.clone(),
         settings.daemon.plugins.clone(),
-    );
+    )
+    .with_blocking(blocking);
     // Pauses survive a restart: a workflow that kept failing stays paused until its plugin
     // changes or someone resumes it.
     for p in store.read(|tx| Ok(tx.plugin_paused()?))? {

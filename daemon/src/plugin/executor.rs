@@ -21,6 +21,7 @@ use super::data::{DataSource, KvRead};
 use super::host::{Hook, LogLevel, PluginHost, Reload, RunInput, RunReport};
 use super::intent::{Intent, IntentSink, StaffNotice};
 use super::{Limits, PluginSettings};
+use crate::blocking::Blocking;
 use crate::clock::SharedClock;
 use crate::config::{Role, Settings};
 use crate::scheduler::{EffectSummary, Effects, Executor, RunRequest, Trigger};
@@ -40,6 +41,7 @@ type Key = (String, String);
 #[derive(Clone)]
 pub struct PluginExecutor {
     inner: Arc<Inner>,
+    blocking: Blocking,
 }
 
 struct Inner {
@@ -66,7 +68,14 @@ impl PluginExecutor {
     ) -> Self {
         PluginExecutor {
             inner: Arc::new(Inner::new(host, data, kv, sink, clock, settings)),
+            blocking: Blocking::Pool,
         }
+    }
+
+    /// Where plugins run (`wuyed simulate`: in place; see [`Blocking`]).
+    pub fn with_blocking(mut self, blocking: Blocking) -> Self {
+        self.blocking = blocking;
+        self
     }
 
     /// Marks a workflow paused (at startup, from `Tx::plugin_paused`).
@@ -343,11 +352,14 @@ impl Executor for PluginExecutor {
                 Trigger::Event { .. } => "on-event",
             };
             let inner = self.inner.clone();
-            let (run, report) = tokio::task::spawn_blocking(move || {
-                let report = inner.run_blocking(&run);
-                (run, report)
-            })
-            .await?;
+            let (run, report) = self
+                .blocking
+                .run(move || {
+                    let report = inner.run_blocking(&run);
+                    (run, report)
+                })
+                .await
+                .map_err(|panic| anyhow::anyhow!("the plugin host {panic}"))?;
             let inner = &self.inner;
             let report = match report {
                 Ok(r) => r,

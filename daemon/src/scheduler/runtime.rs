@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinSet};
 
 use super::{Executor, RunRequest};
+use crate::blocking::Blocking;
 use crate::clock::SharedClock;
 use crate::config::{CatchUp, Community, Settings, Workflow};
 use crate::schedule::{self, Slot, SlotFate, jitter_for};
@@ -104,6 +105,7 @@ pub struct Scheduler {
     slots: SlotSource,
     concurrency: usize,
     committed: Option<Arc<Notify>>,
+    blocking: Blocking,
 }
 
 impl Scheduler {
@@ -115,7 +117,14 @@ impl Scheduler {
             slots: configured_slots(),
             concurrency: 4,
             committed: None,
+            blocking: Blocking::Pool,
         }
+    }
+
+    /// Where runs' effects are committed (`wuyed simulate`: in place; see [`Blocking`]).
+    pub fn with_blocking(mut self, blocking: Blocking) -> Self {
+        self.blocking = blocking;
+        self
     }
 
     /// Notified after each run whose committed effects queued messages, so the outbox
@@ -178,6 +187,7 @@ impl Scheduler {
             slots: self.slots,
             concurrency: self.concurrency,
             committed: self.committed,
+            blocking: self.blocking,
             entries,
             tasks: JoinSet::new(),
             in_flight: HashMap::new(),
@@ -358,6 +368,7 @@ struct Runner {
     slots: SlotSource,
     concurrency: usize,
     committed: Option<Arc<Notify>>,
+    blocking: Blocking,
     entries: BTreeMap<Key, Entry>,
     tasks: JoinSet<()>,
     in_flight: HashMap<tokio::task::Id, (Key, i64)>,
@@ -659,6 +670,7 @@ impl Runner {
                 self.clock.clone(),
                 self.executor.clone(),
                 self.committed.clone(),
+                self.blocking,
                 request,
             ));
             self.in_flight.insert(abort.id(), (key.clone(), claimed.id));
@@ -679,7 +691,7 @@ impl Runner {
         if let Err(err) = joined
             && err.is_panic()
         {
-            let message = panic_message(err);
+            let message = crate::blocking::join_error_message(err);
             tracing::error!(community = %key.0, workflow = %key.1, run_id, error = %message, "run failed");
             if let Err(db) = self.store.fail_run(run_id, self.clock.now(), &message) {
                 tracing::error!(run_id, error = %format!("{db:#}"), "could not record the failure; the run will be redone at the next start");
@@ -782,6 +794,7 @@ async fn execute(
     clock: SharedClock,
     executor: Arc<dyn Executor>,
     committed: Option<Arc<Notify>>,
+    blocking: Blocking,
     request: RunRequest,
 ) {
     let run_id = request.run_id;
@@ -791,13 +804,13 @@ async fn execute(
         Ok(effects) => {
             let store = store.clone();
             let now = clock.now();
-            match tokio::task::spawn_blocking(move || store.complete_run(run_id, now, effects))
+            match blocking
+                .run(move || store.complete_run(run_id, now, effects))
                 .await
             {
                 Ok(result) => result,
-                Err(err) => Err(anyhow::anyhow!(
-                    "applying the run's effects failed: {}",
-                    panic_message(err)
+                Err(panic) => Err(anyhow::anyhow!(
+                    "applying the run's effects failed: {panic}"
                 )),
             }
         }
@@ -821,8 +834,9 @@ async fn execute(
             tracing::error!(%community, %workflow, run_id, error = %message, "run failed");
             let store2 = store.clone();
             let now = clock.now();
-            let recorded =
-                tokio::task::spawn_blocking(move || store2.fail_run(run_id, now, &message)).await;
+            let recorded = blocking
+                .run(move || store2.fail_run(run_id, now, &message))
+                .await;
             if !matches!(recorded, Ok(Ok(()))) {
                 tracing::error!(
                     run_id,
@@ -831,17 +845,4 @@ async fn execute(
             }
         }
     }
-}
-
-fn panic_message(err: JoinError) -> String {
-    if !err.is_panic() {
-        return err.to_string();
-    }
-    let payload = err.into_panic();
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_string());
-    format!("panicked: {text}")
 }

@@ -6,8 +6,9 @@
 //! whatever else the transaction carries, e.g. the domain event it causes). No method takes a
 //! second community id, so a plugin host or report built on these views cannot read a
 //! neighbour's owners by construction. The only cross-community entry points are the survey
-//! token lookup (the token *is* the credential, and the answer lands in the token's community)
-//! and the event outbox the scheduler drains.
+//! token lookup (the token *is* the credential, and the answer lands in the token's community),
+//! the event outbox the scheduler drains, and the few counts `wuyed simulate` splits its work by
+//! (they return community ids and numbers, never an owner).
 //!
 //! The plugin host and the outbox define their own traits for what they need; the lead's
 //! adapters call these plain methods.
@@ -127,6 +128,37 @@ impl<'a> Tx<'a> {
             mark.execute(params![fmt_ts(now), e.id])?;
         }
         Ok(events)
+    }
+
+    /// Pairs of communities (each pair once, smaller id first) where an owner of one has the
+    /// same phone number as an owner of the other. SMS per-number limits count every message to
+    /// a number whatever community sent it, so `wuyed simulate` keeps such communities together.
+    /// Only community ids leave this method.
+    pub fn communities_sharing_owner_numbers(&self) -> rusqlite::Result<Vec<(String, String)>> {
+        self.0
+            .prepare(
+                "SELECT DISTINCT a.community, b.community FROM owners a JOIN owners b
+                 ON a.phone = b.phone AND a.community < b.community
+                 WHERE a.phone IS NOT NULL AND a.phone <> ''",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    }
+
+    /// The communities with an owner whose phone number is `phone` (a staff member's, say).
+    pub fn communities_with_owner_number(&self, phone: &str) -> rusqlite::Result<Vec<String>> {
+        self.0
+            .prepare_cached("SELECT DISTINCT community FROM owners WHERE phone = ?1")?
+            .query_map([phone], |r| r.get(0))?
+            .collect()
+    }
+
+    /// Households per community.
+    pub fn household_counts(&self) -> rusqlite::Result<HashMap<String, i64>> {
+        self.0
+            .prepare("SELECT community, COUNT(*) FROM households GROUP BY community")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
     }
 
     /// Deletes events consumed before `before` (they have become runs; the runs and audit keep

@@ -123,6 +123,31 @@ impl Store {
         Ok(self)
     }
 
+    /// On a throwaway copy simulating only `keep` (`wuyed simulate`'s parts): drops the other
+    /// communities' waiting messages and pending timers, which this copy's dispatcher and
+    /// scheduler would otherwise work (and defer, and mark missed) all along the simulated span
+    /// while another copy does them for real. Never call it on the real store.
+    pub fn forget_pending_work_except(&self, keep: &[&str]) -> anyhow::Result<()> {
+        let keep = serde_json::to_string(keep)?;
+        self.write(|tx| {
+            let conn = tx.conn();
+            conn.execute(
+                &format!(
+                    "DELETE FROM outbox WHERE {} \
+                     AND community NOT IN (SELECT value FROM json_each(?1))",
+                    outbox::WAITING
+                ),
+                [&keep],
+            )?;
+            conn.execute(
+                "UPDATE timers SET state = 'cancelled' WHERE state = 'pending'
+                 AND community NOT IN (SELECT value FROM json_each(?1))",
+                [&keep],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -54,6 +54,9 @@ macro_rules! waiting {
     };
 }
 
+/// The waiting condition, for SQL built outside this module.
+pub(crate) const WAITING: &str = waiting!();
+
 const COLUMNS: &str = "id, community, workflow, slot, recipient, step, channel, address, \
     display_name, locale, category, template, subject, body_text, body_html, sms_code, sms_params, \
     reason, message_id, status, attempts, next_attempt_at, expires_at, provider_id, last_error, \

@@ -3,7 +3,9 @@
 //!
 //! It runs the daemon's own scheduler, executor (`cli::run::executor`) and outbox dispatcher
 //! against a snapshot of the database in a temporary folder, moving a [`ManualClock`] from one
-//! wake-up (of the scheduler or the dispatcher) to the next and waiting for each to settle. The
+//! wake-up (of the scheduler or the dispatcher) to the next and waiting for each to settle.
+//! The communities are split into parts that do not affect each other ([`split`]), each with
+//! its own copy, clock and thread, so a simulation uses every core. The
 //! dispatcher's channels are replaced whatever the configuration says (mail and SMS are
 //! captured in the outbox copy), so nothing leaves the machine; what it did
 //! to each message (sent after quiet hours, cancelled because the bill was paid, expired) is the
@@ -19,10 +21,13 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::blocking::Blocking;
 use crate::clock::{ManualClock, SharedClock};
 use crate::exit::Coded;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
+
+mod split;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,6 +51,11 @@ pub struct Args {
     /// times: see `docs/OPERATION.md`.
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
+    /// How many parts of the communities run side by side, each on its own copy of the data
+    /// (default: the machine's cores). The output does not depend on it. Communities whose
+    /// owners or staff share an SMS number stay in one part, and a `--script` runs as one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -62,6 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(file) => Some(super::desk_script::DeskScript::load(file).map_err(Coded::usage)?),
         None => None,
     };
+    // Quiet unless asked: `RUST_LOG=wuye=info` shows every simulated run as the daemon logs it.
+    crate::logging::init(crate::logging::LogFormat::Text, "off");
     let real_clock = crate::clock::SystemClock::new();
     let mut settings = super::run::load(&args.config, &real_clock).map_err(Coded::config)?;
     if let Some(id) = &args.community {
@@ -89,8 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     // The copy: the real database if there is one (its owners, bills, tickets), else an empty one.
-    // In memory where the machine has a tmpfs: the dispatcher writes every simulated message as
-    // a file, and its connection commits with fsync; on a throwaway copy both are pure cost.
+    // In memory where the machine has a tmpfs: every simulated run commits, and on a throwaway
+    // copy the disk writes are pure cost.
     let shm = std::path::Path::new("/dev/shm");
     let sandbox = if shm.is_dir() {
         tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir())?
@@ -99,17 +111,146 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let plugin_cache = crate::plugin::host::HostOptions::for_daemon(&settings.data_dir);
     let real_db = settings.data_dir.join(crate::store::DB_FILE);
+    let snapshot = sandbox.path().join(crate::store::DB_FILE);
     if real_db.is_file() {
-        Store::open(&real_db)?.snapshot_to(&sandbox.path().join(crate::store::DB_FILE))?;
+        Store::open(&real_db)?.snapshot_to(&snapshot)?;
     }
-    settings.data_dir = sandbox.path().to_path_buf();
+    let jobs = match args.jobs {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // A script's steps may touch any community through the API, so it plays on one copy.
+    let parts = if script.is_some() { 1 } else { jobs };
+    let parts = split_parts(&settings, &snapshot, parts)?;
+    tracing::info!(
+        communities = settings.communities.len(),
+        parts = parts.len(),
+        "simulating the communities in {} part(s) side by side",
+        parts.len()
+    );
+    let mut runs = Vec::new();
+    for (i, communities) in parts.iter().enumerate() {
+        let dir = sandbox.path().join(format!("part-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        if snapshot.is_file() {
+            std::fs::copy(&snapshot, dir.join(crate::store::DB_FILE))?;
+        }
+        let mut part = settings.clone();
+        part.communities.retain(|c| communities.contains(&c.id));
+        part.data_dir = dir;
+        let alone = parts.len() > 1 || args.community.is_some();
+        runs.push((part, alone));
+    }
+    if snapshot.is_file() {
+        std::fs::remove_file(&snapshot)?;
+    }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let messages = runtime.block_on(simulate(settings, plugin_cache, script, start, end))?;
+    // Each part on its own thread with its own single-threaded runtime, plugins and commits
+    // in place (crate::blocking): its scheduler, runs and dispatcher hand work to each other
+    // all along the year, and on one thread they do so without waking another.
+    let mut script = script;
+    let results: Vec<anyhow::Result<Vec<Captured>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (part, alone))| {
+                let plugin_cache = plugin_cache.clone();
+                let script = script.take();
+                std::thread::Builder::new()
+                    .name(format!("simulate-{i}"))
+                    .spawn_scoped(scope, move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?;
+                        runtime.block_on(simulate(part, plugin_cache, script, start, end, alone))
+                    })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a simulation part panicked"))),
+                Err(e) => Err(anyhow::Error::new(e).context("cannot start a simulation part")),
+            })
+            .collect()
+    });
+    // Part order, then the stable sort: what one simulation of everything would list.
+    let mut messages = Vec::new();
+    for part in results {
+        messages.extend(part?);
+    }
+    sort_captured(&mut messages);
     print(&messages, &args.format, tz)
+}
+
+/// The communities of `settings` in at most `parts` groups that can be simulated apart (see
+/// [`split`]), weighed by their households in the `snapshot` (if there is one).
+fn split_parts(
+    settings: &crate::config::Settings,
+    snapshot: &std::path::Path,
+    parts: usize,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let ids: Vec<String> = settings.communities.iter().map(|c| c.id.clone()).collect();
+    if parts <= 1 || ids.len() <= 1 {
+        return Ok(vec![ids]);
+    }
+    // Communities whose SMS channel counts messages per number. Two communities sharing a
+    // number are linked when either counts: the one that counts sees the other's sends.
+    let limited: std::collections::HashSet<&str> = settings
+        .communities
+        .iter()
+        .filter(|c| {
+            let own = c.raw.delivery.as_ref().and_then(|d| d.sms.as_ref());
+            own.or(settings.daemon.delivery.sms.as_ref())
+                .is_some_and(|s| {
+                    s.daily_limit().is_some() || s.same_content_secs().is_some_and(|n| n > 0)
+                })
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    let mut linked = Vec::new();
+    let mut households = std::collections::HashMap::new();
+    if !limited.is_empty() {
+        // Staff SMS numbers, separators dropped as the configuration's loader drops them.
+        let staff: Vec<(&str, String)> = settings
+            .communities
+            .iter()
+            .flat_map(|c| {
+                c.raw.staff.iter().filter_map(|s| {
+                    let phone = s.phone.as_deref()?;
+                    let kept = phone.chars().filter(|c| !matches!(c, ' ' | '-'));
+                    Some((c.id.as_str(), kept.collect::<String>()))
+                })
+            })
+            .collect();
+        for (i, (a, pa)) in staff.iter().enumerate() {
+            for (b, pb) in &staff[i + 1..] {
+                if a != b && pa == pb {
+                    linked.push((a.to_string(), b.to_string()));
+                }
+            }
+        }
+        if snapshot.is_file() {
+            Store::open(snapshot)?.read(|tx| {
+                linked.extend(tx.communities_sharing_owner_numbers()?);
+                for (community, phone) in &staff {
+                    for other in tx.communities_with_owner_number(phone)? {
+                        linked.push((community.to_string(), other));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        linked.retain(|(a, b)| {
+            a != b && (limited.contains(a.as_str()) || limited.contains(b.as_str()))
+        });
+    }
+    if snapshot.is_file() {
+        households = Store::open(snapshot)?.read(|tx| Ok(tx.household_counts()?))?;
+    }
+    Ok(split::split(&ids, &linked, &households, parts))
 }
 
 /// One message the simulated runs queued (or could not queue: `delivery` = `unreachable`).
@@ -147,13 +288,24 @@ async fn simulate(
     mut script: Option<super::desk_script::DeskScript>,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    alone: bool,
 ) -> anyhow::Result<Vec<Captured>> {
     let manual = ManualClock::new(start);
     let clock: SharedClock = Arc::new(manual.clone());
     let store = Arc::new(Store::open_in(&settings.data_dir)?.without_fsync()?);
+    if alone {
+        let ids: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
+        store.forget_pending_work_except(&ids)?;
+    }
     let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?);
-    let (executor, _reloadable) =
-        super::run::executor_with(&settings, &store, &clock, reader.clone(), plugin_cache)?;
+    let (executor, _reloadable) = super::run::executor_with(
+        &settings,
+        &store,
+        &clock,
+        reader.clone(),
+        plugin_cache,
+        Blocking::InPlace,
+    )?;
     let dispatcher = crate::deliver::Dispatcher::new(
         store.path(),
         Arc::new(settings.clone()),
@@ -165,6 +317,7 @@ async fn simulate(
     // as they would at the daemon's start.
     crate::scheduler::events::route_pending_events(&store, &settings, start)?;
     let scheduler = Scheduler::new(store.clone(), clock.clone(), executor)
+        .with_blocking(Blocking::InPlace)
         .start(&settings)
         .await?;
     let desk = match &script {
@@ -276,8 +429,16 @@ async fn simulate(
                 detail: Some(u.why),
             }),
     );
-    out.sort_by(|a, b| (a.at, &a.community, &a.recipient).cmp(&(b.at, &b.community, &b.recipient)));
+    sort_captured(&mut out);
     Ok(out)
+}
+
+/// Time order; within an instant, by community and recipient (stable: one recipient's messages
+/// of one run keep the order the run queued them in).
+fn sort_captured(messages: &mut [Captured]) {
+    messages.sort_by(|a, b| {
+        (a.at, &a.community, &a.recipient).cmp(&(b.at, &b.community, &b.recipient))
+    });
 }
 
 /// The configured channels with every destination replaced: mail and SMS are captured (the
