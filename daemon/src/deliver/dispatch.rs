@@ -136,6 +136,13 @@ impl Dispatcher {
         })
     }
 
+    /// Gives up durability for speed, as [`crate::store::Store::without_fsync`] does: only for
+    /// `wuyed simulate`'s throwaway copy.
+    pub fn without_fsync(self) -> anyhow::Result<Dispatcher> {
+        crate::store::throwaway(&self.conn.lock().expect("outbox connection poisoned"))?;
+        Ok(self)
+    }
+
     /// Wakes the dispatcher: call after committing a transaction that queued messages.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()

@@ -76,6 +76,13 @@ impl DomainReader {
         })
     }
 
+    /// Gives up durability and the memory map, as [`super::Store::without_fsync`] does: only
+    /// for `wuyed simulate`'s throwaway copy.
+    pub fn without_fsync(self) -> anyhow::Result<DomainReader> {
+        super::throwaway(&self.conn.lock().expect("domain read connection poisoned"))?;
+        Ok(self)
+    }
+
     /// Runs `f` on `community`'s data.
     pub fn read<T>(
         &self,

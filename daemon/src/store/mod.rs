@@ -71,6 +71,22 @@ impl Tx<'_> {
     }
 }
 
+/// Settings for a connection to a throwaway copy (see [`Store::without_fsync`]):
+/// - no fsync at commit;
+/// - the write-ahead log folded back into the database every 10,000 pages instead of 1,000:
+///   each checkpoint copies every page written since the last one, and a simulated year
+///   rewrites the same few pages (the outbox's index, the runs) at every commit. The log, at
+///   most about 40 MiB, lives with the copy in memory;
+/// - no memory map: a connection that sees another's commit drops its map of the file whole,
+///   and a simulation's three connections commit in turn all year. Unmapping stops every
+///   thread of the process (TLB shootdown), parts simulated side by side included.
+pub(crate) fn throwaway(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    conn.query_row("PRAGMA mmap_size = 0", [], |_| Ok(()))?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) `<data_dir>/wuye.db` and brings its schema up to date.
     pub fn open_in(data_dir: &Path) -> anyhow::Result<Store> {
@@ -116,10 +132,11 @@ impl Store {
     }
 
     /// Gives up durability for speed on a throwaway copy (`wuyed simulate`'s snapshot): no fsync
-    /// at commit. A simulated year commits every run, and nothing on the copy has to survive a
-    /// power loss. Never call it on the real store.
+    /// at commit, rarer checkpoints, no memory map ([`throwaway`]). A simulated year commits
+    /// every run, and nothing on the copy has to survive a power loss. Never call it on the
+    /// real store.
     pub fn without_fsync(self) -> anyhow::Result<Store> {
-        self.lock().pragma_update(None, "synchronous", "OFF")?;
+        throwaway(&self.lock())?;
         Ok(self)
     }
 

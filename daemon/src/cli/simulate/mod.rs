@@ -297,7 +297,7 @@ async fn simulate(
         let ids: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
         store.forget_pending_work_except(&ids)?;
     }
-    let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?);
+    let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?.without_fsync()?);
     let (executor, _reloadable) = super::run::executor_with(
         &settings,
         &store,
@@ -312,7 +312,8 @@ async fn simulate(
         clock.clone(),
         file_channels(&settings)?,
         Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
-    )?;
+    )?
+    .without_fsync()?;
     // Events still pending in the copy (a file imported just before) reach the workflows first,
     // as they would at the daemon's start.
     crate::scheduler::events::route_pending_events(&store, &settings, start)?;
