@@ -310,6 +310,88 @@ fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() 
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
 }
 
+/// `wuyed simulate` runs communities side by side on copies of the data, except where an SMS
+/// per-number limit would count one community's messages against another's: then they share
+/// a part, as they share the limit for real.
+#[test]
+fn simulate_keeps_communities_sharing_a_limited_sms_number_in_one_part() {
+    let demo = Demo::new();
+    let parts = || {
+        let out = demo
+            .cmd()
+            .env("RUST_LOG", "wuye::cli::simulate=info")
+            .args(["simulate", "--config"])
+            .arg(&demo.config)
+            .args(["--from", "2026-11-23", "--to", "2026-11-23", "--jobs", "2"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        if err.contains("in 1 part(s)") {
+            1
+        } else {
+            assert!(err.contains("in 2 part(s)"), "{err}");
+            2
+        }
+    };
+    assert_eq!(parts(), 2, "no SMS limit: nothing to share");
+
+    // 世纪新筑's staff mobiles are 水畔花园 owners' numbers in the demo data; new ones here.
+    let file = demo.config.join("communities").join("shijixinzhu.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("phone = \"138 0000 0011\""));
+    std::fs::write(
+        &file,
+        text.replace("phone = \"138 0000 00", "phone = \"137 0000 00"),
+    )
+    .unwrap();
+
+    // A limit alone links nobody.
+    let wuyed_toml = demo.config.join("wuyed.toml");
+    let mut config = std::fs::read_to_string(&wuyed_toml).unwrap();
+    config.push_str("\n[delivery.sms]\nprovider = \"file\"\ndaily_limit = 5\n");
+    std::fs::write(&wuyed_toml, config).unwrap();
+    assert_eq!(parts(), 2, "a limit, but no number in both communities");
+
+    // An owner of 世纪新筑 with the number of an owner of 水畔花园.
+    let db = demo.db();
+    let shuipan: String = db
+        .query_row(
+            "SELECT phone FROM owners WHERE community = 'shuipan' AND phone IS NOT NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let moved = db
+        .execute(
+            "UPDATE owners SET phone = ?1 WHERE id = \
+             (SELECT id FROM owners WHERE community = 'shijixinzhu' LIMIT 1)",
+            [&shuipan],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(
+        parts(),
+        1,
+        "an owner's number in both communities under a limit"
+    );
+    db.execute(
+        "UPDATE owners SET phone = '13900000000' WHERE community = 'shijixinzhu' AND phone = ?1",
+        [&shuipan],
+    )
+    .unwrap();
+    assert_eq!(parts(), 2, "the shared owner number is gone");
+
+    // A staff member of 世纪新筑 with the mobile of one at 水畔花园.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("137 0000 0011", "138-0000-0001")).unwrap();
+    assert_eq!(
+        parts(),
+        1,
+        "a staff number in both communities under a limit"
+    );
+}
+
 #[test]
 fn an_event_the_desk_records_is_announced_with_its_place_and_each_households_own_rsvp_link() {
     let demo = Demo::new();
