@@ -482,11 +482,13 @@ type Group = (String, String, String);
 
 fn print(messages: &[Captured], format: &str, tz: Tz) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout flushes at every newline otherwise, a write per message.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == "json" {
         for m in messages {
             writeln!(out, "{}", serde_json::to_string(m)?)?;
         }
+        out.flush()?;
         return Ok(());
     }
     let mut days: BTreeMap<NaiveDate, BTreeMap<Group, Vec<&Captured>>> = BTreeMap::new();
@@ -545,5 +547,6 @@ fn print(messages: &[Captured], format: &str, tz: Tz) -> anyhow::Result<()> {
         messages.len(),
         days.len()
     )?;
+    out.flush()?;
     Ok(())
 }
