@@ -136,9 +136,9 @@ impl Dispatcher {
         })
     }
 
-    /// Gives up durability for speed, as [`crate::store::Store::without_fsync`] does: only for
-    /// `wuyed simulate`'s throwaway copy.
-    pub fn without_fsync(self) -> anyhow::Result<Dispatcher> {
+    /// The settings of [`crate::store::Store::for_throwaway_copy`] on the dispatcher's
+    /// connection: only for `wuyed simulate`'s throwaway copy.
+    pub fn for_throwaway_copy(self) -> anyhow::Result<Dispatcher> {
         crate::store::throwaway(&self.conn.lock().expect("outbox connection poisoned"))?;
         Ok(self)
     }

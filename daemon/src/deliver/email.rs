@@ -126,22 +126,21 @@ impl EmailChannel {
         unsubscribe_url: Option<&str>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        let email = match self {
-            EmailChannel::Capture => {
-                return match mailboxes(m, from) {
-                    Ok(_) => Outcome::Sent { provider_id: None },
-                    Err(e) => Outcome::Permanent(format!("{e:#}")),
-                };
-            }
-            _ => match build_email(m, from, unsubscribe_url, now) {
-                Ok(e) => e,
-                Err(e) => return Outcome::Permanent(format!("{e:#}")),
-            },
-        };
+        let build = || build_email(m, from, unsubscribe_url, now);
         match self {
-            EmailChannel::Smtp(pool) => pool.send(&email).await,
-            EmailChannel::Capture => Outcome::Sent { provider_id: None },
+            EmailChannel::Capture => match mailboxes(m, from) {
+                Ok(_) => Outcome::Sent { provider_id: None },
+                Err(e) => Outcome::Permanent(format!("{e:#}")),
+            },
+            EmailChannel::Smtp(pool) => match build() {
+                Ok(email) => pool.send(&email).await,
+                Err(e) => Outcome::Permanent(format!("{e:#}")),
+            },
             EmailChannel::Files(dir) => {
+                let email = match build() {
+                    Ok(email) => email,
+                    Err(e) => return Outcome::Permanent(format!("{e:#}")),
+                };
                 let dir = dir.clone();
                 let name = format!("{}.eml", key_digest(&m.idempotency_key()));
                 let bytes = email.formatted();

@@ -76,9 +76,9 @@ impl DomainReader {
         })
     }
 
-    /// Gives up durability and the memory map, as [`super::Store::without_fsync`] does: only
-    /// for `wuyed simulate`'s throwaway copy.
-    pub fn without_fsync(self) -> anyhow::Result<DomainReader> {
+    /// The settings of [`super::Store::for_throwaway_copy`] on the reader's connection (for a
+    /// reader, what counts is the memory map off): only for `wuyed simulate`'s throwaway copy.
+    pub fn for_throwaway_copy(self) -> anyhow::Result<DomainReader> {
         super::throwaway(&self.conn.lock().expect("domain read connection poisoned"))?;
         Ok(self)
     }

@@ -71,7 +71,7 @@ impl Tx<'_> {
     }
 }
 
-/// Settings for a connection to a throwaway copy (see [`Store::without_fsync`]):
+/// Settings for a connection to a throwaway copy (see [`Store::for_throwaway_copy`]):
 /// - no fsync at commit;
 /// - the write-ahead log folded back into the database every 10,000 pages instead of 1,000:
 ///   each checkpoint copies every page written since the last one, and a simulated year
@@ -135,7 +135,7 @@ impl Store {
     /// at commit, rarer checkpoints, no memory map ([`throwaway`]). A simulated year commits
     /// every run, and nothing on the copy has to survive a power loss. Never call it on the
     /// real store.
-    pub fn without_fsync(self) -> anyhow::Result<Store> {
+    pub fn for_throwaway_copy(self) -> anyhow::Result<Store> {
         throwaway(&self.lock())?;
         Ok(self)
     }

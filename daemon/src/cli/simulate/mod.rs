@@ -51,9 +51,10 @@ pub struct Args {
     /// times: see `docs/OPERATION.md`.
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
-    /// How many parts of the communities run side by side, each on its own copy of the data
-    /// (default: the machine's cores). The output does not depend on it. Communities whose
-    /// owners or staff share an SMS number stay in one part, and a `--script` runs as one.
+    /// At most how many parts of the communities run side by side, each on its own copy of the
+    /// data (default: the machine's cores). Communities whose owners or staff share an SMS
+    /// number under a limit stay in one part, and a `--script` runs as one. See
+    /// docs/OPERATION.md for the one thing a split can change (a quiet-hours send minute).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
 }
@@ -213,16 +214,16 @@ fn split_parts(
     let mut linked = Vec::new();
     let mut households = std::collections::HashMap::new();
     if !limited.is_empty() {
-        // Staff SMS numbers, separators dropped as the configuration's loader drops them.
+        // Staff SMS numbers as sent to: config/compile.rs keeps their digits and `+` only.
         let staff: Vec<(&str, String)> = settings
             .communities
             .iter()
             .flat_map(|c| {
-                c.raw.staff.iter().filter_map(|s| {
-                    let phone = s.phone.as_deref()?;
-                    let kept = phone.chars().filter(|c| !matches!(c, ' ' | '-'));
-                    Some((c.id.as_str(), kept.collect::<String>()))
-                })
+                let id = c.id.as_str();
+                c.raw
+                    .staff
+                    .iter()
+                    .filter_map(move |s| Some((id, s.phone.clone()?)))
             })
             .collect();
         for (i, (a, pa)) in staff.iter().enumerate() {
@@ -292,12 +293,13 @@ async fn simulate(
 ) -> anyhow::Result<Vec<Captured>> {
     let manual = ManualClock::new(start);
     let clock: SharedClock = Arc::new(manual.clone());
-    let store = Arc::new(Store::open_in(&settings.data_dir)?.without_fsync()?);
+    let store = Arc::new(Store::open_in(&settings.data_dir)?.for_throwaway_copy()?);
     if alone {
         let ids: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
         store.forget_pending_work_except(&ids)?;
     }
-    let reader = Arc::new(crate::store::domain::DomainReader::open(store.path())?.without_fsync()?);
+    let reader =
+        Arc::new(crate::store::domain::DomainReader::open(store.path())?.for_throwaway_copy()?);
     let (executor, _reloadable) = super::run::executor_with(
         &settings,
         &store,
@@ -313,7 +315,7 @@ async fn simulate(
         file_channels(&settings)?,
         Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
     )?
-    .without_fsync()?;
+    .for_throwaway_copy()?;
     // Events still pending in the copy (a file imported just before) reach the workflows first,
     // as they would at the daemon's start.
     crate::scheduler::events::route_pending_events(&store, &settings, start)?;
@@ -435,7 +437,7 @@ async fn simulate(
 }
 
 /// Time order; within an instant, by community and recipient (stable: one recipient's messages
-/// of one run keep the order the run queued them in).
+/// of one instant keep the order the store listed them in, newest first).
 fn sort_captured(messages: &mut [Captured]) {
     messages.sort_by(|a, b| {
         (a.at, &a.community, &a.recipient).cmp(&(b.at, &b.community, &b.recipient))

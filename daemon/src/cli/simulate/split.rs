@@ -9,8 +9,13 @@
 //! someone in one (an owner, a staff member) has an SMS number someone in the other has, each
 //! group stays whole, and the groups are packed into parts of about equal households. Each part
 //! runs on its own copy of the database and its own clock; the parts' captures, merged and
-//! sorted, are what one simulation of everything captures (the e2e test of `simulate` checks
-//! this on the demo data, and `docs/BENCHMARKS.md` on ten communities).
+//! sorted, are what one simulation of everything captures (the demo-year e2e test checks this,
+//! and `docs/BENCHMARKS.md` on ten communities), with one known exception: row ids (runs,
+//! timers) count differently in a part's copy, and the idempotency key of a message from an
+//! event or timer run carries one, so when quiet hours hold such a message back, the spread
+//! that key seeds can give it another send minute. Keying those messages on ids every copy
+//! shares (the event's, the timer's own key) would close it; it changes the keys the daemon
+//! deduplicates by, so it waits for its own change.
 
 use std::collections::HashMap;
 
