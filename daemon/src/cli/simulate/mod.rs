@@ -129,6 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "simulating the communities in {} part(s) side by side",
         parts.len()
     );
+    // A part's copy holds everyone's pending work; only the part's own is worked there.
+    let alone = parts.len() > 1 || args.community.is_some();
     let mut runs = Vec::new();
     for (i, communities) in parts.iter().enumerate() {
         let dir = sandbox.path().join(format!("part-{i}"));
@@ -139,8 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut part = settings.clone();
         part.communities.retain(|c| communities.contains(&c.id));
         part.data_dir = dir;
-        let alone = parts.len() > 1 || args.community.is_some();
-        runs.push((part, alone));
+        runs.push(part);
     }
     if snapshot.is_file() {
         std::fs::remove_file(&snapshot)?;
@@ -154,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let handles: Vec<_> = runs
             .into_iter()
             .enumerate()
-            .map(|(i, (part, alone))| {
+            .map(|(i, part)| {
                 let plugin_cache = plugin_cache.clone();
                 let script = script.take();
                 std::thread::Builder::new()
@@ -211,11 +212,11 @@ fn split_parts(
         })
         .map(|c| c.id.as_str())
         .collect();
-    let mut linked = Vec::new();
-    let mut households = std::collections::HashMap::new();
-    if !limited.is_empty() {
-        // Staff SMS numbers as sent to: config/compile.rs keeps their digits and `+` only.
-        let staff: Vec<(&str, String)> = settings
+    // Staff SMS numbers as sent to: config/compile.rs keeps their digits and `+` only.
+    let staff: Vec<(&str, String)> = if limited.is_empty() {
+        Vec::new()
+    } else {
+        settings
             .communities
             .iter()
             .flat_map(|c| {
@@ -225,32 +226,33 @@ fn split_parts(
                     .iter()
                     .filter_map(move |s| Some((id, s.phone.clone()?)))
             })
-            .collect();
-        for (i, (a, pa)) in staff.iter().enumerate() {
-            for (b, pb) in &staff[i + 1..] {
-                if a != b && pa == pb {
-                    linked.push((a.to_string(), b.to_string()));
-                }
+            .collect()
+    };
+    let mut linked = Vec::new();
+    for (i, (a, pa)) in staff.iter().enumerate() {
+        for (b, pb) in &staff[i + 1..] {
+            if a != b && pa == pb {
+                linked.push((a.to_string(), b.to_string()));
             }
         }
-        if snapshot.is_file() {
-            Store::open(snapshot)?.read(|tx| {
+    }
+    let mut households = std::collections::HashMap::new();
+    if snapshot.is_file() {
+        Store::open(snapshot)?.read(|tx| {
+            households = tx.household_counts()?;
+            if !limited.is_empty() {
                 linked.extend(tx.communities_sharing_owner_numbers()?);
                 for (community, phone) in &staff {
                     for other in tx.communities_with_owner_number(phone)? {
                         linked.push((community.to_string(), other));
                     }
                 }
-                Ok(())
-            })?;
-        }
-        linked.retain(|(a, b)| {
-            a != b && (limited.contains(a.as_str()) || limited.contains(b.as_str()))
-        });
+            }
+            Ok(())
+        })?;
     }
-    if snapshot.is_file() {
-        households = Store::open(snapshot)?.read(|tx| Ok(tx.household_counts()?))?;
-    }
+    linked
+        .retain(|(a, b)| a != b && (limited.contains(a.as_str()) || limited.contains(b.as_str())));
     Ok(split::split(&ids, &linked, &households, parts))
 }
 
