@@ -398,15 +398,105 @@ pub fn enqueue(
     ctx: &EnqueueContext<'_>,
     req: &MessageRequest,
 ) -> anyhow::Result<Vec<Enqueued>> {
-    use anyhow::{Context as _, bail};
     let community = ctx.community;
-    if req.community != community.id {
-        bail!(
+    let mut out = Vec::new();
+    for (recipient, contact, is_owner) in recipients(ctx, req)? {
+        let optout = |ch| tx.optout_active(&community.id, &contact.id, ch);
+        let choice = render(ctx, req, recipient, &contact, is_owner, optout)?;
+        out.push(queue(tx, ctx, req, choice)?);
+    }
+    Ok(out)
+}
+
+/// A household's message rendered ahead of the transaction that queues it
+/// ([`render_for_household`]), with its opt-out not yet checked.
+#[derive(Debug)]
+pub struct Rendered(Choice);
+
+/// Renders a message to a household for `contact` without the transaction: everything
+/// [`enqueue`] would write except what depends on the moment of queueing, so a large run's
+/// messages can be rendered on another thread while its plugin still decides. An owner's opt-out
+/// is assumed absent here and checked by [`enqueue_rendered`]. `None` when the message needs
+/// the transaction anyway (nobody reachable: the desk's list is written there).
+pub fn render_for_household(
+    ctx: &EnqueueContext<'_>,
+    req: &MessageRequest,
+    contact: &Contact,
+) -> anyhow::Result<Option<Rendered>> {
+    let Audience::Household(id) = &req.audience else {
+        return Ok(None);
+    };
+    check_community(ctx, req)?;
+    match render(ctx, req, format!("household:{id}"), contact, true, |_| {
+        Ok(false)
+    })? {
+        choice @ Choice::Render { .. } => Ok(Some(Rendered(choice))),
+        Choice::OptedOut { .. } | Choice::Unreachable { .. } => Ok(None),
+    }
+}
+
+/// Queues what [`render_for_household`] rendered, as [`enqueue`] would have. `None` when the
+/// owner opted out of the rendered channel of an informational message: the caller then
+/// enqueues the request afresh, which picks the next channel or records the refusal.
+pub fn enqueue_rendered(
+    tx: &Tx<'_>,
+    ctx: &EnqueueContext<'_>,
+    rendered: Rendered,
+) -> anyhow::Result<Option<Enqueued>> {
+    let Choice::Render {
+        msg,
+        key,
+        optout_of,
+    } = rendered.0
+    else {
+        unreachable!("only rendered messages are kept");
+    };
+    if let Some(owner) = &optout_of
+        && tx.optout_active(&ctx.community.id, owner, msg.channel)?
+    {
+        return Ok(None);
+    }
+    queue_rendered(tx, ctx, msg, &key).map(Some)
+}
+
+/// What becomes of one recipient of a request.
+#[derive(Debug)]
+enum Choice {
+    Render {
+        msg: Box<OutboxMessage>,
+        key: String,
+        /// The owner whose opt-out of `msg.channel` was assumed absent, when one applies.
+        optout_of: Option<String>,
+    },
+    OptedOut {
+        recipient: String,
+    },
+    Unreachable {
+        recipient: String,
+        name: String,
+        why: String,
+    },
+}
+
+fn check_community(ctx: &EnqueueContext<'_>, req: &MessageRequest) -> anyhow::Result<()> {
+    if req.community != ctx.community.id {
+        anyhow::bail!(
             "message request for community {} handed to community {}",
             req.community,
-            community.id
+            ctx.community.id
         );
     }
+    Ok(())
+}
+
+/// Everyone a request goes to: `(recipient key, contact, is an owner)`.
+fn recipients(
+    ctx: &EnqueueContext<'_>,
+    req: &MessageRequest,
+) -> anyhow::Result<Vec<(String, Contact, bool)>> {
+    use anyhow::{Context as _, bail};
+    check_community(ctx, req)?;
+    let community = ctx.community;
     let mut recipients: Vec<(String, Contact, bool)> = Vec::new();
     match &req.audience {
         Audience::Owner(id) => {
@@ -445,7 +535,21 @@ pub fn enqueue(
             recipients.push((format!("staff:{id}"), staff_contact(s), false));
         }
     }
+    Ok(recipients)
+}
 
+/// Picks the channel for one recipient and renders the message on it; `optout` answers
+/// whether an owner declined a channel (asked only for informational messages).
+fn render(
+    ctx: &EnqueueContext<'_>,
+    req: &MessageRequest,
+    recipient: String,
+    contact: &Contact,
+    is_owner: bool,
+    mut optout: impl FnMut(Channel) -> rusqlite::Result<bool>,
+) -> anyhow::Result<Choice> {
+    use anyhow::Context as _;
+    let community = ctx.community;
     let slot = req.occurrence.slot();
     // The community's delivery overrides, read in place: a clone per message showed in the
     // profile of a 20,000-message run.
@@ -464,155 +568,202 @@ pub fn enqueue(
         .map(|s| s.provider)
         .unwrap_or_default();
     let approved_only = matches!(provider, SmsProvider::Aliyun | SmsProvider::Tencent);
-    let mut out = Vec::new();
-    for (recipient, contact, is_owner) in recipients {
-        let locale = contact
-            .locale
-            .clone()
-            .unwrap_or_else(|| community.raw.locale.clone());
-        let set = ctx
-            .templates
-            .find(
-                &community.id,
-                &req.workflow,
-                &req.template,
-                &locale,
-                &community.raw.locale,
+    let locale = contact
+        .locale
+        .clone()
+        .unwrap_or_else(|| community.raw.locale.clone());
+    let set = ctx
+        .templates
+        .find(
+            &community.id,
+            &req.workflow,
+            &req.template,
+            &locale,
+            &community.raw.locale,
+        )
+        .with_context(|| {
+            format!(
+                "community {}: no template {}/{} for locale {locale}",
+                community.id, req.workflow, req.template
             )
-            .with_context(|| {
-                format!(
-                    "community {}: no template {}/{} for locale {locale}",
-                    community.id, req.workflow, req.template
-                )
-            })?;
-        let first = req.channel.or(contact.preferred).unwrap_or(Channel::Email);
-        let mut order = vec![first];
-        if cdel.fallback != Fallback::None {
-            order.push(first.other());
+        })?;
+    let first = req.channel.or(contact.preferred).unwrap_or(Channel::Email);
+    let mut order = vec![first];
+    if cdel.fallback != Fallback::None {
+        order.push(first.other());
+    }
+    let asks_optout = is_owner && req.category == Category::Informational;
+    let mut opted_out = false;
+    let mut missing = Vec::new();
+    let mut chosen = None;
+    for ch in order {
+        let address = match ch {
+            Channel::Email => contact.email.as_deref().filter(|e| usable_email(e)),
+            Channel::Sms => contact.phone.as_deref().filter(|p| usable_phone(p)),
+        };
+        let Some(address) = address else {
+            missing.push(format!("no usable {ch}"));
+            continue;
+        };
+        if !set.supports(ch, approved_only) {
+            missing.push(if ch == Channel::Sms && approved_only {
+                "template has no approved SMS template code (sms_code)".to_string()
+            } else {
+                format!("template has no {ch} version")
+            });
+            continue;
         }
-        let mut opted_out = false;
-        let mut missing = Vec::new();
-        let mut chosen = None;
-        for ch in order {
-            let address = match ch {
-                Channel::Email => contact.email.as_deref().filter(|e| usable_email(e)),
-                Channel::Sms => contact.phone.as_deref().filter(|p| usable_phone(p)),
-            };
-            let Some(address) = address else {
-                missing.push(format!("no usable {ch}"));
-                continue;
-            };
-            if !set.supports(ch, approved_only) {
-                missing.push(if ch == Channel::Sms && approved_only {
-                    "template has no approved SMS template code (sms_code)".to_string()
-                } else {
-                    format!("template has no {ch} version")
-                });
-                continue;
-            }
-            if is_owner
-                && req.category == Category::Informational
-                && tx.optout_active(&community.id, &contact.id, ch)?
-            {
-                opted_out = true;
-                continue;
-            }
-            chosen = Some((ch, address.to_string()));
-            break;
+        if asks_optout && optout(ch)? {
+            opted_out = true;
+            continue;
         }
-        let Some((channel, address)) = chosen else {
-            // An owner who declined the channels we could use has said no; the desk does not
-            // call them about a survey either.
-            if opted_out {
-                out.push(Enqueued::OptedOut { recipient });
-                continue;
-            }
-            let why = missing.join("; ");
+        chosen = Some((ch, address.to_string()));
+        break;
+    }
+    let Some((channel, address)) = chosen else {
+        // An owner who declined the channels we could use has said no; the desk does not
+        // call them about a survey either.
+        if opted_out {
+            return Ok(Choice::OptedOut { recipient });
+        }
+        return Ok(Choice::Unreachable {
+            recipient,
+            name: contact.name.clone(),
+            why: missing.join("; "),
+        });
+    };
+
+    let vars = template_context(community, contact, &locale, req);
+    let key = idempotency_key(&community.id, &req.workflow, &slot, &recipient, &req.step);
+    let digest = key_digest(&key);
+    let domain = &ctx.message_id_domain;
+    let mut msg = OutboxMessage {
+        id: 0,
+        community: community.id.clone(),
+        workflow: req.workflow.clone(),
+        slot,
+        recipient,
+        step: req.step.clone(),
+        channel,
+        address,
+        display_name: Some(contact.name.clone()).filter(|n| !n.is_empty()),
+        locale: set.locale.clone(),
+        category: req.category,
+        template: format!("{}/{}", req.workflow, req.template),
+        subject: None,
+        body_text: String::new(),
+        body_html: None,
+        sms_code: None,
+        sms_params: Vec::new(),
+        reason: req.reason.clone(),
+        message_id: format!("<{digest}@{domain}>"),
+        status: Status::Pending,
+        attempts: 0,
+        // Set when queued.
+        next_attempt_at: DateTime::<Utc>::MIN_UTC,
+        expires_at: DateTime::<Utc>::MIN_UTC,
+        provider_id: None,
+        last_error: None,
+        created_at: DateTime::<Utc>::MIN_UTC,
+        updated_at: DateTime::<Utc>::MIN_UTC,
+        sent_at: None,
+    };
+    match channel {
+        Channel::Email => {
+            let e = ctx.templates.render_email(set, &vars)?;
+            msg.subject = Some(e.subject);
+            msg.body_text = e.text;
+            msg.body_html = e.html;
+        }
+        Channel::Sms => {
+            let s = ctx.templates.render_sms(set, &vars)?;
+            msg.body_text = s.body;
+            msg.sms_code = s.code;
+            msg.sms_params = s.params;
+        }
+    }
+    Ok(Choice::Render {
+        msg: Box::new(msg),
+        key,
+        optout_of: asks_optout.then(|| contact.id.clone()),
+    })
+}
+
+/// Writes one recipient's outcome: the rendered message into the outbox, due now or when quiet
+/// hours end, or the desk's list when nobody is reachable.
+fn queue(
+    tx: &Tx<'_>,
+    ctx: &EnqueueContext<'_>,
+    req: &MessageRequest,
+    choice: Choice,
+) -> anyhow::Result<Enqueued> {
+    let community = ctx.community;
+    let (msg, key) = match choice {
+        Choice::Render { msg, key, .. } => (msg, key),
+        Choice::OptedOut { recipient } => return Ok(Enqueued::OptedOut { recipient }),
+        Choice::Unreachable {
+            recipient,
+            name,
+            why,
+        } => {
             tx.unreachable_insert(
                 &community.id,
                 &req.workflow,
-                &slot,
+                &req.occurrence.slot(),
                 &recipient,
                 &req.step,
-                &contact.name,
+                &name,
                 &why,
                 ctx.now,
             )?;
             tracing::warn!(community = %community.id, workflow = %req.workflow, %recipient,
                 %why, "nobody reachable; listed for the desk to call");
-            out.push(Enqueued::Unreachable { recipient, why });
-            continue;
-        };
+            return Ok(Enqueued::Unreachable { recipient, why });
+        }
+    };
+    queue_rendered(tx, ctx, msg, &key)
+}
 
-        let vars = template_context(community, &contact, &locale, req);
-        let key = idempotency_key(&community.id, &req.workflow, &slot, &recipient, &req.step);
-        let digest = key_digest(&key);
-        let domain = &ctx.message_id_domain;
-        let mut msg = OutboxMessage {
-            id: 0,
-            community: community.id.clone(),
-            workflow: req.workflow.clone(),
-            slot: slot.clone(),
-            recipient: recipient.clone(),
-            step: req.step.clone(),
-            channel,
-            address,
-            display_name: Some(contact.name.clone()).filter(|n| !n.is_empty()),
-            locale: set.locale.clone(),
-            category: req.category,
-            template: format!("{}/{}", req.workflow, req.template),
-            subject: None,
-            body_text: String::new(),
-            body_html: None,
-            sms_code: None,
-            sms_params: Vec::new(),
-            reason: req.reason.clone(),
-            message_id: format!("<{digest}@{domain}>"),
-            status: Status::Pending,
-            attempts: 0,
-            next_attempt_at: ctx.now,
-            expires_at: ctx.now + ctx.delivery.validity.of(req.category),
-            provider_id: None,
-            last_error: None,
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            sent_at: None,
-        };
-        match channel {
-            Channel::Email => {
-                let e = ctx.templates.render_email(set, &vars)?;
-                msg.subject = Some(e.subject);
-                msg.body_text = e.text;
-                msg.body_html = e.html;
-            }
-            Channel::Sms => {
-                let s = ctx.templates.render_sms(set, &vars)?;
-                msg.body_text = s.body;
-                msg.sms_code = s.code;
-                msg.sms_params = s.params;
-            }
-        }
-        let window = QuietWindow::of(community);
-        let spread = cdel
-            .quiet_spread
-            .as_deref()
-            .and_then(|s| parse_duration(s).ok())
-            .unwrap_or(ctx.delivery.quiet_spread());
-        let at = earliest_send(ctx.now, req.category, &window, spread, &key);
-        if at > ctx.now {
-            msg.status = Status::Deferred;
-            msg.next_attempt_at = at;
-        }
-        match tx.outbox_insert(&msg)? {
-            Some(id) => out.push(Enqueued::Queued {
-                id,
-                recipient,
-                channel,
-            }),
-            None => out.push(Enqueued::Duplicate { recipient }),
-        }
+/// Inserts a rendered message, due now or, by its category, when quiet hours end.
+fn queue_rendered(
+    tx: &Tx<'_>,
+    ctx: &EnqueueContext<'_>,
+    mut msg: Box<OutboxMessage>,
+    key: &str,
+) -> anyhow::Result<Enqueued> {
+    let community = ctx.community;
+    msg.next_attempt_at = ctx.now;
+    msg.expires_at = ctx.now + ctx.delivery.validity.of(msg.category);
+    msg.created_at = ctx.now;
+    msg.updated_at = ctx.now;
+    let spread = community
+        .raw
+        .delivery
+        .as_ref()
+        .and_then(|d| d.quiet_spread.as_deref())
+        .and_then(|s| parse_duration(s).ok())
+        .unwrap_or(ctx.delivery.quiet_spread());
+    let at = earliest_send(
+        ctx.now,
+        msg.category,
+        &QuietWindow::of(community),
+        spread,
+        key,
+    );
+    if at > ctx.now {
+        msg.status = Status::Deferred;
+        msg.next_attempt_at = at;
     }
-    Ok(out)
+    Ok(match tx.outbox_insert(&msg)? {
+        Some(id) => Enqueued::Queued {
+            id,
+            recipient: msg.recipient,
+            channel: msg.channel,
+        },
+        None => Enqueued::Duplicate {
+            recipient: msg.recipient,
+        },
+    })
 }
 
 fn staff_contact(s: &crate::config::StaffMember) -> Contact {
