@@ -72,6 +72,7 @@ fn input(data: Arc<MemoryData>, hook: Hook, params: &str, limits: Limits) -> Run
         kv: Arc::new(MemoryKv::default()),
         clock: Arc::new(ManualClock::new(now)),
         limits,
+        observer: None,
     }
 }
 

@@ -111,6 +111,7 @@ fn plugin_alone() {
                 kv: kv as Arc<dyn KvRead>,
                 clock: Arc::new(ManualClock::new(at)),
                 limits,
+                observer: None,
             },
         );
         let took = start.elapsed();

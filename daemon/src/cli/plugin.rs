@@ -124,6 +124,7 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
         kv: Arc::new(kv),
         clock: Arc::new(clock),
         limits,
+        observer: None,
     };
     let report = host.run(&plugin, input);
     match args.format {

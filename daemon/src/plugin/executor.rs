@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use super::data::{DataSource, KvRead};
 use super::host::{Hook, LogLevel, PluginHost, Reload, RunInput, RunReport};
-use super::intent::{Intent, IntentSink, StaffNotice};
+use super::intent::{Intent, IntentSink, Preparation, StaffNotice};
 use super::{Limits, PluginSettings};
 use crate::blocking::Blocking;
 use crate::clock::SharedClock;
@@ -186,7 +186,11 @@ impl Inner {
             .contains_key(&(community.to_string(), workflow.to_string()))
     }
 
-    fn run_blocking(&self, run: &RunRequest) -> anyhow::Result<RunReport> {
+    fn run_blocking(
+        &self,
+        run: &RunRequest,
+        observer: Option<Arc<dyn Preparation>>,
+    ) -> anyhow::Result<RunReport> {
         let plugin = self.host.get(&run.workflow.plugin_path)?;
         let key = (run.community.id.clone(), run.workflow.name.clone());
         {
@@ -230,6 +234,7 @@ impl Inner {
             kv: self.kv.clone(),
             clock: self.clock.clone(),
             limits,
+            observer,
         };
         Ok(self.host.run(&plugin, input))
     }
@@ -331,7 +336,7 @@ impl Inner {
         let at = self.clock.now();
         Ok(Box::new(move |tx| {
             tx.plugin_pause(&key.0, &key.1, streak, &message, at)?;
-            let mut summary = sink.apply(tx, &run, &notices)?;
+            let mut summary = sink.apply(tx, &run, &notices, None)?;
             summary.notes.push(format!(
                 "plugin failed {streak} times in a row ({message}); workflow paused for this community"
             ));
@@ -352,11 +357,18 @@ impl Executor for PluginExecutor {
                 Trigger::Event { .. } => "on-event",
             };
             let inner = self.inner.clone();
-            let (run, report) = self
+            // The sink may render a large run's messages on a second thread while the plugin
+            // decides. Not in place (`wuyed simulate`): there every core already runs a part.
+            let preparation = match self.blocking {
+                Blocking::Pool => inner.sink.prepare(&run),
+                Blocking::InPlace => None,
+            };
+            let (run, report, prepared) = self
                 .blocking
                 .run(move || {
-                    let report = inner.run_blocking(&run);
-                    (run, report)
+                    let report = inner.run_blocking(&run, preparation.clone());
+                    let prepared = preparation.map(|p| p.finish());
+                    (run, report, prepared)
                 })
                 .await
                 .map_err(|panic| anyhow::anyhow!("the plugin host {panic}"))?;
@@ -393,7 +405,7 @@ impl Executor for PluginExecutor {
                 let mut summary = if intents.is_empty() {
                     EffectSummary::default()
                 } else {
-                    sink.apply(tx, &run, &intents)?
+                    sink.apply(tx, &run, &intents, prepared)?
                 };
                 if !kv.is_empty() {
                     summary.notes.push(format!("{} kv write(s)", kv.len()));

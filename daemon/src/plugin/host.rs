@@ -22,7 +22,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::data::{CommunityData, KvRead};
-use super::intent::{Intent, KvWrite};
+use super::intent::{Intent, KvWrite, Preparation};
 use super::wit::{self, VersionedPre, WitVersion};
 use super::{EPOCH_TICK, Limits};
 use crate::clock::SharedClock;
@@ -136,6 +136,8 @@ pub struct RunInput {
     /// What `now` returns inside the plugin, and what WASI clocks read.
     pub clock: SharedClock,
     pub limits: Limits,
+    /// Sees each intent as the plugin asks for it (the sink's head start on a large run).
+    pub observer: Option<Arc<dyn Preparation>>,
 }
 
 /// A line a plugin logged.
@@ -220,6 +222,7 @@ pub(crate) struct RunCtx {
     pub clock: SharedClock,
     pub limits: Limits,
     pub intents: Vec<Intent>,
+    pub observer: Option<Arc<dyn Preparation>>,
     pub kv_writes: BTreeMap<String, Option<String>>,
     /// Point reads so far, and the whole (community, plugin) store once they pass
     /// [`KV_SNAPSHOT_AFTER`]: a run over 100,000 bills then makes one query, not 100,000
@@ -265,6 +268,9 @@ impl RunCtx {
                 FailureKind::Oversized,
                 format!("{what} of {len} bytes refused: the limit is {max} bytes"),
             ));
+        }
+        if let Some(observer) = &self.observer {
+            observer.observe(self.intents.len(), &intent);
         }
         self.intents.push(intent);
         Ok(())
@@ -716,6 +722,7 @@ impl PluginHost {
                 clock: input.clock.clone(),
                 limits,
                 intents: Vec::new(),
+                observer: input.observer.clone(),
                 kv_writes: BTreeMap::new(),
                 kv_reads: 0,
                 kv_snapshot: None,

@@ -4,6 +4,9 @@
 //! Intents name owners and households by id and staff by role; resolving contacts, opt-outs,
 //! quiet hours, rate limits and idempotency is the delivery side's job.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -97,10 +100,33 @@ pub struct KvWrite {
 /// domain's tickets. Key-value writes are not here: the plugin executor writes them itself
 /// (store/plugin_kv.rs).
 pub trait IntentSink: Send + Sync + 'static {
+    /// `prepared` is what [`IntentSink::prepare`]'s [`Preparation`] made of these intents while
+    /// the plugin ran, if anything.
     fn apply(
         &self,
         tx: &Tx<'_>,
         run: &RunRequest,
         intents: &[Intent],
+        prepared: Option<Prepared>,
     ) -> anyhow::Result<EffectSummary>;
+
+    /// Work the sink can do on a run's intents as the plugin asks for them, outside the
+    /// transaction and on its own thread (rendering a large run's messages), so that less is
+    /// left for the transaction. `None` (the default): nothing ahead of [`IntentSink::apply`].
+    fn prepare(&self, run: &RunRequest) -> Option<Arc<dyn Preparation>> {
+        let _ = run;
+        None
+    }
 }
+
+/// Watches a run's intents as the plugin asks for them (see [`IntentSink::prepare`]). Called
+/// from the thread running the plugin, so `observe` must return quickly.
+pub trait Preparation: Send + Sync {
+    /// The run's `index`th intent (its position in what [`IntentSink::apply`] gets).
+    fn observe(&self, index: usize, intent: &Intent);
+    /// The plugin is done (or failed): waits for the work under way and hands it over.
+    fn finish(&self) -> Prepared;
+}
+
+/// What a [`Preparation`] made, for the [`IntentSink`] that started it; opaque to the executor.
+pub struct Prepared(pub Box<dyn Any + Send>);

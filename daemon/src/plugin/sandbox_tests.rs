@@ -96,6 +96,7 @@ fn run(plugin: &str, data: MemoryData, params: &str, limits: Limits) -> RunRepor
             kv: Arc::new(MemoryKv::default()),
             clock: Arc::new(ManualClock::new(now)),
             limits,
+            observer: None,
         },
     )
 }
@@ -452,6 +453,7 @@ fn a_forced_reload_rereads_every_file_now_and_a_broken_one_keeps_its_old_version
             kv: Arc::new(MemoryKv::default()),
             clock: Arc::new(ManualClock::new(now)),
             limits: Limits::default(),
+            observer: None,
         },
     );
     assert!(report.result.is_ok(), "{:?}", report.result);
@@ -510,6 +512,7 @@ impl IntentSink for RecordingSink {
         _tx: &Tx<'_>,
         _run: &RunRequest,
         intents: &[Intent],
+        _prepared: Option<crate::plugin::intent::Prepared>,
     ) -> anyhow::Result<EffectSummary> {
         self.0.lock().unwrap().extend_from_slice(intents);
         Ok(EffectSummary {

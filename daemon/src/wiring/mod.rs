@@ -5,6 +5,7 @@
 //! Each part defines the narrow trait it needs (`plugin::DataSource`, `plugin::IntentSink`,
 //! `deliver::Directory`) and stays testable alone; only this module knows all of them.
 
+mod ahead;
 mod data;
 mod records;
 mod sink;

@@ -23,19 +23,20 @@ use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
+use super::ahead::{RenderAhead, RenderedAhead};
 use crate::clock::SharedClock;
 use crate::config::{Community, Role, Settings};
 use crate::deliver::{self, Audience, EnqueueContext, Enqueued, MessageRequest, Occurrence};
 use crate::domain::TicketKind;
-use crate::plugin::intent::{self, Intent, IntentSink};
+use crate::plugin::intent::{self, Intent, IntentSink, Preparation, Prepared};
 use crate::scheduler::{EffectSummary, RunRequest, Trigger};
 use crate::store::Tx;
 use crate::store::domain::{DomainRead, TicketInput};
 
 /// The templates and settings a sink renders with; swapped whole on reload.
-struct Loaded {
-    settings: Arc<Settings>,
-    templates: deliver::Templates,
+pub(super) struct Loaded {
+    pub settings: Arc<Settings>,
+    pub templates: deliver::Templates,
 }
 
 pub struct OutboxSink {
@@ -83,16 +84,31 @@ fn load(settings: Arc<Settings>) -> anyhow::Result<Loaded> {
 }
 
 impl IntentSink for OutboxSink {
+    fn prepare(&self, run: &RunRequest) -> Option<Arc<dyn Preparation>> {
+        let loaded = self.loaded.read().expect("sink poisoned").clone();
+        Some(Arc::new(RenderAhead::new(
+            loaded,
+            self.directory.clone(),
+            self.clock.clone(),
+            run,
+        )))
+    }
+
     fn apply(
         &self,
         tx: &Tx<'_>,
         run: &RunRequest,
         intents: &[Intent],
+        prepared: Option<Prepared>,
     ) -> anyhow::Result<EffectSummary> {
         let loaded = self.loaded.read().expect("sink poisoned").clone();
         let now = self.clock.now();
         let community: &Community = &run.community;
-        let directory = Prefetched::for_run(self.directory.as_ref(), community, intents)?;
+        let mut ahead: RenderedAhead = prepared
+            .and_then(|p| p.0.downcast::<RenderedAhead>().ok())
+            .map(|a| *a)
+            .unwrap_or_default();
+        let directory = Prefetched::for_run(self.directory.as_ref(), community, intents, &ahead)?;
         let ctx = EnqueueContext::new(
             community,
             &directory,
@@ -107,6 +123,12 @@ impl IntentSink for OutboxSink {
         for (i, intent) in intents.iter().enumerate() {
             match intent {
                 Intent::Send(m) => {
+                    if let Some(rendered) = ahead.remove(&i)
+                        && let Some(queued) = deliver::enqueue_rendered(tx, &ctx, rendered)?
+                    {
+                        count(&mut summary, vec![queued]);
+                        continue;
+                    }
                     let mut variables = variables(&m.vars);
                     let reason = reason(tx, community, &variables)?;
                     // The invitation and every reminder carry the household's own link.
@@ -125,25 +147,7 @@ impl IntentSink for OutboxSink {
                         &mut variables,
                         now,
                     )?;
-                    let request = MessageRequest {
-                        community: community.id.clone(),
-                        workflow: run.workflow.name.clone(),
-                        occurrence: occurrence(run),
-                        audience: match &m.to {
-                            intent::Recipient::Owner(id) => Audience::Owner(id.clone()),
-                            intent::Recipient::Household(id) => Audience::Household(id.clone()),
-                        },
-                        step: step(run, &m.step),
-                        template: m.template.clone(),
-                        variables,
-                        category: category(m.category),
-                        channel: match m.channel {
-                            intent::Channel::Preferred => None,
-                            intent::Channel::Email => Some(deliver::Channel::Email),
-                            intent::Channel::Sms => Some(deliver::Channel::Sms),
-                        },
-                        reason,
-                    };
+                    let request = message_request(run, m, variables, reason);
                     count(&mut summary, deliver::enqueue(tx, &ctx, &request)?);
                 }
                 Intent::NotifyStaff(n) => {
@@ -236,14 +240,18 @@ struct Prefetched<'a> {
 }
 
 impl<'a> Prefetched<'a> {
+    /// Skips the messages rendered `ahead`: their contacts were read then.
     fn for_run(
         inner: &'a dyn deliver::Directory,
         community: &'a Community,
         intents: &[Intent],
+        ahead: &RenderedAhead,
     ) -> anyhow::Result<Prefetched<'a>> {
         let mut households: Vec<String> = intents
             .iter()
-            .filter_map(|i| match i {
+            .enumerate()
+            .filter(|(i, _)| !ahead.contains_key(i))
+            .filter_map(|(_, i)| match i {
                 Intent::Send(m) => match &m.to {
                     intent::Recipient::Household(h) => Some(h.clone()),
                     intent::Recipient::Owner(_) => None,
@@ -288,6 +296,34 @@ impl deliver::Directory for Prefetched<'_> {
         reason: &Value,
     ) -> anyhow::Result<deliver::Relevance> {
         self.inner.still_relevant(community, reason)
+    }
+}
+
+/// The delivery request for a plugin's message, its variables and reason worked out.
+pub(super) fn message_request(
+    run: &RunRequest,
+    m: &intent::Message,
+    variables: Value,
+    reason: Value,
+) -> MessageRequest {
+    MessageRequest {
+        community: run.community.id.clone(),
+        workflow: run.workflow.name.clone(),
+        occurrence: occurrence(run),
+        audience: match &m.to {
+            intent::Recipient::Owner(id) => Audience::Owner(id.clone()),
+            intent::Recipient::Household(id) => Audience::Household(id.clone()),
+        },
+        step: step(run, &m.step),
+        template: m.template.clone(),
+        variables,
+        category: category(m.category),
+        channel: match m.channel {
+            intent::Channel::Preferred => None,
+            intent::Channel::Email => Some(deliver::Channel::Email),
+            intent::Channel::Sms => Some(deliver::Channel::Sms),
+        },
+        reason,
     }
 }
 
@@ -369,6 +405,21 @@ pub(crate) fn variables(vars: &[(String, String)]) -> Value {
 /// The reason re-checked before sending: the bills a reminder lists, the ticket a callback is
 /// for. `Null` (always relevant) when the message names neither.
 fn reason(tx: &Tx<'_>, community: &Community, vars: &Value) -> anyhow::Result<Value> {
+    if let Some(reason) = reason_without_tx(vars) {
+        return Ok(reason);
+    }
+    if let Some(no) = vars.pointer("/ticket/id").and_then(Value::as_str) {
+        let d = DomainRead::new(tx.conn(), &community.id);
+        if let Some(t) = d.ticket_by_no(no)? {
+            return Ok(serde_json::json!({ "ticket": t.id }));
+        }
+    }
+    Ok(Value::Null)
+}
+
+/// [`reason`] when it reads nothing: the bills a message lists, or `Null` when it names no
+/// ticket either. `None` when it names a ticket (found by its number in the store).
+pub(super) fn reason_without_tx(vars: &Value) -> Option<Value> {
     if let Some(ids) = vars.get("bill_ids") {
         let ids: Vec<i64> = match ids {
             Value::Array(a) => a
@@ -379,16 +430,13 @@ fn reason(tx: &Tx<'_>, community: &Community, vars: &Value) -> anyhow::Result<Va
             _ => Vec::new(),
         };
         if !ids.is_empty() {
-            return Ok(serde_json::json!({ "bills": ids }));
+            return Some(serde_json::json!({ "bills": ids }));
         }
     }
-    if let Some(no) = vars.pointer("/ticket/id").and_then(Value::as_str) {
-        let d = DomainRead::new(tx.conn(), &community.id);
-        if let Some(t) = d.ticket_by_no(no)? {
-            return Ok(serde_json::json!({ "ticket": t.id }));
-        }
+    match vars.pointer("/ticket/id").and_then(Value::as_str) {
+        Some(_) => None,
+        None => Some(Value::Null),
     }
-    Ok(Value::Null)
 }
 
 /// A survey's invitations, by (survey key, household): `(invitation id, token)`.
@@ -488,10 +536,18 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    /// A run writing to many households (their contacts read in one query) queues every
-    /// household its own rendered notice, with its own contact, in intent order.
-    #[test]
-    fn a_large_run_queues_each_household_its_own_message_and_contact() {
+    /// A community of `households` households (the even ones by SMS, the odd ones by email),
+    /// its store, and a sink rendering with the shipped templates.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: crate::store::Store,
+        sink: OutboxSink,
+        run: RunRequest,
+    }
+
+    const HOUSEHOLDS: usize = 131;
+
+    fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("communities")).unwrap();
@@ -519,11 +575,10 @@ mod tests {
         };
         let settings = Arc::new(crate::config::load_with(&config, &options).unwrap());
         let store = crate::store::Store::open_in(&dir.path().join("data")).unwrap();
-        let households = 131;
         store
             .write(|tx| {
                 let d = tx.domain("big");
-                for i in 0..households {
+                for i in 0..HOUSEHOLDS {
                     d.upsert_household("1", "1", &format!("{}", 101 + i))?;
                     d.upsert_owner(&crate::store::domain::OwnerInput {
                         household: format!("1-1-{}", 101 + i),
@@ -556,39 +611,61 @@ mod tests {
             due_at: now,
             trigger: Trigger::Schedule,
         };
-        let intents: Vec<Intent> = (0..households)
-            .map(|i| {
-                let vars = [
-                    ("household.label", format!("1栋1单元{}", 101 + i)),
-                    ("tone", "firm".to_string()),
-                    ("days_overdue", "28".to_string()),
-                    ("total", format!("{i}.00")),
-                    (
-                        "bills",
-                        format!(
-                            r#"[{{"id":"{i}","fee_type":"property","period":"2027-02","amount":"{i}.00","due_date":"2027-02-15"}}]"#
-                        ),
-                    ),
-                ];
-                Intent::Send(intent::Message {
-                    to: intent::Recipient::Household(format!("1-1-{}", 101 + i)),
-                    template: "bill_notice".into(),
-                    vars: vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-                    channel: intent::Channel::Preferred,
-                    category: intent::Category::Transactional,
-                    step: "overdue-7d".into(),
-                })
-            })
-            .collect();
-        let summary = store.write(|tx| sink.apply(tx, &run, &intents)).unwrap();
-        assert_eq!(summary.messages, households);
+        Fixture {
+            _dir: dir,
+            store,
+            sink,
+            run,
+        }
+    }
+
+    /// A firm bill notice to household `i`.
+    fn notice(i: usize) -> intent::Message {
+        let vars = [
+            ("household.label", format!("1栋1单元{}", 101 + i)),
+            ("tone", "firm".to_string()),
+            ("days_overdue", "28".to_string()),
+            ("total", format!("{i}.00")),
+            ("bill_ids", format!("[{i}]")),
+            (
+                "bills",
+                format!(
+                    r#"[{{"id":"{i}","fee_type":"property","period":"2027-02","amount":"{i}.00","due_date":"2027-02-15"}}]"#
+                ),
+            ),
+        ];
+        intent::Message {
+            to: intent::Recipient::Household(format!("1-1-{}", 101 + i)),
+            template: "bill_notice".into(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            channel: intent::Channel::Preferred,
+            category: intent::Category::Transactional,
+            step: "overdue-7d".into(),
+        }
+    }
+
+    /// A run writing to many households (their contacts read in one query) queues every
+    /// household its own rendered notice, with its own contact, in intent order.
+    #[test]
+    fn a_large_run_queues_each_household_its_own_message_and_contact() {
+        let Fixture {
+            store, sink, run, ..
+        } = fixture();
+        let intents: Vec<Intent> = (0..HOUSEHOLDS).map(|i| Intent::Send(notice(i))).collect();
+        let summary = store
+            .write(|tx| sink.apply(tx, &run, &intents, None))
+            .unwrap();
+        assert_eq!(summary.messages, HOUSEHOLDS);
 
         let rows = store
             .read(|tx| Ok(tx.outbox_list(None, None, usize::MAX >> 1)?))
             .unwrap();
         let mut rows = rows;
         rows.sort_by_key(|m| m.id);
-        assert_eq!(rows.len(), households);
+        assert_eq!(rows.len(), HOUSEHOLDS);
         for (i, m) in rows.iter().enumerate() {
             assert_eq!(m.recipient, format!("household:1-1-{}", 101 + i));
             let body = &m.body_text;
@@ -606,6 +683,108 @@ mod tests {
                 assert!(body.contains(&format!("业主{i}")), "{i}: {body}");
             }
         }
+    }
+
+    /// Rendering a large run's messages ahead, while its plugin decides, queues exactly what
+    /// rendering them in the transaction does, including the messages that need the
+    /// transaction: a survey invitation (its link), an owner who opted out of the channel a
+    /// message was rendered for, a household nobody can reach, a message naming a ticket.
+    #[test]
+    fn rendering_ahead_queues_what_the_transaction_would() {
+        let mut intents: Vec<Intent> = (0..HOUSEHOLDS).map(|i| Intent::Send(notice(i))).collect();
+        let mut survey = notice(3);
+        survey.vars.push(("survey".into(), "2027Q1".into()));
+        // The household's id before its label, so the label nests (see `variables`).
+        survey
+            .vars
+            .insert(0, ("household".into(), "1-1-104".into()));
+        survey.step = "invitation".into();
+        intents[3] = Intent::Send(survey);
+        // Household 5's owner opted out of SMS (their preferred channel) for informational
+        // messages: rendered ahead by SMS, queued by email.
+        let mut informational = notice(4);
+        informational.category = intent::Category::Informational;
+        informational.to = intent::Recipient::Household("1-1-105".into());
+        intents[4] = Intent::Send(informational);
+        let mut ticket = notice(6);
+        ticket.vars.retain(|(k, _)| k != "bill_ids");
+        ticket.vars.push(("ticket.id".into(), "T-1".into()));
+        intents[6] = Intent::Send(ticket);
+        intents.push(Intent::Send(notice(HOUSEHOLDS)));
+
+        let queued = |ahead: bool| {
+            let Fixture {
+                store, sink, run, ..
+            } = fixture();
+            let now = run.due_at;
+            store
+                .write(|tx| {
+                    let d = tx.domain("big");
+                    // Household 1-1-232 (the extra notice's) has only a mistyped address.
+                    d.upsert_household("1", "1", &format!("{}", 101 + HOUSEHOLDS))?;
+                    d.upsert_owner(&crate::store::domain::OwnerInput {
+                        household: format!("1-1-{}", 101 + HOUSEHOLDS),
+                        name: "地址有误".into(),
+                        phone: None,
+                        email: Some("zhang.example.com".into()),
+                        language: crate::domain::Language::ZhCn,
+                        preferred_contact: crate::domain::ContactChannel::Sms,
+                    })?;
+                    let owner = crate::store::domain::DomainRead::new(tx.conn(), "big")
+                        .household_recipients("1-1-105")?
+                        .remove(0);
+                    tx.optout_record(
+                        "big",
+                        &owner.id.to_string(),
+                        deliver::Channel::Sms,
+                        "desk",
+                        now,
+                    )?;
+                    Ok(())
+                })
+                .unwrap();
+            let prepared = ahead.then(|| {
+                let p = sink.prepare(&run).expect("the outbox sink renders ahead");
+                for (i, intent) in intents.iter().enumerate() {
+                    p.observe(i, intent);
+                }
+                let prepared = p.finish();
+                let rendered = prepared.0.downcast_ref::<RenderedAhead>().unwrap();
+                // All but the survey invitation, the ticket and the unreachable household.
+                assert_eq!(rendered.len(), HOUSEHOLDS - 2);
+                prepared
+            });
+            let summary = store
+                .write(|tx| sink.apply(tx, &run, &intents, prepared))
+                .unwrap();
+            let mut rows = store
+                .read(|tx| Ok(tx.outbox_list(None, None, usize::MAX >> 1)?))
+                .unwrap();
+            for m in &mut rows {
+                m.id = 0;
+            }
+            rows.sort_by(|a, b| (&a.recipient, &a.step).cmp(&(&b.recipient, &b.step)));
+            let unreachable = store
+                .read(|tx| Ok(tx.unreachable_list(Some("big"))?))
+                .unwrap()
+                .len();
+            (summary.messages, rows, unreachable)
+        };
+        let (in_tx, ahead) = (queued(false), queued(true));
+        assert_eq!(in_tx.0, HOUSEHOLDS);
+        assert_eq!(in_tx.2, 1, "the household nobody can reach is listed");
+        let opted_out = in_tx
+            .1
+            .iter()
+            .find(|m| m.recipient == "household:1-1-105")
+            .unwrap();
+        assert_eq!(opted_out.channel, deliver::Channel::Email);
+        assert!(
+            in_tx.1.iter().any(|m| m.body_text.contains("/survey/")
+                || m.reason != Value::Null && m.step == "invitation"),
+            "the survey invitation was queued"
+        );
+        assert_eq!(in_tx, ahead);
     }
 
     #[test]
