@@ -33,3 +33,9 @@ pub mod scheduler;
 pub mod store;
 pub mod systemd;
 pub mod wiring;
+
+/// mimalloc rather than the system allocator, for every binary built on this library (the
+/// daemon, its tests and benchmarks). A large run renders on one thread and frees on another,
+/// and glibc's arenas made that hand-over cost as much as the rendering (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
