@@ -310,6 +310,107 @@ fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() 
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
 }
 
+/// Split or not, `wuyed simulate` shows the same minute for a message quiet hours hold back,
+/// also for messages of event and timer runs, whose keys carry row ids that count differently
+/// in each part's copy of the data.
+#[test]
+fn simulate_shows_the_same_send_minutes_in_parts_as_in_one() {
+    let demo = Demo::new();
+    // Both communities' open tickets closed, as the API would record it: the callback
+    // workflow's event runs set timers at their deadlines, in the afternoon, whose runs tell the
+    // supervisors. Quiet hours over those afternoons hold the notices back.
+    let db = demo.db();
+    for community in ["shuipan", "shijixinzhu"] {
+        let file = demo
+            .config
+            .join("communities")
+            .join(format!("{community}.toml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let text = match text.find("[quiet_hours]") {
+            Some(at) => {
+                let old = "[quiet_hours]\nstart = \"21:00\"\nend = \"08:00\"\n";
+                assert_eq!(&text[at..at + old.len()], old);
+                text.replacen(old, "", 1)
+            }
+            None => text,
+        };
+        // Before the first table, so the keys are the community's own.
+        let at = text.find("\n[").unwrap() + 1;
+        let text = format!(
+            "{}[quiet_hours]\nstart = \"12:00\"\nend = \"17:00\"\n\n{}",
+            &text[..at],
+            &text[at..]
+        );
+        std::fs::write(&file, text).unwrap();
+        let no = demo.open_ticket(community);
+        let (id, kind, first_receiver): (i64, String, String) = db
+            .query_row(
+                "SELECT id, kind, first_receiver FROM tickets WHERE community = ?1 AND no = ?2",
+                [community, no.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        let closed_at = "2026-11-23T01:30:00Z";
+        db.execute(
+            "UPDATE tickets SET closed_at = ?1 WHERE id = ?2",
+            rusqlite::params![closed_at, id],
+        )
+        .unwrap();
+        let payload = serde_json::json!({
+            "ticket_id": id, "no": no, "kind": kind, "closed_at": closed_at,
+            "assignee": null, "first_receiver": first_receiver,
+        });
+        db.execute(
+            "INSERT INTO events (community, kind, payload, created_at) \
+             VALUES (?1, 'ticket.closed', ?2, ?3)",
+            rusqlite::params![community, payload.to_string(), closed_at],
+        )
+        .unwrap();
+    }
+    let run = |jobs: &str| {
+        let args = [
+            "--from",
+            "2026-11-23",
+            "--to",
+            "2026-11-26",
+            "--format",
+            "json",
+            "--jobs",
+            jobs,
+        ]
+        .map(std::ffi::OsStr::new);
+        let out = demo.simulate(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (one, two) = (run("1"), run("2"));
+    // Both supervisors' notices were held until 17:00 and spread over the next half hour.
+    let held: Vec<&str> = one
+        .lines()
+        .filter(|l| l.contains("callback_escalation/callback_overdue"))
+        .collect();
+    for community in ["shuipan", "shijixinzhu"] {
+        assert!(
+            held.iter()
+                .any(|l| l.contains(&format!("\"community\":\"{community}\""))
+                    && l.contains("T17:")
+                    && !l.contains("T17:00:00")),
+            "{one}"
+        );
+    }
+    let differ: Vec<(&str, &str)> = one
+        .lines()
+        .zip(two.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(differ.is_empty(), "in one part, then in two: {differ:#?}");
+    assert_eq!(one.lines().count(), two.lines().count());
+}
+
 /// `wuyed simulate` runs communities side by side on copies of the data, except where an SMS
 /// per-number limit would count one community's messages against another's: then they share
 /// a part, as they share the limit for real.

@@ -331,7 +331,7 @@ impl Dispatcher {
             m.category,
             &QuietWindow::of(community),
             spread,
-            &m.idempotency_key(),
+            &m.spread_seed(),
         );
         if at > now {
             return Ok(Decision::Settle(Status::Deferred, at, "quiet hours".into()));

@@ -186,6 +186,23 @@ impl OutboxMessage {
         )
     }
 
+    /// What picks the minute a message held by quiet hours goes out at, within the spread: the
+    /// idempotency key without the store's row ids in it (a timer's id in the slot, an event
+    /// run's id in the step). The minute is then the same in any copy of the store, so
+    /// `wuyed simulate` running communities on separate copies shows the daemon's minutes. A
+    /// scheduled message's seed is its key.
+    pub fn spread_seed(&self) -> String {
+        let slot = match self.slot.strip_prefix("timer:") {
+            Some(_) => "timer",
+            None => &self.slot,
+        };
+        let step = match self.step.rsplit_once("@run") {
+            Some((base, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => base,
+            _ => &self.step,
+        };
+        idempotency_key(&self.community, &self.workflow, slot, &self.recipient, step)
+    }
+
     /// The address as logs and the CLI may show it.
     pub fn masked_address(&self) -> String {
         mask_address(self.channel, &self.address)
@@ -443,12 +460,7 @@ pub fn enqueue_rendered(
     ctx: &EnqueueContext<'_>,
     rendered: Rendered,
 ) -> anyhow::Result<Option<Enqueued>> {
-    let Choice::Render {
-        msg,
-        key,
-        optout_of,
-    } = rendered.0
-    else {
+    let Choice::Render { msg, optout_of } = rendered.0 else {
         unreachable!("only rendered messages are kept");
     };
     if let Some(owner) = &optout_of
@@ -456,7 +468,7 @@ pub fn enqueue_rendered(
     {
         return Ok(None);
     }
-    queue_rendered(tx, ctx, msg, &key).map(Some)
+    queue_rendered(tx, ctx, msg).map(Some)
 }
 
 /// What becomes of one recipient of a request.
@@ -464,7 +476,6 @@ pub fn enqueue_rendered(
 enum Choice {
     Render {
         msg: Box<OutboxMessage>,
-        key: String,
         /// The owner whose opt-out of `msg.channel` was assumed absent, when one applies.
         optout_of: Option<String>,
     },
@@ -684,7 +695,6 @@ fn render(
     }
     Ok(Choice::Render {
         msg: Box::new(msg),
-        key,
         optout_of: asks_optout.then(|| contact.id.clone()),
     })
 }
@@ -698,8 +708,8 @@ fn queue(
     choice: Choice,
 ) -> anyhow::Result<Enqueued> {
     let community = ctx.community;
-    let (msg, key) = match choice {
-        Choice::Render { msg, key, .. } => (msg, key),
+    let msg = match choice {
+        Choice::Render { msg, .. } => msg,
         Choice::OptedOut { recipient } => return Ok(Enqueued::OptedOut { recipient }),
         Choice::Unreachable {
             recipient,
@@ -721,7 +731,7 @@ fn queue(
             return Ok(Enqueued::Unreachable { recipient, why });
         }
     };
-    queue_rendered(tx, ctx, msg, &key)
+    queue_rendered(tx, ctx, msg)
 }
 
 /// Inserts a rendered message, due now or, by its category, when quiet hours end.
@@ -729,7 +739,6 @@ fn queue_rendered(
     tx: &Tx<'_>,
     ctx: &EnqueueContext<'_>,
     mut msg: Box<OutboxMessage>,
-    key: &str,
 ) -> anyhow::Result<Enqueued> {
     let community = ctx.community;
     msg.next_attempt_at = ctx.now;
@@ -748,7 +757,7 @@ fn queue_rendered(
         msg.category,
         &QuietWindow::of(community),
         spread,
-        key,
+        &msg.spread_seed(),
     );
     if at > ctx.now {
         msg.status = Status::Deferred;
@@ -827,5 +836,70 @@ pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
         _ => Err(format!(
             "expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(slot: &str, step: &str) -> OutboxMessage {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        OutboxMessage {
+            id: 7,
+            community: "c".into(),
+            workflow: "callback_escalation".into(),
+            slot: slot.into(),
+            recipient: "staff:s1".into(),
+            step: step.into(),
+            channel: Channel::Email,
+            address: "s1@example.com".into(),
+            display_name: None,
+            locale: "zh-CN".into(),
+            category: Category::Transactional,
+            template: "callback_escalation/callback_overdue".into(),
+            subject: None,
+            body_text: String::new(),
+            body_html: None,
+            sms_code: None,
+            sms_params: Vec::new(),
+            reason: serde_json::Value::Null,
+            message_id: String::new(),
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt_at: t,
+            expires_at: t,
+            provider_id: None,
+            last_error: None,
+            created_at: t,
+            updated_at: t,
+            sent_at: None,
+        }
+    }
+
+    /// The quiet-hours minute of a timer's or an event run's message does not depend on row
+    /// ids, which differ between copies of the store; a scheduled message's seed is its key, so
+    /// its minute did not move.
+    #[test]
+    fn the_spread_seed_leaves_out_row_ids() {
+        assert_eq!(
+            message("timer:12", "escalate").spread_seed(),
+            message("timer:3407", "escalate").spread_seed()
+        );
+        assert_eq!(
+            message("2027-01-01T02:00:00Z", "callback@run12").spread_seed(),
+            message("2027-01-01T02:00:00Z", "callback@run98").spread_seed()
+        );
+        let scheduled = message("2027-01-01T02:00:00Z", "due-7d");
+        assert_eq!(scheduled.spread_seed(), scheduled.idempotency_key());
+        // What is not a row id still tells messages apart.
+        assert_ne!(
+            message("timer:12", "escalate").spread_seed(),
+            message("timer:12", "escalate-2").spread_seed()
+        );
+        assert_ne!(
+            message("2027-01-01T02:00:00Z", "x@runner").spread_seed(),
+            message("2027-01-01T02:00:00Z", "x").spread_seed()
+        );
     }
 }

@@ -53,8 +53,8 @@ pub struct Args {
     pub script: Option<PathBuf>,
     /// At most how many parts of the communities run side by side, each on its own copy of the
     /// data (default: the machine's cores). Communities whose owners or staff share an SMS
-    /// number under a limit stay in one part, and a `--script` runs as one. See
-    /// docs/OPERATION.md for the one thing a split can change (a quiet-hours send minute).
+    /// number under a limit stay in one part, and a `--script` runs as one. The messages are
+    /// the same whatever the split (docs/OPERATION.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
 }

@@ -10,12 +10,11 @@
 //! group stays whole, and the groups are packed into parts of about equal households. Each part
 //! runs on its own copy of the database and its own clock; the parts' captures, merged and
 //! sorted, are what one simulation of everything captures (the demo-year e2e test checks this,
-//! and `docs/BENCHMARKS.md` on ten communities), with one known exception: row ids (runs,
-//! timers) count differently in a part's copy, and the idempotency key of a message from an
-//! event or timer run carries one, so when quiet hours hold such a message back, the spread
-//! that key seeds can give it another send minute. Keying those messages on ids every copy
-//! shares (the event's, the timer's own key) would close it; it changes the keys the daemon
-//! deduplicates by, so it waits for its own change.
+//! and `docs/BENCHMARKS.md` on ten communities). Row ids (runs, timers, events) do count
+//! differently in a part's copy, and a message from an event or timer run carries one in its
+//! idempotency key; nothing printed depends on them: the one place a key showed through, the
+//! minute quiet hours spread a held message to, is seeded without them
+//! (`OutboxMessage::spread_seed`).
 
 use std::collections::HashMap;
 
