@@ -384,16 +384,11 @@ async fn simulate(
             .map(|c| c.tz)
             .unwrap_or(chrono_tz::Asia::Shanghai)
     };
-    let (rows, unreachable) = store.read(|tx| {
-        Ok((
-            tx.outbox_list(None, None, usize::MAX >> 1)?,
-            tx.unreachable_list(None)?,
-        ))
-    })?;
+    let (rows, unreachable) =
+        store.read(|tx| Ok((tx.outbox_outcomes(start)?, tx.unreachable_list(None)?)))?;
+    // Messages already in the copied store before the simulated span are not its doing.
     let mut out: Vec<Captured> = rows
         .into_iter()
-        // Messages already in the copied store before the simulated span are not its doing.
-        .filter(|m| m.created_at >= start)
         .map(|m| {
             let sent = m.status == crate::deliver::Status::Sent;
             Captured {
@@ -409,9 +404,7 @@ async fn simulate(
                 template: m.template,
                 recipient: m.recipient,
                 channel: format!("{:?}", m.channel).to_lowercase(),
-                subject: m
-                    .subject
-                    .unwrap_or_else(|| m.body_text.chars().take(40).collect()),
+                subject: m.headline,
             }
         })
         .collect();
