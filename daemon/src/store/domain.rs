@@ -977,12 +977,11 @@ impl<'c> DomainRead<'c> {
         let mut gone = Vec::new();
         if let Some(bills) = reason.get("bills").and_then(|b| b.as_array()) {
             let ids: Vec<i64> = bills.iter().filter_map(|b| b.as_i64()).collect();
-            let mut owed = false;
+            // One bill still owed keeps the reminder: the others need not be read.
             for id in &ids {
-                owed |= self.is_bill_unpaid(*id)? == Some(true);
-            }
-            if owed {
-                return Ok(None);
+                if self.is_bill_unpaid(*id)? == Some(true) {
+                    return Ok(None);
+                }
             }
             let list: Vec<String> = ids.iter().map(i64::to_string).collect();
             gone.push(format!("bill(s) {} no longer owed", list.join(", ")));
