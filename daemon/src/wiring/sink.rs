@@ -1,6 +1,7 @@
 //! [`OutboxSink`]: what a plugin asked for, applied in the transaction that completes its run.
 //!
-//! - messages and staff notices are rendered and queued in the outbox (`deliver::enqueue`);
+//! - messages and staff notices are rendered and queued in the outbox (`deliver::enqueue`); a
+//!   large run's messages to households come rendered already (`super::ahead`);
 //! - timers go to the scheduler's durable timer table;
 //! - tickets go to the desk's queue in the domain store.
 //!
