@@ -27,7 +27,9 @@ pub struct DeliverySettings {
     #[serde(default)]
     pub retry: RetrySettings,
     /// Messages held by quiet hours go out spread over this period after the window opens
-    /// (default `"30m"`), not in one burst at 08:00.
+    /// (default `"30m"`), not in one burst at 08:00. Each message's place in it follows from
+    /// who it is to and what it is for (`OutboxMessage::spread_seed`): one recipient's
+    /// messages of the same step from several timers or events go out together.
     pub quiet_spread: Option<String>,
 }
 

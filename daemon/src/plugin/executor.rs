@@ -367,7 +367,13 @@ impl Executor for PluginExecutor {
                 .blocking
                 .run(move || {
                     let report = inner.run_blocking(&run, preparation.clone());
-                    let prepared = preparation.map(|p| p.finish());
+                    let prepared = preparation.and_then(|p| match &report {
+                        Ok(r) if r.result.is_ok() => Some(p.finish()),
+                        _ => {
+                            p.abandon();
+                            None
+                        }
+                    });
                     (run, report, prepared)
                 })
                 .await

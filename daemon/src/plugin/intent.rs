@@ -124,8 +124,10 @@ pub trait IntentSink: Send + Sync + 'static {
 pub trait Preparation: Send + Sync {
     /// The run's `index`th intent (its position in what [`IntentSink::apply`] gets).
     fn observe(&self, index: usize, intent: &Intent);
-    /// The plugin is done (or failed): waits for the work under way and hands it over.
+    /// The plugin is done: waits for the work under way and hands it over.
     fn finish(&self) -> Prepared;
+    /// The run failed: stops the work, of which nothing will be applied.
+    fn abandon(&self);
 }
 
 /// What a [`Preparation`] made, for the [`IntentSink`] that started it; opaque to the executor.

@@ -110,7 +110,6 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
     })
 }
 
-/// An opt-out as recorded.
 /// What became of a message, without its content: what `wuyed simulate` shows of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -127,6 +126,7 @@ pub struct Outcome {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// An opt-out as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptOut {
     pub id: i64,

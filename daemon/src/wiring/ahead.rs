@@ -17,7 +17,10 @@
 //! the message to the transaction: rendering ahead can make a run faster, never different.
 //!
 //! A contact read here is read through the same directory, outside the transaction, as the
-//! transaction's own lookups are (`Prefetched`), a few milliseconds earlier.
+//! transaction's own lookups are (`Prefetched`), only earlier: up to the rest of the plugin's
+//! run. An address edited in that window goes out as it was when the plugin asked, as it would
+//! had the edit come a moment later. Rows rendered with templates a reload has since replaced
+//! are not used: the transaction renders those messages again with the new ones.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -37,9 +40,13 @@ pub(super) const START_AFTER: usize = 128;
 /// run once (see `Prefetched`).
 const BATCH: usize = 256;
 
-/// Messages rendered ahead, by the intent's position in the run. Only the rendered rows travel
-/// to the transaction: the parsed variables are dropped on the thread that made them.
-pub(super) type RenderedAhead = HashMap<usize, deliver::Rendered>;
+/// Messages rendered ahead, by the intent's position in the run, and the templates they were
+/// rendered with. Only the rendered rows travel to the transaction: the parsed variables are
+/// dropped on the thread that made them.
+pub(super) struct RenderedAhead {
+    pub loaded: Arc<Loaded>,
+    pub rows: HashMap<usize, deliver::Rendered>,
+}
 
 type Job = (usize, intent::Message);
 
@@ -53,7 +60,7 @@ enum State {
     Waiting(Vec<Job>),
     Rendering {
         queue: Arc<Queue>,
-        worker: JoinHandle<RenderedAhead>,
+        worker: JoinHandle<HashMap<usize, deliver::Rendered>>,
     },
     /// Finished, or the worker could not start: the transaction renders the rest.
     Done,
@@ -86,7 +93,7 @@ impl RenderAhead {
         let worker = std::thread::Builder::new()
             .name("wuye-render-ahead".into())
             .spawn(move || {
-                let mut out = RenderedAhead::new();
+                let mut out = HashMap::new();
                 loop {
                     let batch = worker_queue.take(true);
                     if batch.is_empty() {
@@ -130,29 +137,52 @@ impl Preparation for RenderAhead {
             &mut *self.state.lock().expect("render-ahead poisoned"),
             State::Done,
         );
-        let rendered = match state {
-            State::Rendering { queue, worker } => {
-                // The plugin is done: this thread takes its share of what is left.
-                queue.close();
-                let mut out = RenderedAhead::new();
-                loop {
-                    let batch = queue.take(false);
-                    if batch.is_empty() {
-                        break;
-                    }
-                    self.renderer.render(batch, &mut out);
+        let mut rows = HashMap::new();
+        if let State::Rendering { queue, worker } = state {
+            // The plugin is done: this thread takes its share of what is left.
+            queue.close();
+            loop {
+                let batch = queue.take(false);
+                if batch.is_empty() {
+                    break;
                 }
-                match worker.join() {
-                    Ok(theirs) => out.extend(theirs),
-                    Err(_) => tracing::warn!(
-                        "rendering ahead failed; the run's transaction renders the messages it had"
-                    ),
-                }
-                out
+                self.renderer.render(batch, &mut rows);
             }
-            State::Waiting(_) | State::Done => RenderedAhead::new(),
-        };
-        Prepared(Box::new(rendered))
+            match worker.join() {
+                Ok(theirs) => rows.extend(theirs),
+                Err(_) => tracing::warn!(
+                    "rendering ahead failed; the run's transaction renders the messages it had"
+                ),
+            }
+        }
+        Prepared(Box::new(RenderedAhead {
+            loaded: self.renderer.loaded.clone(),
+            rows,
+        }))
+    }
+
+    fn abandon(&self) {
+        let state = std::mem::replace(
+            &mut *self.state.lock().expect("render-ahead poisoned"),
+            State::Done,
+        );
+        if let State::Rendering { queue, worker } = state {
+            queue.abandon();
+            // At most the batch in hand is left to render.
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for RenderAhead {
+    /// A run that ended without `finish` or `abandon` (its thread panicked) must not leave the
+    /// worker waiting for jobs.
+    fn drop(&mut self) {
+        if let Ok(state) = self.state.get_mut()
+            && let State::Rendering { queue, .. } = state
+        {
+            queue.abandon();
+        }
     }
 }
 
@@ -184,6 +214,14 @@ impl Queue {
         self.ready.notify_all();
     }
 
+    /// Closes the queue and drops what waits in it: nothing will be applied.
+    fn abandon(&self) {
+        let mut p = self.pending.lock().expect("render queue poisoned");
+        p.closed = true;
+        p.jobs.clear();
+        self.ready.notify_all();
+    }
+
     /// Up to [`BATCH`] jobs; empty once closed and drained. With `wait`, waits for a full
     /// batch while the plugin still runs: it asks for a message every few microseconds, and a
     /// contact query per message is what batches avoid.
@@ -207,7 +245,7 @@ struct Renderer {
 
 impl Renderer {
     /// Renders what it can of `batch` into `out`, the batch's contacts read in one query.
-    fn render(&self, batch: Vec<Job>, out: &mut RenderedAhead) {
+    fn render(&self, batch: Vec<Job>, out: &mut HashMap<usize, deliver::Rendered>) {
         let community = &self.run.community;
         let households: Vec<String> = batch
             .iter()

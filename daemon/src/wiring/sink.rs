@@ -105,9 +105,11 @@ impl IntentSink for OutboxSink {
         let loaded = self.loaded.read().expect("sink poisoned").clone();
         let now = self.clock.now();
         let community: &Community = &run.community;
-        let mut ahead: RenderedAhead = prepared
+        // Rows rendered with templates a reload has replaced since are rendered again here.
+        let mut ahead: HashMap<usize, deliver::Rendered> = prepared
             .and_then(|p| p.0.downcast::<RenderedAhead>().ok())
-            .map(|a| *a)
+            .filter(|a| Arc::ptr_eq(&a.loaded, &loaded))
+            .map(|a| a.rows)
             .unwrap_or_default();
         let directory = Prefetched::for_run(self.directory.as_ref(), community, intents, &ahead)?;
         let ctx = EnqueueContext::new(
@@ -246,7 +248,7 @@ impl<'a> Prefetched<'a> {
         inner: &'a dyn deliver::Directory,
         community: &'a Community,
         intents: &[Intent],
-        ahead: &RenderedAhead,
+        ahead: &HashMap<usize, deliver::Rendered>,
     ) -> anyhow::Result<Prefetched<'a>> {
         let mut households: Vec<String> = intents
             .iter()
@@ -538,17 +540,57 @@ mod tests {
     use chrono::TimeZone;
 
     /// A community of `households` households (the even ones by SMS, the odd ones by email),
-    /// its store, and a sink rendering with the shipped templates.
+    /// its store, and a sink rendering with the shipped templates through a directory that
+    /// counts the households it is asked about.
     struct Fixture {
         _dir: tempfile::TempDir,
         store: crate::store::Store,
         sink: OutboxSink,
         run: RunRequest,
+        settings: Arc<Settings>,
+        asked: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     const HOUSEHOLDS: usize = 131;
 
-    fn fixture() -> Fixture {
+    /// Delegates to the store's directory, counting the households looked up.
+    struct Counting {
+        inner: crate::domain::directory::StoreDirectory,
+        asked: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl deliver::Directory for Counting {
+        fn household_contact(
+            &self,
+            community: &str,
+            household: &str,
+        ) -> anyhow::Result<Option<deliver::Contact>> {
+            self.asked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.household_contact(community, household)
+        }
+        fn household_contacts(
+            &self,
+            community: &str,
+            households: &[String],
+        ) -> anyhow::Result<HashMap<String, deliver::Contact>> {
+            self.asked
+                .fetch_add(households.len(), std::sync::atomic::Ordering::Relaxed);
+            self.inner.household_contacts(community, households)
+        }
+        fn owner(&self, community: &str, owner: &str) -> anyhow::Result<Option<deliver::Contact>> {
+            self.inner.owner(community, owner)
+        }
+        fn still_relevant(
+            &self,
+            community: &str,
+            reason: &Value,
+        ) -> anyhow::Result<deliver::Relevance> {
+            self.inner.still_relevant(community, reason)
+        }
+    }
+
+    fn fixture(households: usize) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("communities")).unwrap();
@@ -561,8 +603,18 @@ mod tests {
             "[daemon]\ndata_dir = \"../data\"\n\n[plugins]\ndir = \"../plugins\"\n",
         )
         .unwrap();
-        // The shipped templates, read in place.
-        std::os::unix::fs::symlink(&templates, config.join("templates")).unwrap();
+        // The shipped templates of the fee reminders, and the survey invitation among them.
+        let own = config.join("templates/fee_reminder");
+        std::fs::create_dir_all(&own).unwrap();
+        for entry in std::fs::read_dir(templates.join("fee_reminder")).unwrap() {
+            let path = entry.unwrap().path();
+            std::os::unix::fs::symlink(&path, own.join(path.file_name().unwrap())).unwrap();
+        }
+        for locale in ["zh-CN", "en"] {
+            let name = format!("invitation.{locale}.toml");
+            let path = templates.join("quarterly_survey").join(&name);
+            std::os::unix::fs::symlink(path, own.join(name)).unwrap();
+        }
         std::fs::write(
             config.join("communities/big.toml"),
             "id = \"big\"\nname = \"大社区\"\n\n[workflows.fee_reminder]\nplugin = \"fee_reminder\"\n",
@@ -579,7 +631,7 @@ mod tests {
         store
             .write(|tx| {
                 let d = tx.domain("big");
-                for i in 0..HOUSEHOLDS {
+                for i in 0..households {
                     d.upsert_household("1", "1", &format!("{}", 101 + i))?;
                     d.upsert_owner(&crate::store::domain::OwnerInput {
                         household: format!("1-1-{}", 101 + i),
@@ -598,9 +650,13 @@ mod tests {
             })
             .unwrap();
         let reader = Arc::new(crate::store::domain::DomainReader::open(store.path()).unwrap());
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sink = OutboxSink::new(
             settings.clone(),
-            Arc::new(crate::domain::directory::StoreDirectory::new(reader)),
+            Arc::new(Counting {
+                inner: crate::domain::directory::StoreDirectory::new(reader),
+                asked: asked.clone(),
+            }),
             Arc::new(crate::clock::ManualClock::new(now)),
         )
         .unwrap();
@@ -617,6 +673,8 @@ mod tests {
             store,
             sink,
             run,
+            settings,
+            asked,
         }
     }
 
@@ -654,7 +712,7 @@ mod tests {
     fn a_large_run_queues_each_household_its_own_message_and_contact() {
         let Fixture {
             store, sink, run, ..
-        } = fixture();
+        } = fixture(HOUSEHOLDS);
         let intents: Vec<Intent> = (0..HOUSEHOLDS).map(|i| Intent::Send(notice(i))).collect();
         let summary = store
             .write(|tx| sink.apply(tx, &run, &intents, None))
@@ -686,20 +744,41 @@ mod tests {
         }
     }
 
+    /// How a run's messages are rendered in [`rendering_ahead_queues_what_the_transaction_would`].
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Render {
+        InTransaction,
+        Ahead,
+        /// Ahead, then the templates are reloaded before the run commits.
+        AheadThenReload,
+    }
+
     /// Rendering a large run's messages ahead, while its plugin decides, queues exactly what
     /// rendering them in the transaction does, including the messages that need the
     /// transaction: a survey invitation (its link), an owner who opted out of the channel a
-    /// message was rendered for, a household nobody can reach, a message naming a ticket.
+    /// message was rendered for, a household nobody can reach, a message naming a ticket. Rows
+    /// rendered before a reload are rendered again.
     #[test]
     fn rendering_ahead_queues_what_the_transaction_would() {
-        let mut intents: Vec<Intent> = (0..HOUSEHOLDS).map(|i| Intent::Send(notice(i))).collect();
-        let mut survey = notice(3);
-        survey.vars.push(("survey".into(), "2027Q1".into()));
-        // The household's id before its label, so the label nests (see `variables`).
-        survey
-            .vars
-            .insert(0, ("household".into(), "1-1-104".into()));
-        survey.step = "invitation".into();
+        // Enough for the worker to take full batches while the "plugin" still asks.
+        let households = 3 * 256 + 131;
+        let mut intents: Vec<Intent> = (0..households).map(|i| Intent::Send(notice(i))).collect();
+        let survey = intent::Message {
+            to: intent::Recipient::Household("1-1-104".into()),
+            template: "invitation".into(),
+            vars: [
+                ("quarter", "2027Q1"),
+                ("survey", "2027Q1"),
+                ("household", "1-1-104"),
+                ("closes_on", "2027-03-31"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            channel: intent::Channel::Email,
+            category: intent::Category::Informational,
+            step: "invitation".into(),
+        };
         intents[3] = Intent::Send(survey);
         // Household 5's owner opted out of SMS (their preferred channel) for informational
         // messages: rendered ahead by SMS, queued by email.
@@ -711,20 +790,27 @@ mod tests {
         ticket.vars.retain(|(k, _)| k != "bill_ids");
         ticket.vars.push(("ticket.id".into(), "T-1".into()));
         intents[6] = Intent::Send(ticket);
-        intents.push(Intent::Send(notice(HOUSEHOLDS)));
+        intents.push(Intent::Send(notice(households)));
+        let intents = Arc::new(intents);
 
-        let queued = |ahead: bool| {
+        let queued = |how: Render| {
+            // `_dir` kept: the reload reads the templates again.
             let Fixture {
-                store, sink, run, ..
-            } = fixture();
+                _dir,
+                store,
+                sink,
+                run,
+                settings,
+                asked,
+            } = fixture(households);
             let now = run.due_at;
             store
                 .write(|tx| {
                     let d = tx.domain("big");
-                    // Household 1-1-232 (the extra notice's) has only a mistyped address.
-                    d.upsert_household("1", "1", &format!("{}", 101 + HOUSEHOLDS))?;
+                    // The extra notice's household has only a mistyped address.
+                    d.upsert_household("1", "1", &format!("{}", 101 + households))?;
                     d.upsert_owner(&crate::store::domain::OwnerInput {
-                        household: format!("1-1-{}", 101 + HOUSEHOLDS),
+                        household: format!("1-1-{}", 101 + households),
                         name: "地址有误".into(),
                         phone: None,
                         email: Some("zhang.example.com".into()),
@@ -744,48 +830,152 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-            let prepared = ahead.then(|| {
+            let prepared = (how != Render::InTransaction).then(|| {
                 let p = sink.prepare(&run).expect("the outbox sink renders ahead");
-                for (i, intent) in intents.iter().enumerate() {
-                    p.observe(i, intent);
-                }
+                // The plugin asks on its own thread, as it does in the executor.
+                let asking = {
+                    let (p, intents) = (p.clone(), intents.clone());
+                    std::thread::spawn(move || {
+                        for (i, intent) in intents.iter().enumerate() {
+                            p.observe(i, intent);
+                        }
+                    })
+                };
+                asking.join().unwrap();
                 let prepared = p.finish();
                 let rendered = prepared.0.downcast_ref::<RenderedAhead>().unwrap();
                 // All but the survey invitation, the ticket and the unreachable household.
-                assert_eq!(rendered.len(), HOUSEHOLDS - 2);
+                assert_eq!(rendered.rows.len(), households - 2);
                 prepared
             });
+            if how == Render::AheadThenReload {
+                sink.reload(settings).unwrap();
+            }
+            asked.store(0, std::sync::atomic::Ordering::Relaxed);
             let summary = store
                 .write(|tx| sink.apply(tx, &run, &intents, prepared))
                 .unwrap();
+            let asked = asked.load(std::sync::atomic::Ordering::Relaxed);
             let mut rows = store
                 .read(|tx| Ok(tx.outbox_list(None, None, usize::MAX >> 1)?))
                 .unwrap();
             for m in &mut rows {
                 m.id = 0;
+                // Invitation tokens are random: each store draws its own.
+                m.body_text = without_tokens(&m.body_text);
+                m.body_html = m.body_html.as_deref().map(without_tokens);
             }
             rows.sort_by(|a, b| (&a.recipient, &a.step).cmp(&(&b.recipient, &b.step)));
-            let unreachable = store
-                .read(|tx| Ok(tx.unreachable_list(Some("big"))?))
-                .unwrap()
-                .len();
-            (summary.messages, rows, unreachable)
+            let (unreachable, invitations) = store
+                .read(|tx| {
+                    Ok((
+                        tx.unreachable_list(Some("big"))?.len(),
+                        tx.conn().query_row(
+                            "SELECT count(*) FROM survey_invitations",
+                            [],
+                            |r| r.get::<_, i64>(0),
+                        )?,
+                    ))
+                })
+                .unwrap();
+            (summary.messages, rows, unreachable, invitations, asked)
         };
-        let (in_tx, ahead) = (queued(false), queued(true));
-        assert_eq!(in_tx.0, HOUSEHOLDS);
+        let in_tx = queued(Render::InTransaction);
+        assert_eq!(in_tx.0, households);
         assert_eq!(in_tx.2, 1, "the household nobody can reach is listed");
+        assert_eq!(in_tx.3, 1, "the survey invitation was written");
+        assert!(
+            in_tx.4 >= households,
+            "every contact read in the transaction"
+        );
         let opted_out = in_tx
             .1
             .iter()
             .find(|m| m.recipient == "household:1-1-105")
             .unwrap();
         assert_eq!(opted_out.channel, deliver::Channel::Email);
+        let invitation = in_tx.1.iter().find(|m| m.step == "invitation").unwrap();
         assert!(
-            in_tx.1.iter().any(|m| m.body_text.contains("/survey/")
-                || m.reason != Value::Null && m.step == "invitation"),
-            "the survey invitation was queued"
+            invitation.body_text.contains("/survey/"),
+            "{}",
+            invitation.body_text
         );
-        assert_eq!(in_tx, ahead);
+
+        let ahead = queued(Render::Ahead);
+        // The transaction looked up only what was not rendered ahead (the invitation, the
+        // ticket, the unreachable household) and the owner who opted out.
+        assert_eq!(ahead.4, 4, "households looked up");
+        assert_eq!((in_tx.0, in_tx.2, in_tx.3), (ahead.0, ahead.2, ahead.3));
+        same_rows(&in_tx.1, &ahead.1);
+
+        let reloaded = queued(Render::AheadThenReload);
+        assert!(reloaded.4 >= households, "rendered again after the reload");
+        same_rows(&in_tx.1, &reloaded.1);
+    }
+
+    /// A run that fails, or whose thread dies, before its preparation finishes leaves no
+    /// thread behind waiting for messages to render.
+    #[test]
+    fn an_abandoned_preparation_lets_its_worker_go() {
+        let f = fixture(1);
+        let loaded = f.sink.loaded.read().unwrap().clone();
+        let idle = Arc::strong_count(&loaded);
+        let started = || {
+            let p = f.sink.prepare(&f.run).unwrap();
+            // Enough to start the worker, too few for it to have a batch: it waits for more.
+            for i in 0..super::super::ahead::START_AFTER + 10 {
+                p.observe(i, &Intent::Send(notice(0)));
+            }
+            assert!(
+                Arc::strong_count(&loaded) > idle,
+                "the worker holds the templates"
+            );
+            p
+        };
+        // The plugin failed: the executor abandons the work.
+        let p = started();
+        p.abandon();
+        drop(p);
+        assert_eq!(Arc::strong_count(&loaded), idle);
+        // The run's thread panicked: neither finish nor abandon was called.
+        drop(started());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&loaded) > idle {
+            assert!(
+                std::time::Instant::now() < until,
+                "the worker is still waiting for messages"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// `text` with each survey link's token replaced by `TOKEN`.
+    fn without_tokens(text: &str) -> String {
+        ["/survey/", "&#x2f;survey&#x2f;"]
+            .iter()
+            .fold(text.to_string(), |text, marker| {
+                let mut out = String::new();
+                let mut rest = text.as_str();
+                while let Some(at) = rest.find(marker) {
+                    let (head, tail) = rest.split_at(at + marker.len());
+                    out.push_str(head);
+                    out.push_str("TOKEN");
+                    let end = tail
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                        .unwrap_or(tail.len());
+                    rest = &tail[end..];
+                }
+                out.push_str(rest);
+                out
+            })
+    }
+
+    /// The same rows in the same order, the first difference shown alone.
+    fn same_rows(expected: &[deliver::OutboxMessage], got: &[deliver::OutboxMessage]) {
+        for (e, g) in expected.iter().zip(got) {
+            assert_eq!(e, g);
+        }
+        assert_eq!(expected.len(), got.len());
     }
 
     #[test]
