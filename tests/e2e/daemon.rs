@@ -310,6 +310,25 @@ fn simulate_shows_the_coming_weeks_day_by_day_and_leaves_the_real_store_alone() 
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
 }
 
+/// A simulated span beyond the years the business calendar lists (next year's holidays are
+/// published late in the year) is simulated with weekends only, and `wuyed simulate` says so.
+#[test]
+fn simulate_warns_when_the_calendar_does_not_cover_the_span() {
+    let demo = Demo::new();
+    let stderr = |from: &str, to: &str| {
+        let args = ["--from", from, "--to", to].map(std::ffi::OsStr::new);
+        let out = demo.simulate(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = stderr("2026-12-30", "2027-01-02");
+    let warning = "warning: calendar cn-mainland has no holidays for 2027";
+    // Both demo communities use the calendar: one warning.
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(!stderr("2026-12-01", "2026-12-02").contains("warning"));
+}
+
 /// Split or not, `wuyed simulate` shows the same minute for a message quiet hours hold back,
 /// also for messages of event and timer runs, whose keys carry row ids that count differently
 /// in each part's copy of the data.

@@ -85,6 +85,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    // A span the calendars do not cover puts surveys and reminders on public holidays: say so,
+    // once per calendar, before the timeline shows it.
+    let mut warned = std::collections::HashSet::new();
+    for c in &settings.communities {
+        if let Some(cal) = &c.calendar
+            && warned.insert(cal.name.clone())
+            && let Some(warning) = cal.coverage_warning(args.from, args.to)
+        {
+            eprintln!("warning: {warning}");
+        }
+    }
     let tz: Tz = settings
         .communities
         .first()
