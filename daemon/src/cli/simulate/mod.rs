@@ -27,6 +27,7 @@ use crate::exit::Coded;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
+mod side_by_side;
 mod split;
 
 #[derive(Debug, clap::Args)]
@@ -162,38 +163,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // in place (crate::blocking): its scheduler, runs and dispatcher hand work to each other
     // all along the year, and on one thread they do so without waking another.
     let mut script = script;
-    let results: Vec<anyhow::Result<Vec<Captured>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let plugin_cache = plugin_cache.clone();
-                let script = script.take();
-                std::thread::Builder::new()
-                    .name(format!("simulate-{i}"))
-                    .spawn_scoped(scope, move || {
-                        let runtime = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()?;
-                        runtime.block_on(simulate(part, plugin_cache, script, start, end, alone))
-                    })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h {
-                Ok(h) => h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a simulation part panicked"))),
-                Err(e) => Err(anyhow::Error::new(e).context("cannot start a simulation part")),
-            })
-            .collect()
-    });
+    let runs: Vec<_> = runs.into_iter().map(|part| (part, script.take())).collect();
+    let parts = side_by_side::run(runs, |(part, script), abandon| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(simulate(
+            part,
+            plugin_cache.clone(),
+            script,
+            start,
+            end,
+            alone,
+            abandon,
+        ))
+    })?;
     // Part order, then the stable sort: what one simulation of everything would list.
-    let mut messages = Vec::new();
-    for part in results {
-        messages.extend(part?);
-    }
+    let mut messages: Vec<Captured> = parts.into_iter().flatten().collect();
     sort_captured(&mut messages);
     print(&messages, &args.format, tz)
 }
@@ -303,6 +289,7 @@ async fn simulate(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     alone: bool,
+    abandon: &side_by_side::Abandon,
 ) -> anyhow::Result<Vec<Captured>> {
     let manual = ManualClock::new(start);
     let clock: SharedClock = Arc::new(manual.clone());
@@ -351,6 +338,7 @@ async fn simulate(
     let mut steps = 0u64;
     while clock.now() < end && steps < 5_000_000 {
         steps += 1;
+        abandon.check()?;
         let now = clock.now();
         if let (Some(script), Some(desk)) = (script.as_mut(), desk.as_ref())
             && script.play_due(desk, now).await? > 0
@@ -383,6 +371,7 @@ async fn simulate(
         && steps < 5_000_000
     {
         steps += 1;
+        abandon.check()?;
         manual.set(next.max(clock.now()));
         dispatcher.dispatch_once(clock.now()).await?;
     }
