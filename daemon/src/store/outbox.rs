@@ -409,9 +409,14 @@ impl Tx<'_> {
 
     /// `wuyed outbox retry ID`: requeues a message that is not sent and not in flight.
     pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-        let n = self.0.prepare_cached("UPDATE outbox SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 \
-             WHERE id = ?1 AND status IN ('failed', 'dead', 'unknown', 'expired', 'cancelled', 'deferred')")?.execute(params![id, ms(now)],
-        )?;
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 \
+                 WHERE id = ?1 \
+                 AND status IN ('failed', 'dead', 'unknown', 'expired', 'cancelled', 'deferred')",
+            )?
+            .execute(params![id, ms(now)])?;
         Ok(n == 1)
     }
 
@@ -437,9 +442,13 @@ impl Tx<'_> {
         how: &str,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<i64> {
-        self.0.prepare_cached("INSERT INTO delivery_optout (community, owner, channel, category, recorded_at, how) \
-             VALUES (?1, ?2, ?3, 'informational', ?4, ?5)")?.execute(params![community, owner, channel.as_str(), ms(now), how],
-        )?;
+        self.0
+            .prepare_cached(
+                "INSERT INTO delivery_optout \
+                 (community, owner, channel, category, recorded_at, how) \
+                 VALUES (?1, ?2, ?3, 'informational', ?4, ?5)",
+            )?
+            .execute(params![community, owner, channel.as_str(), ms(now), how])?;
         Ok(self.0.last_insert_rowid())
     }
 
