@@ -2,9 +2,10 @@
 //! soon as one fails.
 //!
 //! A simulated year takes seconds per part. When one part fails (its copy of the store cannot
-//! be written, a desk script step is refused), the user wants that error now, not after the
-//! other parts have simulated the rest of their year for an answer nobody will see. So the
-//! first failure raises a shared flag, the other parts check it at each step of their clock
+//! be written because the tmpfs is full, its scheduler cannot start), the user wants that error
+//! now, not after the other parts have simulated the rest of their year for an answer nobody
+//! will see. (A `--script` always runs as one part, so its failures have nobody to stop.) So
+//! the first failure raises a shared flag, the other parts check it at each step of their clock
 //! ([`Abandon::check`]) and give up, and the error reported is the failing part's own, never
 //! the others' "abandoned".
 
