@@ -184,6 +184,40 @@ fn stop(mut child: Child) {
 
 const SENT: &str = "SELECT count(*) FROM outbox WHERE status = 'sent'";
 
+/// A plugin that prints to stdout and floods stderr, on the thread `simulate` drives its
+/// clock from: it used to panic the simulation ("Cannot start a runtime from within a
+/// runtime"), losing the plugin's own words. Now its lines are the run's log lines.
+#[test]
+fn simulate_survives_a_plugin_that_prints_and_shows_its_lines() {
+    let mut demo = Demo::new();
+    for (key, value) in [
+        ("ENABLED", "true"),
+        ("PLUGIN", "misbehaving"),
+        ("SCHEDULE", "0 9 * * *"),
+        ("PARAMS", r#"{ mode = "print" }"#),
+    ] {
+        demo.env.push((
+            format!("WUYE_COMMUNITY__SHUIPAN__WORKFLOWS__HEARTBEAT__{key}"),
+            value.to_string(),
+        ));
+    }
+    // simulate logs nothing unless asked: its output is the messages.
+    demo.env.push(("RUST_LOG".into(), "wuye=warn".into()));
+    let out = demo.simulate(&[
+        "--from".as_ref(),
+        "2026-11-23".as_ref(),
+        "--to".as_ref(),
+        "2026-11-24".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("[stderr] warning: no rule for building 9"),
+        "the plugin's stderr is in the log: {err}"
+    );
+}
+
 #[test]
 fn the_demo_reminds_each_household_once_spares_the_payment_plan_and_escalates_a_closed_ticket() {
     let demo = Demo::new();

@@ -96,6 +96,56 @@ fn plugin_test_reports_a_runaway_plugin_under_the_fixtures_limits() {
     );
 }
 
+/// A plugin that sleeps for an hour: `plugin test` used to hang for that hour.
+#[test]
+fn plugin_test_stops_a_sleeping_plugin_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("sleep.toml");
+    std::fs::write(
+        &fixture,
+        "[run]\nparams = { mode = \"sleep\" }\n[limits]\ndeadline_ms = 200\n[community]\nid = \"lakeside\"\n",
+    )
+    .unwrap();
+    let wasm = wasm_dir().join("misbehaving.wasm");
+    let started = std::time::Instant::now();
+    let out = run(&["plugin", "test", s(&wasm), "--fixture", s(&fixture)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("result: FAILED (Deadline): stopped after the CPU deadline of 200 ms\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn plugin_test_shows_what_the_plugin_printed_as_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("print.toml");
+    std::fs::write(
+        &fixture,
+        "[run]\nparams = { mode = \"print\" }\n[community]\nid = \"lakeside\"\n",
+    )
+    .unwrap();
+    let wasm = wasm_dir().join("misbehaving.wasm");
+    let out = run(&["plugin", "test", s(&wasm), "--fixture", s(&fixture)]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("  INFO [stdout] rules loaded for lakeside"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  WARN [stderr] warning: no rule for building 9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("log limit"),
+        "the flood is cut visibly: {text}"
+    );
+}
+
 #[test]
 fn plugin_test_names_the_fixture_file_and_key_of_a_mistake() {
     let dir = tempfile::tempdir().unwrap();

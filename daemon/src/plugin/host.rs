@@ -18,11 +18,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::data::{CommunityData, KvRead};
 use super::intent::{Intent, KvWrite, Preparation};
+use super::sandbox_io::{self, CappedPipe};
 use super::wit::{self, VersionedPre, WitVersion};
 use super::{EPOCH_TICK, Limits};
 use crate::clock::SharedClock;
@@ -319,31 +319,50 @@ impl RunCtx {
         Ok(())
     }
 
-    /// Keeps the run's log within `max_log_bytes`: a line that does not fit is cut with a visible
-    /// marker, later lines are counted and reported as dropped.
+    /// Keeps the run's log within `max_log_bytes`, fields included: a line that does not fit is
+    /// cut with a visible marker (its message first, then its fields), later lines are counted
+    /// and reported as dropped.
     pub fn log(&mut self, level: LogLevel, mut message: String, fields: Vec<(String, String)>) {
-        let left = self.limits.max_log_bytes.saturating_sub(self.log_bytes);
+        let mut left = self.limits.max_log_bytes.saturating_sub(self.log_bytes);
         if left == 0 {
             self.logs_dropped += 1;
             return;
         }
         let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        if size > left {
-            let mut cut = left.min(message.len());
-            while !message.is_char_boundary(cut) {
+        if size <= left {
+            self.log_bytes += size;
+            self.logs.push(LogLine {
+                level,
+                message,
+                fields,
+            });
+            return;
+        }
+        let dropped = size - left;
+        let cut_to = |text: &mut String, left: &mut usize| {
+            let mut cut = (*left).min(text.len());
+            while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
-            let dropped = message.len() - cut;
-            message.truncate(cut);
-            message.push_str(&format!(" …[truncated {dropped} bytes: log limit]"));
-            self.log_bytes = self.limits.max_log_bytes;
-        } else {
-            self.log_bytes += size;
+            text.truncate(cut);
+            *left -= cut;
+        };
+        cut_to(&mut message, &mut left);
+        let mut kept = Vec::new();
+        for (key, mut value) in fields {
+            if left <= key.len() {
+                break;
+            }
+            left -= key.len();
+            cut_to(&mut value, &mut left);
+            kept.push((key, value));
         }
+        message.push_str(&format!(" …[truncated {dropped} bytes: log limit]"));
+        self.log_bytes = self.limits.max_log_bytes;
         self.logs.push(LogLine {
             level,
             message,
-            fields,
+            fields: kept,
         });
     }
 
@@ -414,14 +433,32 @@ impl wasmtime_wasi::HostWallClock for WallClock {
     }
 }
 
-struct MonotonicClock(SharedClock);
+/// A run's captured stdout and stderr.
+struct Output {
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+}
 
-impl wasmtime_wasi::HostMonotonicClock for MonotonicClock {
-    fn resolution(&self) -> u64 {
-        1_000_000
-    }
-    fn now(&self) -> u64 {
-        (self.0.now().timestamp_millis().max(0) as u64).saturating_mul(1_000_000)
+impl Output {
+    /// Adds what the plugin printed to its run's log, a line at a time and within the same log
+    /// budget as `host.log`, so `plugin test`, `simulate` and the daemon's log show it.
+    fn log_into(&self, ctx: &mut RunCtx) {
+        for (name, pipe, level) in [
+            ("stdout", &self.stdout, LogLevel::Info),
+            ("stderr", &self.stderr, LogLevel::Warn),
+        ] {
+            let (text, dropped) = pipe.contents();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                ctx.log(level, format!("[{name}] {line}"), Vec::new());
+            }
+            if dropped > 0 {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!("[{name}] …[{dropped} more bytes not kept: log limit]"),
+                    Vec::new(),
+                );
+            }
+        }
     }
 }
 
@@ -530,6 +567,7 @@ impl PluginHost {
         };
         let mut linker = Linker::<RunState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        sandbox_io::shadow_blocking_wasi(&mut linker)?;
         wit::add_to_linker(&mut linker)?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -694,17 +732,17 @@ impl PluginHost {
         }
     }
 
-    fn store(
-        &self,
-        plugin: &LoadedPlugin,
-        input: &RunInput,
-    ) -> (Store<RunState>, MemoryOutputPipe) {
+    fn store(&self, plugin: &LoadedPlugin, input: &RunInput) -> (Store<RunState>, Output) {
         let limits = input.limits;
-        let stderr = MemoryOutputPipe::new(limits.max_log_bytes.max(4096));
+        // Each keeps at most the run's log budget; what a plugin prints becomes its log lines.
+        let output = Output {
+            stdout: CappedPipe::new(limits.max_log_bytes.max(4096)),
+            stderr: CappedPipe::new(limits.max_log_bytes.max(4096)),
+        };
         let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
+            .stdout(output.stdout.clone())
+            .stderr(output.stderr.clone())
             .wall_clock(WallClock(input.clock.clone()))
-            .monotonic_clock(MonotonicClock(input.clock.clone()))
             .insecure_random_seed(RANDOM_SEED)
             .build();
         let state = RunState {
@@ -736,7 +774,7 @@ impl PluginHost {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
-        (store, stderr)
+        (store, output)
     }
 
     /// An instance kept alive across calls. Production never does this (a run gets a fresh
@@ -763,7 +801,7 @@ impl PluginHost {
     pub fn run(&self, plugin: &LoadedPlugin, input: RunInput) -> RunReport {
         let limits = input.limits;
         let community = input.data.id().to_string();
-        let (mut store, stderr) = self.store(plugin, &input);
+        let (mut store, output) = self.store(plugin, &input);
         let meta = wit::RunMeta {
             community: community.clone(),
             workflow: input.workflow,
@@ -776,6 +814,8 @@ impl PluginHost {
 
         let state = store.into_data();
         let mut ctx = state.ctx;
+        let (stderr, _) = output.stderr.contents();
+        output.log_into(&mut ctx);
         if ctx.logs_dropped > 0 {
             ctx.logs.push(LogLine {
                 level: LogLevel::Warn,
@@ -798,7 +838,7 @@ impl PluginHost {
                 ctx.violation.take(),
                 state.limiter.hit,
                 &limits,
-                &String::from_utf8_lossy(&stderr.contents()),
+                &stderr,
             )),
         };
         let (intents, kv_writes) = match result {

@@ -24,6 +24,7 @@ pub mod executor;
 pub mod fixture;
 pub mod host;
 pub mod intent;
+mod sandbox_io;
 pub mod wit;
 
 #[cfg(test)]

@@ -269,6 +269,79 @@ fn oversized_output_is_refused_and_long_logs_are_cut_with_a_marker() {
 }
 
 #[test]
+fn a_huge_log_field_is_cut_to_the_same_budget_as_the_message() {
+    let r = run(
+        "misbehaving",
+        community("hillside", &[]),
+        r#"{"mode": "chatty-fields"}"#,
+        Limits::default(),
+    );
+    assert!(r.result.is_ok());
+    let line = &r.logs[0];
+    let kept: usize = line.message.len()
+        + line
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    assert!(
+        line.message
+            .ends_with("[truncated 983053 bytes: log limit]"),
+        "{}",
+        line.message
+    );
+    assert!(
+        kept < 65536 + 64,
+        "the field was not cut: {kept} bytes kept"
+    );
+    assert_eq!(line.fields[0].0, "blob");
+}
+
+#[test]
+fn a_sleeping_plugin_does_not_hold_its_worker_and_is_stopped_by_the_deadline() {
+    let limits = Limits {
+        deadline: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    // It sleeps for an hour, then waits for its clock to move: the sleep returns at once and
+    // the wait spins on the run's fixed clock until the CPU deadline.
+    let r = contained("sleep", limits);
+    assert_eq!(failure(&r).0, FailureKind::Deadline);
+    assert!(
+        r.elapsed < Duration::from_millis(1000),
+        "stopped late: {:?}",
+        r.elapsed
+    );
+}
+
+#[test]
+fn what_a_plugin_prints_becomes_capped_log_lines_and_never_fails_the_run() {
+    let r = run(
+        "misbehaving",
+        community("hillside", &[]),
+        r#"{"mode": "print"}"#,
+        Limits::default(),
+    );
+    assert_eq!(r.result.as_ref().err().map(|f| f.message.clone()), None);
+    let lines: Vec<&str> = r.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines[0], "[stdout] rules loaded for hillside");
+    assert_eq!(lines[1], "[stderr] warning: no rule for building 9");
+    let kept: usize = r.logs.iter().map(|l| l.message.len()).sum();
+    assert!(
+        kept <= 2 * 65536,
+        "output beyond the log limit was kept: {kept}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("more bytes not kept: log limit")
+                || l.contains("more lines dropped")),
+        "the cut is visible: {:?}",
+        &lines[lines.len().saturating_sub(2)..]
+    );
+}
+
+#[test]
 fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_3_0() {
     let host = host();
     let legacy = host.get(&wasm().join("legacy_v010.wasm")).unwrap();

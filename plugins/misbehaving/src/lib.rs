@@ -9,7 +9,12 @@
 //!   (both answer nothing: the host only knows the run's community);
 //! - `forge`: fabricates a `community` resource handle (traps: handles cannot be forged);
 //! - `oversized`: sends one message with a 2 MiB variable (refused past the payload cap);
-//! - `chatty`: logs 1 MiB (truncated with a visible marker; the run itself succeeds).
+//! - `chatty`: logs 1 MiB (truncated with a visible marker; the run itself succeeds), then a
+//!   line with a 1 MiB field (cut too: fields count against the same budget);
+//! - `sleep`: sleeps for an hour (returns at once: time does not pass in the sandbox), then
+//!   waits for the clock to move on (spins until the CPU deadline stops it);
+//! - `print`: prints a line to stdout and one to stderr, then 1 MiB more to stderr (kept as
+//!   log lines up to the log limit; the run succeeds).
 
 use wuye_plugin_sdk::prelude::*;
 
@@ -76,6 +81,27 @@ impl Plugin for Misbehaving {
             "chatty" => {
                 host.log(Level::Info, &"y".repeat(1 << 20), &[]);
                 host.log(Level::Info, "after the limit", &[]);
+                Ok(())
+            }
+            "chatty-fields" => {
+                host.log(Level::Info, "big field", &[("blob", &"z".repeat(1 << 20))]);
+                Ok(())
+            }
+            "sleep" => {
+                let start = std::time::Instant::now();
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                // Still on the same instant (virtual time does not pass in a hook): wait for it.
+                while start.elapsed() < std::time::Duration::from_secs(1) {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(())
+            }
+            "print" => {
+                println!("rules loaded for {}", run.community);
+                eprintln!("warning: no rule for building 9");
+                for _ in 0..1024 {
+                    eprintln!("{}", "e".repeat(1023));
+                }
                 Ok(())
             }
             other => Err(PluginError::InvalidParams(format!(
