@@ -56,6 +56,14 @@ impl Language {
             Language::En => "en",
         }
     }
+
+    /// The one of two wordings that is in this language: `lang.pick("回访率", "Callback rate")`.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Language::ZhCn => zh,
+            Language::En => en,
+        }
+    }
 }
 
 impl FromStr for Language {
@@ -464,6 +472,17 @@ impl ServiceArea {
             ServiceArea::Cleaning => "cleaning",
             ServiceArea::Security => "security",
             ServiceArea::Greenery => "greenery",
+        }
+    }
+
+    /// The area's name as owners and staff read it, on the survey page and in reports.
+    pub fn label(self, lang: Language) -> &'static str {
+        match self {
+            ServiceArea::Reception => lang.pick("接待服务", "Reception"),
+            ServiceArea::Repairs => lang.pick("报修维修", "Repairs"),
+            ServiceArea::Cleaning => lang.pick("保洁", "Cleaning"),
+            ServiceArea::Security => lang.pick("安保", "Security"),
+            ServiceArea::Greenery => lang.pick("绿化", "Greenery"),
         }
     }
 }
