@@ -536,6 +536,16 @@ impl SurveyScores {
             ServiceArea::Greenery => self.greenery,
         }
     }
+    pub fn set(&mut self, area: ServiceArea, score: Option<u8>) {
+        let slot = match area {
+            ServiceArea::Reception => &mut self.reception,
+            ServiceArea::Repairs => &mut self.repairs,
+            ServiceArea::Cleaning => &mut self.cleaning,
+            ServiceArea::Security => &mut self.security,
+            ServiceArea::Greenery => &mut self.greenery,
+        };
+        *slot = score;
+    }
     /// The first area whose score is outside 1–5, if any.
     pub fn invalid_area(&self) -> Option<ServiceArea> {
         ServiceArea::ALL
@@ -604,9 +614,10 @@ pub mod event_kind {
     pub const PAYMENTS_IMPORTED: &str = "import.payments";
     pub const BALANCES_IMPORTED: &str = "import.balances";
     pub const TICKETS_IMPORTED: &str = "import.tickets";
+    pub const SURVEYS_IMPORTED: &str = "import.surveys";
 
     /// Every kind, for checking the `events = [...]` a workflow subscribes to.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         TICKET_OPENED,
         TICKET_CLOSED,
         TICKET_REOPENED,
@@ -622,6 +633,7 @@ pub mod event_kind {
         PAYMENTS_IMPORTED,
         BALANCES_IMPORTED,
         TICKETS_IMPORTED,
+        SURVEYS_IMPORTED,
     ];
 }
 
