@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use rusqlite::{Connection, params};
-use wuye::report::{Format, Kind, Period, build};
+use wuye::report::{Format, Kind, Period, build, language_of};
 use wuye::store::domain::apply_schema;
 
 fn main() {
@@ -50,12 +50,13 @@ fn main() {
     let conn = wuye::store::report::open_read_only(&path).unwrap();
     let period: Period = "2026Q3".parse().unwrap();
     let today = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    let lang = language_of(community);
     for kind in [Kind::Satisfaction, Kind::Callbacks, Kind::Fees] {
         for format in [Format::Text, Format::Html] {
             // Once to warm the page cache, as a second run by the office would be.
-            build(&conn, community, kind, period, today, format).unwrap();
+            build(&conn, community, kind, period, today, format, lang).unwrap();
             let t = Instant::now();
-            let out = build(&conn, community, kind, period, today, format).unwrap();
+            let out = build(&conn, community, kind, period, today, format, lang).unwrap();
             println!(
                 "report {kind:?} {format:?} 2026Q3: {:.2?} ({} bytes)",
                 t.elapsed(),
@@ -69,7 +70,16 @@ fn main() {
     }
     let year: Period = "2026".parse().unwrap();
     let t = Instant::now();
-    build(&conn, community, Kind::Fees, year, today, Format::Text).unwrap();
+    build(
+        &conn,
+        community,
+        Kind::Fees,
+        year,
+        today,
+        Format::Text,
+        lang,
+    )
+    .unwrap();
     println!("report Fees Text 2026 (whole year): {:.2?}", t.elapsed());
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Schedules, timers, quiet hours and retries all ask a [`Clock`], never `Utc::now()` or
 //! `tokio::time` directly. That is what lets `wuyed simulate` run a year in seconds and lets tests
-//! move time instead of sleeping (DESIGN.md, invariant 4).
+//! move time instead of sleeping.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

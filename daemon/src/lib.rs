@@ -36,6 +36,7 @@ pub mod wiring;
 
 /// mimalloc rather than the system allocator, for every binary built on this library (the
 /// daemon, its tests and benchmarks). A large run renders on one thread and frees on another,
-/// and glibc's arenas made that hand-over cost as much as the rendering (docs/BENCHMARKS.md).
+/// and glibc's arenas made that hand-over cost as much as the rendering (the workflows bench,
+/// docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

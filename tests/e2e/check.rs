@@ -297,3 +297,73 @@ fn a_missing_directory_is_a_config_error() {
         ]
     );
 }
+
+/// The commented example at the end of a shipped file, from the line `# [delivery]`, with the
+/// leading `# ` of each line removed, as its comment tells an administrator to do.
+fn uncomment_delivery_example(text: &str) -> String {
+    let start = text
+        .find("\n# [delivery]\n")
+        .expect("the file ends with a commented [delivery] example")
+        + 1;
+    let example: Vec<&str> = text[start..]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .or_else(|| (l == "#").then_some(""))
+                .unwrap_or_else(|| panic!("not a commented line in the example: {l:?}"))
+        })
+        .collect();
+    format!("{}{}\n", &text[..start], example.join("\n"))
+}
+
+#[test]
+fn the_documented_delivery_examples_pass_check_once_uncommented() {
+    let copy = shipped_copy();
+    for file in ["wuyed.toml", "communities/shuipan.toml"] {
+        let text = uncomment_delivery_example(&copy.read(file));
+        copy.write(file, &text);
+    }
+    // What the examples set, so the test cannot pass on an example that lost its sections.
+    let daemon = copy.read("wuyed.toml");
+    for section in [
+        "[delivery]",
+        "[delivery.email]",
+        "[delivery.email.smtp]",
+        "[delivery.sms]",
+        "[delivery.validity]",
+        "[delivery.retry]",
+    ] {
+        assert!(daemon.contains(&format!("\n{section}\n")), "{section}");
+    }
+    assert!(
+        copy.read("communities/shuipan.toml")
+            .contains("\nfallback = \"other_channel\"\n")
+    );
+
+    let secrets = [
+        ("SMTP_PASSWORD", "smtp-secret"),
+        ("WUYE_SMS_KEY_ID", "key-id"),
+        ("WUYE_SMS_SECRET", "sms-secret"),
+        ("WUYE_SHUIPAN_SMS_KEY_ID", "shuipan-key-id"),
+        ("WUYE_SHUIPAN_SMS_SECRET", "shuipan-secret"),
+    ];
+    let o = copy.check_with_env(&[], &secrets);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(lines(&o).last().unwrap().starts_with("ok: 2 communities"));
+    let printed = format!("{}{}", stdout(&o), stderr(&o));
+    for (_, value) in secrets {
+        assert!(!printed.contains(value), "a secret was printed: {printed}");
+    }
+
+    // The secrets are real references: without one, check names the file and the variable.
+    let o = copy.check_with_env(&[], &secrets[..2]);
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(
+            |l| l.starts_with(&copy.path("wuyed.toml").display().to_string())
+                && l.contains("WUYE_SMS_SECRET")
+        ),
+        "{out}"
+    );
+}

@@ -667,7 +667,7 @@ fn an_event_the_desk_records_is_announced_with_its_place_and_each_households_own
         .unwrap();
     let text = String::from_utf8_lossy(&report.stdout);
     assert!(
-        text.contains("主管 (supervisor) 1 单, 经理 (manager) 0 单"),
+        text.contains("回访升级工作流已升级：主管 1 单，经理 0 单"),
         "{text}{}",
         String::from_utf8_lossy(&report.stderr)
     );

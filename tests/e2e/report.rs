@@ -250,23 +250,23 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
     assert_lines(
         &text,
         &[
-            "水畔花园 业主满意度报告 (owner satisfaction report)",
-            "期间 (period): 2026Q3 (2026-07-01 – 2026-09-30)",
-            "2026Q3                           10                    8                   80.0%",
-            // Reception 7/8 vs 4/6: +20.8 pp from the exact fractions.
-            "接待 (reception)                  8          7               87.5%           4.38          66.7%       +20.8 pp",
-            "报修 (repairs)                    8          5               62.5%           3.50          66.7%        -4.2 pp",
+            "水畔花园 业主满意度报告",
+            "期间：2026Q3 (2026-07-01 – 2026-09-30)",
+            "2026Q3        10         8   80.0%",
+            // Reception 7/8 vs 4/6: +20.8 points from the exact fractions.
+            "接待服务         8           7   87.5%    4.38           66.7%  +20.8 个百分点",
+            "报修维修         8           5   62.5%    3.50           66.7%   -4.2 个百分点",
             // Greenery: one household had no opinion; 7/7.
-            "绿化 (greenery)                   7          7              100.0%           4.29          80.0%       +20.0 pp",
-            "低分 (scores ≤ 2): 3 项 (scores) / 2 户次 (answers)",
+            "绿化             7           7  100.0%    4.29           80.0%  +20.0 个百分点",
+            "低分（≤2 分）：3 项，2 户次",
         ],
     );
     assert_lines(
         &text,
         &[
-            "1-1-202         报修 (repairs) 2                     水管维修拖了一周 <急>",
+            "1-1-202  报修维修 2          水管维修拖了一周 <急>",
             // The phone number the owner wrote into the comment is masked.
-            "1-1-401         报修 (repairs) 1, 保洁 (cleaning) 2  保洁不到位，报修没人管 请回电138****5678",
+            "1-1-401  报修维修 1，保洁 2  保洁不到位，报修没人管 请回电138****5678",
         ],
     );
     // No owner names or phones in a report that circulates in the office.
@@ -278,9 +278,7 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
     // A quarter without campaign says so; the previous one has nothing to compare with.
     let q1 = ok(&report(&cfg, &["satisfaction", "--period", "2026Q1"]));
     assert!(
-        q1.ends_with(
-            "本期没有满意度调查 (no survey campaign opened in 2026Q1 (2026-01-01 – 2026-03-31))\n"
-        ),
+        q1.ends_with("本期（2026Q1 (2026-01-01 – 2026-03-31)）没有满意度调查\n"),
         "{q1}"
     );
     let q1_html = ok(&report(
@@ -289,23 +287,18 @@ fn satisfaction_report_on_demo_data_with_two_survey_quarters() {
     ));
     assert_well_formed(&q1_html);
     assert!(
-        q1_html.contains("<p class=\"note\">本期没有满意度调查"),
+        q1_html.contains("<p class=\"note\">本期（2026Q1"),
         "{q1_html}"
     );
     assert!(!q1_html.contains("<svg"));
     let q2 = ok(&report(&cfg, &["satisfaction", "--period", "2026Q2"]));
     assert!(
-        q2.contains(
-            "上期没有满意度调查，无法比较 (no survey campaign in 2026Q1, nothing to compare with)\n"
-        ),
+        q2.contains("上期（2026Q1）没有满意度调查，无法比较\n"),
         "{q2}"
     );
     // The half year holds both campaigns and totals them.
     let h1 = ok(&report(&cfg, &["satisfaction", "--period", "2026"]));
-    assert_lines(
-        &h1,
-        &["合计 (total)                     20                   14                   70.0%"],
-    );
+    assert_lines(&h1, &["合计          20        14   70.0%"]);
 
     let out = tmp.path().join("satisfaction.html");
     let o = report(
@@ -346,24 +339,24 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
     assert_lines(
         &text,
         &[
-            "期间 (period): 2026Q3 (2026-07-01 – 2026-09-30); 回访时限 (callback SLA): 报修 (repair) 24 h, 投诉 (complaint) 48 h; 截至 (as of): 2026-11-20 日终 (end of day)",
-            "回访率 (callback rate): 100.0% (4 / 4 closed)",
-            "及时率 (on time, of callbacks due): 75.0% (3 / 4)",
+            "期间：2026Q3 (2026-07-01 – 2026-09-30)；回访时限：报修 24 小时，投诉 48 小时；截至 2026-11-20 日终",
+            "回访率：100.0%（结案 4 单，已回访 4 单）",
+            "及时率：75.0%（应回访 4 单，及时 3 单）",
             // The bad callback counts: 4 of 5 satisfied, (5+4+4+2+4)/5.
-            "回访满意率 (satisfied among callbacks): 80.0% (4 / 5), 平均分 (mean score) 3.80",
-            "超过时限、应升级至主管 (past the SLA, due for escalation to the supervisor): 1 (1 late + 0 missed)",
-            "曾因不满意重开 (reopened after a bad callback): 1",
+            "回访满意率：80.0%（回访 5 次，满意 4 次），平均分 3.80",
+            "超过时限、应升级至主管：1 单（超时回访 1 单，未回访 0 单）",
+            "因回访不满意重开：1 单",
         ],
     );
     assert_lines(
         &text,
         &[
-            "报修 (repair)                 3              3         100.0%               3            0                0                 0                 4               75.0%           3.75",
-            "投诉 (complaint)              1              1         100.0%               0            1                0                 0                 1              100.0%           4.00",
+            "报修     3       3  100.0%     3     0       0       0         4   75.0%    3.75",
+            "投诉     1       1  100.0%     0     1       0       0         1  100.0%    4.00",
             // The desk member who took every call owns every callback (首问负责制).
-            "陈静 (chen-jing)                4              4         100.0%               3            1                0                 0                 5               80.0%           3.80",
+            "陈静 (chen-jing)     4       4  100.0%     3     1       0       0         5   80.0%    3.80",
             // The bad callback counts against the repair worker's satisfaction.
-            "赵师傅 (weixiu-zhao)              2              2         100.0%               2            0                0                 0                 3               66.7%           3.67",
+            "赵师傅 (weixiu-zhao)     2       2  100.0%     2     0       0       0         3   66.7%    3.67",
         ],
     );
 
@@ -376,15 +369,15 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
     assert_lines(
         &q4,
         &[
-            "回访率 (callback rate): 0.0% (0 / 1 closed)",
-            "及时率 (on time, of callbacks due): 0.0% (0 / 1)",
+            "回访率：0.0%（结案 1 单，已回访 0 单）",
+            "及时率：0.0%（应回访 1 单，及时 0 单）",
         ],
     );
     let early = ok(&report(
         &cfg,
         &["callbacks", "--period", "2026Q4", "--as-of", "2026-10-14"],
     ));
-    assert_lines(&early, &["及时率 (on time, of callbacks due): — (0 / 0)"]);
+    assert_lines(&early, &["及时率：—（应回访 0 单，及时 0 单）"]);
 
     // Judged on 09-02, SP-T012's callback (done 09-03) had not happened and its 48 h were up;
     // SP-T013 had not been closed yet.
@@ -395,9 +388,9 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
     assert_lines(
         &sept2,
         &[
-            "回访率 (callback rate): 66.7% (2 / 3 closed)",
-            "超过时限、应升级至主管 (past the SLA, due for escalation to the supervisor): 1 (0 late + 1 missed)",
-            "回访满意率 (satisfied among callbacks): 100.0% (2 / 2), 平均分 (mean score) 4.50",
+            "回访率：66.7%（结案 3 单，已回访 2 单）",
+            "超过时限、应升级至主管：1 单（超时回访 0 单，未回访 1 单）",
+            "回访满意率：100.0%（回访 2 次，满意 2 次），平均分 4.50",
         ],
     );
 
@@ -411,9 +404,7 @@ fn callbacks_report_counts_late_missed_and_reopened_tickets() {
 
     let none = ok(&report(&cfg, &["callbacks", "--period", "2025-12"]));
     assert!(
-        none.ends_with(
-            "本期没有结案工单，也没有回访 (no ticket closed and no callback done in 2025-12)\n"
-        ),
+        none.ends_with("本期（2025-12）没有结案工单，也没有回访\n"),
         "{none}"
     );
 }
@@ -426,17 +417,17 @@ fn fees_report_on_demo_data_counts_payments_as_the_books_stood_at_period_end() {
     assert_lines(
         &text,
         &[
-            "停车费 (parking)             13      ¥5,850.00         ¥5,850.00               ¥0.00         100.0%                      ¥5,850.00",
-            "物业费 (property)           120     ¥32,377.50        ¥28,415.00           ¥3,962.50          87.8%                     ¥28,415.00",
-            "合计 (total)                133     ¥38,227.50        ¥34,265.00           ¥3,962.50          89.6%                     ¥34,265.00",
-            "收缴率 (collection rate): 89.6%",
-            "欠费户 (households in arrears at 2026-09-30): 7",
-            "0–30 天 (days)                   2             7    ¥1,945.00",
-            ">90 天 (days)                    1             1      ¥230.00",
-            "合计 (total)                     7            16    ¥4,192.50",
-            "2-1-402                    4      ¥920.00  2026-06-15                         107",
-            "预付费余额低于提醒线 (prepaid balances below threshold, latest readings): 13",
-            "1-1-501         水 (water)                -¥4.16              ¥20.00",
+            "停车费    13   ¥5,850.00   ¥5,850.00      ¥0.00  100.0%   ¥5,850.00",
+            "物业费   120  ¥32,377.50  ¥28,415.00  ¥3,962.50   87.8%  ¥28,415.00",
+            "合计     133  ¥38,227.50  ¥34,265.00  ¥3,962.50   89.6%  ¥34,265.00",
+            "收缴率：89.6%",
+            "欠费户（截至 2026-09-30）：7 户",
+            "0–30 天       2     7  ¥1,945.00",
+            "90 天以上     1     1    ¥230.00",
+            "合计          7    16  ¥4,192.50",
+            "2-1-402     4  ¥920.00  2026-06-15       107",
+            "预付费余额低于提醒线（最新读数）：13 项",
+            "1-1-501  水    -¥4.16  ¥20.00",
         ],
     );
     let html = ok(&report(
@@ -456,19 +447,13 @@ fn fees_report_on_demo_data_counts_payments_as_the_books_stood_at_period_end() {
     assert_lines(
         &h2,
         &[
-            "期间 (period): 2026H2 (2026-07-01 – 2026-12-31); 截至 (as of): 2026-11-20 日终 (end of day)",
-            "合计 (total)                226     ¥65,662.50        ¥56,290.00           ¥9,372.50          85.7%                     ¥56,290.00",
+            "期间：2026H2 (2026-07-01 – 2026-12-31)；截至 2026-11-20 日终",
+            "合计     226  ¥65,662.50  ¥56,290.00  ¥9,372.50   85.7%  ¥56,290.00",
         ],
     );
 
     let none = ok(&report(&cfg, &["fees", "--period", "2025-06"]));
-    assert_lines(
-        &none,
-        &[
-            "本期没有到期账单 (no bill due in 2025-06)",
-            "收缴率 (collection rate): —",
-        ],
-    );
+    assert_lines(&none, &["本期（2025-06）没有到期账单", "收缴率：—"]);
 }
 
 #[test]
@@ -553,4 +538,153 @@ fn bad_period_unknown_community_and_missing_database_are_clear_errors() {
 fn demo_db_into(dir: &Path) -> rusqlite::Connection {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     open_standalone(&dir.join("data/wuye.db")).unwrap()
+}
+
+/// The words of a report in the other language's script, once the data (names, ids, comments,
+/// periods) is taken out: only labels are the report's own.
+fn foreign_words(text: &str, english: bool, data: &[&str]) -> Vec<String> {
+    let mut t = text.to_string();
+    for d in data {
+        t = t.replace(d, " ");
+    }
+    if english {
+        t.chars()
+            .filter(|c| matches!(*c as u32, 0x3000..=0x303f | 0x3400..=0x9fff | 0xff00..=0xffef))
+            .map(String::from)
+            .collect()
+    } else {
+        t.split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn reports_print_the_communitys_language_or_the_one_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = demo_db(tmp.path());
+    // Data, not labels: the community's and staff names and ids, owners' comments, periods.
+    let data = [
+        "水畔花园",
+        "陈静",
+        "赵师傅",
+        "chen-jing",
+        "weixiu-zhao",
+        "weixiu-sun",
+        "水管维修拖了一周 <急>",
+        "保洁不到位，报修没人管 请回电138****5678",
+        "2026Q3",
+        "2026Q2",
+    ];
+    for kind in ["satisfaction", "callbacks", "fees"] {
+        // shuipan's locale is zh-CN (the default): Chinese labels only.
+        let zh = ok(&report(&cfg, &[kind, "--period", "2026Q3"]));
+        assert_eq!(
+            foreign_words(&zh, false, &data),
+            Vec::<String>::new(),
+            "{zh}"
+        );
+        let en = ok(&report(&cfg, &[kind, "--period", "2026Q3", "--lang", "en"]));
+        assert_eq!(
+            foreign_words(&en, true, &data),
+            Vec::<String>::new(),
+            "{en}"
+        );
+        let page = ok(&report(
+            &cfg,
+            &[
+                kind, "--period", "2026Q3", "--lang", "en", "--format", "html",
+            ],
+        ));
+        assert_well_formed(&page);
+        assert!(page.contains("<html lang=\"en\">"), "{page}");
+    }
+    let en = ok(&report(
+        &cfg,
+        &["satisfaction", "--period", "2026Q3", "--lang", "en"],
+    ));
+    assert_lines(
+        &en,
+        &[
+            "水畔花园: owner satisfaction report",
+            "Period: 2026Q3 (2026-07-01 – 2026-09-30)",
+        ],
+    );
+
+    // A community whose locale is en gets English without asking.
+    let f = cfg.join("communities/shuipan.toml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        text.replace(
+            "timezone = \"Asia/Shanghai\"",
+            "timezone = \"Asia/Shanghai\"\nlocale = \"en\"",
+        ),
+    )
+    .unwrap();
+    let fees = ok(&report(&cfg, &["fees", "--period", "2026Q3"]));
+    assert!(
+        fees.starts_with("水畔花园: fee collection report\n"),
+        "{fees}"
+    );
+    let o = report(&cfg, &["fees", "--period", "2026Q3", "--lang", "fr"]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expected zh-CN or en"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The README's demo: after `scripts/demo.sh` imports the demo files, the satisfaction report
+/// of 2026Q3 has a surveyed quarter, compared with 2026Q2.
+#[test]
+fn the_demo_surveys_import_and_give_a_quarter_to_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    for kind in ["owners", "surveys"] {
+        let file = repo_root().join(format!("config/data/shuipan/{kind}.csv"));
+        let o = run(&[
+            "import",
+            kind,
+            file.to_str().unwrap(),
+            "--community",
+            "shuipan",
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "import {kind}: {}", stderr(&o));
+    }
+    let text = ok(&report(&cfg, &["satisfaction", "--period", "2026Q3"]));
+    // Every household invited, most answered; the quarter before is there to compare with.
+    let campaign = text
+        .lines()
+        .find(|l| l.starts_with("2026Q3 "))
+        .unwrap_or_else(|| panic!("no campaign line in\n{text}"));
+    let cells: Vec<&str> = campaign.split_whitespace().collect();
+    assert_eq!(cells[1], "40", "{campaign}");
+    let answered: u32 = cells[2].parse().unwrap();
+    assert!((20..40).contains(&answered), "{campaign}");
+    assert!(!text.contains("没有满意度调查"), "{text}");
+    assert!(
+        text.contains("个百分点"),
+        "a change from 2026Q2 is shown:\n{text}"
+    );
+    // Importing the file again changes nothing.
+    let file = repo_root().join("config/data/shuipan/surveys.csv");
+    let o = run(&[
+        "import",
+        "surveys",
+        file.to_str().unwrap(),
+        "--community",
+        "shuipan",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&o).contains("0 inserted, 0 updated, 80 unchanged"),
+        "{}",
+        stdout(&o)
+    );
 }

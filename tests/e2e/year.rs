@@ -286,10 +286,11 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
     );
 
     // 1-1-102 owes the May property fee (300.00, due Wed 20 May) and the Q3 parking fee
-    // (450.00, due Wed 15 July). The ladder runs daily (weekends and holidays too: it has no
-    // calendar rule), so each step lands on its exact day. One message per household per day,
-    // listing every bill that has reached the ladder; a day when the steps only reach the
-    // manager's visit sends the owner nothing.
+    // (450.00, due Wed 15 July). 水畔花园's ladder runs on workdays only (on_non_workday =
+    // "skip": its desk is closed on weekends and holidays), so a step that falls on a weekend
+    // or holiday goes out with the next workday's run, and every other step on its exact day.
+    // One message per household per day, listing every bill that has reached the ladder; a day
+    // when the steps only reach the manager's visit sends the owner nothing.
     want.insert(
         key("shuipan", "household:1-1-102"),
         survey_for_household(
@@ -297,24 +298,27 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
                 .at("2026-05-13", BILL) // May bill: 7 days before
                 .at("2026-05-20", BILL) // May bill: due day
                 .at("2026-05-27", BILL) // May bill: 7 days after
-                .at("2026-06-19", BILL) // May bill: 30 days after
+                // May bill: 30 days after is Fri 19 June, 端午节 (19–21 June): Monday 22nd
+                .at("2026-06-22", BILL)
                 .at("2026-07-08", BILL) // parking: 7 days before; lists both
                 .at("2026-07-15", BILL) // parking: due day
-                // 07-19: May bill at 60 days: the manager's visit, nothing to the owner
+                // 07-19 (a Sunday) → Mon 07-20: May bill at 60 days: the manager's visit,
+                // nothing to the owner
                 .at("2026-07-22", BILL) // parking: 7 days after
                 .at("2026-08-14", BILL) // parking: 30 days after
                 .at("2026-08-18", BILL) // May bill: 90 days, the written demand
-                // 09-13: parking at 60 days: the manager's visit again
+                // 09-13 (a Sunday) → Mon 09-14: parking at 60 days: the manager's visit again
                 .at("2026-10-13", BILL), // parking: 90 days, its written demand
         ),
     );
 
-    // 1-1-201: water at 15.00 is below its 20.00 threshold: one alert, at the first run (10:00
-    // on 1 January), never repeated while it stays low. Electricity sits exactly at its
+    // 1-1-201: water at 15.00 is below its 20.00 threshold: one alert, at the first run, never
+    // repeated while it stays low. 1–3 January are 元旦 and the desk is closed, so the first run
+    // is Sunday 4 January, a make-up workday (调休上班). Electricity sits exactly at its
     // threshold, which is not below it: no alert.
     want.insert(
         key("shuipan", "household:1-1-201"),
-        survey_for_household(Expect::default().at("2026-01-01", LOW)),
+        survey_for_household(Expect::default().at("2026-01-04", LOW)),
     );
 
     // 周明, supervisor: plans the half-year events (plan_role = supervisor) and hears first of
@@ -341,16 +345,16 @@ fn a_controlled_year_gives_each_household_and_staff_member_exactly_the_messages_
     // - SP-Y02 still without callback 24 reception hours after the supervisor was told (13:00
     //   on 24 June): 4.5 h on the 24th, 9 h on the 25th and 26th (22.5 h), 1.5 h on Monday
     //   29 June → 10:00 on 29 June;
-    // - 1-1-102's visits: the May bill 60 days overdue on 19 July, the parking bill on
-    //   13 September.
+    // - 1-1-102's visits: the May bill 60 days overdue on Sunday 19 July, the parking bill on
+    //   Sunday 13 September, each told with the next workday's run (20 July, 14 September).
     want.insert(
         key("shuipan", "staff:lin-hua"),
         reports(
             Expect::default()
                 .at("2026-04-01", NO_EVENT)
                 .at("2026-06-29", OVERDUE)
-                .at("2026-07-19", VISIT)
-                .at("2026-09-13", VISIT)
+                .at("2026-07-20", VISIT)
+                .at("2026-09-14", VISIT)
                 .at("2026-10-08", NO_EVENT),
         ),
     );

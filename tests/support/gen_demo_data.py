@@ -11,6 +11,10 @@ quarter (停车费). About 80% of households paid everything due so far; the oth
 paying at some point, so reminders have real arrears to work on. One payment was reversed
 (银行退票) and that bill is owed again. Some prepaid water/electricity balances are under their
 threshold. Tickets (报修/投诉) through the year, most called back, the recent ones not yet.
+The owner surveys of 2026Q2 and 2026Q3 (每季度业主评议表) were handed out on paper on the first
+day of the quarter and collected over two weeks: about two households in three answered, a few
+with low scores and a comment, so `wuyed report satisfaction` has a quarter to compare with the
+one before.
 """
 
 import csv
@@ -49,6 +53,14 @@ COMMUNITIES = {
 
 REPAIRS = ["厨房水管漏水", "卫生间下水道堵塞", "楼道灯不亮", "门禁卡失灵", "电梯异响", "窗户关不严", "空调外机滴水扰邻", "单元门闭门器坏了"]
 COMPLAINTS = ["夜间装修噪音", "楼下垃圾未及时清运", "小区内车辆乱停", "宠物粪便无人清理", "绿化带被占用种菜"]
+AREAS = ["reception", "repairs", "cleaning", "security", "greenery"]
+LOW_COMMENTS = {
+    "reception": "前台电话经常没人接",
+    "repairs": "报修后等了三天才有人来",
+    "cleaning": "楼道好几天没拖地",
+    "security": "外来车辆随便进出",
+    "greenery": "草坪很久没修剪",
+}
 
 
 def write(path, header, rows, encoding="utf-8"):
@@ -171,6 +183,34 @@ def generate(cid, spec):
           ["no", "kind", "first_receiver", "opened_at", "household", "summary", "assignee", "assigned_at",
            "closed_at", "callback_at", "callback_by", "satisfied", "score", "notes"],
           tickets)
+
+    # Surveys: their own random stream, so the files above stay as they were.
+    srnd = random.Random(spec["seed"] * 100 + 7)
+    surveys = []
+    for campaign, opened, mood in (("2026Q2", dt.date(2026, 4, 1), 0.0), ("2026Q3", dt.date(2026, 7, 1), 0.1)):
+        for hid, _ in households:
+            row = [campaign, hid, stamp(opened, 9)]
+            if srnd.random() < 0.65:
+                answered = opened + dt.timedelta(days=srnd.randrange(1, 14))
+                scores = []
+                for area in AREAS:
+                    r = srnd.random()
+                    if r < 0.06:
+                        scores.append("")  # no opinion
+                    elif r < 0.14 - mood:
+                        scores.append(srnd.choice([1, 2]))
+                    elif r < 0.35 - mood:
+                        scores.append(3)
+                    else:
+                        scores.append(srnd.choice([4, 5, 5]))
+                low = [a for a, v in zip(AREAS, scores) if v in (1, 2)]
+                comment = LOW_COMMENTS[low[0]] if low and srnd.random() < 0.7 else ""
+                row += [stamp(answered, srnd.randrange(9, 20))] + scores + [comment]
+            else:
+                row += ["", "", "", "", "", "", ""]  # did not hand the form back
+            surveys.append(row)
+    write(os.path.join(out, "surveys.csv"),
+          ["campaign", "household", "invited_at", "answered_at"] + AREAS + ["comment"], surveys)
     return owners
 
 

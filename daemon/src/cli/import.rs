@@ -1,4 +1,4 @@
-//! `wuyed import owners|bills|payments|balances|tickets FILE --community ID`: loads a CSV file
+//! `wuyed import owners|bills|payments|balances|tickets|surveys FILE --community ID`: loads a CSV file
 //! into one community's data, all or nothing (see [`crate::domain::import`] for the rules and
 //! the columns of each kind).
 

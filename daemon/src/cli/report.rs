@@ -9,8 +9,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 
 use crate::clock::{Clock, SystemClock};
+use crate::domain::Language;
 use crate::exit::Coded;
-use crate::report::{Format, Kind, Period, build};
+use crate::report::{Format, Kind, Period, build, language_of};
 use crate::store::report as q;
 
 #[derive(Debug, clap::Args)]
@@ -27,6 +28,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Language of the report's labels: zh-CN or en. Default: the community's `locale`.
+    #[arg(long, value_parser = parse_language)]
+    pub lang: Option<Language>,
     /// Write the report to this file instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -39,6 +43,10 @@ pub struct Args {
 }
 
 fn parse_period(s: &str) -> Result<Period, String> {
+    s.parse()
+}
+
+fn parse_language(s: &str) -> Result<Language, String> {
     s.parse()
 }
 
@@ -116,8 +124,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let out = build(&conn, community, args.kind, args.period, today, args.format)
-        .with_context(|| format!("cannot read the report's data from {}", db_path.display()))?;
+    let lang = args.lang.unwrap_or_else(|| language_of(community));
+    let out = build(
+        &conn,
+        community,
+        args.kind,
+        args.period,
+        today,
+        args.format,
+        lang,
+    )
+    .with_context(|| format!("cannot read the report's data from {}", db_path.display()))?;
     match &args.output {
         Some(path) => write_file(path, &out)?,
         None => std::io::stdout().lock().write_all(out.as_bytes())?,

@@ -961,7 +961,7 @@ pub(crate) fn check_plugin_file(
 /// An `events` entry: a kind the daemon emits, a family (`payment.*`) or `*`. A typo here would
 /// silently leave a workflow deaf, so unknown kinds are errors.
 pub(crate) fn check_event_pattern(pattern: &str) -> Result<(), String> {
-    const KINDS: [&str; 15] = crate::domain::event_kind::ALL;
+    const KINDS: &[&str] = &crate::domain::event_kind::ALL;
     let known = match pattern.strip_suffix('*') {
         Some(prefix) => prefix.is_empty() || KINDS.iter().any(|k| k.starts_with(prefix)),
         None => KINDS.contains(&pattern),

@@ -5,8 +5,9 @@
 //! `TCP_NODELAY`, so every message on a reused connection waits for the peer's delayed ACK
 //! (about 40 ms): ~23 messages/s against a local relay. Connecting the `TcpStream` ourselves with
 //! `set_nodelay(true)` and handing it to `AsyncSmtpConnection::connect_with_transport` removes the
-//! stall (see docs/BENCHMARKS.md, "Delivery"). Implicit TLS (port 465) still goes through lettre's
-//! own connect, which does TLS but not NODELAY; STARTTLS (587) and plain relays get NODELAY.
+//! stall (docs/BENCHMARKS.md compares the two pools). Implicit TLS (port 465) still goes through
+//! lettre's own connect, which does TLS but not NODELAY; STARTTLS (587) and plain relays get
+//! NODELAY.
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -2,14 +2,14 @@
 //!
 //! Plugins never talk to a mail server. A run's decision to message someone becomes a
 //! [`MessageRequest`], which [`enqueue`] turns, inside the run's completing transaction, into
-//! rendered rows of the outbox (one per recipient, keyed by the idempotency key of DESIGN.md
-//! invariant 2). A large run's messages to households may be rendered before that transaction
-//! ([`render_for_household`]) and only queued in it ([`enqueue_rendered`]). The [`Dispatcher`]
-//! then works the outbox: re-checks that the reason still stands, waits out quiet hours,
-//! respects SMS providers' per-number limits, hands the message to a channel, and records the
-//! answer: sent, retry later, dead letter, or "unknown" when the daemon lost track mid-send (an
-//! email is then resent with the same Message-ID; an SMS is looked up at the provider where it
-//! can be, else waits for a human).
+//! rendered rows of the outbox (one per recipient, keyed by an idempotency key: community,
+//! workflow, slot, recipient and step). A large run's messages to households may be rendered before
+//! that transaction ([`render_for_household`]) and only queued in it ([`enqueue_rendered`]). The
+//! [`Dispatcher`] then works the outbox: re-checks that the reason still stands, waits out quiet
+//! hours, respects SMS providers' per-number limits, hands the message to a channel, and records
+//! the answer: sent, retry later, dead letter, or "unknown" when the daemon lost track mid-send (an
+//! email is then resent with the same Message-ID; an SMS is looked up at the provider where it can
+//! be, else waits for a human).
 //!
 //! Content is rendered before it is queued, so the outbox shows exactly what was (or will be)
 //! sent. Owner data comes from the host through the narrow [`Directory`] trait so this module does not

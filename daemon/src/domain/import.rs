@@ -24,12 +24,21 @@
 //! | payments | **reference, household, fee_type, period, amount_fen or amount_yuan, paid_at**, method, reversed_at, reversal_reason | reference |
 //! | balances | **household, utility, balance_fen, threshold_fen, as_of** | household + utility |
 //! | tickets | **no, kind, first_receiver, opened_at**, household, summary, assignee, assigned_at, closed_at, callback_at, callback_by, satisfied, score, notes | no (+ callback_at) |
+//! | surveys | **campaign, household, invited_at**, answered_at, reception, repairs, cleaning, security, greenery, comment | campaign + household |
 //!
 //! `household` is `building-unit-room` as the owners file creates it (`3-2-1202`); owners must
 //! be imported before the files that refer to their households. `fee_type` is `property`
 //! (物业费), `parking` (停车费) or another lowercase name; `period` is `2026-10`, `2026Q4`,
 //! `2026H2` or `2026`; `utility` is `water` or `electricity`; `kind` is `repair` (报修) or
 //! `complaint` (投诉).
+//!
+//! A surveys file is a quarter's owner survey (每季度业主评议表) collected outside wuye, on paper
+//! or by another system: one line per household invited, with its scores (1–5 per service area,
+//! empty for "no opinion") and comment if it answered (`answered_at`), none if it did not. The
+//! campaign (`2026Q3`) is created by its first import, opening at its earliest `invited_at` and
+//! closed just after its last answer, since all of its answers are in the file; a campaign the
+//! survey workflow already opened keeps its dates. Once imported, the quarter is in
+//! `wuyed report satisfaction` and in the next quarter's comparison.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -38,7 +47,10 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::Connection;
 
-use super::{ContactChannel, FeeType, Language, Period, TicketKind, Upsert, Utility};
+use super::{
+    ContactChannel, FeeType, Language, Period, ServiceArea, SurveyScores, TicketKind, Upsert,
+    Utility,
+};
 use crate::store::domain::{BillInput, CallbackInput, OwnerInput, PaymentInput, TicketInput};
 
 /// What a file contains.
@@ -49,6 +61,7 @@ pub enum Kind {
     Payments,
     Balances,
     Tickets,
+    Surveys,
 }
 
 impl Kind {
@@ -108,6 +121,18 @@ impl Kind {
                 ("score", false),
                 ("notes", false),
             ],
+            Kind::Surveys => &[
+                ("campaign", true),
+                ("household", true),
+                ("invited_at", true),
+                ("answered_at", false),
+                ("reception", false),
+                ("repairs", false),
+                ("cleaning", false),
+                ("security", false),
+                ("greenery", false),
+                ("comment", false),
+            ],
         }
     }
 
@@ -119,6 +144,7 @@ impl Kind {
             Kind::Payments => crate::domain::event_kind::PAYMENTS_IMPORTED,
             Kind::Balances => crate::domain::event_kind::BALANCES_IMPORTED,
             Kind::Tickets => crate::domain::event_kind::TICKETS_IMPORTED,
+            Kind::Surveys => crate::domain::event_kind::SURVEYS_IMPORTED,
         }
     }
 
@@ -129,6 +155,7 @@ impl Kind {
             Kind::Payments => "payments",
             Kind::Balances => "balances",
             Kind::Tickets => "tickets",
+            Kind::Surveys => "surveys",
         }
     }
 }
@@ -303,6 +330,20 @@ pub fn import_tx(
     };
     let mut progress = progress;
     let total = rows.len();
+    // Surveys: each new campaign's dates come from all of its lines, so they are known before
+    // the first line is written.
+    let mut campaign_spans: HashMap<&str, (DateTime<Utc>, DateTime<Utc>)> = HashMap::new();
+    for (_, row) in &rows {
+        if let Row::Survey(s) = row {
+            let last = s.answer.as_ref().map_or(s.invited_at, |a| a.answered_at);
+            let span = campaign_spans
+                .entry(s.campaign.as_str())
+                .or_insert((s.invited_at, last));
+            span.0 = span.0.min(s.invited_at);
+            span.1 = span.1.max(last);
+        }
+    }
+    let mut campaign_ids: HashMap<&str, i64> = HashMap::new();
     {
         let d = tx.domain(community);
         for (i, (line, row)) in rows.iter().enumerate() {
@@ -348,6 +389,32 @@ pub fn import_tx(
                             b.threshold_fen,
                             b.as_of,
                         )?)
+                    } else {
+                        None
+                    }
+                }
+                Row::Survey(s) => {
+                    if known_household(&d, &s.household, line, &mut errors)? {
+                        let id = match campaign_ids.get(s.campaign.as_str()) {
+                            Some(id) => *id,
+                            None => {
+                                let id = match d.campaign(&s.campaign)? {
+                                    Some(c) => c.id,
+                                    None => {
+                                        let (opens, last) = campaign_spans[s.campaign.as_str()];
+                                        let closes = last + chrono::Duration::seconds(1);
+                                        d.upsert_campaign(&s.campaign, opens, closes)?.id
+                                    }
+                                };
+                                campaign_ids.insert(s.campaign.as_str(), id);
+                                id
+                            }
+                        };
+                        let answer = s
+                            .answer
+                            .as_ref()
+                            .map(|a| (a.answered_at, &a.scores, a.comment.as_str()));
+                        Some(d.upsert_survey_line(id, &s.household, s.invited_at, answer)?)
                     } else {
                         None
                     }
@@ -403,12 +470,13 @@ pub fn import_tx(
 
 /// The files of a data directory (`config/data/<community>/`), in the order their references
 /// need: owners (which create households) first.
-pub const DIR_ORDER: [Kind; 5] = [
+pub const DIR_ORDER: [Kind; 6] = [
     Kind::Owners,
     Kind::Bills,
     Kind::Payments,
     Kind::Balances,
     Kind::Tickets,
+    Kind::Surveys,
 ];
 
 /// Imports `<dir>/<kind>.csv` for each kind of [`DIR_ORDER`] that exists, each file in its own
@@ -484,6 +552,22 @@ struct BalanceRow {
     as_of: DateTime<Utc>,
 }
 
+/// One household's line of a survey file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SurveyRow {
+    campaign: String,
+    household: String,
+    invited_at: DateTime<Utc>,
+    answer: Option<SurveyAnswer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SurveyAnswer {
+    answered_at: DateTime<Utc>,
+    scores: SurveyScores,
+    comment: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Row {
     Owner(OwnerRow),
@@ -491,6 +575,7 @@ enum Row {
     Payment(PaymentInput),
     Balance(BalanceRow),
     Ticket(TicketInput, Option<CallbackInput>),
+    Survey(SurveyRow),
 }
 
 /// Cells of one record by column name, collecting errors against its line.
@@ -719,6 +804,18 @@ fn chinese_alias(kind: Kind, name: &str) -> Option<&'static str> {
             "是否满意" | "满意" => Some("satisfied"),
             "评分" | "满意度评分" => Some("score"),
             "备注" | "回访备注" => Some("notes"),
+            _ => None,
+        },
+        Kind::Surveys => match name {
+            "调查" | "批次" | "季度" => Some("campaign"),
+            "发放时间" | "邀请时间" => Some("invited_at"),
+            "回收时间" | "填写时间" | "答卷时间" => Some("answered_at"),
+            "接待" | "接待服务" => Some("reception"),
+            "报修" | "报修维修" | "维修" => Some("repairs"),
+            "保洁" => Some("cleaning"),
+            "安保" | "秩序维护" => Some("security"),
+            "绿化" => Some("greenery"),
+            "意见" | "意见建议" | "备注" => Some("comment"),
             _ => None,
         },
     })
@@ -1083,6 +1180,68 @@ fn parse_row(kind: Kind, c: &mut Cells<'_>) -> Option<(String, &'static str, Row
             };
             Some((t.no.clone(), "no", Row::Ticket(t, callback)))
         }
+        Kind::Surveys => {
+            let campaign = c.text("campaign", true);
+            let household = c.text("household", true);
+            let invited_at = c.instant("invited_at", true);
+            let answered_at = c.instant("answered_at", false);
+            let mut scores = SurveyScores::default();
+            let mut scored = Vec::new();
+            for area in ServiceArea::ALL {
+                let col = area.as_str();
+                if c.opt(col).is_none() {
+                    continue;
+                }
+                scored.push(col);
+                let score = c.parse_with(col, true, |s| match s.parse::<u8>() {
+                    Ok(n) if (1..=5).contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "expected an integer from 1 to 5 (empty: no opinion), got {s:?}"
+                    )),
+                });
+                scores.set(area, score);
+            }
+            let comment = c.text("comment", false).unwrap_or_default();
+            let (campaign, household, invited_at) = (campaign?, household?, invited_at?);
+            if c.opt("answered_at").is_some() && answered_at.is_none() {
+                return None; // its error is recorded
+            }
+            let answer = match answered_at {
+                Some(at) => {
+                    if at < invited_at {
+                        c.err("answered_at", "is before invited_at");
+                    }
+                    Some(SurveyAnswer {
+                        answered_at: at,
+                        scores,
+                        comment,
+                    })
+                }
+                None => {
+                    for col in scored {
+                        c.err(col, "a score needs answered_at (when the answer came in)");
+                    }
+                    if !comment.is_empty() {
+                        c.err(
+                            "comment",
+                            "a comment needs answered_at (when the answer came in)",
+                        );
+                    }
+                    None
+                }
+            };
+            if !c.errors.is_empty() {
+                return None;
+            }
+            let key = format!("{campaign} {household}");
+            let row = SurveyRow {
+                campaign,
+                household,
+                invited_at,
+                answer,
+            };
+            Some((key, "household", Row::Survey(row)))
+        }
     }
 }
 
@@ -1104,6 +1263,10 @@ case-insensitive; unknown columns are refused. Required columns are marked *.
   tickets   no*, kind* (repair|complaint), first_receiver*, opened_at*, household,
             summary, assignee, assigned_at, closed_at, callback_at, callback_by,
             satisfied (yes|no), score (1-5), notes. Key: no.
+  surveys   campaign* (2026Q3), household*, invited_at*, answered_at, reception,
+            repairs, cleaning, security, greenery (1-5, empty: no opinion), comment.
+            A line without answered_at is a household invited that did not answer.
+            Key: campaign + household.
 
 Chinese column names as office spreadsheets have them are accepted too (楼栋, 单元, 房号,
 姓名, 手机, 邮箱, 户号, 费用类型, 账期, 金额, 到期日, 流水号, 缴费时间, 工单号, 首问负责人,
@@ -1400,7 +1563,88 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
             let bills = d.bills_of("1-1-101").unwrap();
             assert!(bills.len() >= 12);
             assert_eq!(bills[0].outstanding_fen, 0, "January was paid");
+            // Two surveyed quarters, every household invited, most answering.
+            let campaigns = d.campaigns().unwrap();
+            assert_eq!(
+                campaigns.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(),
+                ["2026Q2", "2026Q3"]
+            );
+            for c in &campaigns {
+                assert_eq!(d.invitations(c.id).unwrap().len(), 40);
+                let answered = d.responses(c.id).unwrap().len();
+                assert!((20..40).contains(&answered), "{}: {answered}", c.key);
+            }
         }
+    }
+
+    const SURVEY_HEADER: &str = "campaign,household,invited_at,answered_at,reception,repairs,cleaning,security,greenery,comment\n";
+
+    #[test]
+    fn surveys_import_invitations_answers_and_a_closed_campaign() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        let file = format!(
+            "{SURVEY_HEADER}\
+             2026Q3,1-1-101,2026-07-01 09:00,2026-07-03 20:15,5,2,,4,5,报修太慢\n\
+             2026Q3,1-2-201,2026-07-01 09:00,,,,,,,\n"
+        );
+        let r = run(&mut conn, Kind::Surveys, &file).unwrap();
+        assert_eq!((r.rows, r.inserted), (2, 2));
+        let d = DomainRead::new(&conn, "shuipan");
+        let c = d
+            .campaign("2026Q3")
+            .unwrap()
+            .expect("the campaign is created");
+        // Opens when the forms went out, closed just after the last answer came in.
+        assert_eq!(
+            c.opens_at,
+            Utc.with_ymd_and_hms(2026, 7, 1, 1, 0, 0).unwrap()
+        );
+        assert_eq!(
+            c.closes_at,
+            Utc.with_ymd_and_hms(2026, 7, 3, 12, 15, 1).unwrap()
+        );
+        assert_eq!(d.invitations(c.id).unwrap().len(), 2);
+        let answers = d.responses(c.id).unwrap();
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].household, "1-1-101");
+        assert_eq!(answers[0].scores.repairs, Some(2));
+        assert_eq!(answers[0].scores.cleaning, None, "empty is no opinion");
+        assert_eq!(answers[0].comment, "报修太慢");
+
+        // The same file again changes nothing; a corrected score is an update.
+        let again = run(&mut conn, Kind::Surveys, &file).unwrap();
+        assert_eq!((again.unchanged, again.inserted, again.updated), (2, 0, 0));
+        let fixed = file.replace(",5,2,,4,5,", ",5,3,,4,5,");
+        let r = run(&mut conn, Kind::Surveys, &fixed).unwrap();
+        assert_eq!((r.updated, r.unchanged), (1, 1));
+        let d = DomainRead::new(&conn, "shuipan");
+        assert_eq!(d.responses(c.id).unwrap()[0].scores.repairs, Some(3));
+    }
+
+    #[test]
+    fn survey_lines_that_cannot_be_right_are_refused() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        let file = format!(
+            "{SURVEY_HEADER}\
+             2026Q3,1-1-101,2026-07-01 09:00,2026-07-03 20:15,6,,,,,\n\
+             2026Q3,1-2-201,2026-07-01 09:00,,4,,,,,很好\n\
+             2026Q3,9-9-999,2026-07-01 09:00,,,,,,,\n\
+             2026Q3,1-1-101,2026-07-05 09:00,2026-07-01 09:00,,,,,,\n"
+        );
+        assert_eq!(
+            errors(run(&mut conn, Kind::Surveys, &file)),
+            [
+                "2:reception: expected an integer from 1 to 5 (empty: no opinion), got \"6\"",
+                "3:reception: a score needs answered_at (when the answer came in)",
+                "3:comment: a comment needs answered_at (when the answer came in)",
+                "4:household: household \"9-9-999\" does not exist in community shuipan; import owners first",
+                "5:answered_at: is before invited_at",
+            ]
+        );
+        let d = DomainRead::new(&conn, "shuipan");
+        assert!(d.campaigns().unwrap().is_empty(), "nothing was written");
     }
 
     #[test]

@@ -56,6 +56,14 @@ impl Language {
             Language::En => "en",
         }
     }
+
+    /// The one of two wordings that is in this language: `lang.pick("回访率", "Callback rate")`.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Language::ZhCn => zh,
+            Language::En => en,
+        }
+    }
 }
 
 impl FromStr for Language {
@@ -466,6 +474,17 @@ impl ServiceArea {
             ServiceArea::Greenery => "greenery",
         }
     }
+
+    /// The area's name as owners and staff read it, on the survey page and in reports.
+    pub fn label(self, lang: Language) -> &'static str {
+        match self {
+            ServiceArea::Reception => lang.pick("接待服务", "Reception"),
+            ServiceArea::Repairs => lang.pick("报修维修", "Repairs"),
+            ServiceArea::Cleaning => lang.pick("保洁", "Cleaning"),
+            ServiceArea::Security => lang.pick("安保", "Security"),
+            ServiceArea::Greenery => lang.pick("绿化", "Greenery"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -516,6 +535,16 @@ impl SurveyScores {
             ServiceArea::Security => self.security,
             ServiceArea::Greenery => self.greenery,
         }
+    }
+    pub fn set(&mut self, area: ServiceArea, score: Option<u8>) {
+        let slot = match area {
+            ServiceArea::Reception => &mut self.reception,
+            ServiceArea::Repairs => &mut self.repairs,
+            ServiceArea::Cleaning => &mut self.cleaning,
+            ServiceArea::Security => &mut self.security,
+            ServiceArea::Greenery => &mut self.greenery,
+        };
+        *slot = score;
     }
     /// The first area whose score is outside 1–5, if any.
     pub fn invalid_area(&self) -> Option<ServiceArea> {
@@ -585,9 +614,10 @@ pub mod event_kind {
     pub const PAYMENTS_IMPORTED: &str = "import.payments";
     pub const BALANCES_IMPORTED: &str = "import.balances";
     pub const TICKETS_IMPORTED: &str = "import.tickets";
+    pub const SURVEYS_IMPORTED: &str = "import.surveys";
 
     /// Every kind, for checking the `events = [...]` a workflow subscribes to.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         TICKET_OPENED,
         TICKET_CLOSED,
         TICKET_REOPENED,
@@ -603,6 +633,7 @@ pub mod event_kind {
         PAYMENTS_IMPORTED,
         BALANCES_IMPORTED,
         TICKETS_IMPORTED,
+        SURVEYS_IMPORTED,
     ];
 }
 

@@ -66,21 +66,6 @@ fn texts(lang: Language) -> &'static Texts {
     }
 }
 
-fn area_label(area: ServiceArea, lang: Language) -> &'static str {
-    match (area, lang) {
-        (ServiceArea::Reception, Language::ZhCn) => "接待服务",
-        (ServiceArea::Repairs, Language::ZhCn) => "报修维修",
-        (ServiceArea::Cleaning, Language::ZhCn) => "保洁",
-        (ServiceArea::Security, Language::ZhCn) => "安保",
-        (ServiceArea::Greenery, Language::ZhCn) => "绿化",
-        (ServiceArea::Reception, Language::En) => "Reception",
-        (ServiceArea::Repairs, Language::En) => "Repairs",
-        (ServiceArea::Cleaning, Language::En) => "Cleaning",
-        (ServiceArea::Security, Language::En) => "Security",
-        (ServiceArea::Greenery, Language::En) => "Greenery",
-    }
-}
-
 fn page(t: &Texts, body: &str) -> Html<String> {
     html_page(t.lang, t.title, body)
 }
@@ -109,10 +94,7 @@ fn form(token: &str, lang: Language, error: Option<&str>) -> Html<String> {
         "<form method=\"post\" action=\"/survey/{token}\">"
     ));
     for area in ServiceArea::ALL {
-        body.push_str(&format!(
-            "<fieldset><legend>{}</legend>",
-            area_label(area, lang)
-        ));
+        body.push_str(&format!("<fieldset><legend>{}</legend>", area.label(lang)));
         for score in 1..=5 {
             body.push_str(&format!(
                 "<label><input type=\"radio\" name=\"{name}\" value=\"{score}\"> {score}</label>",

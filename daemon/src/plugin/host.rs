@@ -517,7 +517,7 @@ fn engine_config(opts: &HostOptions, pooling: bool) -> anyhow::Result<wasmtime::
     cfg.epoch_interruption(true);
     // Hooks are plain synchronous calls. With concurrency support on (wasmtime's default), every
     // call and every instantiation also sets up and tears down a guest task for the async
-    // component model: about a third of a hook call (docs/BENCHMARKS.md, Plugins).
+    // component model: about a third of a hook call (the plugin bench, docs/BENCHMARKS.md).
     cfg.concurrency_support(false);
     if let Some(dir) = &opts.cache_dir {
         std::fs::create_dir_all(dir)

@@ -4,7 +4,8 @@
 //! components written against the versioned WIT package in `plugin-sdk/wit/`. They decide; the
 //! daemon acts: a hook reads its community through [`data::CommunityData`] and answers with
 //! [`intent::Intent`]s that are buffered and applied in the transaction that completes the run
-//! (DESIGN.md, invariants 1 and 5), so a plugin that traps half-way has done nothing.
+//! (a run's effects commit with it or not at all), so a plugin that traps half-way has done
+//! nothing.
 //!
 //! A buggy or hostile plugin must be harmless to owners and to other communities, hence: a WASI
 //! context with nothing in it (no files, env, sockets; clocks are the daemon's [`crate::clock`]),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::domain::TicketKind;
+use crate::domain::{Language, TicketKind};
 use crate::store::report::{CallbackDone, ClosedTicket};
 
 use super::html::{self, Page, Series};
@@ -137,6 +137,8 @@ pub struct Callbacks {
     /// Tickets the callback workflow escalated in the period, per role told (`supervisor`,
     /// `manager`), from the notices recorded with each run.
     pub escalations: Vec<(String, i64)>,
+    /// The language of every label (the community's locale; `compute` gives zh-CN).
+    pub lang: Language,
 }
 
 /// Figures of the period. `names` maps staff ids to the names in the community's config;
@@ -196,13 +198,10 @@ pub fn compute(
     let label = |m: BTreeMap<String, Tally>| -> Vec<(String, Tally)> {
         m.into_iter()
             .map(|(id, t)| {
-                let label = if id.is_empty() {
-                    "（未指派 unassigned）".to_string()
-                } else {
-                    match names.get(&id) {
-                        Some(n) => format!("{n} ({id})"),
-                        None => id,
-                    }
+                // "" stays "": nobody was assigned, said in the report's language.
+                let label = match names.get(&id) {
+                    Some(n) => format!("{n} ({id})"),
+                    None => id,
                 };
                 (label, t)
             })
@@ -222,11 +221,9 @@ pub fn compute(
         owners,
         staff,
         escalations: Vec::new(),
+        lang: Language::ZhCn,
     }
 }
-
-const OWNERS: &str = "按首问负责人 (by first receiver, who owns the callback)";
-const ASSIGNEES: &str = "按处理人 (by assignee, who did the work)";
 
 fn row(label: &str, t: &Tally) -> Vec<String> {
     vec![
@@ -244,95 +241,158 @@ fn row(label: &str, t: &Tally) -> Vec<String> {
     ]
 }
 
-fn columns(first: &str) -> Table {
+fn columns(first: &str, l: Language) -> Table {
     Table::new(&[
         (first, Align::Left),
-        ("结案 (closed)", Align::Right),
-        ("已回访 (done)", Align::Right),
-        ("回访率 (rate)", Align::Right),
-        ("及时 (on time)", Align::Right),
-        ("超时 (late)", Align::Right),
-        ("未回访 (missed)", Align::Right),
-        ("未到期 (pending)", Align::Right),
-        ("回访次数 (calls)", Align::Right),
-        ("满意率 (satisfied)", Align::Right),
-        ("平均分 (mean)", Align::Right),
+        (l.pick("结案", "Closed"), Align::Right),
+        (l.pick("已回访", "Called back"), Align::Right),
+        (l.pick("回访率", "Rate"), Align::Right),
+        (l.pick("及时", "On time"), Align::Right),
+        (l.pick("超时", "Late"), Align::Right),
+        (l.pick("未回访", "Missed"), Align::Right),
+        (l.pick("未到期", "Pending"), Align::Right),
+        (l.pick("回访次数", "Calls"), Align::Right),
+        (l.pick("满意率", "Satisfied"), Align::Right),
+        (l.pick("平均分", "Mean"), Align::Right),
     ])
 }
 
 impl Callbacks {
     fn title(&self) -> String {
-        format!("{} 回访报告 (callback report)", self.community_name)
+        match self.lang {
+            Language::ZhCn => format!("{} 回访报告", self.community_name),
+            Language::En => format!("{}: callback report", self.community_name),
+        }
     }
 
     fn meta(&self) -> String {
-        format!(
-            "期间 (period): {}; 回访时限 (callback SLA): 报修 (repair) {} h, 投诉 (complaint) {} h; \
-             截至 (as of): {} 日终 (end of day)",
-            self.period.describe(),
-            self.sla.repair_hours,
-            self.sla.complaint_hours,
-            self.as_of_day
+        let (period, sla) = (self.period.describe(), &self.sla);
+        match self.lang {
+            Language::ZhCn => format!(
+                "期间：{period}；回访时限：报修 {} 小时，投诉 {} 小时；截至 {} 日终",
+                sla.repair_hours, sla.complaint_hours, self.as_of_day
+            ),
+            Language::En => format!(
+                "Period: {period}; callback SLA: repairs {} h, complaints {} h; as of the end of {}",
+                sla.repair_hours, sla.complaint_hours, self.as_of_day
+            ),
+        }
+    }
+
+    fn owners_heading(&self) -> &'static str {
+        self.lang.pick(
+            "按首问负责人（回访责任人）",
+            "By first receiver (who owns the callback)",
         )
     }
 
+    fn assignees_heading(&self) -> &'static str {
+        self.lang.pick(
+            "按处理人（维修、处理的人）",
+            "By assignee (who did the work)",
+        )
+    }
+
+    fn kind_heading(&self) -> &'static str {
+        self.lang.pick("按类别", "By kind")
+    }
+
     fn kind_table(&self) -> Table {
-        let mut t = columns("类别 (kind)");
-        t.row(row("报修 (repair)", &self.repair));
-        t.row(row("投诉 (complaint)", &self.complaint));
-        t.row(row("合计 (total)", &self.total));
+        let l = self.lang;
+        let mut t = columns(l.pick("类别", "Kind"), l);
+        t.row(row(l.pick("报修", "Repairs"), &self.repair));
+        t.row(row(l.pick("投诉", "Complaints"), &self.complaint));
+        t.row(row(html::total(l), &self.total));
         t
     }
 
     fn staff_table(&self, first: &str, rows: &[(String, Tally)]) -> Table {
-        let mut t = columns(first);
+        let mut t = columns(first, self.lang);
         for (name, tally) in rows {
+            let name = if name.is_empty() {
+                self.lang.pick("（未指派）", "(unassigned)")
+            } else {
+                name.as_str()
+            };
             t.row(row(name, tally));
         }
         t
     }
 
+    fn owner_table(&self) -> Table {
+        self.staff_table(self.lang.pick("首问负责人", "First receiver"), &self.owners)
+    }
+
+    fn assignee_table(&self) -> Table {
+        self.staff_table(self.lang.pick("处理人", "Assignee"), &self.staff)
+    }
+
+    fn nothing(&self) -> bool {
+        self.total.closed == 0 && self.total.callbacks == 0
+    }
+
     fn summary_lines(&self) -> Vec<String> {
         let t = &self.total;
-        if t.closed == 0 && t.callbacks == 0 {
-            return vec![format!(
-                "本期没有结案工单，也没有回访 (no ticket closed and no callback done in {})",
+        let due = t.closed - t.pending;
+        let (rate, on_time, satisfied, mean) = (
+            t.callback_rate().percent(),
+            t.on_time_rate().percent(),
+            t.satisfied_rate().percent(),
+            fmt_mean(t.score_sum, t.callbacks),
+        );
+        match self.lang {
+            Language::ZhCn if self.nothing() => {
+                vec![format!("本期（{}）没有结案工单，也没有回访", self.period)]
+            }
+            Language::En if self.nothing() => vec![format!(
+                "No ticket closed and no callback done in {}",
                 self.period
-            )];
+            )],
+            Language::ZhCn => vec![
+                format!(
+                    "回访率：{rate}（结案 {} 单，已回访 {} 单）",
+                    t.closed, t.with_callback
+                ),
+                format!(
+                    "及时率：{on_time}（应回访 {due} 单，及时 {} 单）",
+                    t.on_time
+                ),
+                format!(
+                    "回访满意率：{satisfied}（回访 {} 次，满意 {} 次），平均分 {mean}",
+                    t.callbacks, t.satisfied
+                ),
+                format!(
+                    "超过时限、应升级至主管：{} 单（超时回访 {} 单，未回访 {} 单）",
+                    t.late + t.missed,
+                    t.late,
+                    t.missed
+                ),
+                format!("因回访不满意重开：{} 单", t.reopened),
+                self.escalation_line(),
+            ],
+            Language::En => vec![
+                format!(
+                    "Callback rate: {rate} ({} of {} closed)",
+                    t.with_callback, t.closed
+                ),
+                format!(
+                    "On time, of callbacks due: {on_time} ({} of {due})",
+                    t.on_time
+                ),
+                format!(
+                    "Satisfied among callbacks: {satisfied} ({} of {}), mean score {mean}",
+                    t.satisfied, t.callbacks
+                ),
+                format!(
+                    "Past the SLA, due for escalation to the supervisor: {} ({} late, {} missed)",
+                    t.late + t.missed,
+                    t.late,
+                    t.missed
+                ),
+                format!("Reopened after a bad callback: {}", t.reopened),
+                self.escalation_line(),
+            ],
         }
-        vec![
-            format!(
-                "回访率 (callback rate): {} ({} / {} closed)",
-                t.callback_rate().percent(),
-                t.with_callback,
-                t.closed
-            ),
-            format!(
-                "及时率 (on time, of callbacks due): {} ({} / {})",
-                t.on_time_rate().percent(),
-                t.on_time,
-                t.closed - t.pending
-            ),
-            format!(
-                "回访满意率 (satisfied among callbacks): {} ({} / {}), 平均分 (mean score) {}",
-                t.satisfied_rate().percent(),
-                t.satisfied,
-                t.callbacks,
-                fmt_mean(t.score_sum, t.callbacks)
-            ),
-            format!(
-                "超过时限、应升级至主管 (past the SLA, due for escalation to the supervisor): {} \
-                 ({} late + {} missed)",
-                t.late + t.missed,
-                t.late,
-                t.missed
-            ),
-            format!(
-                "曾因不满意重开 (reopened after a bad callback): {}",
-                t.reopened
-            ),
-            self.escalation_line(),
-        ]
     }
 
     /// What the workflow did about the overdue ones, as recorded (首问负责制: every step).
@@ -343,11 +403,15 @@ impl Callbacks {
                 .find(|(r, _)| r == role)
                 .map_or(0, |(_, n)| *n)
         };
-        format!(
-            "已升级 (escalated by the callback workflow): 主管 (supervisor) {} 单, 经理 (manager) {} 单",
-            count("supervisor"),
-            count("manager")
-        )
+        let (supervisor, manager) = (count("supervisor"), count("manager"));
+        match self.lang {
+            Language::ZhCn => {
+                format!("回访升级工作流已升级：主管 {supervisor} 单，经理 {manager} 单")
+            }
+            Language::En => format!(
+                "Escalated by the callback workflow: to the supervisor {supervisor}, to the manager {manager}"
+            ),
+        }
     }
 
     pub fn to_text(&self) -> String {
@@ -358,36 +422,33 @@ impl Callbacks {
             s.push_str(&l);
             s.push('\n');
         }
-        if self.total.closed == 0 && self.total.callbacks == 0 {
+        if self.nothing() {
             return s;
         }
-        s.push_str("\n按类别 (by kind)\n");
+        s.push_str(&format!("\n{}\n", self.kind_heading()));
         s.push_str(&self.kind_table().render());
-        s.push_str(&format!("\n{OWNERS}\n"));
-        s.push_str(
-            &self
-                .staff_table("首问负责人 (owner)", &self.owners)
-                .render(),
-        );
-        s.push_str(&format!("\n{ASSIGNEES}\n"));
-        s.push_str(&self.staff_table("处理人 (assignee)", &self.staff).render());
+        s.push_str(&format!("\n{}\n", self.owners_heading()));
+        s.push_str(&self.owner_table().render());
+        s.push_str(&format!("\n{}\n", self.assignees_heading()));
+        s.push_str(&self.assignee_table().render());
         s
     }
 
     pub fn to_html(&self) -> String {
-        let mut p = Page::new(&self.title(), &self.meta());
+        let l = self.lang;
+        let mut p = Page::new(&self.title(), &self.meta(), l);
         let lines = self.summary_lines();
-        if self.total.closed == 0 && self.total.callbacks == 0 {
+        if self.nothing() {
             p.note(&lines[0]);
             return p.finish();
         }
-        for l in &lines {
-            p.p(l);
+        for line in &lines {
+            p.p(line);
         }
         let groups = vec![
-            "报修 repair".to_string(),
-            "投诉 complaint".to_string(),
-            "合计 total".to_string(),
+            l.pick("报修", "Repairs").to_string(),
+            l.pick("投诉", "Complaints").to_string(),
+            html::total(l).to_string(),
         ];
         let values: Vec<Vec<Option<i64>>> = [&self.repair, &self.complaint, &self.total]
             .iter()
@@ -400,32 +461,36 @@ impl Callbacks {
             })
             .collect();
         p.chart(&html::bar_chart(
-            "回访率、及时率、满意率 (callback rate, on time, satisfied)",
+            l.pick(
+                "回访率、及时率、满意率",
+                "Callback rate, on time, satisfied",
+            ),
             &groups,
             &[
                 Series {
-                    name: "回访率 (callback rate)",
+                    name: l.pick("回访率", "Callback rate"),
                     color: "#2b6cb0",
                 },
                 Series {
-                    name: "及时率 (on time)",
+                    name: l.pick("及时率", "On time"),
                     color: "#38a169",
                 },
                 Series {
-                    name: "满意率 (satisfied)",
+                    name: l.pick("满意率", "Satisfied"),
                     color: "#d69e2e",
                 },
             ],
             &values,
             1000,
             &html::permille_label,
+            l,
         ));
-        p.h2("按类别 (by kind)");
+        p.h2(self.kind_heading());
         p.table(&self.kind_table());
-        p.h2(OWNERS);
-        p.table(&self.staff_table("首问负责人 (owner)", &self.owners));
-        p.h2(ASSIGNEES);
-        p.table(&self.staff_table("处理人 (assignee)", &self.staff));
+        p.h2(self.owners_heading());
+        p.table(&self.owner_table());
+        p.h2(self.assignees_heading());
+        p.table(&self.assignee_table());
         p.finish()
     }
 }
@@ -527,7 +592,7 @@ mod tests {
             ("zhou-ming".to_string(), "周明".to_string()),
             ("chen-jing".to_string(), "陈静".to_string()),
         ]);
-        let r = compute(
+        let mut r = compute(
             "水畔花园",
             "2026-09".parse().unwrap(),
             sla,
@@ -551,22 +616,89 @@ mod tests {
         assert_eq!(
             staff,
             [
-                ("（未指派 unassigned）", 1, 0),
+                ("", 1, 0), // unassigned, labelled in the report's language
                 ("wang-li", 2, 1),
                 ("周明 (zhou-ming)", 2, 2)
             ]
         );
         let text = r.to_text();
         assert!(
-            text.contains("回访率 (callback rate): 60.0% (3 / 5 closed)\n"),
+            text.contains("回访率：60.0%（结案 5 单，已回访 3 单）\n"),
             "{text}"
         );
         assert!(
-            text.contains("及时率 (on time, of callbacks due): 50.0% (2 / 4)\n"),
+            text.contains("及时率：50.0%（应回访 4 单，及时 2 单）\n"),
             "{text}"
         );
+        assert!(text.contains("（未指派）"), "{text}");
+        r.lang = Language::En;
+        let text = r.to_text();
+        assert!(
+            text.contains("Callback rate: 60.0% (3 of 5 closed)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("On time, of callbacks due: 50.0% (2 of 4)\n"),
+            "{text}"
+        );
+        assert!(text.contains("(unassigned)"), "{text}");
         let page = r.to_html();
         assert_eq!(page.matches("<rect class=\"bar\"").count(), 9);
+    }
+
+    #[test]
+    fn each_language_prints_labels_in_that_language_only() {
+        use crate::report::wording::{cjk, latin_words, visible};
+        let t1 = closed(
+            "T1",
+            TicketKind::Repair,
+            "zhou-ming",
+            at(1, 8),
+            Some((at(2, 8), true, 5)),
+        );
+        let t2 = closed(
+            "T2",
+            TicketKind::Complaint,
+            "",
+            at(3, 8),
+            Some((at(6, 9), false, 2)),
+        );
+        let t3 = closed("T3", TicketKind::Repair, "wang-li", at(10, 8), None);
+        let names = BTreeMap::from([("zhou-ming".to_string(), "周明".to_string())]);
+        // Config-supplied text: the community's and staff names and ids, the period.
+        let data = [
+            "水畔花园",
+            "周明",
+            "zhou-ming",
+            "wang-li",
+            "chen-jing",
+            "2026-09",
+        ];
+        let day = NaiveDate::from_ymd_opt(2026, 9, 29).unwrap();
+        for tickets in [vec![t1, t2, t3], vec![]] {
+            let dones: Vec<CallbackDone> = tickets
+                .iter()
+                .filter(|t| t.callback.is_some())
+                .map(done)
+                .collect();
+            let mut r = compute(
+                "水畔花园",
+                "2026-09".parse().unwrap(),
+                Sla::default(),
+                (day, at(30, 0)),
+                &tickets,
+                &dones,
+                &names,
+            );
+            r.escalations = vec![("supervisor".into(), 1)];
+            for page in [r.to_text(), visible(&r.to_html())] {
+                assert_eq!(latin_words(&page, &data), Vec::<String>::new(), "{page}");
+            }
+            r.lang = Language::En;
+            for page in [r.to_text(), visible(&r.to_html())] {
+                assert_eq!(cjk(&page, &data), "", "{page}");
+            }
+        }
     }
 
     #[test]
@@ -622,9 +754,7 @@ mod tests {
         assert_eq!(r.total.callback_rate().percent(), "—");
         let text = r.to_text();
         assert!(
-            text.ends_with(
-                "本期没有结案工单，也没有回访 (no ticket closed and no callback done in 2026-02)\n"
-            ),
+            text.ends_with("本期（2026-02）没有结案工单，也没有回访\n"),
             "{text}"
         );
         assert!(!r.to_html().contains("<svg"));

@@ -8,31 +8,31 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::domain::{Utility, UtilityBalance};
+use crate::domain::{Language, Utility, UtilityBalance};
 use crate::store::report::{FeeTally, OverdueBill};
 
 use super::html::{self, Page, Series};
 use super::text::{Align, Table, heading};
 use super::{Period, Ratio, yuan};
 
-/// A fee type as printed: the known ones in Chinese with the stored name.
-pub fn fee_label(t: &str) -> String {
+/// A fee type as printed: the known ones by name, any other as the billing system wrote it.
+pub fn fee_label(t: &str, lang: Language) -> String {
     match t {
-        "property" => "物业费 (property)".to_string(),
-        "parking" => "停车费 (parking)".to_string(),
+        "property" => lang.pick("物业费", "Property fee").to_string(),
+        "parking" => lang.pick("停车费", "Parking fee").to_string(),
         other => other.to_string(),
     }
 }
 
 /// Aging buckets by days past due.
-pub const BUCKETS: [&str; 4] = [
-    "0–30 天 (days)",
-    "31–60 天 (days)",
-    "61–90 天 (days)",
-    ">90 天 (days)",
-];
+pub fn buckets(lang: Language) -> [&'static str; 4] {
+    match lang {
+        Language::ZhCn => ["0–30 天", "31–60 天", "61–90 天", "90 天以上"],
+        Language::En => ["0–30 days", "31–60 days", "61–90 days", "over 90 days"],
+    }
+}
 
-/// Index into [`BUCKETS`] for a bill `days` past due.
+/// Index into [`buckets`] for a bill `days` past due.
 pub fn bucket(days: i64) -> usize {
     match days {
         ..=30 => 0,
@@ -71,6 +71,8 @@ pub struct Fees {
     pub buckets: [BucketTotal; 4],
     pub arrears: Vec<Arrears>,
     pub low_balances: Vec<UtilityBalance>,
+    /// The language of every label (the community's locale; `compute` gives zh-CN).
+    pub lang: Language,
 }
 
 /// Figures of the period. `unpaid` are the bills due before `as_of` still unpaid at its end.
@@ -123,6 +125,7 @@ pub fn compute(
         buckets,
         arrears,
         low_balances,
+        lang: Language::ZhCn,
     }
 }
 
@@ -139,30 +142,55 @@ impl Fees {
     }
 
     fn title(&self) -> String {
-        format!("{} 收费报告 (fee collection report)", self.community_name)
+        match self.lang {
+            Language::ZhCn => format!("{} 收费报告", self.community_name),
+            Language::En => format!("{}: fee collection report", self.community_name),
+        }
     }
 
     fn meta(&self) -> String {
-        format!(
-            "期间 (period): {}; 截至 (as of): {} 日终 (end of day)",
-            self.period.describe(),
-            self.as_of
-        )
+        match self.lang {
+            Language::ZhCn => format!("期间：{}；截至 {} 日终", self.period.describe(), self.as_of),
+            Language::En => format!(
+                "Period: {}; as of the end of {}",
+                self.period.describe(),
+                self.as_of
+            ),
+        }
     }
 
     fn no_bills(&self) -> String {
-        format!("本期没有到期账单 (no bill due in {})", self.period)
+        match self.lang {
+            Language::ZhCn => format!("本期（{}）没有到期账单", self.period),
+            Language::En => format!("No bill due in {}", self.period),
+        }
+    }
+
+    fn billed_heading(&self) -> &'static str {
+        self.lang.pick(
+            "应收与实收（本期到期的账单）",
+            "Billed and collected (bills due in the period)",
+        )
+    }
+
+    fn rate_line(&self) -> String {
+        format!(
+            "{}{}",
+            self.lang.pick("收缴率：", "Collection rate: "),
+            self.collection_rate().percent()
+        )
     }
 
     fn billed_table(&self) -> Table {
+        let l = self.lang;
         let mut t = Table::new(&[
-            ("费用 (fee type)", Align::Left),
-            ("账单 (bills)", Align::Right),
-            ("应收 (billed)", Align::Right),
-            ("已收 (collected)", Align::Right),
-            ("未收 (outstanding)", Align::Right),
-            ("收缴率 (rate)", Align::Right),
-            ("本期实收 (received in period)", Align::Right),
+            (l.pick("费用", "Fee type"), Align::Left),
+            (l.pick("账单", "Bills"), Align::Right),
+            (l.pick("应收", "Billed"), Align::Right),
+            (l.pick("已收", "Collected"), Align::Right),
+            (l.pick("未收", "Outstanding"), Align::Right),
+            (l.pick("收缴率", "Rate"), Align::Right),
+            (l.pick("本期实收", "Received in period"), Align::Right),
         ]);
         let received: BTreeMap<&str, i64> = self
             .received
@@ -184,7 +212,7 @@ impl Fees {
             let rec = received.get(ty).copied().unwrap_or(0);
             total_received += rec;
             t.row(vec![
-                fee_label(ty),
+                fee_label(ty, l),
                 bills.to_string(),
                 yuan(billed),
                 yuan(collected),
@@ -194,7 +222,7 @@ impl Fees {
             ]);
         }
         t.row(vec![
-            "合计 (total)".into(),
+            html::total(l).into(),
             self.billed.iter().map(|t| t.bills).sum::<i64>().to_string(),
             yuan(self.billed_fen()),
             yuan(self.collected_fen()),
@@ -206,13 +234,14 @@ impl Fees {
     }
 
     fn bucket_table(&self) -> Table {
+        let l = self.lang;
         let mut t = Table::new(&[
-            ("逾期 (past due)", Align::Left),
-            ("户数 (households)", Align::Right),
-            ("账单 (bills)", Align::Right),
-            ("欠费 (owed)", Align::Right),
+            (l.pick("逾期", "Past due"), Align::Left),
+            (l.pick("户数", "Households"), Align::Right),
+            (l.pick("账单", "Bills"), Align::Right),
+            (l.pick("欠费", "Owed"), Align::Right),
         ]);
-        for (name, b) in BUCKETS.iter().zip(&self.buckets) {
+        for (name, b) in buckets(l).iter().zip(&self.buckets) {
             t.row(vec![
                 name.to_string(),
                 b.households.to_string(),
@@ -221,7 +250,7 @@ impl Fees {
             ]);
         }
         t.row(vec![
-            "合计 (total)".into(),
+            html::total(l).into(),
             self.arrears.len().to_string(),
             self.buckets
                 .iter()
@@ -234,12 +263,13 @@ impl Fees {
     }
 
     fn arrears_table(&self) -> Table {
+        let l = self.lang;
         let mut t = Table::new(&[
-            ("户 (household)", Align::Left),
-            ("账单 (bills)", Align::Right),
-            ("欠费 (owed)", Align::Right),
-            ("最早到期 (oldest due)", Align::Left),
-            ("逾期天数 (days)", Align::Right),
+            (l.pick("户", "Household"), Align::Left),
+            (l.pick("账单", "Bills"), Align::Right),
+            (l.pick("欠费", "Owed"), Align::Right),
+            (l.pick("最早到期", "Oldest due"), Align::Left),
+            (l.pick("逾期天数", "Days"), Align::Right),
         ]);
         for a in &self.arrears {
             t.row(vec![
@@ -254,18 +284,19 @@ impl Fees {
     }
 
     fn balance_table(&self) -> Table {
+        let l = self.lang;
         let mut t = Table::new(&[
-            ("户 (household)", Align::Left),
-            ("类别 (utility)", Align::Left),
-            ("余额 (balance)", Align::Right),
-            ("提醒线 (threshold)", Align::Right),
+            (l.pick("户", "Household"), Align::Left),
+            (l.pick("类别", "Utility"), Align::Left),
+            (l.pick("余额", "Balance"), Align::Right),
+            (l.pick("提醒线", "Threshold"), Align::Right),
         ]);
         for b in &self.low_balances {
             t.row(vec![
                 b.household.clone(),
                 match b.utility {
-                    Utility::Water => "水 (water)".into(),
-                    Utility::Electricity => "电 (electricity)".into(),
+                    Utility::Water => l.pick("水", "Water").into(),
+                    Utility::Electricity => l.pick("电", "Electricity").into(),
                 },
                 yuan(b.balance_fen),
                 yuan(b.threshold_fen),
@@ -275,34 +306,36 @@ impl Fees {
     }
 
     fn balance_heading(&self) -> String {
-        format!(
-            "预付费余额低于提醒线 (prepaid balances below threshold, latest readings): {}",
-            self.low_balances.len()
-        )
+        let n = self.low_balances.len();
+        match self.lang {
+            Language::ZhCn => format!("预付费余额低于提醒线（最新读数）：{n} 项"),
+            Language::En => {
+                format!("Prepaid balances below their threshold (latest readings): {n}")
+            }
+        }
     }
 
     fn arrears_heading(&self) -> String {
-        format!(
-            "欠费户 (households in arrears at {}): {}",
-            self.as_of,
-            self.arrears.len()
-        )
+        let n = self.arrears.len();
+        match self.lang {
+            Language::ZhCn => format!("欠费户（截至 {}）：{n} 户", self.as_of),
+            Language::En => format!("Households in arrears at {}: {n}", self.as_of),
+        }
     }
 
     pub fn to_text(&self) -> String {
         let mut s = heading(&self.title());
         s.push_str(&self.meta());
         s.push_str("\n\n");
-        s.push_str("应收与实收 (billed and collected, bills due in the period)\n");
+        s.push_str(self.billed_heading());
+        s.push('\n');
         if self.billed.is_empty() {
             s.push_str(&self.no_bills());
             s.push('\n');
         }
         s.push_str(&self.billed_table().render());
-        s.push_str(&format!(
-            "收缴率 (collection rate): {}\n",
-            self.collection_rate().percent()
-        ));
+        s.push_str(&self.rate_line());
+        s.push('\n');
         s.push_str(&format!("\n{}\n", self.arrears_heading()));
         s.push_str(&self.bucket_table().render());
         if !self.arrears.is_empty() {
@@ -317,8 +350,9 @@ impl Fees {
     }
 
     pub fn to_html(&self) -> String {
-        let mut p = Page::new(&self.title(), &self.meta());
-        p.h2("应收与实收 (billed and collected, bills due in the period)");
+        let l = self.lang;
+        let mut p = Page::new(&self.title(), &self.meta(), l);
+        p.h2(self.billed_heading());
         if self.billed.is_empty() {
             p.note(&self.no_bills());
         } else {
@@ -329,7 +363,7 @@ impl Fees {
                 .map(|t| {
                     format!(
                         "{} {}",
-                        fee_label(&t.fee_type),
+                        fee_label(&t.fee_type, l),
                         Ratio::new(t.collected_fen, t.billed_fen).percent()
                     )
                 })
@@ -341,28 +375,26 @@ impl Fees {
                 .collect();
             let max = self.billed.iter().map(|t| t.billed_fen).max().unwrap_or(1);
             p.chart(&html::bar_chart(
-                "各类费用应收与已收 (billed vs collected per fee type)",
+                l.pick("各类费用应收与已收", "Billed and collected per fee type"),
                 &groups,
                 &[
                     Series {
-                        name: "应收 (billed)",
+                        name: l.pick("应收", "Billed"),
                         color: "#a0aec0",
                     },
                     Series {
-                        name: "已收 (collected)",
+                        name: l.pick("已收", "Collected"),
                         color: "#2b6cb0",
                     },
                 ],
                 &values,
                 max,
                 &yuan,
+                l,
             ));
         }
         p.table(&self.billed_table());
-        p.p(&format!(
-            "收缴率 (collection rate): {}",
-            self.collection_rate().percent()
-        ));
+        p.p(&self.rate_line());
         p.h2(&self.arrears_heading());
         p.table(&self.bucket_table());
         if !self.arrears.is_empty() {
@@ -452,9 +484,66 @@ mod tests {
             ]
         );
         let text = f.to_text();
-        assert!(text.contains("收缴率 (collection rate): 42.9%\n"), "{text}");
+        assert!(text.contains("收缴率：42.9%\n"), "{text}");
         assert!(text.contains("¥1,234.50"), "{text}");
         assert_eq!(f.to_html().matches("<rect class=\"bar\"").count(), 4);
+    }
+
+    #[test]
+    fn each_language_prints_labels_in_that_language_only() {
+        use crate::report::wording::{cjk, latin_words, visible};
+        let billed = vec![
+            FeeTally {
+                fee_type: "property".into(),
+                bills: 2,
+                billed_fen: 44000,
+                collected_fen: 22000,
+                paid_bills: 1,
+            },
+            // A fee type the billing system named itself: printed as it wrote it.
+            FeeTally {
+                fee_type: "装修押金".into(),
+                bills: 1,
+                billed_fen: 100000,
+                collected_fen: 0,
+                paid_bills: 0,
+            },
+        ];
+        let low = vec![UtilityBalance {
+            community: "shuipan".into(),
+            household: "1-1-101".into(),
+            utility: Utility::Water,
+            balance_fen: 1500,
+            threshold_fen: 2000,
+            as_of: chrono::Utc::now(),
+        }];
+        let data = ["水畔花园", "装修押金", "2026Q3"];
+        let cases = [
+            (
+                billed,
+                vec![unpaid("1-1-201", "2026-06-15", 22050, 50)],
+                low,
+            ),
+            (vec![], vec![], vec![]),
+        ];
+        for (billed, unpaid, low) in cases {
+            let mut f = compute(
+                "水畔花园",
+                "2026Q3".parse().unwrap(),
+                d("2026-09-30"),
+                billed,
+                vec![("parking".into(), 45000)],
+                &unpaid,
+                low,
+            );
+            for page in [f.to_text(), visible(&f.to_html())] {
+                assert_eq!(latin_words(&page, &data), Vec::<String>::new(), "{page}");
+            }
+            f.lang = Language::En;
+            for page in [f.to_text(), visible(&f.to_html())] {
+                assert_eq!(cjk(&page, &data), "", "{page}");
+            }
+        }
     }
 
     #[test]
@@ -470,10 +559,7 @@ mod tests {
         );
         assert_eq!(f.collection_rate().percent(), "—");
         let t = f.to_text();
-        assert!(
-            t.contains("本期没有到期账单 (no bill due in 2025Q1)\n"),
-            "{t}"
-        );
-        assert!(t.contains("收缴率 (collection rate): —\n"), "{t}");
+        assert!(t.contains("本期（2025Q1）没有到期账单\n"), "{t}");
+        assert!(t.contains("收缴率：—\n"), "{t}");
     }
 }

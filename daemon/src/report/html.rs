@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use super::text::{Align, Table};
+use crate::domain::Language;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -35,14 +36,15 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:
 svg{display:block;margin:8px 0 20px}\
 table,svg{page-break-inside:avoid}@media print{body{margin:0;max-width:none}}";
 
-/// A page under construction.
+/// A page under construction, in one language.
 pub struct Page {
     body: String,
     title: String,
+    lang: Language,
 }
 
 impl Page {
-    pub fn new(title: &str, meta: &str) -> Self {
+    pub fn new(title: &str, meta: &str, lang: Language) -> Self {
         let mut body = String::new();
         let _ = write!(
             body,
@@ -53,6 +55,7 @@ impl Page {
         Page {
             body,
             title: title.to_string(),
+            lang,
         }
     }
 
@@ -69,8 +72,9 @@ impl Page {
         let _ = writeln!(self.body, "<p>{}</p>", esc(s));
     }
 
-    /// A table; rows whose first cell starts with "合计" are emphasised as totals.
+    /// A table; rows whose first cell is the total's label ("合计", "Total") are emphasised.
     pub fn table(&mut self, t: &Table) {
+        let total_label = total(self.lang);
         let b = &mut self.body;
         b.push_str("<table>\n<thead><tr>");
         for h in &t.header {
@@ -78,7 +82,7 @@ impl Page {
         }
         b.push_str("</tr></thead>\n<tbody>\n");
         for r in &t.rows {
-            let total = r.first().is_some_and(|c| c.starts_with("合计"));
+            let total = r.first().is_some_and(|c| c == total_label);
             b.push_str(if total {
                 "<tr class=\"total\">"
             } else {
@@ -104,15 +108,21 @@ impl Page {
 
     pub fn finish(self) -> String {
         format!(
-            "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
+            "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
              <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{}</body>\n</html>\n",
+            self.lang.as_str(),
             esc(&self.title),
             self.body
         )
     }
 }
 
-/// One series of a bar chart (e.g. "本期 (this period)"), with its colour.
+/// The label of a table's total row, which [`Page::table`] emphasises.
+pub fn total(lang: Language) -> &'static str {
+    lang.pick("合计", "Total")
+}
+
+/// One series of a bar chart (e.g. "本期", "This period"), with its colour.
 pub struct Series<'a> {
     pub name: &'a str,
     pub color: &'a str,
@@ -136,7 +146,7 @@ fn text_w(s: &str, px: i64) -> i64 {
 
 /// A grouped horizontal bar chart: one block of bars per group (a service area, a fee type),
 /// one bar per series inside it, the value printed at the end of each bar. Horizontal because
-/// the labels are Chinese with English in parentheses and money values are long; both would
+/// the labels can be long (an English area or fee name) and money values are long; both would
 /// collide under vertical bars. `values[g][s]` is the value of series `s` in group `g`, `None`
 /// when there is no data (no bar, "—" instead). `max` is the full scale; each drawn bar is a
 /// `<rect class="bar">`.
@@ -147,6 +157,7 @@ pub fn bar_chart(
     values: &[Vec<Option<i64>>],
     max: i64,
     label: &dyn Fn(i64) -> String,
+    lang: Language,
 ) -> String {
     const WIDTH: i64 = 680;
     const BAR_H: i64 = 16;
@@ -243,7 +254,7 @@ pub fn bar_chart(
                         "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#999\">— {}</text>",
                         left + 4,
                         y + BAR_H - 4,
-                        esc("无数据 (no data)")
+                        esc(lang.pick("无数据", "no data"))
                     );
                 }
             }
@@ -288,6 +299,7 @@ mod tests {
             &[vec![Some(1000), Some(500)], vec![Some(0), None]],
             1000,
             &permille_label,
+            Language::ZhCn,
         );
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
         // Full scale is the plot height; half is half; zero is a zero-height bar.

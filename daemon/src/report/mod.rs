@@ -28,6 +28,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Community;
+use crate::domain::Language;
 use crate::exit::Coded;
 use crate::store::domain::DomainRead;
 use crate::store::report as q;
@@ -229,12 +230,14 @@ impl Ratio {
     }
 }
 
-/// "+3.3 pp", "-1.0 pp", "±0.0 pp", or "—" when either side has no data.
-pub fn fmt_delta(d: Option<i64>) -> String {
+/// A change in percentage points: "+3.3 pp", "-1.0 pp", "±0.0 pp" (zh-CN: "+3.3 个百分点"), or
+/// "—" when either side has no data.
+pub fn fmt_delta(d: Option<i64>, lang: Language) -> String {
+    let unit = lang.pick("个百分点", "pp");
     match d {
-        Some(0) => "±0.0 pp".to_string(),
-        Some(d) if d > 0 => format!("+{} pp", tenths(d)),
-        Some(d) => format!("{} pp", tenths(d)),
+        Some(0) => format!("±0.0 {unit}"),
+        Some(d) if d > 0 => format!("+{} {unit}", tenths(d)),
+        Some(d) => format!("{} {unit}", tenths(d)),
         None => "—".to_string(),
     }
 }
@@ -314,7 +317,13 @@ pub fn sla_of(community: &Community) -> anyhow::Result<Sla> {
     Ok(sla)
 }
 
-/// Computes and renders one report. `today` is the community's local date the report is run on.
+/// The language a community's reports are printed in: its `locale`.
+pub fn language_of(community: &Community) -> Language {
+    community.raw.locale.parse().unwrap_or(Language::ZhCn)
+}
+
+/// Computes and renders one report in `lang`. `today` is the community's local date the report
+/// is run on.
 pub fn build(
     conn: &rusqlite::Connection,
     community: &Community,
@@ -322,6 +331,7 @@ pub fn build(
     period: Period,
     today: NaiveDate,
     format: Format,
+    lang: Language,
 ) -> anyhow::Result<String> {
     let id = community.id.as_str();
     let tz = community.tz;
@@ -337,7 +347,7 @@ pub fn build(
             let (pf, pt) = period.previous().instants(tz);
             let prev_campaigns = q::campaigns_opened(conn, id, pf, pt)?.len();
             let prev = q::responses_opened(conn, id, pf, pt)?;
-            let r = satisfaction::compute(
+            let mut r = satisfaction::compute(
                 &community.name,
                 period,
                 campaigns,
@@ -345,6 +355,7 @@ pub fn build(
                 prev_campaigns,
                 &prev,
             );
+            r.lang = lang;
             if html { r.to_html() } else { r.to_text() }
         }
         Kind::Callbacks => {
@@ -368,6 +379,7 @@ pub fn build(
                 &names,
             );
             r.escalations = q::escalations(conn, id, from, to.min(now))?;
+            r.lang = lang;
             if html { r.to_html() } else { r.to_text() }
         }
         Kind::Fees => {
@@ -380,7 +392,7 @@ pub fn build(
                 None => Vec::new(),
             };
             let low = DomainRead::new(conn, id).balances_below_threshold()?;
-            let r = fees::compute(
+            let mut r = fees::compute(
                 &community.name,
                 period,
                 as_of_day,
@@ -389,9 +401,62 @@ pub fn build(
                 &unpaid,
                 low,
             );
+            r.lang = lang;
             if html { r.to_html() } else { r.to_text() }
         }
     })
+}
+
+/// What the language tests of each report look at: the words a reader sees, in the wrong
+/// script, once the data (community and staff names, ids, periods, owners' comments) is taken
+/// out, since only the labels are the report's own.
+#[cfg(test)]
+pub(crate) mod wording {
+    /// The text of an HTML page as a reader sees it: no style sheet, tags or entities.
+    pub fn visible(page: &str) -> String {
+        let mut s = page.to_string();
+        while let (Some(a), Some(b)) = (s.find("<style>"), s.find("</style>")) {
+            s.replace_range(a..b + "</style>".len(), " ");
+        }
+        let mut out = String::with_capacity(s.len());
+        let (mut in_tag, mut in_entity) = (false, false);
+        for c in s.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => in_tag = false,
+                '&' if !in_tag => in_entity = true,
+                ';' if in_entity => in_entity = false,
+                _ if in_tag || in_entity => {}
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn without(text: &str, data: &[&str]) -> String {
+        let mut data = data.to_vec();
+        // Longest first, so a name inside a longer piece of data goes with it.
+        data.sort_by_key(|d| std::cmp::Reverse(d.len()));
+        data.iter().fold(text.to_string(), |t, d| t.replace(d, " "))
+    }
+
+    /// Words in Latin letters outside `data`: none may be left in a zh-CN report.
+    pub fn latin_words(text: &str, data: &[&str]) -> Vec<String> {
+        without(text, data)
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Chinese characters and full-width punctuation outside `data`: none may be left in an
+    /// English report.
+    pub fn cjk(text: &str, data: &[&str]) -> String {
+        without(text, data)
+            .chars()
+            .filter(|c| matches!(*c as u32, 0x3000..=0x303f | 0x3400..=0x9fff | 0xff00..=0xffef))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -466,15 +531,23 @@ mod tests {
         assert_eq!(Ratio::new(0, 0).permille(), None);
         // 2/3 − 1/2 = 16.666… pp, not 66.7 − 50.0 = 16.7 by accident of rounding.
         assert_eq!(Ratio::new(2, 3).delta_pp(&Ratio::new(1, 2)), Some(167));
+        let delta = |a: Ratio, b: Ratio, lang| fmt_delta(a.delta_pp(&b), lang);
         assert_eq!(
-            fmt_delta(Ratio::new(1, 3).delta_pp(&Ratio::new(1, 2))),
+            delta(Ratio::new(1, 3), Ratio::new(1, 2), Language::En),
             "-16.7 pp"
         );
         assert_eq!(
-            fmt_delta(Ratio::new(1, 2).delta_pp(&Ratio::new(2, 4))),
+            delta(Ratio::new(1, 3), Ratio::new(1, 2), Language::ZhCn),
+            "-16.7 个百分点"
+        );
+        assert_eq!(
+            delta(Ratio::new(1, 2), Ratio::new(2, 4), Language::En),
             "±0.0 pp"
         );
-        assert_eq!(fmt_delta(Ratio::new(1, 2).delta_pp(&Ratio::new(0, 0))), "—");
+        assert_eq!(
+            delta(Ratio::new(1, 2), Ratio::new(0, 0), Language::ZhCn),
+            "—"
+        );
         assert_eq!(fmt_mean(13, 3), "4.33");
         assert_eq!(fmt_mean(0, 0), "—");
     }

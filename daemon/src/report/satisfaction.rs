@@ -5,23 +5,12 @@
 //! listed with their comments by household unit only: the report is passed around the office,
 //! so it carries no owner names or phone numbers.
 
-use crate::domain::ServiceArea;
+use crate::domain::{Language, ServiceArea};
 use crate::store::report::{CampaignTally, ResponseRow};
 
 use super::html::{self, Page, Series};
 use super::text::{Align, Table, heading};
 use super::{Period, Ratio, fmt_delta, fmt_mean};
-
-/// Chinese and English name of an area, as printed.
-pub fn area_label(a: ServiceArea) -> &'static str {
-    match a {
-        ServiceArea::Reception => "接待 (reception)",
-        ServiceArea::Repairs => "报修 (repairs)",
-        ServiceArea::Cleaning => "保洁 (cleaning)",
-        ServiceArea::Security => "安保 (security)",
-        ServiceArea::Greenery => "绿化 (greenery)",
-    }
-}
 
 /// Figures of one area in one period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +47,8 @@ pub struct Satisfaction {
     pub areas: [AreaFigures; 5],
     pub previous: [AreaFigures; 5],
     pub low: Vec<LowScore>,
+    /// The language of every label (the community's locale; `compute` gives zh-CN).
+    pub lang: Language,
 }
 
 fn tally(responses: &[ResponseRow]) -> [AreaFigures; 5] {
@@ -109,6 +100,7 @@ pub fn compute(
         areas: tally(responses),
         previous: tally(previous_responses),
         low,
+        lang: Language::ZhCn,
     }
 }
 
@@ -124,25 +116,34 @@ impl Satisfaction {
     }
 
     fn title(&self) -> String {
-        format!(
-            "{} 业主满意度报告 (owner satisfaction report)",
-            self.community_name
-        )
+        match self.lang {
+            Language::ZhCn => format!("{} 业主满意度报告", self.community_name),
+            Language::En => format!("{}: owner satisfaction report", self.community_name),
+        }
     }
 
-    fn no_campaign(&self) -> String {
+    fn meta(&self) -> String {
         format!(
-            "本期没有满意度调查 (no survey campaign opened in {})",
+            "{}{}",
+            self.lang.pick("期间：", "Period: "),
             self.period.describe()
         )
     }
 
+    fn no_campaign(&self) -> String {
+        match self.lang {
+            Language::ZhCn => format!("本期（{}）没有满意度调查", self.period.describe()),
+            Language::En => format!("No survey campaign opened in {}", self.period.describe()),
+        }
+    }
+
     fn campaign_table(&self) -> Table {
+        let l = self.lang;
         let mut t = Table::new(&[
-            ("调查 (campaign)", Align::Left),
-            ("邀请户数 (invited)", Align::Right),
-            ("答卷户数 (answered)", Align::Right),
-            ("回复率 (response rate)", Align::Right),
+            (l.pick("调查", "Campaign"), Align::Left),
+            (l.pick("邀请户数", "Invited"), Align::Right),
+            (l.pick("答卷户数", "Answered"), Align::Right),
+            (l.pick("回复率", "Response rate"), Align::Right),
         ]);
         for c in &self.campaigns {
             t.row(vec![
@@ -154,7 +155,7 @@ impl Satisfaction {
         }
         if self.campaigns.len() > 1 {
             t.row(vec![
-                "合计 (total)".into(),
+                html::total(l).into(),
                 self.invited().to_string(),
                 self.answered().to_string(),
                 self.response_rate().percent(),
@@ -164,59 +165,64 @@ impl Satisfaction {
     }
 
     fn area_table(&self) -> Table {
-        let prev = self.period.previous();
+        let l = self.lang;
+        let prev = match l {
+            Language::ZhCn => format!("上期（{}）", self.period.previous()),
+            Language::En => format!("Previous ({})", self.period.previous()),
+        };
         let mut t = Table::new(&[
-            ("服务 (area)", Align::Left),
-            ("评分户数 (scored)", Align::Right),
-            ("满意 (≥4)", Align::Right),
-            ("满意率 (satisfied)", Align::Right),
-            ("平均分 (mean)", Align::Right),
-            (&format!("上期 ({prev})"), Align::Right),
-            ("变化 (change)", Align::Right),
+            (l.pick("服务", "Area"), Align::Left),
+            (l.pick("评分户数", "Scored"), Align::Right),
+            (l.pick("满意（≥4）", "Satisfied (≥4)"), Align::Right),
+            (l.pick("满意率", "Satisfaction"), Align::Right),
+            (l.pick("平均分", "Mean"), Align::Right),
+            (&prev, Align::Right),
+            (l.pick("变化", "Change"), Align::Right),
         ]);
         for (i, a) in ServiceArea::ALL.into_iter().enumerate() {
             let f = self.areas[i];
             let p = self.previous[i];
             t.row(vec![
-                area_label(a).into(),
+                a.label(l).into(),
                 f.answers.to_string(),
                 f.satisfied.to_string(),
                 f.rate().percent(),
                 fmt_mean(f.sum, f.answers),
                 p.rate().percent(),
-                fmt_delta(f.rate().delta_pp(&p.rate())),
+                fmt_delta(f.rate().delta_pp(&p.rate()), l),
             ]);
         }
         t
     }
 
     fn low_table(&self) -> Table {
+        let l = self.lang;
         let several = self.campaigns.len() > 1;
-        let mut cols = vec![("户 (household)", Align::Left)];
+        let mut cols = vec![(l.pick("户", "Household"), Align::Left)];
         if several {
-            cols.push(("调查 (campaign)", Align::Left));
+            cols.push((l.pick("调查", "Campaign"), Align::Left));
         }
         cols.extend([
-            ("低分项 (low scores)", Align::Left),
-            ("意见 (comment)", Align::Left),
+            (l.pick("低分项", "Low scores"), Align::Left),
+            (l.pick("意见", "Comment"), Align::Left),
         ]);
         let mut t = Table::new(&cols);
-        for l in &self.low {
-            let mut row = vec![l.household.clone()];
+        for low in &self.low {
+            let mut row = vec![low.household.clone()];
             if several {
-                row.push(l.campaign.clone());
+                row.push(low.campaign.clone());
             }
             row.push(
-                l.scores
+                low.scores
                     .iter()
-                    .map(|(a, s)| format!("{} {s}", area_label(*a)))
+                    .map(|(a, s)| format!("{} {s}", a.label(l)))
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join(l.pick("，", ", ")),
             );
-            row.push(if l.comment.is_empty() {
+            row.push(if low.comment.is_empty() {
                 "—".into()
             } else {
-                one_line(&l.comment)
+                one_line(&low.comment)
             });
             t.row(row);
         }
@@ -225,32 +231,49 @@ impl Satisfaction {
 
     fn low_heading(&self) -> String {
         let scores: usize = self.low.iter().map(|l| l.scores.len()).sum();
-        format!(
-            "低分 (scores ≤ 2): {scores} 项 (scores) / {} 户次 (answers)",
-            self.low.len()
-        )
+        let answers = self.low.len();
+        match self.lang {
+            Language::ZhCn => format!("低分（≤2 分）：{scores} 项，{answers} 户次"),
+            Language::En => {
+                format!("Low scores (≤ 2): {scores} scores in {answers} answers")
+            }
+        }
     }
 
     fn previous_note(&self) -> Option<String> {
-        (self.previous_campaigns == 0).then(|| {
-            format!(
-                "上期没有满意度调查，无法比较 (no survey campaign in {}, nothing to compare with)",
-                self.period.previous()
-            )
+        let prev = self.period.previous();
+        (self.previous_campaigns == 0).then(|| match self.lang {
+            Language::ZhCn => format!("上期（{prev}）没有满意度调查，无法比较"),
+            Language::En => {
+                format!("No survey campaign in {prev}: nothing to compare with")
+            }
         })
     }
 
+    fn campaigns_heading(&self) -> &'static str {
+        self.lang
+            .pick("调查与回复率", "Campaigns and response rate")
+    }
+
     pub fn to_text(&self) -> String {
+        let l = self.lang;
         let mut s = heading(&self.title());
-        s.push_str(&format!("期间 (period): {}\n\n", self.period.describe()));
+        s.push_str(&self.meta());
+        s.push_str("\n\n");
         if self.campaigns.is_empty() {
             s.push_str(&self.no_campaign());
             s.push('\n');
             return s;
         }
-        s.push_str("调查与回复率 (campaigns and response rate)\n");
+        s.push_str(self.campaigns_heading());
+        s.push('\n');
         s.push_str(&self.campaign_table().render());
-        s.push_str("\n各项服务满意率 (satisfaction rate per service area, share of scores ≥ 4)\n");
+        s.push('\n');
+        s.push_str(l.pick(
+            "各项服务满意率（4 分及以上为满意）",
+            "Satisfaction per service area (share of scores ≥ 4)",
+        ));
+        s.push('\n');
         s.push_str(&self.area_table().render());
         if let Some(n) = self.previous_note() {
             s.push_str(&n);
@@ -264,20 +287,18 @@ impl Satisfaction {
     }
 
     pub fn to_html(&self) -> String {
-        let mut p = Page::new(
-            &self.title(),
-            &format!("期间 (period): {}", self.period.describe()),
-        );
+        let l = self.lang;
+        let mut p = Page::new(&self.title(), &self.meta(), l);
         if self.campaigns.is_empty() {
             p.note(&self.no_campaign());
             return p.finish();
         }
-        p.h2("调查与回复率 (campaigns and response rate)");
+        p.h2(self.campaigns_heading());
         p.table(&self.campaign_table());
-        p.h2("各项服务满意率 (satisfaction rate per service area)");
+        p.h2(l.pick("各项服务满意率", "Satisfaction per service area"));
         let groups: Vec<String> = ServiceArea::ALL
             .into_iter()
-            .map(|a| area_label(a).to_string())
+            .map(|a| a.label(l).to_string())
             .collect();
         let values: Vec<Vec<Option<i64>>> = (0..5)
             .map(|i| {
@@ -287,10 +308,18 @@ impl Satisfaction {
                 ]
             })
             .collect();
-        let this = format!("本期 ({})", self.period);
-        let prev = format!("上期 ({})", self.period.previous());
+        let (this, prev) = match l {
+            Language::ZhCn => (
+                format!("本期（{}）", self.period),
+                format!("上期（{}）", self.period.previous()),
+            ),
+            Language::En => (
+                format!("This period ({})", self.period),
+                format!("Previous ({})", self.period.previous()),
+            ),
+        };
         p.chart(&html::bar_chart(
-            "满意率 (satisfaction rate, scores ≥ 4)",
+            l.pick("满意率（4 分及以上）", "Satisfaction rate (scores ≥ 4)"),
             &groups,
             &[
                 Series {
@@ -305,6 +334,7 @@ impl Satisfaction {
             &values,
             1000,
             &html::permille_label,
+            l,
         ));
         p.table(&self.area_table());
         if let Some(n) = self.previous_note() {
@@ -430,13 +460,16 @@ mod tests {
         assert_eq!(rec.rate().percent(), "66.7%");
         assert_eq!(fmt_mean(rec.sum, rec.answers), "4.00");
         assert_eq!(
-            fmt_delta(rec.rate().delta_pp(&r.previous[0].rate())),
+            fmt_delta(rec.rate().delta_pp(&r.previous[0].rate()), Language::En),
             "+16.7 pp"
         );
         // Repairs: 4,2,1 → 1/3; before 2/2 → -66.7 pp.
         assert_eq!(r.areas[1].rate().percent(), "33.3%");
         assert_eq!(
-            fmt_delta(r.areas[1].rate().delta_pp(&r.previous[1].rate())),
+            fmt_delta(
+                r.areas[1].rate().delta_pp(&r.previous[1].rate()),
+                Language::En
+            ),
             "-66.7 pp"
         );
         // Security: two opinions, both 5.
@@ -444,7 +477,10 @@ mod tests {
         // Greenery: nobody scored it this period: no rate, no change, no NaN.
         assert_eq!(r.areas[4].rate().percent(), "—");
         assert_eq!(
-            fmt_delta(r.areas[4].rate().delta_pp(&r.previous[4].rate())),
+            fmt_delta(
+                r.areas[4].rate().delta_pp(&r.previous[4].rate()),
+                Language::En
+            ),
             "—"
         );
         assert_eq!(
@@ -459,11 +495,11 @@ mod tests {
         );
         let text = r.to_text();
         for line in [
-            "2026Q3                            4                    3                   75.0%",
-            "接待 (reception)                  3          2               66.7%           4.00          50.0%       +16.7 pp",
-            "报修 (repairs)                    3          1               33.3%           2.33         100.0%       -66.7 pp",
-            "绿化 (greenery)                   0          0                   —              —         100.0%              —",
-            "1-1-201         报修 (repairs) 1     <b>没人来</b>",
+            "2026Q3         4         3   75.0%",
+            "接待服务         3           2   66.7%    4.00           50.0%  +16.7 个百分点",
+            "报修维修         3           1   33.3%    2.33          100.0%  -66.7 个百分点",
+            "绿化             0           0       —       —          100.0%               —",
+            "1-1-201  报修维修 1  <b>没人来</b>",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -478,6 +514,59 @@ mod tests {
     }
 
     #[test]
+    fn each_language_prints_labels_in_that_language_only() {
+        use crate::report::wording::{cjk, latin_words, visible};
+        let now = [
+            resp(
+                "1-1-102",
+                [Some(4), Some(2), Some(5), None, None],
+                "水管修了三次",
+            ),
+            resp("1-1-201", [Some(1), Some(5), None, None, None], ""),
+        ];
+        let before = [resp(
+            "1-1-101",
+            [Some(5), Some(5), Some(2), Some(5), Some(4)],
+            "",
+        )];
+        // Owner- and config-supplied text: the community's name, a comment, campaign keys.
+        let data = [
+            "水畔花园",
+            "水管修了三次",
+            "2026Q3-extra",
+            "2026Q3",
+            "2026Q2",
+        ];
+        // One campaign compared with last quarter; two campaigns and nothing to compare with;
+        // no campaign at all: every sentence the report can print.
+        let cases = [
+            (vec![campaign("2026Q3", 4, 2)], 1),
+            (
+                vec![campaign("2026Q3", 4, 2), campaign("2026Q3-extra", 2, 0)],
+                0,
+            ),
+            (vec![], 0),
+        ];
+        for (campaigns, previous) in cases {
+            let mut r = compute(
+                "水畔花园",
+                "2026Q3".parse().unwrap(),
+                campaigns,
+                &now,
+                previous,
+                &before,
+            );
+            for page in [r.to_text(), visible(&r.to_html())] {
+                assert_eq!(latin_words(&page, &data), Vec::<String>::new(), "{page}");
+            }
+            r.lang = Language::En;
+            for page in [r.to_text(), visible(&r.to_html())] {
+                assert_eq!(cjk(&page, &data), "", "{page}");
+            }
+        }
+    }
+
+    #[test]
     fn contacts_written_into_comments_are_masked() {
         assert_eq!(
             one_line("请回电 13812345678，或邮件\nzhang.wei@example.com 谢谢 3号楼 2-1-302"),
@@ -489,11 +578,15 @@ mod tests {
     fn a_period_without_campaign_says_so() {
         let r = compute("水畔花园", "2026Q2".parse().unwrap(), vec![], &[], 0, &[]);
         assert_eq!(r.response_rate().percent(), "—");
-        assert!(r.to_text().ends_with(
-            "本期没有满意度调查 (no survey campaign opened in 2026Q2 (2026-04-01 – 2026-06-30))\n"
-        ));
+        assert!(
+            r.to_text()
+                .ends_with("本期（2026Q2 (2026-04-01 – 2026-06-30)）没有满意度调查\n")
+        );
         assert!(!r.to_text().contains("NaN"));
-        assert!(r.to_html().contains("no survey campaign opened in 2026Q2"));
+        assert!(
+            r.to_html()
+                .contains("本期（2026Q2 (2026-04-01 – 2026-06-30)）没有满意度调查")
+        );
     }
 
     #[test]
@@ -508,10 +601,7 @@ mod tests {
         );
         assert_eq!(r.response_rate().percent(), "0.0%");
         let t = r.to_text();
-        assert!(t.contains("上期没有满意度调查"), "{t}");
-        assert!(
-            t.contains("低分 (scores ≤ 2): 0 项 (scores) / 0 户次 (answers)\n"),
-            "{t}"
-        );
+        assert!(t.contains("上期（2026Q2）没有满意度调查，无法比较"), "{t}");
+        assert!(t.contains("低分（≤2 分）：0 项，0 户次\n"), "{t}");
     }
 }

@@ -1,7 +1,7 @@
 //! Catch-up after downtime: of the slots that came due while the daemon was not running them,
 //! which still run, and why each of the others does not.
 //!
-//! Nothing is dropped silently (DESIGN.md invariant 3): every slot in comes out with a fate, and
+//! Nothing is dropped silently: every slot in comes out with a fate, and
 //! a missed slot carries the reason that goes into the missed-slots record and the log.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};

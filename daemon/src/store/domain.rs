@@ -1753,6 +1753,80 @@ impl<'c> DomainWrite<'c> {
         self.invitations(campaign_id)
     }
 
+    /// One household's line of an imported survey (paper forms, another system): invited at
+    /// `invited_at`, and its answer if it gave one. Upserted on campaign + household: an
+    /// invitation keeps its token, an answer is replaced by the file's. An answer already
+    /// recorded that the file does not have stays (an owner's answer is never deleted by a
+    /// file).
+    pub fn upsert_survey_line(
+        &self,
+        campaign_id: i64,
+        household: &str,
+        invited_at: DateTime<Utc>,
+        answer: Option<(DateTime<Utc>, &SurveyScores, &str)>,
+    ) -> rusqlite::Result<Upsert> {
+        let invited = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO survey_invitations
+                   (community, campaign_id, household, token, invited_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                self.community,
+                campaign_id,
+                household,
+                new_survey_token(),
+                fmt_ts(invited_at)
+            ])?;
+        let invitation: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM survey_invitations WHERE campaign_id = ?1 AND household = ?2",
+            )?
+            .query_row(params![campaign_id, household], |r| r.get(0))?;
+        let Some((answered_at, scores, comment)) = answer else {
+            return Ok(if invited > 0 {
+                Upsert::Inserted
+            } else {
+                Upsert::Unchanged
+            });
+        };
+        let values = params![
+            invitation,
+            self.community,
+            fmt_ts(answered_at),
+            scores.reception,
+            scores.repairs,
+            scores.cleaning,
+            scores.security,
+            scores.greenery,
+            comment
+        ];
+        let answered = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO survey_responses
+                   (invitation_id, community, answered_at, reception, repairs, cleaning,
+                    security, greenery, comment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (invitation_id) DO UPDATE SET answered_at = excluded.answered_at,
+                   reception = excluded.reception, repairs = excluded.repairs,
+                   cleaning = excluded.cleaning, security = excluded.security,
+                   greenery = excluded.greenery, comment = excluded.comment
+                 WHERE (answered_at, reception, repairs, cleaning, security, greenery, comment)
+                   IS NOT (excluded.answered_at, excluded.reception, excluded.repairs,
+                           excluded.cleaning, excluded.security, excluded.greenery,
+                           excluded.comment)",
+            )?
+            .execute(values)?;
+        Ok(match (invited, answered) {
+            (0, 0) => Upsert::Unchanged,
+            (0, _) => Upsert::Updated,
+            _ => Upsert::Inserted,
+        })
+    }
+
     /// Plans (or re-plans) the community event `key`; `starts_at` when the time is known.
     pub fn upsert_event(
         &self,

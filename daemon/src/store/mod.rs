@@ -4,8 +4,7 @@
 //! crash: which schedule slots were planned (so a restart never plans one twice), which runs are
 //! done, durable timers, the audit trail, and (from other subsystems) owners, outbox and plugin
 //! state. Every write goes through a transaction; a run's effects are applied through [`Tx`] in
-//! the very transaction that marks the run done, so they commit together or not at all
-//! (DESIGN.md, invariant 1).
+//! the very transaction that marks the run done, so they commit together or not at all.
 //!
 //! Each subsystem keeps its SQL in its own file here (`store/runs.rs`, `store/outbox.rs`, ...) as
 //! `impl Tx<'_>` (or `impl Store`) methods, and its schema as a numbered migration in

@@ -1,8 +1,9 @@
 -- Delivery: the outbox, opt-out records, owners nobody could reach, and the per-number SMS log.
 -- Instants are Unix milliseconds (UTC): they sort and compare as integers; the CLI formats them.
 
--- One row per message to one recipient. The UNIQUE key is the idempotency key of DESIGN.md
--- (invariant 2): a repeated run or a retried effect can never queue a second copy.
+-- One row per message to one recipient. The UNIQUE key is its idempotency key (community,
+-- workflow, slot, recipient, step): a repeated run or a retried effect can never queue a
+-- second copy.
 CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY,
     community       TEXT    NOT NULL,
