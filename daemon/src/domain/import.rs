@@ -813,7 +813,7 @@ fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| line_of(&text, p));
+                let line = e.position().map_or(0, |p| line_of(text, p));
                 errors.push(RowError {
                     line,
                     column: "-".into(),
@@ -822,7 +822,7 @@ fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64
                 break;
             }
         }
-        let line = record.position().map_or(0, |p| line_of(&text, p));
+        let line = record.position().map_or(0, |p| line_of(text, p));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue; // Excel leaves blank lines at the end
         }
