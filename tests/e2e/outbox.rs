@@ -116,15 +116,18 @@ fn list_filters_by_state_channel_and_local_day_and_explains_the_states() {
             .collect()
     };
     let (email, sms) = (email.to_string(), sms.to_string());
-    assert_eq!(rows(&["list", "--status", "cancelled"]), [email.clone()]);
-    assert_eq!(rows(&["list", "--channel", "sms"]), [sms.clone()]);
+    assert_eq!(
+        rows(&["list", "--status", "cancelled"]),
+        vec![email.clone()]
+    );
+    assert_eq!(rows(&["list", "--channel", "sms"]), vec![sms.clone()]);
     // Days are Shanghai's: both were queued on 1 December there.
     assert_eq!(
         rows(&["list", "--since", "2026-12-01"]),
         [sms.clone(), email.clone()]
     );
     assert!(rows(&["list", "--until", "2026-11-30"]).is_empty());
-    assert_eq!(rows(&["list", "--limit", "1"]), [sms.clone()]);
+    assert_eq!(rows(&["list", "--limit", "1"]), vec![sms.clone()]);
     let o = outbox(&cfg, &["list", "--since", "2026-12-02"]);
     assert_eq!(stdout(&o), "no message matches\n");
     // The bare command still lists, with the same filters.
