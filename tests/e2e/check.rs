@@ -73,13 +73,18 @@ impl Copy {
     }
 
     fn check_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        self.wuyed("check", extra, env)
+    }
+
+    /// `wuyed COMMAND --config <copy> [extra]` in the environment `check_with_env` describes.
+    fn wuyed(&self, command: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = wuyed();
         for (name, _) in std::env::vars() {
-            if name.starts_with("WUYE_") {
+            if name.starts_with("WUYE_") || name == "SMTP_PASSWORD" {
                 cmd.env_remove(name);
             }
         }
-        cmd.arg("check")
+        cmd.arg(command)
             .arg("--config")
             .arg(&self.config)
             .args(extra)
@@ -364,6 +369,116 @@ fn the_documented_delivery_examples_pass_check_once_uncommented() {
             |l| l.starts_with(&copy.path("wuyed.toml").display().to_string())
                 && l.contains("WUYE_SMS_SECRET")
         ),
+
+/// The API token as an administrator configures it: read from a variable.
+const TOKEN_FROM_ENV: &str = "listen = \"127.0.0.1:8760\"\n\
+    tokens = [{ name = \"desk\", token = { env = \"WUYE_TOKEN_DESK\" }, communities = [\"*\"] }]";
+
+/// A token `wuyed run` refuses (too short to be a secret) fails `wuyed check` with the same
+/// rule, naming the file and key, and `run` refuses it before touching the database.
+#[test]
+fn a_token_run_would_refuse_fails_the_check_naming_file_and_key() {
+    let copy = shipped_copy();
+    copy.edit("wuyed.toml", "listen = \"127.0.0.1:8760\"", TOKEN_FROM_ENV);
+    let data = copy.config.with_file_name("data");
+    let data_env = data.display().to_string();
+    let env = [
+        ("WUYE_TOKEN_DESK", "short"),
+        ("WUYE_DAEMON__DATA_DIR", data_env.as_str()),
+        ("WUYE_HTTP__LISTEN", "127.0.0.1:0"),
+    ];
+    let o = copy.check_with_env(&[], &env);
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    let message = "http.tokens[0].token: token \"desk\": the token is shorter than 16 characters";
+    let at = copy.at("wuyed.toml", "tokens = [");
+    assert!(
+        lines(&o)
+            .iter()
+            .any(|l| l.starts_with(&format!("{at}{message}"))),
+        "{}",
+        stdout(&o)
+    );
+
+    let run = copy.wuyed("run", &[], &env);
+    assert_eq!(run.status.code(), Some(78), "{}", stderr(&run));
+    assert!(stderr(&run).contains(message), "{}", stderr(&run));
+    assert!(!data.join("wuye.db").exists(), "run opened the database");
+
+    // A long enough token passes both.
+    let good = [("WUYE_TOKEN_DESK", "0123456789abcdef"), env[1], env[2]];
+    let o = copy.check_with_env(&[], &good);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// `report`, `import`, `outbox`, `next` and `simulate` neither send nor serve: they work in a
+/// shell without the daemon's API token or SMTP password, which `check` (like `run`) requires.
+#[test]
+fn offline_commands_work_without_the_daemons_secrets() {
+    let copy = shipped_copy();
+    copy.edit("wuyed.toml", "listen = \"127.0.0.1:8760\"", TOKEN_FROM_ENV);
+    let text = copy.read("wuyed.toml");
+    copy.write(
+        "wuyed.toml",
+        &format!(
+            "{text}\n[delivery.email]\nfrom = \"desk@shuipan.example\"\n\
+             smtp = {{ host = \"127.0.0.1\", port = 2525, tls = \"none\", username = \"desk\", \
+             password = {{ env = \"SMTP_PASSWORD\" }} }}\n"
+        ),
+    );
+    let data = copy.config.with_file_name("data");
+    let data_env = data.display().to_string();
+    let env = [("WUYE_DAEMON__DATA_DIR", data_env.as_str())];
+    let owners = copy.path("data/shuipan/owners.csv");
+    let owners = owners.to_str().unwrap();
+    let commands: [(&str, &[&str]); 5] = [
+        ("import", &["owners", owners, "--community", "shuipan"]),
+        (
+            "next",
+            &[
+                "--community",
+                "shuipan",
+                "--workflow",
+                "fee_reminder",
+                "-n",
+                "1",
+            ],
+        ),
+        ("outbox", &["list"]),
+        (
+            "report",
+            &["fees", "--community", "shuipan", "--period", "2026-11"],
+        ),
+        (
+            "simulate",
+            &[
+                "--from",
+                "2026-11-23",
+                "--to",
+                "2026-11-23",
+                "--community",
+                "shuipan",
+            ],
+        ),
+    ];
+    for (command, args) in commands {
+        let o = copy.wuyed(command, args, &env);
+        assert!(
+            o.status.success(),
+            "wuyed {command}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+
+    let o = copy.check_with_env(&[], &env);
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("environment variable WUYE_TOKEN_DESK is not set"),
+        "{out}"
+    );
+    assert!(
+        out.contains("environment variable SMTP_PASSWORD is not set"),
         "{out}"
     );
 }

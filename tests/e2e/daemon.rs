@@ -363,6 +363,110 @@ fn simulate_warns_when_the_calendar_does_not_cover_the_span() {
     assert!(!stderr("2026-12-01", "2026-12-02").contains("warning"));
 }
 
+/// A template that cannot render makes every fee run fail: `wuyed simulate` lists each failed
+/// run with its reason on stdout (no RUST_LOG needed) and exits non-zero, instead of printing
+/// a quiet month. (Where the configuration check already finds the typo, it stops the
+/// simulation with exit 78 naming it, which tells the administrator as much.)
+#[test]
+fn simulate_lists_runs_a_template_typo_broke_and_exits_non_zero() {
+    let demo = Demo::new();
+    let file = demo
+        .config
+        .join("templates/fee_reminder/bill_notice.zh-CN.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("合计 {{ total }} 元"));
+    std::fs::write(
+        &file,
+        text.replace("合计 {{ total }} 元", "合计 {{ totl }} 元"),
+    )
+    .unwrap();
+    let span = ["--from", "2026-11-23", "--to", "2026-11-24"].map(std::ffi::OsStr::new);
+    let out = demo.simulate(&span);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    if out.status.code() == Some(78) {
+        assert!(stderr.contains("totl"), "{stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(70), "{stdout}{stderr}");
+    let failed = stdout
+        .split_once("run(s) failed:\n")
+        .unwrap_or_else(|| panic!("no failed runs listed:\n{stdout}"))
+        .1;
+    assert!(
+        failed.contains("2026-11-23 10:00  shuipan fee_reminder:"),
+        "{failed}"
+    );
+    // The reason names the template and the line (`{{ totl }}` is undefined there).
+    assert!(
+        failed.contains("template fee_reminder/bill_notice.zh-CN.toml#text: undefined value"),
+        "{failed}"
+    );
+    assert!(
+        stderr.contains("run(s) failed in the simulated span"),
+        "{stderr}"
+    );
+}
+
+/// A plugin that traps (it forges a resource handle): its runs are listed with the trap, exit 70.
+/// (`mode = "panic"` is not used: under `simulate` a plugin panic is reported as "Cannot start
+/// a runtime from within a runtime", a separate bug.)
+#[test]
+fn simulate_lists_a_failing_plugins_runs_with_the_reason() {
+    let demo = Demo::new();
+    let community = demo.config.join("communities/shuipan.toml");
+    let mut text = std::fs::read_to_string(&community).unwrap();
+    text.push_str(
+        "\n[workflows.broken]\nplugin = \"misbehaving\"\nschedule = \"0 11 * * *\"\n\
+         params = { mode = \"forge\" }\n",
+    );
+    std::fs::write(&community, text).unwrap();
+    let span = ["--from", "2026-11-23", "--to", "2026-11-24"].map(std::ffi::OsStr::new);
+    let out = demo.simulate(&span);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(70),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The other workflows' messages are still shown, then the two failed runs.
+    assert!(stdout.contains("fee_reminder/bill_notice"), "{stdout}");
+    let failed = stdout.split_once("2 run(s) failed:\n").unwrap().1;
+    for day in ["2026-11-23", "2026-11-24"] {
+        assert!(
+            failed.contains(&format!("{day} 11:00  shuipan broken:")),
+            "{failed}"
+        );
+    }
+    assert!(
+        failed.contains("plugin misbehaving, hook on-schedule: Trap: unknown handle index"),
+        "{failed}"
+    );
+}
+
+/// A community without households simulates to nothing; `wuyed simulate` says why.
+#[test]
+fn simulate_warns_about_a_community_without_households() {
+    let demo = Demo::new();
+    std::fs::write(
+        demo.config.join("communities/kongdi.toml"),
+        "id = \"kongdi\"\nname = \"空地小区\"\n",
+    )
+    .unwrap();
+    let span = ["--from", "2026-11-23", "--to", "2026-11-23"].map(std::ffi::OsStr::new);
+    let out = demo.simulate(&span);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: community kongdi has no households in "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("community shuipan"), "{stderr}");
+}
+
 /// Split or not, `wuyed simulate` shows the same minute for a message quiet hours hold back,
 /// also for messages of event and timer runs, whose keys carry row ids that count differently
 /// in each part's copy of the data.

@@ -22,7 +22,7 @@ use crate::schedule::{CronExpr, Schedule};
     after_help = "Examples:\n  \
         wuyed next --cron '0 9 * * MON-FRI' --tz Asia/Shanghai -n 3\n  \
         wuyed next --cron '30 2 * * *' --tz America/New_York --from 2026-03-07T00:00:00-05:00\n  \
-        wuyed next --config config --community shuipan-garden --workflow fee_reminder"
+        wuyed next --config config --community shuipan --workflow fee_reminder"
 )]
 pub struct Args {
     /// Crontab expression: `minute hour day-of-month month day-of-week` (or 6 fields with seconds
@@ -177,4 +177,47 @@ fn configured_schedule(
         ))
         .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `--community ID` that a command's help shows as an example names a community of
+    /// the shipped config, so an administrator who copies the example gets an answer.
+    #[test]
+    fn help_examples_name_communities_of_the_shipped_config() {
+        // The ids as the shipped files declare them (a full load would need the plugins built).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/communities");
+        let ids: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+                let file: toml::Table = toml::from_str(&text).unwrap();
+                file["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let mut pending = vec![<crate::cli::Cli as clap::CommandFactory>::command()];
+        let mut examples = 0;
+        while let Some(mut cmd) = pending.pop() {
+            let help = cmd.render_long_help().to_string();
+            // The examples: command lines in the help text.
+            let words: Vec<&str> = help
+                .lines()
+                .filter(|l| l.trim_start().starts_with("wuyed "))
+                .flat_map(str::split_whitespace)
+                .collect();
+            for pair in words.windows(2) {
+                if pair[0] == "--community" && !pair[1].starts_with(['<', '-']) {
+                    examples += 1;
+                    assert!(
+                        ids.iter().any(|id| id == pair[1]),
+                        "`{} --help` names community {:?}; config/ has {ids:?}",
+                        cmd.get_name(),
+                        pair[1]
+                    );
+                }
+            }
+            pending.extend(cmd.get_subcommands().cloned());
+        }
+        assert!(examples > 0, "no help example names a community");
+    }
 }

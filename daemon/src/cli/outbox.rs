@@ -1,39 +1,81 @@
 //! `wuyed outbox`: what is queued, sent, failed; requeue or cancel one message; owners nobody
 //! could reach. Owner addresses are masked unless `--show-contacts` is given (PIPL).
+//!
+//! `list` (also what a bare `wuyed outbox` does) shows times in each community's own timezone,
+//! as the desk and the owners read them, in columns aligned by display width (Chinese names
+//! take two columns), and ends with what each state shown means. `retry` and `cancel` change
+//! the database only; a running daemon notices within a second (see `deliver::dispatch`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::Settings;
-use crate::deliver::{Channels, Dispatcher, NoDirectory, Status, mask_address};
+use crate::deliver::{Channel, Channels, Dispatcher, NoDirectory, Status, mask_address};
 use crate::exit::Coded;
+use crate::report::text::{Align, Table};
 use crate::store::Tx;
+use crate::store::outbox::OutboxFilter;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    wuyed outbox list --status failed --community shuipan\n  \
+    wuyed outbox list --since 2026-12-01 --until 2026-12-07 --channel sms\n  \
+    wuyed outbox retry 42")]
 pub struct Args {
     /// Configuration directory.
     #[arg(long, default_value = "config", global = true)]
     pub config: PathBuf,
-    /// Only messages in this state (pending, deferred, sending, sent, failed, dead, expired,
-    /// cancelled, unknown).
-    #[arg(long)]
-    pub status: Option<String>,
     /// Only this community.
     #[arg(long, global = true)]
     pub community: Option<String>,
-    /// At most this many, newest first.
-    #[arg(long, default_value_t = 100)]
-    pub limit: usize,
     /// Show owners' phone numbers and email addresses in full (an admin's deliberate choice).
     #[arg(long, global = true)]
     pub show_contacts: bool,
+    // Without a subcommand: `list` with these filters.
+    #[command(flatten)]
+    pub filters: Filters,
     #[command(subcommand)]
     pub action: Option<Action>,
 }
 
+/// Which messages `list` shows.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Filters {
+    /// Only messages in this state: pending, deferred, sending, sent, failed, dead, expired,
+    /// cancelled or unknown (the list's legend says what each means).
+    #[arg(long, value_name = "STATE", value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only this channel: email or sms.
+    #[arg(long, value_name = "CHANNEL", value_parser = parse_channel)]
+    pub channel: Option<Channel>,
+    /// Only messages queued on or after this day (YYYY-MM-DD, local time).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// Only messages queued on or before this day (YYYY-MM-DD, local time, inclusive).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<NaiveDate>,
+    /// At most this many, newest first.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse()
+}
+
+fn parse_channel(s: &str) -> Result<Channel, String> {
+    s.parse()
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
+    /// List messages, newest first: state, recipient (masked), tries, when sent or next tried
+    /// (local time), and why, with a legend of the states.
+    List(Filters),
     /// Requeue a failed, dead, expired, cancelled or unknown message now.
     Retry { id: i64 },
     /// Cancel a message that has not gone out.
@@ -53,22 +95,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = crate::config::load(&args.config).map_err(Coded::config)?;
     let db = crate::deliver::db_path(&settings.data_dir);
     let clock = SystemClock::new();
-    match args.action {
-        None => list(&args, &db),
+    match &args.action {
+        None => list(&args, &args.filters, &settings, &db),
+        Some(Action::List(filters)) => list(&args, filters, &settings, &db),
         Some(Action::Retry { id }) => change(
             &db,
-            id,
-            |tx| Ok(tx.outbox_retry(id, clock.now())?),
+            *id,
+            |tx| Ok(tx.outbox_retry(*id, clock.now())?),
             "requeued",
         ),
         Some(Action::Cancel { id }) => change(
             &db,
-            id,
-            |tx| Ok(tx.outbox_cancel(id, "cancelled by an administrator", clock.now())?),
+            *id,
+            |tx| Ok(tx.outbox_cancel(*id, "cancelled by an administrator", clock.now())?),
             "cancelled",
         ),
         Some(Action::Unreachable) => unreachable(&args, &db),
-        Some(Action::Dispatch { once }) => dispatch(settings, &db, once),
+        Some(Action::Dispatch { once }) => dispatch(settings, &db, *once),
     }
 }
 
@@ -80,55 +123,110 @@ fn with_tx<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow
     Ok(v)
 }
 
-fn list(args: &Args, db: &Path) -> anyhow::Result<()> {
-    let status = args
-        .status
-        .as_deref()
-        .map(|s| s.parse::<Status>())
-        .transpose()
-        .map_err(|e| Coded::usage(anyhow::anyhow!("--status: {e}")))?;
-    let rows = with_tx(db, |tx| {
-        Ok(tx.outbox_list(status, args.community.as_deref(), args.limit)?)
-    })?;
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let h = [
-        "ID",
-        "STATUS",
-        "COMMUNITY",
-        "WORKFLOW",
-        "CHAN",
-        "TO",
-        "TRY",
-        "NEXT/SENT (UTC)",
-        "NOTE",
-    ];
-    writeln!(
-        out,
-        "{:>6}  {:<9}  {:<12}  {:<16}  {:<5}  {:<22}  {:>3}  {:<20}  {}",
-        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
-    )?;
-    for m in rows {
+fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyhow::Result<()> {
+    // Days and times are read and shown in a community's own timezone; without --community the
+    // days are the daemon's (`daemon.timezone`).
+    let default_tz: Tz = settings
+        .daemon
+        .daemon
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz_of = |community: &str| settings.community(community).map_or(default_tz, |c| c.tz);
+    let day_tz = args.community.as_deref().map_or(default_tz, tz_of);
+    let midnight = |day: NaiveDate| crate::report::local_midnight(day_tz, day);
+    if let (Some(since), Some(until)) = (filters.since, filters.until)
+        && until < since
+    {
+        return Err(
+            Coded::usage(anyhow::anyhow!("--until {until} is before --since {since}")).into(),
+        );
+    }
+    let filter = OutboxFilter {
+        status: filters.status,
+        community: args.community.as_deref(),
+        channel: filters.channel,
+        since: filters.since.map(midnight),
+        until: filters.until.map(|d| midnight(d.succ_opt().unwrap_or(d))),
+    };
+    let rows = with_tx(db, |tx| Ok(tx.outbox_find(&filter, filters.limit)?))?;
+
+    let mut table = Table::new(&[
+        ("ID", Align::Right),
+        ("STATE", Align::Left),
+        ("COMMUNITY", Align::Left),
+        ("WORKFLOW", Align::Left),
+        ("CHANNEL", Align::Left),
+        ("TO", Align::Left),
+        ("TRIES", Align::Right),
+        ("QUEUED", Align::Left),
+        ("SENT / NEXT TRY", Align::Left),
+        ("NOTE", Align::Left),
+    ]);
+    let mut shown: Vec<Status> = Vec::new();
+    let mut zones: Vec<(String, Tz)> = Vec::new();
+    for m in &rows {
+        let tz = tz_of(&m.community);
+        if !zones.iter().any(|(c, _)| *c == m.community) {
+            zones.push((m.community.clone(), tz));
+        }
+        if !shown.contains(&m.status) {
+            shown.push(m.status);
+        }
+        let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
         let to = if args.show_contacts {
             m.address.clone()
         } else {
             mask_address(m.channel, &m.address)
         };
-        let when = m
-            .sent_at
-            .unwrap_or(m.next_attempt_at)
-            .format("%Y-%m-%d %H:%M:%S");
+        // The next try only means something while the message waits.
+        let when = match m.status {
+            Status::Sent => m.sent_at.map(local),
+            Status::Pending | Status::Deferred | Status::Failed => Some(local(m.next_attempt_at)),
+            _ => None,
+        };
         let note = m
             .last_error
             .clone()
             .or(m.subject.clone())
             .unwrap_or_default();
-        writeln!(
-            out,
-            "{:>6}  {:<9}  {:<12}  {:<16}  {:<5}  {:<22}  {:>3}  {:<20}  {}",
-            m.id, m.status, m.community, m.workflow, m.channel, to, m.attempts, when, note
-        )?;
+        table.row(vec![
+            m.id.to_string(),
+            m.status.to_string(),
+            m.community.clone(),
+            m.workflow.clone(),
+            m.channel.to_string(),
+            to,
+            m.attempts.to_string(),
+            local(m.created_at),
+            when.unwrap_or_else(|| "-".into()),
+            // One line per message: a multi-line server answer would break the columns.
+            note.split_whitespace().collect::<Vec<_>>().join(" "),
+        ]);
     }
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if rows.is_empty() {
+        writeln!(out, "no message matches")?;
+        out.flush()?;
+        return Ok(());
+    }
+    write!(out, "{}", table.render())?;
+    let n = rows.len();
+    let more = if n == filters.limit {
+        format!(" (the newest {n}; --limit shows more)")
+    } else {
+        String::new()
+    };
+    writeln!(out, "{n} message{}{more}", if n == 1 { "" } else { "s" })?;
+    let zones: Vec<String> = zones.iter().map(|(c, tz)| format!("{c} {tz}")).collect();
+    writeln!(out, "Times are local: {}.", zones.join(", "))?;
+    writeln!(out, "States:")?;
+    let width = shown.iter().map(|s| s.as_str().len()).max().unwrap_or(0);
+    for s in Status::ALL.iter().filter(|s| shown.contains(*s)) {
+        writeln!(out, "  {:<width$}  {}", s.as_str(), s.meaning())?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -254,7 +254,28 @@ impl Compiler<'_> {
         if let Err(m) = check_listen(&daemon.http.listen) {
             self.errors.push(doc.at(&KeyPath::parse("http.listen"), m));
         }
+        self.api_tokens(&doc, &daemon.http.tokens);
         daemon
+    }
+
+    /// Each API token passes the rule the daemon applies when it starts the API
+    /// (`crate::http::check_token`), so `check` rejects what `run` would. One that cannot be
+    /// read was reported by [`Compiler::secrets`].
+    fn api_tokens(&mut self, doc: &FileDoc, tokens: &[crate::http::ApiToken]) {
+        if !self.options.resolve_secrets {
+            return;
+        }
+        let env = &self.options.env;
+        let lookup = |name: &str| env.get(name).cloned();
+        for (i, t) in tokens.iter().enumerate() {
+            if let Ok(secret) = t.token.resolve_with(self.dir, &lookup)
+                && let Err(m) = crate::http::check_token(secret.expose())
+            {
+                let at = KeyPath::parse("http.tokens").index(i).key("token");
+                self.errors
+                    .push(doc.at(&at, format!("token {:?}: {m}", t.name)));
+            }
+        }
     }
 
     /// Strict read, then overrides, then secrets; errors recorded. The value is whatever could
@@ -276,9 +297,13 @@ impl Compiler<'_> {
         value
     }
 
-    /// Every `{ env = ... }` / `{ file = ... }` secret must resolve; the message names the
-    /// variable or file, never a value.
+    /// Every `{ env = ... }` / `{ file = ... }` secret must resolve (when the command needs
+    /// them, [`LoadOptions::resolve_secrets`]); the message names the variable or file, never a
+    /// value.
     fn secrets(&mut self, doc: &FileDoc, secrets: &[SecretSource]) {
+        if !self.options.resolve_secrets {
+            return;
+        }
         let env = &self.options.env;
         let lookup = |name: &str| env.get(name).cloned();
         // In the file, or else set by a variable (`WUYE_..._PASSWORD='{ env = "X" }'`).
@@ -1109,6 +1134,7 @@ notifies = ["customer_service"]
                 plugin_check: super::super::plugin_exists,
                 // Next year (2026) is covered by the shipped calendar: no warning.
                 today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+                resolve_secrets: true,
             };
             compile(self.dir.path(), &options)
         }
@@ -1342,6 +1368,7 @@ notifies = ["customer_service"]
             env: BTreeMap::new(),
             plugin_check: |_| Err("not a wasm component (empty file)".into()),
             today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+            resolve_secrets: true,
         };
         let report = compile(f.dir.path(), &options);
         assert_eq!(
@@ -1429,6 +1456,7 @@ notifies = ["customer_service"]
             env: BTreeMap::new(),
             plugin_check: super::super::plugin_exists,
             today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+            resolve_secrets: true,
         };
         let report = compile(f.dir.path(), &options);
         assert!(report.errors.is_empty());
@@ -1642,6 +1670,44 @@ notifies = ["customer_service"]
         token: SecretSource,
     }
 
+    /// An API token `wuyed run` would refuse fails the load at its key; offline commands
+    /// (secrets not resolved) load the same files without the variable at all.
+    #[test]
+    fn api_tokens_pass_the_daemons_rule_and_only_when_secrets_are_resolved() {
+        let daemon = format!(
+            "{DAEMON}\n[http]\ntokens = [{{ name = \"desk\", token = {{ env = \"WUYE_TOKEN_DESK\" }}, communities = [\"*\"] }}]\n"
+        );
+        let short = Fixture::new().env("WUYE_TOKEN_DESK", "short");
+        short
+            .write(DAEMON_FILE, &daemon)
+            .community("lakeside", GOOD);
+        assert_eq!(
+            short.lines(&short.report().errors),
+            [
+                "wuyed.toml:8: http.tokens[0].token: token \"desk\": the token is shorter than 16 \
+                 characters; use a long random one (`openssl rand -hex 24`)"
+            ]
+        );
+
+        let unset = Fixture::new();
+        unset
+            .write(DAEMON_FILE, &daemon)
+            .community("lakeside", GOOD);
+        assert_eq!(
+            unset.lines(&unset.report().errors),
+            ["wuyed.toml:8: http.tokens[0].token: environment variable WUYE_TOKEN_DESK is not set"]
+        );
+        let offline = LoadOptions {
+            env: BTreeMap::new(),
+            plugin_check: super::super::plugin_exists,
+            today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+            resolve_secrets: false,
+        };
+        let report = compile(unset.dir.path(), &offline);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.settings.is_some());
+    }
+
     #[test]
     fn secrets_must_resolve_and_are_never_printed() {
         let f = Fixture::new().env("SMTP_PASSWORD", "hunter2-from-env");
@@ -1651,6 +1717,7 @@ notifies = ["customer_service"]
             env: f.env.clone(),
             plugin_check: super::super::plugin_exists,
             today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+            resolve_secrets: true,
         };
         let mut cx = Compiler {
             dir: f.dir.path(),

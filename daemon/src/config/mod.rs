@@ -37,6 +37,8 @@ pub mod secret;
 mod source;
 
 pub use model::*;
+/// The 1-based line of a byte offset, for other readers of text files (CSV imports).
+pub(crate) use source::line_at;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -143,6 +145,11 @@ pub struct LoadOptions {
     pub plugin_check: fn(&Path) -> Result<(), String>,
     /// Today, for warnings such as a calendar that does not cover next year.
     pub today: NaiveDate,
+    /// Whether `{ env = ... }` / `{ file = ... }` secrets (API tokens, the SMTP password, SMS
+    /// keys) are read and checked. `wuyed run` and `wuyed check` need them; the offline
+    /// commands (report, import, outbox, simulate, next) never send or serve anything, so an
+    /// administrator can run them from a shell that lacks the daemon's credentials.
+    pub resolve_secrets: bool,
 }
 
 impl fmt::Debug for LoadOptions {
@@ -151,17 +158,29 @@ impl fmt::Debug for LoadOptions {
         f.debug_struct("LoadOptions")
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("today", &self.today)
+            .field("resolve_secrets", &self.resolve_secrets)
             .finish_non_exhaustive()
     }
 }
 
 impl LoadOptions {
-    /// The process environment and today's date from `clock`.
+    /// The process environment and today's date from `clock`, secrets resolved: what the
+    /// daemon runs on.
     pub fn from_env(clock: &dyn crate::clock::Clock) -> Self {
         LoadOptions {
             env: std::env::vars().collect(),
             plugin_check: plugin_exists,
             today: clock.now().date_naive(),
+            resolve_secrets: true,
+        }
+    }
+
+    /// [`LoadOptions::from_env`] for a command that neither sends nor serves: secrets are left
+    /// unread (see [`LoadOptions::resolve_secrets`]).
+    pub fn offline(clock: &dyn crate::clock::Clock) -> Self {
+        LoadOptions {
+            resolve_secrets: false,
+            ..LoadOptions::from_env(clock)
         }
     }
 }
@@ -180,11 +199,13 @@ pub struct Report {
     pub warnings: Vec<ConfigError>,
 }
 
-/// Reads and checks the configuration in `dir` against the process environment.
+/// Reads and checks the configuration in `dir` against the process environment, for the offline
+/// commands: secrets are not read, so a missing `WUYE_TOKEN_...` or SMTP password does not stop
+/// a report or an import. The daemon loads with [`LoadOptions::from_env`].
 pub fn load(dir: &Path) -> Result<Settings, ConfigErrors> {
     load_with(
         dir,
-        &LoadOptions::from_env(&crate::clock::SystemClock::new()),
+        &LoadOptions::offline(&crate::clock::SystemClock::new()),
     )
 }
 

@@ -42,6 +42,20 @@ use crate::store::Tx;
 /// Longest an answer waits to be recorded while other sends of the batch are still running.
 const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// How often a sleeping dispatcher asks SQLite whether another connection changed the database
+/// (`wuyed outbox retry` or `cancel` from a shell), so such a change is acted on within this
+/// long instead of at the next message due.
+///
+/// Why `PRAGMA data_version` and not a signal, an HTTP call or a wake counter: SQLite bumps it
+/// for every commit made by any other connection, in any process, so nothing has to remember
+/// to announce a change (a `sqlite3` session fixing a row by hand counts too); reading it is a
+/// look at the WAL index in shared memory, no disk read. A signal needs the daemon's pid and
+/// the right to signal it (the packaged unit runs as a dynamic user), an HTTP call needs the API
+/// enabled and a token, and a counter table needs a migration and every writer's cooperation.
+/// The price is a round (one indexed query) after commits of the daemon's own runs and API,
+/// which wake the dispatcher anyway when they queue messages.
+const EXTERNAL_CHANGE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What one [`Dispatcher::dispatch_once`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchReport {
@@ -585,6 +599,8 @@ impl Dispatcher {
         }
         tokio::pin!(shutdown);
         loop {
+            // Read before the round: a change committed while it runs wakes the next one.
+            let version = self.data_version();
             let now = self.clock.now();
             let mut pause = None;
             if let Err(e) = self.dispatch_once(now).await {
@@ -605,7 +621,26 @@ impl Dispatcher {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 _ = self.wake.notified() => {}
+                _ = self.changed_elsewhere(version) => {}
                 _ = sleep => {}
+            }
+        }
+    }
+
+    /// SQLite's `PRAGMA data_version` on the dispatcher's connection (see
+    /// [`EXTERNAL_CHANGE_POLL`]); `None` when it cannot be read (the round reports why).
+    fn data_version(&self) -> Option<i64> {
+        let conn = self.conn.lock().expect("outbox connection poisoned");
+        conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+    }
+
+    /// Resolves once another connection has committed since `version` was read.
+    async fn changed_elsewhere(&self, version: Option<i64>) {
+        loop {
+            tokio::time::sleep(EXTERNAL_CHANGE_POLL).await;
+            let now = self.data_version();
+            if now.is_some() && now != version {
+                return;
             }
         }
     }

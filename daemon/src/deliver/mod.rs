@@ -126,6 +126,45 @@ string_enum!(
     Unknown = "unknown",
 );
 
+impl Status {
+    /// Every state, in a message's usual order of life.
+    pub const ALL: [Status; 9] = [
+        Status::Pending,
+        Status::Deferred,
+        Status::Sending,
+        Status::Sent,
+        Status::Failed,
+        Status::Dead,
+        Status::Expired,
+        Status::Cancelled,
+        Status::Unknown,
+    ];
+
+    /// What the state means for an administrator, and what to do about it (`wuyed outbox
+    /// list`'s legend).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::Pending => "queued, goes out at its next try",
+            Status::Deferred => "held back by quiet hours or a provider's limit; goes out later",
+            Status::Sending => "handed to the mail server or SMS provider, answer awaited",
+            Status::Sent => "accepted by the mail server or SMS provider",
+            Status::Failed => "a temporary failure; tried again automatically at its next try",
+            Status::Dead => {
+                "given up: refused for good or too many failed tries (see the note); fix the \
+                 cause, then `wuyed outbox retry ID`"
+            }
+            Status::Expired => "not sent within its category's validity; no longer sent",
+            Status::Cancelled => {
+                "not sent: its reason went away (bill paid), an opt-out, or an administrator"
+            }
+            Status::Unknown => {
+                "the send was interrupted and the outcome is not known: check with the provider, \
+                 then `wuyed outbox retry ID` or `cancel ID`"
+            }
+        }
+    }
+}
+
 impl Channel {
     pub fn other(self) -> Channel {
         match self {

@@ -361,22 +361,34 @@ pub fn import_tx(
                     }
                 }
                 Row::Payment(p) => {
-                    if known_household(&d, &p.household, line, &mut errors)? {
-                        match d.upsert_payment(p)? {
-                            Some((_, u)) => Some(u),
-                            None => {
+                    if !known_household(&d, &p.household, line, &mut errors)? {
+                        None
+                    } else if let Some(bill) =
+                        d.bill_by_key(&p.household, &p.fee_type, &p.period)?
+                    {
+                        // The API's rule: no payment above what the bill still owes (earlier
+                        // rows of this file count, they are written already).
+                        let stored = d.payment(&p.reference)?;
+                        match d.check_payment_amount(bill.id, p, stored.as_ref())? {
+                            Ok(()) => d.upsert_payment(p)?.map(|(_, u)| u),
+                            Err(message) => {
                                 errors.push(RowError {
                                     line,
-                                    column: "period".into(),
-                                    message: format!(
-                                        "no {} bill for {} in period {}; import bills first",
-                                        p.fee_type, p.household, p.period
-                                    ),
+                                    column: "amount_fen".into(),
+                                    message,
                                 });
                                 None
                             }
                         }
                     } else {
+                        errors.push(RowError {
+                            line,
+                            column: "period".into(),
+                            message: format!(
+                                "no {} bill for {} in period {}; import bills first",
+                                p.fee_type, p.household, p.period
+                            ),
+                        });
                         None
                     }
                 }
@@ -898,7 +910,7 @@ fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| line_of(text, p));
                 errors.push(RowError {
                     line,
                     column: "-".into(),
@@ -907,7 +919,7 @@ fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64
                 break;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_of(text, p));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue; // Excel leaves blank lines at the end
         }
@@ -949,6 +961,19 @@ fn parse(kind: Kind, text: &str, tz: Tz, errors: &mut Vec<RowError>) -> Vec<(u64
         }
     }
     rows
+}
+
+/// The file line where a record starts. The csv reader's own count is one too low in CRLF files
+/// (what Excel and WPS write): it ends a record at the `\r` and starts the next one at the
+/// `\n`. So the line is counted from the record's first byte after any line end.
+fn line_of(text: &str, position: &csv::Position) -> u64 {
+    let start = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let skipped = text.as_bytes().get(start..).map_or(0, |rest| {
+        rest.iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count()
+    });
+    crate::config::line_at(text, start.saturating_add(skipped)) as u64
 }
 
 /// One record into a row plus its natural key (for in-file duplicates) and the column to blame
@@ -1360,6 +1385,65 @@ mod tests {
             d.unpaid_bills().unwrap().is_empty(),
             "the good row was not written either"
         );
+    }
+
+    /// Excel and WPS end lines with CRLF: errors name the same lines as in an LF file,
+    /// including after a quoted cell that spans two lines.
+    #[test]
+    fn crlf_files_get_the_same_line_numbers() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        let lf = "household,fee_type,period,amount_yuan,due_date\n\
+                  1-1-101,property,2026-01,320,2026-01-31\n\
+                  1-1-101,property,\"2026-\n02\",320,2026-02-28\n\
+                  1-1-101,property,2026-13,320,2026-01-31\n";
+        let crlf = lf.replace('\n', "\r\n");
+        assert!(crlf.contains("2026-01-31\r\n1-1-101"));
+        for file in [lf, &crlf] {
+            let errs = errors(run(&mut conn, Kind::Bills, file));
+            assert_eq!(errs.len(), 2, "{errs:?}");
+            assert!(errs[0].starts_with("3:period: "), "{errs:?}");
+            assert_eq!(
+                errs[1],
+                "5:period: expected a period like 2026-10, 2026Q4, 2026H2 or 2026, got \"2026-13\""
+            );
+        }
+    }
+
+    /// An import refuses a payment above what its bill still owes, as the API does; earlier
+    /// rows of the same file count, and re-importing a payment does not count it twice.
+    #[test]
+    fn overpayments_are_refused_as_the_api_refuses_them() {
+        let mut conn = db();
+        run(&mut conn, Kind::Owners, OWNERS).unwrap();
+        run(
+            &mut conn,
+            Kind::Bills,
+            "household,fee_type,period,amount_fen,due_date\r\n1-1-101,property,2026-01,32000,2026-01-31\r\n",
+        )
+        .unwrap();
+        let head = "reference,household,fee_type,period,amount_fen,paid_at,method\r\n";
+        let over = format!(
+            "{head}P1,1-1-101,property,2026-01,20000,2026-01-20 10:00,wechat\r\n\
+             P2,1-1-101,property,2026-01,12001,2026-01-21 10:00,wechat\r\n"
+        );
+        assert_eq!(
+            errors(run(&mut conn, Kind::Payments, &over)),
+            ["3:amount_fen: exceeds the 12000 fen still owed on this bill"]
+        );
+        assert!(
+            DomainRead::new(&conn, "shuipan")
+                .payment("P1")
+                .unwrap()
+                .is_none()
+        );
+        let exact = over.replace("12001", "12000");
+        run(&mut conn, Kind::Payments, &exact).unwrap();
+        let again = run(&mut conn, Kind::Payments, &exact).unwrap();
+        assert_eq!(again.to_string(), "0 inserted, 0 updated, 2 unchanged");
+        // A corrected amount replaces the stored one: only the difference must be owed.
+        let corrected = exact.replace("20000", "19000");
+        run(&mut conn, Kind::Payments, &corrected).unwrap();
     }
 
     #[test]

@@ -82,6 +82,20 @@ impl ResolvedToken {
     }
 }
 
+/// The rule every API token must pass, applied by the daemon as it starts the API and by the
+/// config loader, so `wuyed check` refuses exactly what `wuyed run` would. The message never
+/// holds the token.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.len() < 16 {
+        return Err(
+            "the token is shorter than 16 characters; use a long random one \
+                    (`openssl rand -hex 24`)"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 /// Resolves configured tokens (env, file, inline); errors name the token, never its value.
 pub fn resolve_tokens(
     tokens: &[ApiToken],
@@ -94,12 +108,7 @@ pub fn resolve_tokens(
                 .token
                 .resolve(config_dir)
                 .map_err(|e| format!("http.tokens {:?}: {e}", t.name))?;
-            if secret.expose().len() < 16 {
-                return Err(format!(
-                    "http.tokens {:?}: token is shorter than 16 characters",
-                    t.name
-                ));
-            }
+            check_token(secret.expose()).map_err(|e| format!("http.tokens {:?}: {e}", t.name))?;
             Ok(ResolvedToken::new(
                 &t.name,
                 secret.expose(),

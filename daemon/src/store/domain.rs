@@ -1609,6 +1609,35 @@ impl<'c> DomainWrite<'c> {
         })
     }
 
+    /// The rule a payment's amount must pass, for the API's payments and imported ones alike: it
+    /// may not exceed what is still owed on its bill (an overpayment is a typo in the amount or
+    /// the wrong bill). `replacing` is the stored payment an imported row updates, whose amount
+    /// is owed again while the row replaces it. A reversed payment settles nothing and passes.
+    /// The message (`Err` inside) says what is owed; the caller names the field.
+    pub fn check_payment_amount(
+        &self,
+        bill_id: i64,
+        p: &PaymentInput,
+        replacing: Option<&Payment>,
+    ) -> rusqlite::Result<Result<(), String>> {
+        if p.reversed_at.is_some() {
+            return Ok(Ok(()));
+        }
+        let owed: i64 = self
+            .conn
+            .prepare_cached("SELECT max(amount_fen - paid_fen, 0) FROM bills WHERE id = ?1")?
+            .query_row([bill_id], |r| r.get(0))?;
+        let owed = owed
+            + replacing
+                .filter(|e| e.bill_id == bill_id && e.reversed_at.is_none())
+                .map_or(0, |e| e.amount_fen);
+        Ok(if p.amount_fen > owed {
+            Err(format!("exceeds the {owed} fen still owed on this bill"))
+        } else {
+            Ok(())
+        })
+    }
+
     /// Posts a payment against the bill named by household + fee type + period; emits
     /// `payment.posted`. The same reference posted again with the same data is a harmless
     /// retry; with other data it is a conflict. Overpaying a bill is refused.
@@ -1632,17 +1661,11 @@ impl<'c> DomainWrite<'c> {
                 message: format!("payment {} already exists with other data", p.reference),
             });
         }
-        let outstanding = self
-            .unpaid_bills_of(&p.household)?
-            .into_iter()
-            .find(|u| u.bill.id == bill.id)
-            .map_or(0, |u| u.outstanding_fen);
-        if p.amount_fen > outstanding {
-            return Err(DomainError::Invalid {
+        self.check_payment_amount(bill.id, p, None)?
+            .map_err(|message| DomainError::Invalid {
                 field: "amount_fen",
-                message: format!("exceeds the {outstanding} fen still owed on this bill"),
-            });
-        }
+                message,
+            })?;
         self.conn
             .prepare_cached(
                 "INSERT INTO payments (community, reference, bill_id, amount_fen, paid_at, method)

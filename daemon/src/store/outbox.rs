@@ -57,6 +57,18 @@ macro_rules! waiting {
 /// The waiting condition, for SQL built outside this module.
 pub(crate) const WAITING: &str = waiting!();
 
+/// Which messages [`Tx::outbox_find`] selects; `None` selects all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxFilter<'a> {
+    pub status: Option<Status>,
+    pub community: Option<&'a str>,
+    pub channel: Option<Channel>,
+    /// Queued at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Queued before.
+    pub until: Option<DateTime<Utc>>,
+}
+
 const COLUMNS: &str = "id, community, workflow, slot, recipient, step, channel, address, \
     display_name, locale, category, template, subject, body_text, body_html, sms_code, sms_params, \
     reason, message_id, status, attempts, next_attempt_at, expires_at, provider_id, last_error, \
@@ -268,12 +280,35 @@ impl Tx<'_> {
         community: Option<&str>,
         limit: usize,
     ) -> rusqlite::Result<Vec<OutboxMessage>> {
-        let mut stmt = self.0.prepare(&format!(
+        let filter = OutboxFilter {
+            status,
+            community,
+            ..OutboxFilter::default()
+        };
+        self.outbox_find(&filter, limit)
+    }
+
+    /// The messages `filter` selects, newest first, at most `limit` (`wuyed outbox list`).
+    pub fn outbox_find(
+        &self,
+        filter: &OutboxFilter<'_>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<OutboxMessage>> {
+        let mut stmt = self.0.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) \
-             AND (?2 IS NULL OR community = ?2) ORDER BY id DESC LIMIT ?3"
+             AND (?2 IS NULL OR community = ?2) AND (?3 IS NULL OR channel = ?3) \
+             AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5) \
+             ORDER BY id DESC LIMIT ?6"
         ))?;
         stmt.query_map(
-            params![status.map(|s| s.as_str()), community, limit as i64],
+            params![
+                filter.status.map(|s| s.as_str()),
+                filter.community,
+                filter.channel.map(|c| c.as_str()),
+                filter.since.map(ms),
+                filter.until.map(ms),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
             message_from_row,
         )?
         .collect()

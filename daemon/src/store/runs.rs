@@ -509,6 +509,21 @@ impl Store {
         })
     }
 
+    /// Runs that failed, due at or after `since`, by due instant (`wuyed simulate` lists them
+    /// with their errors).
+    pub fn failed_runs_since(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<RunRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.conn().prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'failed' AND due_at >= ?1
+                 ORDER BY due_at, community, workflow, id"
+            ))?;
+            let rows = stmt
+                .query_map(params![ts(since)], run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// All runs of a workflow, by due instant (for the CLI, reports and tests).
     pub fn runs_of(&self, community: &str, workflow: &str) -> anyhow::Result<Vec<RunRow>> {
         self.read(|tx| {

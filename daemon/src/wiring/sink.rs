@@ -625,6 +625,7 @@ mod tests {
             env: Default::default(),
             plugin_check: |_| Ok(()),
             today: now.date_naive(),
+            resolve_secrets: true,
         };
         let settings = Arc::new(crate::config::load_with(&config, &options).unwrap());
         let store = crate::store::Store::open_in(&dir.path().join("data")).unwrap();

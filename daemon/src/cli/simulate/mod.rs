@@ -12,6 +12,10 @@
 //! capture. The real store is never touched; compiled plugins go to the real data directory's
 //! plugin cache, which is what makes a second simulation (and the daemon's next start) skip
 //! compiling.
+//!
+//! A run that fails (a template that does not render, a plugin that traps) is listed with its
+//! error after the timeline and makes the command exit 70 (EX_SOFTWARE): a simulation that
+//! printed "0 message(s)" and exited 0 looked like a quiet month, not a broken workflow.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -77,7 +81,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Quiet unless asked: `RUST_LOG=wuye=info` shows every simulated run as the daemon logs it.
     crate::logging::init(crate::logging::LogFormat::Text, "off");
     let real_clock = crate::clock::SystemClock::new();
-    let mut settings = super::run::load(&args.config, &real_clock).map_err(Coded::config)?;
+    // Nothing leaves the machine: the daemon's secrets (API tokens, SMTP password) are not needed.
+    let options = crate::config::LoadOptions::offline(&real_clock);
+    let mut settings = crate::config::load_with(&args.config, &options)
+        .map_err(|errors| Coded::config(anyhow::anyhow!("{}: {errors}", args.config.display())))?;
     if let Some(id) = &args.community {
         settings.communities.retain(|c| &c.id == id);
         if settings.communities.is_empty() {
@@ -128,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if real_db.is_file() {
         Store::open(&real_db)?.snapshot_to(&snapshot)?;
     }
+    warn_without_households(&settings, &snapshot)?;
     let jobs = match args.jobs {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -179,9 +187,95 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))
     })?;
     // Part order, then the stable sort: what one simulation of everything would list.
-    let mut messages: Vec<Captured> = parts.into_iter().flatten().collect();
+    let (mut messages, mut failed) = (Vec::new(), Vec::new());
+    for (m, f) in parts {
+        messages.extend(m);
+        failed.extend(f);
+    }
     sort_captured(&mut messages);
-    print(&messages, &args.format, tz)
+    failed.sort_by(|a: &FailedRun, b| {
+        (a.due_at, &a.community, &a.workflow).cmp(&(b.due_at, &b.community, &b.workflow))
+    });
+    print(&messages, &args.format, tz)?;
+    if failed.is_empty() {
+        return Ok(());
+    }
+    print_failed(&failed, &args.format, &settings)?;
+    Err(Coded::new(
+        crate::exit::SOFTWARE,
+        anyhow::anyhow!(
+            "{} run(s) failed in the simulated span (listed above); fix them before the daemon \
+             meets them",
+            failed.len()
+        ),
+    )
+    .into())
+}
+
+/// Warns about each community without a household in the data to be simulated (`snapshot`,
+/// absent when there is no database yet): its workflows have nobody to write to, so a quiet
+/// timeline says nothing about them.
+fn warn_without_households(
+    settings: &crate::config::Settings,
+    snapshot: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut households = std::collections::HashMap::new();
+    if snapshot.is_file() {
+        households = Store::open(snapshot)?.read(|tx| Ok(tx.household_counts()?))?;
+    }
+    for c in &settings.communities {
+        if households.get(&c.id).copied().unwrap_or(0) == 0 {
+            eprintln!(
+                "warning: community {} has no households in {}: its workflows have nobody to \
+                 write to; import its owners first (wuyed import owners FILE --community {})",
+                c.id,
+                settings.data_dir.join(crate::store::DB_FILE).display(),
+                c.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A simulated run that failed, and why.
+#[derive(Debug, serde::Serialize)]
+struct FailedRun {
+    due_at: DateTime<Utc>,
+    community: String,
+    workflow: String,
+    error: String,
+}
+
+/// The failed runs after the timeline, each with its error, in the community's local time. On
+/// stdout with the timeline; with `--format json` on stderr, one object a line, so stdout stays
+/// one message a line.
+fn print_failed(
+    failed: &[FailedRun],
+    format: &str,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if format == "json" {
+        let mut err = std::io::stderr().lock();
+        for f in failed {
+            writeln!(err, "{}", serde_json::to_string(f)?)?;
+        }
+        return Ok(());
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{} run(s) failed:", failed.len())?;
+    for f in failed {
+        let tz = settings
+            .community(&f.community)
+            .map_or(chrono_tz::Asia::Shanghai, |c| c.tz);
+        let due = f.due_at.with_timezone(&tz).format("%Y-%m-%d %H:%M");
+        writeln!(out, "  {due}  {} {}:", f.community, f.workflow)?;
+        for line in f.error.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// The communities of `settings` in at most `parts` groups that can be simulated apart (see
@@ -290,7 +384,7 @@ async fn simulate(
     end: DateTime<Utc>,
     alone: bool,
     abandon: &side_by_side::Abandon,
-) -> anyhow::Result<Vec<Captured>> {
+) -> anyhow::Result<(Vec<Captured>, Vec<FailedRun>)> {
     let manual = ManualClock::new(start);
     let clock: SharedClock = Arc::new(manual.clone());
     let store = Arc::new(Store::open_in(&settings.data_dir)?.for_throwaway_copy()?);
@@ -428,7 +522,19 @@ async fn simulate(
             }),
     );
     sort_captured(&mut out);
-    Ok(out)
+    // This part's own: a part's copy holds the other communities' data too.
+    let failed = store
+        .failed_runs_since(start)?
+        .into_iter()
+        .filter(|r| settings.community(&r.community).is_some())
+        .map(|r| FailedRun {
+            due_at: r.due_at,
+            community: r.community,
+            workflow: r.workflow,
+            error: r.error.unwrap_or_default(),
+        })
+        .collect();
+    Ok((out, failed))
 }
 
 /// Time order; within an instant, by community and recipient (stable: one recipient's messages
