@@ -369,6 +369,9 @@ fn the_documented_delivery_examples_pass_check_once_uncommented() {
             |l| l.starts_with(&copy.path("wuyed.toml").display().to_string())
                 && l.contains("WUYE_SMS_SECRET")
         ),
+        "{out}"
+    );
+}
 
 /// The API token as an administrator configures it: read from a variable.
 const TOKEN_FROM_ENV: &str = "listen = \"127.0.0.1:8760\"\n\
