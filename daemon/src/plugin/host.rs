@@ -253,8 +253,11 @@ impl RunCtx {
         Ok(())
     }
 
-    pub fn push(&mut self, intent: Intent) -> wasmtime::Result<()> {
+    pub fn push(&mut self, mut intent: Intent) -> wasmtime::Result<()> {
         self.room_for_one_more()?;
+        if let Intent::SetTimer { at, .. } = &mut intent {
+            self.clamp_timer(at);
+        }
         let len = intent.payload_len();
         if len > self.limits.max_payload_bytes {
             let max = self.limits.max_payload_bytes;
@@ -274,6 +277,27 @@ impl RunCtx {
         }
         self.intents.push(intent);
         Ok(())
+    }
+
+    /// A timer fires between now and the horizon (`ceiling::TIMER_HORIZON_DAYS`): one in the
+    /// past fires at once, one past the horizon (year 10000, say) at the horizon, and the run's
+    /// log says so. Unbounded times used to be stored as they came and sorted as text, where
+    /// `+10000-...` came first and looked due forever.
+    fn clamp_timer(&mut self, at: &mut DateTime<Utc>) {
+        let now = self.clock.now();
+        let horizon = now + chrono::Duration::days(super::ceiling::TIMER_HORIZON_DAYS);
+        let asked = *at;
+        *at = asked.clamp(now, horizon);
+        if *at == horizon && asked > horizon {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "timer for {asked} set for {horizon} instead: at most {} days ahead",
+                    super::ceiling::TIMER_HORIZON_DAYS
+                ),
+                Vec::new(),
+            );
+        }
     }
 
     pub fn kv_get(&mut self, key: &str) -> wasmtime::Result<Option<String>> {

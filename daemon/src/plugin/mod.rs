@@ -71,6 +71,12 @@ pub mod ceiling {
     pub const MAX_INTENTS: u32 = 100_000;
     pub const MAX_PAYLOAD_BYTES: u32 = 1024 * 1024;
     pub const MAX_LOG_BYTES: u32 = 1024 * 1024;
+    /// How far ahead a plugin may set a timer: a timer asked for later fires at this horizon
+    /// (the plugin can set the next one then). A year and a bit, so an annual reminder fits.
+    pub const TIMER_HORIZON_DAYS: i64 = 400;
+    /// Timers one workflow of one community may have pending at once. A run that would pass it
+    /// fails whole, so a plugin that sets timers in a loop cannot fill the database.
+    pub const PENDING_TIMERS: i64 = 10_000;
 }
 
 /// How often the epoch ticks: the granularity of the CPU deadline.

@@ -342,6 +342,39 @@ fn what_a_plugin_prints_becomes_capped_log_lines_and_never_fails_the_run() {
 }
 
 #[test]
+fn timers_are_kept_between_now_and_the_horizon() {
+    let r = run(
+        "misbehaving",
+        community("hillside", &[]),
+        r#"{"mode": "timers"}"#,
+        Limits::default(),
+    );
+    assert!(r.result.is_ok());
+    let now = Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap();
+    let times: Vec<_> = r
+        .intents
+        .iter()
+        .map(|i| match i {
+            Intent::SetTimer { at, payload } => (payload.as_str(), *at),
+            other => panic!("not a timer: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        times,
+        [
+            ("past", now),
+            ("far", now + chrono::Duration::days(400)),
+            ("soon", now + chrono::Duration::hours(1)),
+        ]
+    );
+    assert!(
+        r.logs[0].message.contains("at most 400 days ahead"),
+        "{:?}",
+        r.logs
+    );
+}
+
+#[test]
 fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_3_0() {
     let host = host();
     let legacy = host.get(&wasm().join("legacy_v010.wasm")).unwrap();

@@ -453,6 +453,34 @@ async fn a_failing_run_is_recorded_failed_with_the_plugins_error() {
     );
 }
 
+/// One community with 300 runs due at the same instant must not fill a whole batch of due runs
+/// and starve another community whose single run is due a minute later.
+#[tokio::test]
+async fn due_runs_are_taken_fairly_across_communities() {
+    let h = Harness::new(at(8, 0));
+    let slot = |m: u32| PlannedSlot {
+        due_at: at(8, 0) + chrono::Duration::seconds(i64::from(m)),
+        run_at: at(8, 0),
+        plan: SlotPlan::Run,
+    };
+    let flood: Vec<PlannedSlot> = (0..300).map(slot).collect();
+    h.store
+        .plan_slots("flood", "timers", &flood, at(9, 0), at(8, 0))
+        .unwrap();
+    let mut late = slot(0);
+    late.run_at = at(8, 1);
+    h.store
+        .plan_slots("shuipan", "fee_reminder", &[late], at(9, 0), at(8, 0))
+        .unwrap();
+    let batch = h.store.due_runs(at(9, 0), 256).unwrap();
+    assert_eq!(batch.len(), 256);
+    assert_eq!(batch[0].community, "flood", "oldest first within a round");
+    assert_eq!(
+        batch[1].community, "shuipan",
+        "the other community's run is taken in the first round"
+    );
+}
+
 #[tokio::test]
 async fn effects_that_fail_leave_nothing_behind_and_the_run_can_be_redone() {
     let h = Harness::new(at(8, 0));

@@ -292,13 +292,20 @@ impl Store {
         })
     }
 
-    /// Planned runs whose `run_at` has come, oldest first.
+    /// Planned runs whose `run_at` has come, taken fairly across communities: each community's
+    /// oldest due run first, then each one's second, and so on (oldest first within a round).
+    /// Plain oldest-first let one community with hundreds of timers due at once (a plugin that
+    /// set them all for the same instant) fill the whole batch, and every other community's
+    /// runs waited behind it.
     pub fn due_runs(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<RunRow>> {
         self.read(|tx| {
             let mut stmt = tx.conn().prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs
-                 WHERE state = 'planned' AND run_at <= ?1
-                 ORDER BY run_at, id LIMIT ?2"
+                "SELECT {RUN_COLUMNS} FROM (
+                     SELECT *, row_number() OVER (PARTITION BY community ORDER BY run_at, id)
+                         AS round
+                     FROM runs WHERE state = 'planned' AND run_at <= ?1
+                 )
+                 ORDER BY round, run_at, id LIMIT ?2"
             ))?;
             let rows = stmt
                 .query_map(params![ts(now), limit as i64], run_row)?
@@ -574,6 +581,17 @@ impl Tx<'_> {
                 "SELECT id FROM timers WHERE community = ?1 AND workflow = ?2 AND key = ?3",
             )?
             .query_row(params![community, workflow, key], |r| r.get(0))?)
+    }
+
+    /// How many timers of this workflow of this community are pending.
+    pub fn pending_timers(&self, community: &str, workflow: &str) -> anyhow::Result<i64> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT count(*) FROM timers
+                 WHERE community = ?1 AND workflow = ?2 AND state = 'pending'",
+            )?
+            .query_row(params![community, workflow], |r| r.get(0))?)
     }
 
     /// Cancels a pending timer; returns whether there was one.

@@ -120,6 +120,19 @@ impl IntentSink for OutboxSink {
             now,
         );
         let mut summary = EffectSummary::default();
+        let timers = intents
+            .iter()
+            .filter(|i| matches!(i, Intent::SetTimer { .. }))
+            .count() as i64;
+        if timers > 0 {
+            let pending = tx.pending_timers(&community.id, &run.workflow.name)?;
+            let max = crate::plugin::ceiling::PENDING_TIMERS;
+            anyhow::ensure!(
+                pending + timers <= max,
+                "the run set {timers} timer(s) while {pending} are pending; at most {max} may \
+                 be pending for one workflow of a community, so the run is refused whole"
+            );
+        }
         let invitations = invite_all(tx, community, intents, now)?;
         // Where owners open their links; the same for every message of the run.
         let base = public_url(&loaded.settings);
@@ -705,6 +718,47 @@ mod tests {
             category: intent::Category::Transactional,
             step: "overdue-7d".into(),
         }
+    }
+
+    /// A plugin that sets timers run after run stops at the pending-timer cap: the run that
+    /// would pass it is refused whole, and the timers already pending stay as they were.
+    #[test]
+    fn a_run_that_would_pass_the_pending_timer_cap_is_refused_whole() {
+        let Fixture {
+            _dir,
+            store,
+            sink,
+            run,
+            ..
+        } = fixture(1);
+        let max = crate::plugin::ceiling::PENDING_TIMERS as usize;
+        let timers = |n: usize| -> Vec<Intent> {
+            (0..n)
+                .map(|i| Intent::SetTimer {
+                    at: run.due_at + chrono::Duration::hours(1),
+                    payload: format!("t{i}"),
+                })
+                .collect()
+        };
+        store
+            .write(|tx| sink.apply(tx, &run, &timers(max - 1), None))
+            .unwrap();
+        let mut next = run.clone();
+        next.run_id = 2;
+        let err = store
+            .write(|tx| sink.apply(tx, &next, &timers(2), None))
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!(
+                "the run set 2 timer(s) while {} are pending; at most {max} may be pending",
+                max - 1
+            )),
+            "{err:#}"
+        );
+        let pending = store
+            .write(|tx| tx.pending_timers(&run.community.id, &run.workflow.name))
+            .unwrap();
+        assert_eq!(pending, (max - 1) as i64);
     }
 
     /// A run writing to many households (their contacts read in one query) queues every

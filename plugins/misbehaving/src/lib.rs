@@ -13,6 +13,8 @@
 //!   line with a 1 MiB field (cut too: fields count against the same budget);
 //! - `sleep`: sleeps for an hour (returns at once: time does not pass in the sandbox), then
 //!   waits for the clock to move on (spins until the CPU deadline stops it);
+//! - `timers`: sets timers at the epoch, in year 292 million and in an hour (the first two are
+//!   moved into [now, now + 400 days]);
 //! - `print`: prints a line to stdout and one to stderr, then 1 MiB more to stderr (kept as
 //!   log lines up to the log limit; the run succeeds).
 
@@ -94,6 +96,12 @@ impl Plugin for Misbehaving {
                 while start.elapsed() < std::time::Duration::from_secs(1) {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                Ok(())
+            }
+            "timers" => {
+                host.set_timer(0, "past");
+                host.set_timer(i64::MAX, "far");
+                host.set_timer(host.now() + 3_600_000, "soon");
                 Ok(())
             }
             "print" => {

@@ -201,7 +201,12 @@ macro_rules! host_impl {
         }
 
         fn from_ms(ms: t::Timestamp) -> DateTime<Utc> {
-            DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+            // Out of chrono's range: the nearest end, so a far-future time stays in the future.
+            DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            })
         }
 
         fn fields(v: Vec<t::Field>) -> Vec<(String, String)> {
