@@ -18,12 +18,14 @@
 //! - [`intent`]: what a plugin may ask for, and the sink the daemon applies it through.
 //! - [`executor`]: the scheduler's [`crate::scheduler::Executor`] backed by plugins.
 //! - [`fixture`]: the TOML fixtures of `wuyed plugin test`.
+//! - [`manifest`]: what a plugin declares it needs (params, templates), for `wuyed check`.
 
 pub mod data;
 pub mod executor;
 pub mod fixture;
 pub mod host;
 pub mod intent;
+pub mod manifest;
 pub mod wit;
 
 #[cfg(test)]
