@@ -267,7 +267,43 @@ macro_rules! export_plugin {
     };
 }
 
-/// Used by [`export_plugin!`]; not part of the API.
+/// Declares what the plugin needs of the workflows that run it: its `params` (key, type,
+/// required, description) and the templates it sends with the variables each may use. `wuyed
+/// check` reads the declaration from the `.wasm` and validates every community's `params` and
+/// templates against it, naming file, key and line, so a misspelt `{{ totl }}` or a
+/// `sla_hours_repair = "24"` fails the check instead of every run. A plugin that declares nothing
+/// still loads and runs; `check` then says it cannot validate its params and templates.
+///
+/// The argument is TOML text, usually the plugin's `manifest.toml` (see the SDK's README for its
+/// keys):
+///
+/// ```ignore
+/// wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
+/// ```
+///
+/// It becomes the custom section `wuye:manifest` of the component's core module (the way Zed's
+/// extension API stamps its version into an extension), so the WIT world stays as it is and the
+/// host reads it without running the plugin. Natively it expands to nothing.
+#[macro_export]
+macro_rules! manifest {
+    ($toml:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            const TEXT: &str = $toml;
+            // `used`: nothing references the bytes, and the linker must keep them anyway.
+            #[unsafe(link_section = "wuye:manifest")]
+            #[used]
+            static MANIFEST: [u8; TEXT.len()] =
+                $crate::__private::manifest_bytes::<{ TEXT.len() }>(TEXT);
+        };
+    };
+}
+
+/// The custom section [`manifest!`] writes; the daemon reads the same name.
+pub const MANIFEST_SECTION: &str = "wuye:manifest";
+
+/// Used by [`export_plugin!`] and [`manifest!`]; not part of the API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings;
@@ -275,6 +311,18 @@ pub mod __private {
 
     use crate::host::WasmHost;
     use crate::{EventIn, Plugin, PluginError, Run};
+
+    /// `text` as the byte array a link section holds (a `&str` cannot be one), at compile time.
+    pub const fn manifest_bytes<const N: usize>(text: &str) -> [u8; N] {
+        let bytes = text.as_bytes();
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        out
+    }
 
     pub fn on_schedule<P: Plugin>(run: Run) -> Result<(), PluginError> {
         crate::host::install_logger();

@@ -254,6 +254,73 @@ fn a_broken_config_lists_every_error_with_file_line_and_key() {
     assert!(stderr(&o).contains("is not usable"), "{}", stderr(&o));
 }
 
+/// What a run would trip over at 09:00 is found now: a template variable the workflow's plugin
+/// does not provide and a param of the wrong type, each with its file, line and key, from the
+/// declarations built into the real plugins.
+#[test]
+fn a_template_variable_or_param_the_plugin_does_not_take_fails_with_file_line_and_key() {
+    let copy = shipped_copy();
+    let notice = "templates/fee_reminder/bill_notice.zh-CN.toml";
+    let shuipan = "communities/shuipan.toml";
+    copy.edit(notice, "合计 {{ total }} 元。", "合计 {{ totl }} 元。");
+    copy.edit(
+        shuipan,
+        "sla_hours_repair = 24",
+        "sla_hours_repair = \"24\"",
+    );
+
+    let o = copy.check(&[]);
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    let errors: Vec<String> = lines(&o)
+        .into_iter()
+        .filter(|l| !l.starts_with("warning: "))
+        .collect();
+    // Both communities use the default template: it is reported once.
+    assert_eq!(errors.len(), 3, "{}", errors.join("\n"));
+    let template = format!(
+        "{}text: undefined variable `totl` (fee_reminder provides: bill_ids, bills, ",
+        copy.at(notice, "{{ totl }}")
+    );
+    let param = format!(
+        "{}workflows.callback_escalation.params.sla_hours_repair: expected an integer, got a \
+         string (\"24\") (hours a repair's callback may take after the ticket closes (default 24))",
+        copy.at(shuipan, "sla_hours_repair = \"24\"")
+    );
+    assert!(
+        errors.iter().any(|l| l.starts_with(&template)),
+        "no line starting\n  {template}\nin:\n{}",
+        errors.join("\n")
+    );
+    assert!(
+        errors.contains(&param),
+        "no line\n  {param}\nin:\n{}",
+        errors.join("\n")
+    );
+    assert_eq!(
+        errors.last().unwrap(),
+        &format!("2 errors in {}", copy.config.display())
+    );
+}
+
+/// A template every community's locale needs, deleted, is named with the file to write.
+#[test]
+fn a_template_missing_in_a_community_locale_fails() {
+    let copy = shipped_copy();
+    fs::remove_file(copy.path("templates/semiannual_event/no_event.zh-CN.toml")).unwrap();
+    let o = copy.check(&[]);
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    let want = format!(
+        "{}: missing: workflow semiannual_event of community ",
+        copy.path("templates/semiannual_event/no_event.zh-CN.toml")
+            .display()
+    );
+    assert!(
+        lines(&o).iter().any(|l| l.starts_with(&want)),
+        "no line starting\n  {want}\nin:\n{}",
+        stdout(&o)
+    );
+}
+
 #[test]
 fn an_environment_override_is_checked_and_blamed_on_its_variable() {
     let copy = shipped_copy();

@@ -5,6 +5,13 @@
 //! all of them, then a count; the exit status is 78 (EX_CONFIG) so a deploy script can stop on it.
 //! Warnings are printed as `warning: ...` and do not fail the check unless `--deny-warnings`.
 //! Secret values never appear: messages name the variable or file a secret comes from.
+//!
+//! Beyond loading the configuration (what `run` does first), a configuration that loads is held
+//! against what its plugins declare they need (`config::plugin_needs`: params, and every template
+//! a workflow can send, against the variables it is given) and against the rest of `run`'s start
+//! ([`startup`]: data directory, delivery channels, plugin limits, listen address).
+
+mod startup;
 
 use std::io::Write;
 
@@ -29,9 +36,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plugin_check: crate::plugin::check_file,
         ..LoadOptions::from_env(&crate::clock::SystemClock::new())
     };
-    let report = config::check(&args.config, &options);
+    let mut report = config::check(&args.config, &options);
+    let mut notes = Vec::new();
+    if let Some(settings) = &report.settings {
+        let needs = config::plugin_needs::check(settings);
+        report.errors.extend(needs.errors);
+        notes = needs.notes;
+        report.errors.extend(startup::check(settings));
+    }
 
     let mut out = std::io::stdout().lock();
+    for n in &notes {
+        writeln!(out, "note: {n}")?;
+    }
     for w in &report.warnings {
         writeln!(out, "warning: {w}")?;
     }

@@ -315,6 +315,7 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         dir.join("fixture.toml"),
         SCAFFOLD_FIXTURE.replace("scaffold", &krate),
     )?;
+    std::fs::write(dir.join("manifest.toml"), SCAFFOLD_MANIFEST)?;
     println!("created {}", dir.display());
     println!("build:   cargo build --release --target wasm32-wasip2 -p {name}");
     println!("unit:    cargo test -p {name}");
@@ -369,6 +370,8 @@ impl Plugin for Scaffold {
 }
 
 export_plugin!(Scaffold);
+// What this plugin takes and sends, for `wuyed check` to validate each community against.
+wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[cfg(test)]
 mod tests {
@@ -394,6 +397,18 @@ mod tests {
         assert_eq!(host.messages[0].to, Recipient::Household("1-101".into()));
     }
 }
+"#;
+
+const SCAFFOLD_MANIFEST: &str = r#"# What this plugin needs of a workflow that runs it, read by `wuyed check` (see the SDK's
+# README). Keep it in step with `Params` and the messages in src/lib.rs.
+
+[params.template]
+type = "string"
+description = "template to send to each household with an unpaid bill (default fee_due)"
+
+[templates.fee_due]
+named_by = ["template"]
+vars = []
 "#;
 
 const SCAFFOLD_FIXTURE: &str = r#"# `wuyed plugin test target/wasm32-wasip2/release/scaffold.wasm --fixture fixture.toml`

@@ -33,12 +33,15 @@
 
 mod compile;
 mod model;
+pub mod plugin_needs;
 pub mod secret;
 mod source;
 
 pub use model::*;
 /// The 1-based line of a byte offset, for other readers of text files (CSV imports).
 pub(crate) use source::line_at;
+
+pub(crate) use compile::DAEMON_FILE;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -221,6 +224,12 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Settings, ConfigEr
 /// Reads and checks everything in `dir`, collecting every error and warning.
 pub fn check(dir: &Path, options: &LoadOptions) -> Report {
     compile::compile(dir, options)
+}
+
+/// The line where a dotted key (`plugins.deadline_ms`, `limits.memory_mib`) is written in a
+/// configuration file's `text`, or of its nearest written ancestor.
+pub fn line_of(text: &str, dotted: &str) -> Option<usize> {
+    source::line_of(text, &source::KeyPath::parse(dotted))
 }
 
 impl Settings {

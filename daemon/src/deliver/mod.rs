@@ -38,7 +38,10 @@ pub use settings::*;
 pub use sms::{
     SmsRequest, aliyun_signature, percent_encode, tencent_authorization, tencent_authorization_for,
 };
-pub use templates::{RenderedEmail, RenderedSms, TemplateFile, Templates, check_templates};
+pub use templates::{
+    RenderedEmail, RenderedSms, TemplateFile, TemplateSet, Templates, UndefinedVariable,
+    check_templates,
+};
 
 use crate::config::{Community, Role};
 use crate::store::Tx;
@@ -839,8 +842,19 @@ pub fn usable_phone(p: &str) -> bool {
     (6..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// What [`template_context`] gives every template besides the request's own variables (for
+/// `wuyed check`, which holds templates against what their workflow provides).
+pub const CONTEXT_VARIABLES: [&str; 6] = [
+    "community.id",
+    "community.name",
+    "recipient.id",
+    "recipient.name",
+    "locale",
+    "workflow",
+];
+
 /// The variables a template sees: the request's own, plus `community`, `recipient`, `locale`
-/// and `workflow` (which win over a request variable of the same name). Merged lazily rather
+/// and `workflow` (which win over a request variable of the same name; [`CONTEXT_VARIABLES`]). Merged lazily rather
 /// than copied: a reminder's variables (its bills) were deep-copied once per message.
 fn template_context(
     community: &Community,

@@ -11,9 +11,11 @@
 //! wording in SMS templates).
 //!
 //! Every template is compiled when loaded, so `wuyed check` reports a syntax error with its file,
-//! key and line instead of a run failing at 09:00 on the day.
+//! key and line instead of a run failing at 09:00 on the day. `check` also holds every part
+//! against the variables its workflow's plugin declares ([`Templates::undefined_variables`]):
+//! rendering is strict, so a variable nobody provides fails the run that sends the message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -56,6 +58,20 @@ pub struct TemplateSet {
     pub name: String,
     pub locale: String,
     pub file: TemplateFile,
+    /// The file it was read from, as the config directory was given (for messages).
+    pub path: PathBuf,
+}
+
+/// A variable a template part uses that its workflow does not provide (see
+/// [`Templates::undefined_variables`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndefinedVariable {
+    /// `subject`, `text`, `html`, `sms` or `sms_params.<i>`.
+    pub part: String,
+    /// As written, with its attribute path (`household.lable`).
+    pub variable: String,
+    /// Line in the file, where it could be found.
+    pub line: Option<usize>,
 }
 
 impl TemplateSet {
@@ -191,28 +207,14 @@ impl Templates {
                 ));
             }
             let prefix = rel.to_string_lossy().replace('\\', "/");
-            let mut fields: Vec<(String, String)> = Vec::new();
-            for (k, v) in [
-                ("subject", &file.subject),
-                ("text", &file.text),
-                ("html", &file.html),
-                ("sms", &file.sms),
-            ] {
-                if let Some(v) = v {
-                    fields.push((k.to_string(), v.clone()));
-                }
-            }
-            for (i, p) in file.sms_params.iter().enumerate() {
-                fields.push((format!("sms_params.{i}"), p.value.clone()));
-            }
             let mut ok = true;
-            for (k, src) in fields {
+            for (k, src) in file.parts() {
                 if let Err(e) = t
                     .env
-                    .add_template_owned(format!("{prefix}#{k}"), src.clone())
+                    .add_template_owned(format!("{prefix}#{k}"), src.to_string())
                 {
                     ok = false;
-                    let line = e.line().map(|l| l + key_line(&text, &k));
+                    let line = e.line().map(|l| part_line(&text, &k) + l);
                     errors.push(err(&path, &k, line, template_error_text(&e)));
                 }
             }
@@ -223,6 +225,7 @@ impl Templates {
                         name: prefix,
                         locale: locale.to_string(),
                         file,
+                        path: path.clone(),
                     },
                 );
             }
@@ -253,6 +256,62 @@ impl Templates {
             }
         }
         None
+    }
+
+    /// Every loaded file of `workflow`'s template `name` a recipient in `community` may get: the
+    /// default and the community's override, in every locale.
+    pub fn variants<'a>(
+        &'a self,
+        community: &'a str,
+        workflow: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a TemplateSet> + 'a {
+        self.sets.iter().filter_map(move |((c, w, n, _), set)| {
+            (c.as_deref().is_none_or(|c| c == community) && w == workflow && n == name)
+                .then_some(set)
+        })
+    }
+
+    /// The variables the parts of `set` use that neither `provided` (dotted paths: `bills`,
+    /// `household.label`) nor the template engine's globals (`range`, `dict`, ...) cover. A
+    /// path is covered by itself, by a prefix (`bills` covers `bills.0`), or by a longer
+    /// provided path (`household.label` makes `household` defined). Static: every branch counts,
+    /// so a variable only some runs provide must be declared (and tested with `is defined` or
+    /// `default` in the template).
+    pub fn undefined_variables(
+        &self,
+        set: &TemplateSet,
+        provided: &BTreeSet<String>,
+    ) -> Vec<UndefinedVariable> {
+        let globals: BTreeSet<&str> = self.env.globals().map(|(k, _)| k).collect();
+        let covered = |var: &str| {
+            let root = var.split('.').next().unwrap_or(var);
+            globals.contains(root)
+                || provided.iter().any(|p| {
+                    p == var
+                        || var
+                            .strip_prefix(p.as_str())
+                            .is_some_and(|r| r.starts_with('.'))
+                        || p.strip_prefix(var).is_some_and(|r| r.starts_with('.'))
+                })
+        };
+        let text = std::fs::read_to_string(&set.path).unwrap_or_default();
+        let mut out = Vec::new();
+        for (part, _) in set.file.parts() {
+            let Ok(tmpl) = self.env.get_template(&format!("{}#{part}", set.name)) else {
+                continue;
+            };
+            let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+            used.sort();
+            for variable in used.into_iter().filter(|v| !covered(v)) {
+                out.push(UndefinedVariable {
+                    line: use_line(&text, &part, &variable),
+                    part: part.clone(),
+                    variable,
+                });
+            }
+        }
+        out
     }
 
     /// Renders one part; `vars` is converted once per message by the caller, not once per part
@@ -352,6 +411,29 @@ fn new_env() -> Environment<'static> {
     env
 }
 
+impl TemplateFile {
+    /// The parts present with their source, named as the template engine knows them after
+    /// `#`: `subject`, `text`, `html`, `sms`, `sms_params.<i>`.
+    fn parts(&self) -> Vec<(String, &str)> {
+        let mut parts: Vec<(String, &str)> = [
+            ("subject", &self.subject),
+            ("text", &self.text),
+            ("html", &self.html),
+            ("sms", &self.sms),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.as_deref()?)))
+        .collect();
+        parts.extend(
+            self.sms_params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("sms_params.{i}"), p.value.as_str())),
+        );
+        parts
+    }
+}
+
 fn template_error_text(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(d) => format!("{}: {d}", e.kind()),
@@ -359,16 +441,61 @@ fn template_error_text(e: &minijinja::Error) -> String {
     }
 }
 
-/// The line (0-based offset) where `key = ` starts in the TOML text, so a template's own line
-/// number can be turned into the file's.
-fn key_line(text: &str, key: &str) -> usize {
-    let k = key.split('.').next().unwrap_or(key);
+/// Where `part` (`text`, `sms_params.1`) starts in the TOML text: the 0-based index of its
+/// `key = ` line (for `sms_params.<i>`, the `value = ` line under the i-th `[[sms_params]]`).
+fn part_start(text: &str, part: &str) -> Option<usize> {
+    let is_key = |line: &str, k: &str| {
+        let line = line.trim_start();
+        line.strip_prefix(k)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    match part.split_once('.') {
+        Some(("sms_params", i)) => {
+            let i: usize = i.parse().ok()?;
+            let header = lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.trim() == "[[sms_params]]")
+                .nth(i)?
+                .0;
+            (header..lines.len()).find(|&n| is_key(lines[n], "value"))
+        }
+        _ => lines.iter().position(|l| is_key(l, part)),
+    }
+}
+
+/// The file line (1-based) just before the template's first line: a template's line `l` is
+/// file line `part_line + l`. A multi-line string opened at the end of the key's line (`text =
+/// """` and a newline, which TOML drops) starts on the next line.
+fn part_line(text: &str, part: &str) -> usize {
+    let Some(n) = part_start(text, part) else {
+        return 0;
+    };
+    let opens_alone = text.lines().nth(n).is_some_and(|l| {
+        let l = l.trim_end();
+        l.ends_with("\"\"\"") || l.ends_with("'''")
+    });
+    n + usize::from(opens_alone)
+}
+
+/// The file line (1-based) where `part` first uses `variable`: its first whole-word occurrence
+/// from the part's key on (the engine reports no position for what it merely looks up). `None`
+/// when it cannot be found as written (`household["label"]`).
+fn use_line(text: &str, part: &str, variable: &str) -> Option<usize> {
+    let from = part_start(text, part)?;
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
     text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.starts_with(k) && l[k.len()..].trim_start().starts_with('=')
+        .enumerate()
+        .skip(from)
+        .find(|(_, line)| {
+            line.match_indices(variable).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + variable.len()..].chars().next();
+                !before.is_some_and(word) && !after.is_some_and(|c| word(c) && c != '.')
+            })
         })
-        .unwrap_or(0)
+        .map(|(n, _)| n + 1)
 }
 
 fn err(path: &Path, key: &str, line: Option<usize>, message: String) -> ConfigError {
@@ -423,6 +550,99 @@ mod tests {
             errs[0].message
         );
         assert!(errs[0].line.is_some());
+    }
+
+    #[test]
+    fn a_syntax_error_is_placed_on_its_line_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("fee_reminder")).unwrap();
+        std::fs::write(
+            dir.path().join("fee_reminder/bill_notice.en.toml"),
+            "subject = \"Bill\"\ntext = \"\"\"\nDear owner,\nTotal: {{ total + }}\n\"\"\"\n",
+        )
+        .unwrap();
+        let errs = Templates::load(dir.path(), &[]).unwrap_err();
+        assert_eq!(
+            (errs[0].key.as_str(), errs[0].line),
+            ("text", Some(4)),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn undefined_variables_are_named_with_their_part_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("fee_reminder")).unwrap();
+        std::fs::write(
+            dir.path().join("fee_reminder/bill_notice.en.toml"),
+            r#"subject = "Bill for {{ household.label }}"
+text = """
+Dear {{ recipient.name }},
+total {{ totl }}{% if late_fee is defined %}, late fee {{ late_fee }}{% endif %}
+{% for b in bills %}{{ b.amount }} {{ range(2) | length }}{% endfor %}
+"""
+
+[[sms_params]]
+name = "total"
+value = "{{ total }}"
+
+[[sms_params]]
+name = "unit"
+value = "{{ household.lable }}"
+"#,
+        )
+        .unwrap();
+        let t = Templates::load(dir.path(), &[]).unwrap();
+        let set = t
+            .find("c", "fee_reminder", "bill_notice", "en", "en")
+            .unwrap();
+        let provided: BTreeSet<String> = ["household.label", "bills", "total", "late_fee"]
+            .into_iter()
+            .chain(super::super::CONTEXT_VARIABLES)
+            .map(String::from)
+            .collect();
+        let found: Vec<(String, String, Option<usize>)> = t
+            .undefined_variables(set, &provided)
+            .into_iter()
+            .map(|u| (u.part, u.variable, u.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("text".into(), "totl".into(), Some(4)),
+                ("sms_params.1".into(), "household.lable".into(), Some(14)),
+            ]
+        );
+    }
+
+    #[test]
+    fn variants_are_the_default_and_the_community_override_in_every_locale() {
+        let dir = tempfile::tempdir().unwrap();
+        let sms = "sms = \"{{ total }}\"\n";
+        for rel in [
+            "fee_reminder/bill_notice.en.toml",
+            "fee_reminder/bill_notice.zh-CN.toml",
+            "lakeside/fee_reminder/bill_notice.en.toml",
+            "hillside/fee_reminder/bill_notice.en.toml",
+            "fee_reminder/low_balance.en.toml",
+        ] {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, sms).unwrap();
+        }
+        let t = Templates::load(dir.path(), &["lakeside", "hillside"]).unwrap();
+        let names: Vec<&str> = t
+            .variants("lakeside", "fee_reminder", "bill_notice")
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "fee_reminder/bill_notice.en.toml",
+                "fee_reminder/bill_notice.zh-CN.toml",
+                "lakeside/fee_reminder/bill_notice.en.toml",
+            ]
+        );
     }
 
     #[test]

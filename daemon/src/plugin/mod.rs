@@ -19,6 +19,7 @@
 //! - [`intent`]: what a plugin may ask for, and the sink the daemon applies it through.
 //! - [`executor`]: the scheduler's [`crate::scheduler::Executor`] backed by plugins.
 //! - [`fixture`]: the TOML fixtures of `wuyed plugin test`.
+//! - [`manifest`]: what a plugin declares it needs (params, templates), for `wuyed check`.
 
 pub mod data;
 pub mod executor;
@@ -26,6 +27,7 @@ pub mod fixture;
 pub mod host;
 pub mod intent;
 mod sandbox_io;
+pub mod manifest;
 pub mod wit;
 
 #[cfg(test)]

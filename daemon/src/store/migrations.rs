@@ -46,6 +46,21 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
 /// database is not: a row left dangling long ago elsewhere must not block an upgrade.
 const REBUILT_AND_REFERENCING: [&str; 3] = ["tickets", "callbacks", "ticket_notices"];
 
+/// The error (exit 78) for a database at schema version `current` that this binary cannot
+/// run on, because a newer wuye wrote it; `wuyed check` asks the same of an existing database.
+pub fn refuse_newer(current: u32, path: &Path) -> anyhow::Result<()> {
+    if current > LATEST_VERSION {
+        return Err(Coded::config(anyhow::anyhow!(
+            "database {} has schema version {current}, but this wuyed knows versions up to \
+             {LATEST_VERSION}: it was written by a newer wuye. Run that newer wuyed, or point \
+             daemon.data_dir elsewhere; the file was not changed",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 fn apply(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     debug_assert!(
         MIGRATIONS
@@ -59,16 +74,8 @@ fn apply(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .map_err(|e| super::coded_sqlite(e, path))?;
     let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current > LATEST_VERSION {
-        // Refuse before touching anything: an older binary must not guess at a newer schema.
-        return Err(Coded::config(anyhow::anyhow!(
-            "database {} has schema version {current}, but this wuyed knows versions up to \
-             {LATEST_VERSION}: it was written by a newer wuye. Run that newer wuyed, or point \
-             daemon.data_dir elsewhere; the file was not changed",
-            path.display()
-        ))
-        .into());
-    }
+    // Refuse before touching anything: an older binary must not guess at a newer schema.
+    refuse_newer(current, path)?;
     let pending: Vec<_> = MIGRATIONS.iter().filter(|(v, _)| *v > current).collect();
     for (version, sql) in &pending {
         tx.execute_batch(sql).with_context(|| {

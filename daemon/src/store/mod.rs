@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-pub use migrations::LATEST_VERSION;
+pub use migrations::{LATEST_VERSION, refuse_newer};
 pub use runs::{PlanOutcome, PlannedSlot, RunRow, RunState, SlotPlan, WorkflowPlan};
 
 use crate::exit::Coded;

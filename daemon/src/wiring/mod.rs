@@ -12,4 +12,4 @@ mod records;
 mod sink;
 
 pub use data::StoreData;
-pub use sink::OutboxSink;
+pub use sink::{OutboxSink, host_variables};

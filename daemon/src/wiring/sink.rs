@@ -384,6 +384,29 @@ fn step(run: &RunRequest, step: &str) -> String {
     }
 }
 
+/// The variables the daemon adds to a plugin's message with the variables `declared` (the
+/// plugin's own): what every template sees ([`deliver::CONTEXT_VARIABLES`]), a survey
+/// message's personal `link` ([`survey_link`]), an event's place and, for owners, RSVP link,
+/// and a staff notice's ticket's first receiver (`records`). `wuyed check` holds templates
+/// against these and the plugin's declaration, so this list follows what those functions insert.
+pub fn host_variables(declared: &[String], to_staff: bool) -> Vec<&'static str> {
+    let mut out = deliver::CONTEXT_VARIABLES.to_vec();
+    let has = |v: &str| declared.iter().any(|d| d == v);
+    if has("survey") {
+        out.extend(["link", "survey_invitation"]);
+    }
+    if has("event.id") {
+        out.push("event.place");
+        if !to_staff {
+            out.push("event.rsvp_link");
+        }
+    }
+    if has("ticket.id") && to_staff {
+        out.push("ticket.first_receiver");
+    }
+    out
+}
+
 /// `[("household.label", "1-2-301"), ("bills", "[...]")]` → `{"household": {"label": ...},
 /// "bills": [...]}`.
 pub(crate) fn variables(vars: &[(String, String)]) -> Value {

@@ -363,6 +363,7 @@ impl Plugin for CallbackEscalation {
 }
 
 export_plugin!(CallbackEscalation);
+wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[cfg(test)]
 mod tests;

@@ -6,3 +6,4 @@
 pub use fee_ladder::*;
 
 wuye_plugin_sdk::export_plugin!(FeeReminder);
+wuye_plugin_sdk::manifest!(include_str!("../../fee-ladder/manifest.toml"));

@@ -90,6 +90,7 @@ impl Plugin for Heartbeat {
 }
 
 export_plugin!(Heartbeat);
+wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[cfg(test)]
 mod tests {

@@ -89,6 +89,7 @@ impl Plugin for OverdueNotice {
 }
 
 export_plugin!(OverdueNotice);
+wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[cfg(test)]
 mod tests {

@@ -135,6 +135,11 @@ impl Plugin for PaymentPlanReminder {
 }
 
 export_plugin!(PaymentPlanReminder);
+// The ladder's declaration, then what this plugin adds to it.
+wuye_plugin_sdk::manifest!(concat!(
+    include_str!("../../fee-ladder/manifest.toml"),
+    include_str!("../manifest.toml")
+));
 
 #[cfg(test)]
 mod tests {

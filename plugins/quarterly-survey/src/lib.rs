@@ -422,6 +422,7 @@ impl Plugin for QuarterlySurvey {
 }
 
 export_plugin!(QuarterlySurvey);
+wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[cfg(test)]
 mod tests;

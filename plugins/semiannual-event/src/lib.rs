@@ -357,6 +357,7 @@ impl Plugin for SemiannualEvent {
 }
 
 export_plugin!(SemiannualEvent);
+wuye_plugin_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[cfg(test)]
 mod tests;
