@@ -274,6 +274,7 @@ params = { sla_hours = 24 }
             env: Default::default(),
             plugin_check: crate::config::plugin_exists,
             today: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+            resolve_secrets: true,
         };
         let report = crate::config::check(root, &options);
         assert_eq!(report.errors, vec![], "the config itself loads");
