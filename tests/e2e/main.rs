@@ -11,6 +11,7 @@ mod deliver_support;
 mod deliver_tls;
 mod http;
 mod import;
+mod observability;
 mod plugins;
 mod report;
 mod run;
