@@ -12,6 +12,7 @@
 //! - [`deliver`]: the outbox and the channels that get messages to owners.
 //! - [`domain`]: owners, households, bills, tickets, surveys, events; CSV imports.
 //! - [`http`]: the API billing and desk systems push to, and owners' survey answers.
+//! - [`metrics`]: what Prometheus scrapes at `/metrics`.
 //! - [`report`]: satisfaction, callback and fee reports for the monthly report.
 //! - [`clock`]: the one injectable source of time.
 //! - [`systemd`]: readiness notification under systemd.
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod exit;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod plugin;
 pub mod privacy;
 pub mod report;

@@ -134,6 +134,12 @@ fn the_shipped_config_passes_with_a_one_line_summary() {
 #[test]
 fn warnings_pass_unless_denied() {
     let copy = shipped_copy();
+    // Links owners can open, so the calendar's is the only warning.
+    copy.edit(
+        "wuyed.toml",
+        "listen = \"127.0.0.1:8760\"",
+        "listen = \"127.0.0.1:8760\"\npublic_url = \"https://wuye.example.com\"",
+    );
     // A calendar with only 2025 cannot cover next year, whenever this test runs.
     copy.write(
         "calendars/cn-mainland.toml",
@@ -551,4 +557,80 @@ fn offline_commands_work_without_the_daemons_secrets() {
         out.contains("environment variable SMTP_PASSWORD is not set"),
         "{out}"
     );
+}
+
+#[test]
+fn public_url_must_be_a_web_address_and_links_owners_cannot_open_are_warned_about() {
+    let copy = shipped_copy();
+    let about_links = |o: &Output| -> Vec<String> {
+        lines(o)
+            .into_iter()
+            .filter(|l| l.contains("http.public_url"))
+            .collect()
+    };
+    // The demo sets no public_url, while its surveys and event announcements carry links.
+    let o = copy.check(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let http = copy.at("wuyed.toml", "[http]");
+    assert_eq!(
+        about_links(&o),
+        [format!(
+            "warning: {http}http.public_url: not set, so the survey and RSVP links in messages of \
+             shijixinzhu/quarterly_survey, shijixinzhu/semiannual_event and 2 more point at \
+             http://127.0.0.1:8760, which only this machine can open: set http.public_url in \
+             wuyed.toml to the address owners open the owner pages at (for example \
+             \"https://wuye.example.com\")"
+        )]
+    );
+
+    let listen = "listen = \"127.0.0.1:8760\"";
+    let with_url = |url: &str| {
+        let copy = shipped_copy();
+        copy.edit(
+            "wuyed.toml",
+            listen,
+            &format!("{listen}\npublic_url = \"{url}\""),
+        );
+        let o = copy.check(&[]);
+        let at = copy.at("wuyed.toml", "public_url =");
+        (o, at)
+    };
+    // Not a URL: an error naming the file, line and key; the check fails.
+    let (o, at) = with_url("not-a-url");
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        about_links(&o),
+        [format!(
+            "{at}http.public_url: invalid URL \"not-a-url\" (relative URL without a base): \
+             expected an absolute URL such as \"https://wuye.example.com\""
+        )]
+    );
+    // This machine's own address: the links only open here.
+    let (o, at) = with_url("http://localhost:8760");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        about_links(&o),
+        [format!(
+            "warning: {at}http.public_url: \"http://localhost:8760\" is an address of this \
+             machine, so the links in owners' messages of shijixinzhu/quarterly_survey, \
+             shijixinzhu/semiannual_event and 2 more only open here: set http.public_url in \
+             wuyed.toml to the address owners open the owner pages at (for example \
+             \"https://wuye.example.com\")"
+        )]
+    );
+    // Plain http to another machine: the tokens would travel in clear.
+    let (o, at) = with_url("http://wuye.example.com");
+    assert_eq!(o.status.code(), Some(0));
+    let warned = about_links(&o);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].starts_with(&format!(
+            "warning: {at}http.public_url: \"http://wuye.example.com\" is plain http: "
+        )),
+        "{warned:?}"
+    );
+    // https to the address owners reach: nothing to say.
+    let (o, _) = with_url("https://wuye.example.com/wuye");
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(about_links(&o), Vec::<String>::new());
 }

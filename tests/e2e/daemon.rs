@@ -13,15 +13,18 @@ use crate::util::{copy_dir, plugins_dir, repo_root, wuyed};
 
 const TOKEN: &str = "desk-token-0123456789";
 
-struct Demo {
+/// The shipped demo in a temporary directory, its data imported; other modules start it too.
+pub(crate) struct Demo {
     _dir: tempfile::TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     data: PathBuf,
-    port: u16,
-    env: Vec<(String, String)>,
+    /// The port of `http.listen`.
+    pub(crate) port: u16,
+    /// The environment every `wuyed` command of the demo gets; add overrides before `start`.
+    pub(crate) env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,7 +35,7 @@ fn free_port() -> u16 {
 impl Demo {
     /// The shipped config, untouched but for environment overrides: plugins, data directory,
     /// HTTP port, an API token, and no jitter so the 10:00 runs start at 10:00.
-    fn new() -> Demo {
+    pub(crate) fn new() -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         copy_dir(&repo_root().join("config"), &config);
@@ -72,13 +75,13 @@ impl Demo {
         demo
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = wuyed();
         c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
-    fn start(&self, clock_start: &str) -> Child {
+    pub(crate) fn start(&self, clock_start: &str) -> Child {
         let log = std::fs::File::create(self.data.join(format!("log-{}", free_port()))).unwrap();
         self.cmd()
             .args(["run", "--config"])
@@ -111,16 +114,16 @@ impl Demo {
             .unwrap()
     }
 
-    fn db(&self) -> rusqlite::Connection {
+    pub(crate) fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data.join("wuye.db")).unwrap()
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
     }
 
     /// Waits until `sql` counts at least `n`, or fails after a minute.
-    fn wait_for(&self, what: &str, sql: &str, n: i64) {
+    pub(crate) fn wait_for(&self, what: &str, sql: &str, n: i64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.count(sql) < n {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -129,9 +132,13 @@ impl Demo {
     }
 
     /// Waits until the daemon's API accepts connections, or fails after a minute.
-    fn wait_listening(&self) {
+    pub(crate) fn wait_listening(&self) {
+        self.wait_listening_at(self.port);
+    }
+
+    pub(crate) fn wait_listening_at(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the API never started listening");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -161,8 +168,26 @@ impl Demo {
     }
 
     /// One HTTP/1.1 request with the desk's token; the whole answer, status line first.
-    fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> String {
+        self.request_at(self.port, method, path, content_type, body)
+    }
+
+    /// [`Demo::request`] to another port of the daemon (`http.public_listen`).
+    pub(crate) fn request_at(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
@@ -176,7 +201,7 @@ impl Demo {
     }
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "wuyed run exited with {status}");

@@ -12,6 +12,7 @@ mod deliver_tls;
 mod http;
 mod import;
 mod outbox;
+mod observability;
 mod plugins;
 mod report;
 mod run;

@@ -18,8 +18,8 @@ use super::source::{self, KeyPath, Override};
 use crate::schedule::{CalendarError, CronExpr, parse_duration};
 
 use super::{
-    Calendar, Community, CommunityFile, ConfigError, DaemonFile, LoadOptions, NonWorkday, Report,
-    Role, Schedule, Settings, Workflow,
+    Calendar, Community, CommunityFile, ConfigError, DaemonFile, HttpSection, LoadOptions,
+    NonWorkday, Report, Role, Schedule, Settings, Workflow,
 };
 
 /// The daemon's own file, in the config directory.
@@ -71,6 +71,8 @@ struct Compiler<'a> {
     calendars: BTreeMap<String, Option<Arc<Calendar>>>,
     /// Some community file's id could not be read.
     unknown_ids: bool,
+    /// `wuyed.toml` as read, for rules that need the communities first (owner links).
+    daemon_doc: Option<FileDoc>,
 }
 
 /// Checks owned by other modules, run on every load once the files are read; each returns its
@@ -91,6 +93,7 @@ pub(crate) fn compile(dir: &Path, options: &LoadOptions) -> Report {
         warnings: Vec::new(),
         calendars: BTreeMap::new(),
         unknown_ids: false,
+        daemon_doc: None,
     };
     let settings = cx.run();
     Report {
@@ -159,6 +162,7 @@ impl Compiler<'_> {
         }
         let ids: Vec<&str> = seen_ids.keys().map(String::as_str).collect();
         self.errors.extend(module_checks(self.dir, &daemon, &ids));
+        self.owner_links(&daemon.http, &communities);
         // With a community file whose id could not be read, an override may well be meant for
         // it: its own error says what to fix first.
         let unmatched = if self.unknown_ids {
@@ -255,6 +259,8 @@ impl Compiler<'_> {
             self.errors.push(doc.at(&KeyPath::parse("http.listen"), m));
         }
         self.api_tokens(&doc, &daemon.http.tokens);
+        self.http(&doc, &daemon.http);
+        self.daemon_doc = Some(doc);
         daemon
     }
 
@@ -275,6 +281,54 @@ impl Compiler<'_> {
                 self.errors
                     .push(doc.at(&at, format!("token {:?}: {m}", t.name)));
             }
+        }
+    }
+
+
+    /// `[http]`: where the owner pages are served and the address their links use.
+    fn http(&mut self, doc: &FileDoc, http: &HttpSection) {
+        if let Err(m) = check_public_listen(&http.public_listen, &http.listen) {
+            self.errors
+                .push(doc.at(&KeyPath::parse("http.public_listen"), m));
+        }
+        if let Some(url) = &http.public_url {
+            let at = KeyPath::parse("http.public_url");
+            match check_public_url(url) {
+                Ok(None) => {}
+                Ok(Some(warning)) => self.warnings.push(doc.at(&at, warning)),
+                Err(m) => self.errors.push(doc.at(&at, m)),
+            }
+        }
+    }
+
+    /// Warns when the links in owners' messages would point where owners cannot follow them
+    /// (see [`check_owner_links`]). Which workflows send such links is read from their
+    /// templates; broken templates are reported by their own check.
+    fn owner_links(&mut self, http: &HttpSection, communities: &[Arc<Community>]) {
+        let Some(doc) = &self.daemon_doc else { return };
+        let ids: Vec<&str> = communities.iter().map(|c| c.id.as_str()).collect();
+        let senders: Vec<String> =
+            match crate::deliver::Templates::load(&self.dir.join("templates"), &ids) {
+                Ok(templates) => communities
+                    .iter()
+                    .flat_map(|c| {
+                        c.workflows
+                            .iter()
+                            .filter(|w| {
+                                templates.mentions(
+                                    &c.id,
+                                    &w.name,
+                                    &crate::wiring::OWNER_LINK_VARIABLES,
+                                )
+                            })
+                            .map(|w| format!("{}/{}", c.id, w.name))
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+        if let Some(m) = check_owner_links(http, &senders) {
+            self.warnings
+                .push(doc.at(&KeyPath::parse("http.public_url"), m));
         }
     }
 
@@ -905,6 +959,106 @@ pub(crate) fn check_listen(listen: &str) -> Result<(), String> {
     }
 }
 
+/// `http.public_listen`: empty (owner pages stay on `listen`) or an address of its own.
+pub(crate) fn check_public_listen(public: &str, listen: &str) -> Result<(), String> {
+    if public.is_empty() {
+        return Ok(());
+    }
+    let Ok(addr) = public.parse::<std::net::SocketAddr>() else {
+        return Err(format!(
+            "invalid listen address {public:?}: expected IP:PORT such as \"0.0.0.0:8761\", or \"\" to serve the owner pages on http.listen"
+        ));
+    };
+    // Two sockets on one port clash when their IPs are equal or either is a wildcard.
+    if let Ok(api) = listen.parse::<std::net::SocketAddr>()
+        && api.port() == addr.port()
+        && addr.port() != 0
+        && (api.ip() == addr.ip() || api.ip().is_unspecified() || addr.ip().is_unspecified())
+    {
+        return Err(format!(
+            "{public:?} clashes with http.listen = {listen:?}: give the owner pages a port of their own, or set \"\" to serve them on http.listen"
+        ));
+    }
+    Ok(())
+}
+
+/// `http.public_url`: an absolute http(s) URL that `/survey/<token>` can be appended to. `Ok(Some)`
+/// is a warning: plain http to a host other than this machine.
+pub(crate) fn check_public_url(text: &str) -> Result<Option<String>, String> {
+    const EXAMPLE: &str = "an absolute URL such as \"https://wuye.example.com\"";
+    let url = url::Url::parse(text)
+        .map_err(|e| format!("invalid URL {text:?} ({e}): expected {EXAMPLE}"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err(format!(
+            "{text:?} is not a web address owners can open: expected {EXAMPLE}"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} has a query or fragment, but links are made by appending /survey/<token>: give the address alone (a path such as \"https://example.com/wuye\" is fine)"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{:?} carries a user name or password, which every owner's link would show: remove it",
+            url.host_str().unwrap_or_default()
+        ));
+    }
+    if url.scheme() == "http" && !is_local(&url) {
+        return Ok(Some(format!(
+            "{text:?} is plain http: each link carries a household's personal survey or RSVP token, readable by anyone on the way; use https (TLS at a reverse proxy, see docs/OPERATION.md)"
+        )));
+    }
+    Ok(None)
+}
+
+/// A URL only this machine can open: `localhost`, a loopback or a wildcard address.
+fn is_local(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
+}
+
+/// The owner links of messages sent by `senders` (`community/workflow`): a warning when they
+/// would point where owners cannot follow them (no `public_url` set, or one on this machine).
+pub(crate) fn check_owner_links(http: &HttpSection, senders: &[String]) -> Option<String> {
+    const SET_IT: &str = "set http.public_url in wuyed.toml to the address owners open the owner pages at (for example \"https://wuye.example.com\")";
+    let which = match senders {
+        [] => String::new(),
+        [a] => format!(" of {a}"),
+        [a, b] => format!(" of {a} and {b}"),
+        [a, b, rest @ ..] => format!(" of {a}, {b} and {} more", rest.len()),
+    };
+    match &http.public_url {
+        None if senders.is_empty() => None,
+        None if http.owner_listen().is_empty() => Some(format!(
+            "not set, and HTTP is off (http.listen = \"\"), so the survey and RSVP links in messages{which} lead nowhere: serve the owner pages and {SET_IT}"
+        )),
+        None => {
+            let base = http.owner_base_url();
+            let reach = match url::Url::parse(&base) {
+                Ok(u) if is_local(&u) => "which only this machine can open",
+                _ => "the daemon's own address, not one meant for owners",
+            };
+            Some(format!(
+                "not set, so the survey and RSVP links in messages{which} point at {base}, {reach}: {SET_IT}"
+            ))
+        }
+        Some(url) => match url::Url::parse(url) {
+            Ok(u) if is_local(&u) => Some(format!(
+                "{url:?} is an address of this machine, so the links in owners' messages{which} only open here: {SET_IT}"
+            )),
+            _ => None,
+        },
+    }
+}
+
 pub(crate) fn check_log_level(filter: &str) -> Result<(), String> {
     tracing_subscriber::EnvFilter::builder()
         .parse(filter)
@@ -1050,6 +1204,113 @@ mod event_pattern_tests {
         );
         assert!(check_event_pattern("import.*").is_ok(), "import.bills");
         assert!(check_event_pattern("invoice.*").is_err());
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    use super::{HttpSection, check_owner_links, check_public_listen, check_public_url};
+
+    #[test]
+    fn public_url_is_an_absolute_web_address_links_can_be_appended_to() {
+        assert_eq!(check_public_url("https://wuye.example.com"), Ok(None));
+        assert_eq!(check_public_url("https://example.com/wuye/"), Ok(None));
+        // This machine's own address is not this rule's business (see owner links).
+        assert_eq!(check_public_url("http://127.0.0.1:8760"), Ok(None));
+        assert_eq!(
+            check_public_url("not-a-url").unwrap_err(),
+            "invalid URL \"not-a-url\" (relative URL without a base): expected an absolute URL such as \"https://wuye.example.com\""
+        );
+        assert_eq!(
+            check_public_url("ftp://wuye.example.com").unwrap_err(),
+            "\"ftp://wuye.example.com\" is not a web address owners can open: expected an absolute URL such as \"https://wuye.example.com\""
+        );
+        for bad in [
+            "/survey",
+            "wuye.example.com",
+            "mailto:desk@example.com",
+            "https://wuye.example.com/?from=sms",
+            "https://wuye.example.com/#top",
+            "https://desk:hunter2@wuye.example.com",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
+        // A password in the URL is not repeated in the message.
+        let m = check_public_url("https://desk:hunter2@wuye.example.com").unwrap_err();
+        assert!(!m.contains("hunter2"), "{m}");
+        let warning = check_public_url("http://wuye.example.com")
+            .unwrap()
+            .unwrap();
+        assert!(
+            warning.starts_with("\"http://wuye.example.com\" is plain http: "),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn public_listen_is_an_address_of_its_own() {
+        assert_eq!(check_public_listen("", "127.0.0.1:8760"), Ok(()));
+        assert_eq!(
+            check_public_listen("127.0.0.1:8761", "127.0.0.1:8760"),
+            Ok(())
+        );
+        assert_eq!(check_public_listen("0.0.0.0:8761", ""), Ok(()));
+        assert_eq!(check_public_listen("127.0.0.1:0", "127.0.0.1:0"), Ok(()));
+        assert_eq!(
+            check_public_listen("0.0.0.0:8760", "127.0.0.1:8760").unwrap_err(),
+            "\"0.0.0.0:8760\" clashes with http.listen = \"127.0.0.1:8760\": give the owner pages a port of their own, or set \"\" to serve them on http.listen"
+        );
+        assert!(check_public_listen("127.0.0.1:8760", "127.0.0.1:8760").is_err());
+        assert_eq!(
+            check_public_listen("localhost:8761", "").unwrap_err(),
+            "invalid listen address \"localhost:8761\": expected IP:PORT such as \"0.0.0.0:8761\", or \"\" to serve the owner pages on http.listen"
+        );
+    }
+
+    #[test]
+    fn owner_links_are_warned_about_only_where_owners_cannot_follow_them() {
+        let http = |url: Option<&str>, listen: &str, public: &str| HttpSection {
+            listen: listen.into(),
+            public_listen: public.into(),
+            tokens: Vec::new(),
+            public_url: url.map(str::to_string),
+        };
+        let one = ["a/quarterly_survey".to_string()];
+        let four: Vec<String> = ["a/x", "a/y", "b/x", "b/y"].map(String::from).into();
+        // No message carries a link, or they carry public_url's: nothing to say.
+        assert_eq!(
+            check_owner_links(&http(None, "127.0.0.1:8760", ""), &[]),
+            None
+        );
+        assert_eq!(
+            check_owner_links(
+                &http(Some("https://wuye.example.com"), "127.0.0.1:8760", ""),
+                &four
+            ),
+            None
+        );
+        // Unset: the links fall back to where the owner pages are served.
+        let m = check_owner_links(&http(None, "0.0.0.0:8760", "127.0.0.1:8761"), &one).unwrap();
+        assert!(
+            m.starts_with("not set, so the survey and RSVP links in messages of a/quarterly_survey point at http://127.0.0.1:8761, which only this machine can open: set http.public_url"),
+            "{m}"
+        );
+        let m = check_owner_links(&http(None, "192.168.1.20:8760", ""), &four).unwrap();
+        assert!(
+            m.contains(" of a/x, a/y and 2 more point at http://192.168.1.20:8760, the daemon's own address, not one meant for owners: "),
+            "{m}"
+        );
+        let m = check_owner_links(&http(None, "", ""), &one).unwrap();
+        assert!(m.contains("HTTP is off"), "{m}");
+        // Set to this machine: said even before any workflow sends links.
+        for local in [
+            "http://localhost:8760",
+            "http://[::1]:8760/",
+            "https://0.0.0.0",
+        ] {
+            let m = check_owner_links(&http(Some(local), "127.0.0.1:8760", ""), &[]).unwrap();
+            assert!(m.contains("is an address of this machine"), "{local}: {m}");
+        }
     }
 }
 
@@ -1726,6 +1987,7 @@ notifies = ["customer_service"]
             warnings: Vec::new(),
             calendars: BTreeMap::new(),
             unknown_ids: false,
+            daemon_doc: None,
         };
         let doc = FileDoc {
             shown: PathBuf::from("wuyed.toml"),

@@ -68,16 +68,22 @@ fn default_log_level() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
-    /// Address of the HTTP API (health, metrics, survey pages); empty disables it.
+    /// Address of the HTTP API (the bearer API, `/healthz`, `/metrics`, and the owner pages
+    /// unless `public_listen` is set); empty disables it.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// A second address serving only the pages owners open from their links (`/survey/...`,
+    /// `/rsvp/...`), for a reverse proxy facing the internet, while `listen` stays private.
+    /// Empty (the default): the owner pages are served on `listen` with everything else.
+    #[serde(default)]
+    pub public_listen: String,
     /// Bearer tokens of the API, each limited to some communities (see `crate::http::ApiToken`):
     /// `tokens = [{ name = "billing", token = { env = "WUYE_TOKEN_BILLING" }, communities = ["shuipan"] }]`.
     #[serde(default)]
     pub tokens: Vec<crate::http::ApiToken>,
-    /// The address owners reach the survey pages at (`https://wuye.example.com`), used in the
-    /// personal links of survey invitations. Defaults to `http://<listen>`, which only suits a
-    /// demo on one machine.
+    /// The address owners reach the owner pages at (`https://wuye.example.com`, a path prefix
+    /// allowed), used in the personal links of survey invitations and event announcements.
+    /// Defaults to `http://<public_listen or listen>`, which only suits a demo on one machine.
     #[serde(default)]
     pub public_url: Option<String>,
 }
@@ -86,8 +92,28 @@ impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             listen: default_listen(),
+            public_listen: String::new(),
             tokens: Vec::new(),
             public_url: None,
+        }
+    }
+}
+
+impl HttpSection {
+    /// The start of every link to an owner page, without a trailing `/`: `public_url`, else the
+    /// address the owner pages are served on.
+    pub fn owner_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.owner_listen()),
+        }
+    }
+
+    /// The address the owner pages are served on: `public_listen` when set, else `listen`.
+    pub fn owner_listen(&self) -> &str {
+        match self.public_listen.trim() {
+            "" => self.listen.trim(),
+            public => public,
         }
     }
 }

@@ -536,6 +536,7 @@ impl Dispatcher {
         report: &mut DispatchReport,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
+        let mut answered = Vec::with_capacity(done.len());
         self.tx(|tx| {
             for (cur, m, outcome) in &done {
                 let retry = &cur.settings.daemon.delivery.retry;
@@ -560,6 +561,7 @@ impl Dispatcher {
                     Outcome::Unknown(why) => (Status::Unknown, now, None, Some(why.clone())),
                 };
                 tx.outbox_finish(m.id, status, next, pid, err.as_deref(), now)?;
+                answered.push((m.channel, status));
                 match status {
                     Status::Sent => {
                         report.sent += 1;
@@ -587,7 +589,12 @@ impl Dispatcher {
                 }
             }
             Ok(())
-        })
+        })?;
+        // Counted once the answers are committed: a batch that rolled back is tried again.
+        for (channel, status) in answered {
+            crate::metrics::send_answered(channel, status);
+        }
+        Ok(())
     }
 
     /// Runs until `shutdown` resolves: recovers, then dispatches whenever something is due or

@@ -377,6 +377,24 @@ impl Templates {
         })
     }
 
+    /// Whether any template of `workflow` (the shipped default or `community`'s override) uses
+    /// one of `variables`, written as templates do (`link`, `event.rsvp_link`).
+    pub fn mentions(&self, community: &str, workflow: &str, variables: &[&str]) -> bool {
+        self.sets
+            .iter()
+            .filter(|((c, w, _, _), _)| {
+                w == workflow && c.as_deref().is_none_or(|c| c == community)
+            })
+            .flat_map(|(_, set)| {
+                let prefix = format!("{}#", set.name);
+                self.env
+                    .templates()
+                    .filter(move |(name, _)| name.starts_with(&prefix))
+                    .map(|(_, t)| t.undeclared_variables(true))
+            })
+            .any(|used| variables.iter().any(|v| used.contains(*v)))
+    }
+
     pub fn len(&self) -> usize {
         self.sets.len()
     }

@@ -20,6 +20,9 @@
 //!   the same for an event announcement's RSVP link (`rsvp_page`).
 //! - Community events (`community_events`) and payment plans (`payment_plans`) are recorded by
 //!   the desk and reach the workflows as domain events.
+//! - `GET /metrics` is for Prometheus (see [`crate::metrics`]). With `[http] public_listen`,
+//!   the owner pages ([`owner_router`]) are served there and the rest ([`api_router`]) on
+//!   `listen` only, so the API can stay private while the pages face the internet.
 //! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
 //!   `openapi.json` next to this file; a test checks it lists every route).
 
@@ -203,6 +206,23 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut Connection, DateTime<Utc>) -> Result<R, ApiError> + Send + 'static,
     ) -> Result<R, ApiError> {
+        self.on_db(f, true).await
+    }
+
+    /// [`Self::db`] for a read, which tells nobody: a scrape every few seconds must not wake the
+    /// event router each time.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, DateTime<Utc>) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        self.on_db(f, false).await
+    }
+
+    async fn on_db<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, DateTime<Utc>) -> Result<R, ApiError> + Send + 'static,
+        wrote: bool,
+    ) -> Result<R, ApiError> {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let now = state.inner.clock.now();
@@ -212,7 +232,7 @@ impl AppState {
                 .lock()
                 .map_err(|_| ApiError::internal("database handle poisoned"))?;
             let out = f(&mut conn, now);
-            if let (Ok(_), Some(written)) = (&out, &state.inner.written) {
+            if let (Ok(_), Some(written), true) = (&out, &state.inner.written, wrote) {
                 written.notify_one();
             }
             out
@@ -271,8 +291,39 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The API as a router; serve it with [`serve`] or call it in-process.
+/// Everything on one router: the API and the owner pages, as served on `http.listen` when
+/// `http.public_listen` is not set; call it in-process or serve it with [`serve`].
 pub fn router(state: AppState) -> Router {
+    finish(api_routes(&state).merge(owner_routes()), state)
+}
+
+/// What `http.listen` serves when the owner pages have a listener of their own: the bearer
+/// API, `/healthz`, `/metrics` and the OpenAPI document.
+pub fn api_router(state: AppState) -> Router {
+    finish(api_routes(&state), state)
+}
+
+/// What `http.public_listen` serves: only the pages owners open from their links, and the
+/// survey answer they post. The token in the link is the credential; nothing here takes a
+/// bearer token or shows more than the one household's own page.
+pub fn owner_router(state: AppState) -> Router {
+    finish(owner_routes(), state)
+}
+
+fn owner_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/surveys/{token}/responses", post(answer_survey))
+        .route(
+            "/survey/{token}",
+            get(survey_page::show).post(survey_page::submit),
+        )
+        .route(
+            "/rsvp/{token}",
+            get(rsvp_page::show).post(rsvp_page::submit),
+        )
+}
+
+fn api_routes(state: &AppState) -> Router<AppState> {
     let community_api = Router::new()
         .route("/tickets", post(open_ticket))
         .route("/tickets/{no}/close", post(close_ticket))
@@ -287,17 +338,15 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/surveys/{token}/responses", post(answer_survey))
-        .route(
-            "/survey/{token}",
-            get(survey_page::show).post(survey_page::submit),
-        )
-        .route(
-            "/rsvp/{token}",
-            get(rsvp_page::show).post(rsvp_page::submit),
-        )
         .nest("/api/v1/communities/{community}", community_api)
+}
+
+/// The parts every listener shares: JSON errors for unknown routes and methods, the body limit,
+/// and a count of every request answered (by route template, see [`crate::metrics`]).
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -307,7 +356,22 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(count_request))
         .with_state(state)
+}
+
+/// Counts each answered request under its route template, so a token in a path never becomes
+/// a label. `Router::layer` wraps each route, where the matched template is known; requests
+/// no route matched have none.
+async fn count_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let response = next.run(request).await;
+    crate::metrics::http_answered(&method, route.as_deref(), response.status().as_u16());
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -321,10 +385,13 @@ pub async fn serve(
         .await
 }
 
-/// Starts the API the way the daemon runs it: `[http] listen` (empty: disabled, `Ok(None)`),
-/// tokens resolved now (a missing variable or secret file is a config error, exit 78, naming
-/// the token), the database at `<data_dir>/wuye.db`. Returns the bound address (useful with
-/// port 0) and the server task, which ends when `shutdown` resolves.
+/// Starts the API the way the daemon runs it: `[http] listen` (empty: disabled) and, when set,
+/// `[http] public_listen` for the owner pages alone (then `listen` serves everything else and
+/// no owner page); `Ok(None)` when both are empty. Tokens are resolved now (a missing variable
+/// or secret file is a config error, exit 78, naming the token), the database is
+/// `<data_dir>/wuye.db`. Returns the address of `listen` (useful with port 0; that of
+/// `public_listen` when only it is set) and one task serving both, which ends when `shutdown`
+/// resolves.
 pub async fn start(
     settings: &crate::config::Settings,
     clock: SharedClock,
@@ -338,7 +405,8 @@ pub async fn start(
 > {
     use anyhow::Context as _;
     let listen = settings.daemon.http.listen.trim();
-    if listen.is_empty() {
+    let public = settings.daemon.http.public_listen.trim();
+    if listen.is_empty() && public.is_empty() {
         return Ok(None);
     }
     let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)
@@ -356,13 +424,59 @@ pub async fn start(
     if let Some(written) = written {
         state = state.notify_writes(written);
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("http.listen: cannot listen on {listen}"))
-        .map_err(crate::exit::Coded::temporary)?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "http api listening");
-    Ok(Some((addr, tokio::spawn(serve(listener, state, shutdown)))))
+    // Each listener with what it serves: everything on `listen` unless the owner pages have
+    // their own.
+    let mut served = Vec::new();
+    if public.is_empty() {
+        served.push(("http.listen", listen, router(state)));
+    } else {
+        if !listen.is_empty() {
+            served.push(("http.listen", listen, api_router(state.clone())));
+        }
+        served.push(("http.public_listen", public, owner_router(state)));
+    }
+    // Both stop on the one shutdown signal.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut first = None;
+    let mut servers = tokio::task::JoinSet::new();
+    for (key, address, app) in served {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("{key}: cannot listen on {address}"))
+            .map_err(crate::exit::Coded::temporary)?;
+        let addr = listener.local_addr()?;
+        if key == "http.listen" {
+            tracing::info!(%addr, owner_pages = public.is_empty(), "http api listening");
+        } else {
+            tracing::info!(%addr, "owner pages listening");
+        }
+        first.get_or_insert(addr);
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    let task = tokio::spawn(async move {
+        // Ends once every listener has stopped, with the error of one that failed, if any.
+        let mut result = Ok(());
+        while let Some(done) = servers.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(std::io::Error::other(e)),
+            }
+        }
+        result
+    });
+    Ok(first.map(|addr| (addr, task)))
 }
 
 fn zones(settings: &crate::config::Settings) -> Vec<(String, chrono_tz::Tz)> {
@@ -567,12 +681,25 @@ fn non_empty(field: &str, v: &str) -> Result<String, ApiError> {
 
 async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     state
-        .db(|conn, _| {
+        .read(|conn, _| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
         .await?;
     Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+/// `GET /metrics`: the counters, and the outbox as the database has it now.
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state
+        .read(|conn, now| {
+            let unsettled =
+                crate::store::outbox::transaction(conn, |tx| Ok(tx.outbox_unsettled()?))
+                    .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            Ok(crate::metrics::encode(&unsettled, now))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn openapi() -> impl IntoResponse {

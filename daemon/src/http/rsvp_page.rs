@@ -101,9 +101,11 @@ fn form(token: &str, t: &Texts, current: Option<u32>, error: Option<&str>) -> St
     if let Some(e) = error {
         body.push_str(&format!("<p class=\"err\">{e}</p>"));
     }
-    // The token is URL-safe base64 (checked before we get here), so it needs no escaping.
+    // The token is URL-safe base64 (checked before we get here), so it needs no escaping. The
+    // action is relative (the page's own address), so the form still posts to the right place
+    // behind a reverse proxy that serves the pages under a path (`http.public_url`).
     body.push_str(&format!(
-        "<form method=\"post\" action=\"/rsvp/{token}\"><p><label for=\"attendees\">{}</label><br>\
+        "<form method=\"post\" action=\"{token}\"><p><label for=\"attendees\">{}</label><br>\
          <input id=\"attendees\" name=\"attendees\" type=\"number\" min=\"0\" max=\"{MAX_ATTENDEES}\" \
          value=\"{}\"></p><p><button type=\"submit\">{}</button></p></form>",
         t.how_many,

@@ -89,10 +89,10 @@ fn form(token: &str, lang: Language, error: Option<&str>) -> Html<String> {
     if let Some(e) = error {
         body.push_str(&format!("<p class=\"err\">{e}</p>"));
     }
-    // The token is URL-safe base64 (checked before we get here), so it needs no escaping.
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/survey/{token}\">"
-    ));
+    // The token is URL-safe base64 (checked before we get here), so it needs no escaping. The
+    // action is relative (the page's own address), so the form still posts to the right place
+    // behind a reverse proxy that serves the pages under a path (`http.public_url`).
+    body.push_str(&format!("<form method=\"post\" action=\"{token}\">"));
     for area in ServiceArea::ALL {
         body.push_str(&format!("<fieldset><legend>{}</legend>", area.label(lang)));
         for score in 1..=5 {

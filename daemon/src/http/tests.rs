@@ -132,6 +132,7 @@ fn openapi_describes_every_route() {
             "/api/v1/openapi.json",
             "/api/v1/surveys/{token}/responses",
             "/healthz",
+            "/metrics",
             "/rsvp/{token}",
             "/survey/{token}",
         ]
@@ -745,4 +746,22 @@ async fn the_rsvp_page_takes_changes_until_the_event_starts() {
         [("1-1-101".to_string(), 0)],
         "withdrawn, and nothing for the past event"
     );
+}
+
+#[tokio::test]
+async fn metrics_label_requests_by_route_template_never_by_token() {
+    let (app, _, _d) = setup();
+    let token = "MetricsLabelToken0123456";
+    let (s, _) = call(&app, "GET", &format!("/survey/{token}"), None, "").await;
+    assert!(s.is_client_error(), "{s}");
+    let (s, text) = call(&app, "GET", "/metrics", None, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains(
+            "wuyed_http_requests_total{method=\"GET\",route=\"/survey/{token}\",status=\"4xx\"}"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(token), "{text}");
 }

@@ -385,6 +385,11 @@ impl Executor for PluginExecutor {
             };
             Inner::emit_logs(&report, &run);
             if let Err(failure) = report.result {
+                crate::metrics::plugin_failed(
+                    &run.community.id,
+                    &run.workflow.name,
+                    failure.kind.as_str(),
+                );
                 let name = report.plugin.clone();
                 return inner.fail(
                     run,

@@ -178,6 +178,21 @@ pub enum FailureKind {
     Host,
 }
 
+impl FailureKind {
+    /// The name logs and metrics use, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::IntentCap => "intent_cap",
+            FailureKind::Oversized => "oversized",
+            FailureKind::Trap => "trap",
+            FailureKind::PluginError => "plugin_error",
+            FailureKind::Host => "host",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunFailure {
     pub kind: FailureKind,

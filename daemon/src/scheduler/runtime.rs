@@ -27,6 +27,7 @@ use super::{Executor, RunRequest};
 use crate::blocking::Blocking;
 use crate::clock::SharedClock;
 use crate::config::{CatchUp, Community, Settings, Workflow};
+use crate::metrics::{self, RunOutcome};
 use crate::schedule::{self, Slot, SlotFate, jitter_for};
 use crate::store::{PlannedSlot, RunRow, SlotPlan, Store, WorkflowPlan};
 
@@ -569,8 +570,9 @@ impl Runner {
                     plan: SlotPlan::Missed { reason },
                     ..
                 }) = fate
+                    && self.store.mark_missed(run.id, now, reason)?
                 {
-                    self.store.mark_missed(run.id, now, reason)?;
+                    metrics::runs_recorded(&key.0, &key.1, RunOutcome::Missed, 1);
                 }
             }
             let missed: Vec<_> = slots
@@ -599,6 +601,7 @@ impl Runner {
                     "slots missed (only the latest {SHOWN} logged; all are recorded)"
                 );
             }
+            metrics::runs_recorded(&key.0, &key.1, RunOutcome::Missed, outcome.missed as u64);
             tracing::debug!(
                 community = %key.0,
                 workflow = %key.1,
@@ -635,6 +638,7 @@ impl Runner {
                     run.community, run.workflow
                 );
                 if self.store.mark_missed(run.id, now, &reason)? {
+                    metrics::runs_recorded(&key.0, &key.1, RunOutcome::Missed, 1);
                     tracing::warn!(community = %key.0, workflow = %key.1, run_id = run.id, %reason, "run missed");
                 }
                 continue;
@@ -642,6 +646,7 @@ impl Runner {
             if !entry.enabled {
                 let reason = "workflow is disabled (enabled = false)";
                 if self.store.mark_missed(run.id, now, reason)? {
+                    metrics::runs_recorded(&key.0, &key.1, RunOutcome::Missed, 1);
                     tracing::warn!(community = %key.0, workflow = %key.1, run_id = run.id, reason, "run missed");
                 }
                 continue;
@@ -693,8 +698,11 @@ impl Runner {
         {
             let message = crate::blocking::join_error_message(err);
             tracing::error!(community = %key.0, workflow = %key.1, run_id, error = %message, "run failed");
-            if let Err(db) = self.store.fail_run(run_id, self.clock.now(), &message) {
-                tracing::error!(run_id, error = %format!("{db:#}"), "could not record the failure; the run will be redone at the next start");
+            match self.store.fail_run(run_id, self.clock.now(), &message) {
+                Ok(()) => metrics::runs_recorded(&key.0, &key.1, RunOutcome::Failed, 1),
+                Err(db) => {
+                    tracing::error!(run_id, error = %format!("{db:#}"), "could not record the failure; the run will be redone at the next start");
+                }
             }
         }
     }
@@ -822,13 +830,16 @@ async fn execute(
         committed.notify_one();
     }
     match outcome {
-        Ok(summary) => tracing::info!(
-            %community,
-            %workflow,
-            run_id,
-            summary = %summary.describe(),
-            "run done"
-        ),
+        Ok(summary) => {
+            metrics::runs_recorded(&community, &workflow, RunOutcome::Done, 1);
+            tracing::info!(
+                %community,
+                %workflow,
+                run_id,
+                summary = %summary.describe(),
+                "run done"
+            )
+        }
         Err(err) => {
             let message = format!("{err:#}");
             tracing::error!(%community, %workflow, run_id, error = %message, "run failed");
@@ -837,7 +848,9 @@ async fn execute(
             let recorded = blocking
                 .run(move || store2.fail_run(run_id, now, &message))
                 .await;
-            if !matches!(recorded, Ok(Ok(()))) {
+            if matches!(recorded, Ok(Ok(()))) {
+                metrics::runs_recorded(&community, &workflow, RunOutcome::Failed, 1);
+            } else {
                 tracing::error!(
                     run_id,
                     "could not record the failure; the run will be redone at the next start"

@@ -138,6 +138,16 @@ pub struct Outcome {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// Messages of one channel and status that are not settled yet, as `/metrics` shows the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    pub channel: Channel,
+    pub status: Status,
+    pub messages: i64,
+    /// When the oldest of them was queued.
+    pub oldest: DateTime<Utc>,
+}
+
 /// An opt-out as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptOut {
@@ -312,6 +322,27 @@ impl Tx<'_> {
             message_from_row,
         )?
         .collect()
+    }
+
+    /// Messages still waiting to go (`pending`, `deferred`, `failed`), going (`sending`) or held
+    /// for a human (`unknown`), per channel and status. Sent and finished rows, which pile up
+    /// over the years, are not read: the `(status, next_attempt_at)` index leads to these.
+    pub fn outbox_unsettled(&self) -> rusqlite::Result<Vec<Unsettled>> {
+        self.0
+            .prepare_cached(
+                "SELECT channel, status, COUNT(*), MIN(created_at) FROM outbox \
+                 WHERE status IN ('pending', 'deferred', 'failed', 'sending', 'unknown') \
+                 GROUP BY channel, status",
+            )?
+            .query_map([], |row| {
+                Ok(Unsettled {
+                    channel: parse::<Channel>(row, 0)?,
+                    status: parse::<Status>(row, 1)?,
+                    messages: row.get(2)?,
+                    oldest: from_ms(row.get(3)?),
+                })
+            })?
+            .collect()
     }
 
     /// Counts messages per status (for tests, metrics and the benchmark).

@@ -135,7 +135,7 @@ impl IntentSink for OutboxSink {
         }
         let invitations = invite_all(tx, community, intents, now)?;
         // Where owners open their links; the same for every message of the run.
-        let base = public_url(&loaded.settings);
+        let base = loaded.settings.daemon.http.owner_base_url();
         for (i, intent) in intents.iter().enumerate() {
             match intent {
                 Intent::Send(m) => {
@@ -560,14 +560,6 @@ fn survey_link(invitations: &Invitations, base: &str, vars: &mut Value) -> anyho
         map.insert("survey_invitation".into(), Value::from(*id));
     }
     Ok(())
-}
-
-/// Where owners reach the survey pages: `http.public_url`, else the listen address.
-fn public_url(settings: &Settings) -> String {
-    match &settings.daemon.http.public_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("http://{}", settings.daemon.http.listen),
-    }
 }
 
 #[cfg(test)]
