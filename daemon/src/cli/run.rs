@@ -213,6 +213,22 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
 
     systemd::notify("READY=1\nSTATUS=scheduling");
     tracing::info!(config = %args.config.display(), "wuyed running");
+    // WatchdogSec=: fed only while the scheduler loop answers (systemd.rs).
+    let watchdog = systemd::watchdog().map(|(socket, interval)| {
+        let liveness = scheduler.liveness();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(systemd::keep_alive(
+            socket,
+            interval,
+            move |within| {
+                let mut liveness = liveness.clone();
+                async move { liveness.answers(within).await }
+            },
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
 
     let mut current = settings;
     loop {
@@ -266,6 +282,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         let _ = task.await;
     }
     let _ = router.await;
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.await;
+    }
     scheduler
         .shutdown(Duration::from_secs(args.stop_timeout))
         .await?;
