@@ -1,6 +1,6 @@
 //! `wuyed generate`: the man pages and shell completions, made from the very clap definition
 //! the binary parses, so they cannot drift from it. Hidden from `--help`: packagers call it
-//! (scripts/package.sh), administrators read its output through `man wuyed` and <TAB>.
+//! (scripts/package.sh), administrators read its output through `man wuyed` and the Tab key.
 
 use std::path::PathBuf;
 

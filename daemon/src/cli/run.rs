@@ -61,7 +61,7 @@ pub(super) fn executor(
     executor_with(settings, store, clock, reader, host, Blocking::Pool)
 }
 
-/// [`executor`] with the plugin host's options and where plugins run given: `wuyed simulate` runs
+/// `executor` with the plugin host's options and where plugins run given: `wuyed simulate` runs
 /// on a copy of the data directory but compiles into (and reads from) the real one's plugin
 /// cache, in place on each part's thread; the workflows benchmark times a run through exactly
 /// what `wuyed run` builds.

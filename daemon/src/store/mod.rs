@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// Gives up durability for speed on a throwaway copy (`wuyed simulate`'s snapshot): no fsync
-    /// at commit, rarer checkpoints, no memory map ([`throwaway`]). A simulated year commits
+    /// at commit, rarer checkpoints, no memory map (`throwaway`). A simulated year commits
     /// every run, and nothing on the copy has to survive a power loss. Never call it on the
     /// real store.
     pub fn for_throwaway_copy(self) -> anyhow::Result<Store> {
