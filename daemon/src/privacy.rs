@@ -1,4 +1,29 @@
-//! Masks for owner contact data in logs and CLI output (PIPL: show no more than needed).
+//! Masks for owner contact data in logs and CLI output, and the permissions of files that hold
+//! it (PIPL: show no more than needed, to no more people than needed).
+//!
+//! The database, the file outbox (mail and SMS written to disk) and backups carry owners' names,
+//! phone numbers and bills: they are created readable by the daemon's user only (files 0600,
+//! folders 0700), whatever the umask of the shell or service that started it.
+
+use std::path::Path;
+
+/// Creates `dir` and any missing parents with mode 0700 (existing folders keep theirs: an
+/// administrator may have chosen otherwise on purpose).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Open options whose newly created file gets mode 0600; add `create`, `append`, ... as needed.
+pub fn private_file() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.mode(0o600);
+    options
+}
 
 /// `13812341234` → `138****1234`; anything too short to mask meaningfully is fully hidden.
 pub fn mask_phone(phone: &str) -> String {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::util::{copy_dir, repo_root, run, stderr, stdout};
 
 /// A minimal configuration with the two demo communities and an absolute data dir.
-fn config(dir: &Path) -> PathBuf {
+pub(crate) fn config(dir: &Path) -> PathBuf {
     let cfg = dir.join("config");
     std::fs::create_dir_all(cfg.join("communities")).unwrap();
     std::fs::write(

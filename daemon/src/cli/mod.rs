@@ -4,9 +4,11 @@ use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
+mod backup;
 mod calendar;
 mod check;
 mod desk_script;
+mod generate;
 mod import;
 mod next;
 mod outbox;
@@ -18,10 +20,14 @@ mod simulate;
 /// The executor `wuyed run` schedules runs on, for benchmarks that time the production path.
 pub use run::{Reloadable, executor_with};
 
+/// What `wuyed --version` prints after the name: the package version and the commit it was built
+/// from (daemon/build.rs), e.g. `0.1.0 (commit 1a2b3c4)`, `-dirty` if built with local changes.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WUYED_SOURCE"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wuyed",
-    version,
+    version = VERSION,
     about = "wuye (物业): the property-management service desk's routine, on schedule, exactly once",
     long_about = "wuye sends fee reminders, quarterly surveys, callback escalations and community \
                   event notices for each configured community, on schedule and exactly once.\n\n\
@@ -59,6 +65,11 @@ pub enum Command {
     Plugin(plugin::Command),
     /// Satisfaction, callback or fee report for one community and period (text or HTML).
     Report(report::Args),
+    /// Write a consistent copy of the database to a file, safe while the daemon runs.
+    Backup(backup::Args),
+    /// Man pages and shell completions, for packagers.
+    #[command(subcommand, hide = true)]
+    Generate(generate::Command),
 }
 
 /// Runs the parsed command line.
@@ -73,5 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Simulate(args) => simulate::run(args),
         Command::Report(args) => report::run(args),
+        Command::Backup(args) => backup::run(args),
+        Command::Generate(cmd) => generate::run(cmd),
     }
 }

@@ -61,7 +61,7 @@ pub(super) fn executor(
     executor_with(settings, store, clock, reader, host, Blocking::Pool)
 }
 
-/// [`executor`] with the plugin host's options and where plugins run given: `wuyed simulate` runs
+/// `executor` with the plugin host's options and where plugins run given: `wuyed simulate` runs
 /// on a copy of the data directory but compiles into (and reads from) the real one's plugin
 /// cache, in place on each part's thread; the workflows benchmark times a run through exactly
 /// what `wuyed run` builds.
@@ -213,6 +213,22 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
 
     systemd::notify("READY=1\nSTATUS=scheduling");
     tracing::info!(config = %args.config.display(), "wuyed running");
+    // WatchdogSec=: fed only while the scheduler loop answers (systemd.rs).
+    let watchdog = systemd::watchdog().map(|(socket, interval)| {
+        let liveness = scheduler.liveness();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(systemd::keep_alive(
+            socket,
+            interval,
+            move |within| {
+                let mut liveness = liveness.clone();
+                async move { liveness.answers(within).await }
+            },
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
 
     let mut current = settings;
     loop {
@@ -266,6 +282,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         let _ = task.await;
     }
     let _ = router.await;
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.await;
+    }
     scheduler
         .shutdown(Duration::from_secs(args.stop_timeout))
         .await?;

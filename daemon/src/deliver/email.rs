@@ -163,9 +163,15 @@ pub(crate) fn write_atomically(
     name: &str,
     bytes: &[u8],
 ) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::io::Write as _;
+    crate::privacy::create_private_dir(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)?;
+    crate::privacy::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?
+        .write_all(bytes)?;
     std::fs::rename(&tmp, dir.join(name))
 }
 
@@ -328,5 +334,22 @@ enum SendError {
 impl From<lettre::transport::smtp::Error> for SendError {
     fn from(e: lettre::transport::smtp::Error) -> Self {
         SendError::Smtp(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn mail_files_and_their_folders_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = dir.path().join("outbox").join("mail");
+        super::write_atomically(&mail, "a.eml", b"To: owner").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&mail.join("a.eml")), 0o600);
+        assert_eq!(mode(&mail), 0o700);
+        assert_eq!(mode(&dir.path().join("outbox")), 0o700);
+        assert_eq!(std::fs::read(mail.join("a.eml")).unwrap(), b"To: owner");
     }
 }

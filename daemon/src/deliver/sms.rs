@@ -191,9 +191,9 @@ impl SmsChannel {
         let _g = self.file_lock.lock().expect("sms file lock poisoned");
         let r = (|| -> std::io::Result<()> {
             if let Some(d) = self.file.parent() {
-                std::fs::create_dir_all(d)?;
+                crate::privacy::create_private_dir(d)?;
             }
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = crate::privacy::private_file()
                 .create(true)
                 .append(true)
                 .open(&self.file)?;

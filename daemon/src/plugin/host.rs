@@ -2,8 +2,9 @@
 //! or on demand, i.e. SIGHUP) and runs one hook in a fresh, limited instance.
 //!
 //! One [`wasmtime::Engine`] and one [`Linker`] serve every plugin. Each run gets its own
-//! [`Store`] made from the plugin's pre-linked [`InstancePre`] (cheap with the pooling allocator),
-//! so a trapped instance is never entered again and no state leaks from one community's run into
+//! [`Store`] made from the plugin's pre-linked
+//! [`InstancePre`](wasmtime::component::InstancePre) (cheap with the pooling allocator), so a
+//! trapped instance is never entered again and no state leaks from one community's run into
 //! another's. A thread ticks the engine's epoch every 10 ms; a store's deadline is counted in
 //! those ticks, which is what stops an infinite loop.
 

@@ -16,7 +16,9 @@ mod log_executor;
 mod runtime;
 
 pub use log_executor::LogExecutor;
-pub use runtime::{NextSlot, Scheduler, SchedulerHandle, SlotSource, Status, configured_slots};
+pub use runtime::{
+    Liveness, NextSlot, Scheduler, SchedulerHandle, SlotSource, Status, configured_slots,
+};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -239,6 +239,14 @@ impl SchedulerHandle {
             .map_err(|_| anyhow::anyhow!("the scheduler stopped during the reload"))
     }
 
+    /// A probe of the loop's health, for the systemd watchdog: see [`Liveness`].
+    pub fn liveness(&self) -> Liveness {
+        Liveness {
+            wake: self.wake.clone(),
+            status: self.status.clone(),
+        }
+    }
+
     /// The loop's last status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -264,6 +272,26 @@ impl SchedulerHandle {
             Ok(result) => result,
             Err(err) => Err(anyhow::anyhow!("the scheduler task failed: {err}")),
         }
+    }
+}
+
+/// Asks the scheduler loop to prove it is alive: a nudge makes it take a full pass (plan due
+/// slots, read timers, claim runs: the database included), and the probe waits for that pass to
+/// be counted. A loop that is wedged (a pass stuck on the database, a panic, a stop) does not
+/// answer, so the systemd watchdog is not fed and systemd restarts the daemon.
+#[derive(Clone)]
+pub struct Liveness {
+    wake: Arc<Notify>,
+    status: watch::Receiver<Status>,
+}
+
+impl Liveness {
+    /// Whether the loop completed a pass within `within` of being nudged.
+    pub async fn answers(&mut self, within: Duration) -> bool {
+        let before = self.status.borrow_and_update().passes;
+        self.wake.notify_one();
+        let answered = self.status.wait_for(|s| s.passes > before);
+        matches!(tokio::time::timeout(within, answered).await, Ok(Ok(_)))
     }
 }
 

@@ -834,3 +834,27 @@ async fn a_run_planned_before_a_long_stop_obeys_the_catch_up_policy_at_restart()
     assert!(runs[0].reason.as_deref().unwrap().contains("latest"));
     assert_eq!(recorder.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn the_loop_answers_a_liveness_probe_only_while_it_runs() {
+    let h = Harness::new(at(8, 30));
+    let cfg = settings(vec![community(
+        "shuipan",
+        vec![workflow("heartbeat", CatchUp::Latest, 24)],
+    )]);
+    // Asleep until 09:00 on a clock that does not move: only the probe's nudge makes a pass.
+    let handle = h
+        .start(Arc::new(Recorder::default()), every(60), &cfg)
+        .await;
+    h.move_to(&handle, at(8, 30)).await;
+    let mut liveness = handle.liveness();
+    let passes = handle.status().passes;
+    assert!(liveness.answers(Duration::from_secs(5)).await);
+    assert!(liveness.answers(Duration::from_secs(5)).await);
+    assert!(
+        handle.status().passes >= passes + 2,
+        "each answer is a real pass"
+    );
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert!(!liveness.answers(Duration::from_millis(200)).await);
+}

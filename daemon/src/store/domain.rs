@@ -45,6 +45,12 @@ pub fn apply_schema(conn: &Connection) -> rusqlite::Result<()> {
 /// keys, busy timeout) and the schema migrated if needed: the HTTP API's own connection on a
 /// database `Store::open` has migrated, and a quick database for tests, tools and benchmarks.
 pub fn open_standalone(path: &Path) -> rusqlite::Result<Connection> {
+    super::create_private(path).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("{e:#}")),
+        )
+    })?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

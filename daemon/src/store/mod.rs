@@ -15,6 +15,7 @@
 //! `SELECT ... FOR UPDATE SKIP LOCKED` and slot planning is done by the holder of an advisory-lock
 //! lease; callers do not change.
 
+pub mod backup;
 mod migrations;
 pub mod outbox;
 pub mod plugin_kv;
@@ -89,9 +90,6 @@ pub(crate) fn throwaway(conn: &Connection) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating if needed) `<data_dir>/wuye.db` and brings its schema up to date.
     pub fn open_in(data_dir: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data directory {}", data_dir.display()))
-            .map_err(Coded::temporary)?;
         Store::open(&data_dir.join(DB_FILE))
     }
 
@@ -102,6 +100,7 @@ impl Store {
     /// database held locked by someone else, or a file that cannot be opened, is a temporary
     /// failure (exit 75).
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        create_private(path).map_err(Coded::temporary)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -131,7 +130,7 @@ impl Store {
     }
 
     /// Gives up durability for speed on a throwaway copy (`wuyed simulate`'s snapshot): no fsync
-    /// at commit, rarer checkpoints, no memory map ([`throwaway`]). A simulated year commits
+    /// at commit, rarer checkpoints, no memory map (`throwaway`). A simulated year commits
     /// every run, and nothing on the copy has to survive a power loss. Never call it on the
     /// real store.
     pub fn for_throwaway_copy(self) -> anyhow::Result<Store> {
@@ -200,6 +199,31 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(|e| coded_sqlite(e, &self.path))?);
         f(&tx)
+    }
+}
+
+/// Creates the database file at `path` readable by its owner only (0600), in a data directory
+/// only its owner may enter (0700, for folders created here), unless the file already exists.
+///
+/// The file holds owners' names, phone numbers and bills (PIPL): it must not be world-readable
+/// whatever the umask. SQLite gives the `-wal`, `-shm` and `-journal` files it creates beside
+/// the database the database file's own permissions, so creating this one right is enough.
+/// Every opener of the file (the store, the outbox's and the domain's own connections) calls
+/// this first, as any of them may be the first to touch a new data directory.
+pub(crate) fn create_private(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::privacy::create_private_dir(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    match crate::privacy::private_file()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("cannot create database file {}", path.display()))),
     }
 }
 
@@ -299,6 +323,34 @@ mod tests {
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous must be FULL");
+    }
+
+    #[test]
+    fn a_new_database_and_its_folders_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("srv").join("data");
+        let store = Store::open_in(&data).unwrap();
+        store
+            .write(|tx| {
+                tx.audit(DateTime::UNIX_EPOCH, None, "c", "w", "test", "x")?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&dir.path().join("srv")), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        // SQLite's own files follow the database's mode.
+        assert_eq!(mode(&data.join("wuye.db-wal")), 0o600);
+        assert_eq!(mode(&data.join("wuye.db-shm")), 0o600);
+        // A folder that already exists keeps the mode its administrator chose.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+        drop(Store::open_in(&shared).unwrap());
+        assert_eq!(mode(&shared), 0o750);
+        assert_eq!(mode(&shared.join(DB_FILE)), 0o600);
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub fn ensure_schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 /// Opens the database file the way the daemon does (WAL, full sync), with the delivery schema.
 pub fn open(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
     use anyhow::Context as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
+    super::create_private(path)?;
     let conn = rusqlite::Connection::open(path)
         .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

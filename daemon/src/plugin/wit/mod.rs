@@ -5,7 +5,7 @@
 //! the current ones; each module adapts its generated types to them, so the rest of the daemon
 //! never sees a version. A plugin's version is read from what it exports
 //! (`wuye:plugin/hooks@X.Y.Z`); a version newer than any known is refused with the list of
-//! supported ones. The host-function bodies are shared through [`host_impl!`], because a new
+//! supported ones. The host-function bodies are shared through `host_impl!`, because a new
 //! version adds to the world and everything that existed before behaves the same.
 
 use std::path::Path;
