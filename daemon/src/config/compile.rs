@@ -284,7 +284,6 @@ impl Compiler<'_> {
         }
     }
 
-
     /// `[http]`: where the owner pages are served and the address their links use.
     fn http(&mut self, doc: &FileDoc, http: &HttpSection) {
         if let Err(m) = check_public_listen(&http.public_listen, &http.listen) {

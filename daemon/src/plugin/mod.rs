@@ -26,8 +26,8 @@ pub mod executor;
 pub mod fixture;
 pub mod host;
 pub mod intent;
-mod sandbox_io;
 pub mod manifest;
+mod sandbox_io;
 pub mod wit;
 
 #[cfg(test)]
