@@ -842,7 +842,7 @@ pub fn usable_phone(p: &str) -> bool {
     (6..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// What [`template_context`] gives every template besides the request's own variables (for
+/// What `template_context` gives every template besides the request's own variables (for
 /// `wuyed check`, which holds templates against what their workflow provides).
 pub const CONTEXT_VARIABLES: [&str; 6] = [
     "community.id",

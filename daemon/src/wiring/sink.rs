@@ -386,7 +386,7 @@ fn step(run: &RunRequest, step: &str) -> String {
 
 /// The variables the daemon adds to a plugin's message with the variables `declared` (the
 /// plugin's own): what every template sees ([`deliver::CONTEXT_VARIABLES`]), a survey
-/// message's personal `link` ([`survey_link`]), an event's place and, for owners, RSVP link,
+/// message's personal `link` (`survey_link`), an event's place and, for owners, RSVP link,
 /// and a staff notice's ticket's first receiver (`records`). `wuyed check` holds templates
 /// against these and the plugin's declaration, so this list follows what those functions insert.
 pub fn host_variables(declared: &[String], to_staff: bool) -> Vec<&'static str> {
