@@ -387,10 +387,18 @@ impl Templates {
             })
             .flat_map(|(_, set)| {
                 let prefix = format!("{}#", set.name);
-                self.env
+                // Collected before asking each one: `templates()` holds the environment's lock
+                // while it iterates, and `undeclared_variables` takes it again (a deadlock).
+                let parts: Vec<_> = self
+                    .env
                     .templates()
-                    .filter(move |(name, _)| name.starts_with(&prefix))
-                    .map(|(_, t)| t.undeclared_variables(true))
+                    .filter(|(name, _)| name.starts_with(&prefix))
+                    .map(|(_, t)| t)
+                    .collect();
+                parts
+                    .into_iter()
+                    .map(|t| t.undeclared_variables(true))
+                    .collect::<Vec<_>>()
             })
             .any(|used| variables.iter().any(|v| used.contains(*v)))
     }
