@@ -5,6 +5,7 @@
 # what the .deb holds. Slow (a release build of wasmtime): not part of scripts/test.sh.
 #
 #   ./scripts/package.sh            # writes target/debian/wuye_<version>-1_<arch>.deb
+#                                   # and its debug symbols, wuye-dbgsym_<version>-1_<arch>.ddeb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,8 @@ rm -rf "$assets"
 mkdir -p "$assets/completions" "$assets/etc" "$assets/plugins"
 wuyed="$target/release/wuyed"
 "$wuyed" generate man "$assets/man" >/dev/null
+# Debian policy: man pages compressed, reproducibly (-n: no name or time stamp in the header).
+gzip -9n "$assets"/man/*.1
 for shell in bash zsh fish; do
     "$wuyed" generate completions "$shell" --dir "$assets/completions" >/dev/null
 done
@@ -50,7 +53,10 @@ for want in 'data_dir = "/var/lib/wuye"' 'dir = "/usr/lib/wuye/plugins"'; do
     }
 done
 
-cargo deb -p wuye --no-build --output "$target/debian/"
+# The release profile keeps line tables for readable panics: 190 of the binary's 235 MB. They go
+# to a separate wuye-dbgsym package (install it to debug a crash); wuyed itself ships stripped.
+rm -f "$target"/debian/*.deb "$target"/debian/*.ddeb
+cargo deb -p wuye --no-build --dbgsym --output "$target/debian/"
 deb="$(ls -t "$target"/debian/*.deb | head -1)"
 dpkg-deb --info "$deb"
 dpkg-deb --contents "$deb"
