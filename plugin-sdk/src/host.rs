@@ -2,9 +2,10 @@
 //! the real host inside the sandbox ([`WasmHost`]) and against [`crate::MockHost`] in `cargo test`.
 
 use crate::bindings::wuye::plugin::host as wit;
+use crate::calendar::{self, Date};
 use crate::{
-    Balance, Bill, Event, Field, Household, Level, Message, NewTicket, Owner, StaffNotice, Survey,
-    SurveyAnswer, Ticket, Timestamp,
+    Balance, Bill, Event, Field, Household, Level, Message, NewTicket, Owner, PluginError,
+    StaffNotice, Survey, SurveyAnswer, Ticket, Timestamp,
 };
 
 /// The run's view of the daemon. All reads are scoped to the run's community: no method takes a
@@ -61,6 +62,71 @@ pub trait Host {
     fn set_timer(&mut self, at: Timestamp, payload: &str);
     /// Opens a ticket for the service desk.
     fn create_ticket(&mut self, ticket: NewTicket);
+}
+
+/// Helpers built on [`Host`]'s methods, the same for every host (in the prelude).
+///
+/// A separate trait, implemented for every host, rather than default methods of `Host`: a
+/// default method sits in every host's vtable, so the time-zone database behind
+/// [`HostExt::today`] (a megabyte, and a second of compiling at each daemon start) would be
+/// linked into every plugin, even one that never asks for a date. Here it is linked only into
+/// the plugins that call these.
+pub trait HostExt: Host {
+    /// Today's date in the community's zone, by the daemon's clock. For "the day this run is
+    /// for" prefer [`crate::Run::local_date`], which stays put when a run is retried late.
+    fn today(&self) -> Result<Date, PluginError> {
+        Ok(calendar::local_date(
+            self.now(),
+            calendar::zone(&self.timezone())?,
+        ))
+    }
+
+    /// The instant of `time` (`HH:MM`) on `date` in the community's zone: when to
+    /// [`set_timer`](Host::set_timer) for "09:00 on the 15th".
+    fn at_local(&self, date: Date, time: &str) -> Result<Timestamp, PluginError> {
+        let time = calendar::parse_time("time of day", time)?;
+        Ok(calendar::at_local(
+            date,
+            time,
+            calendar::zone(&self.timezone())?,
+        ))
+    }
+
+    /// A date stored with [`kv_put_date`](HostExt::kv_put_date); `None` if absent or not a date.
+    fn kv_date(&self, key: &str) -> Option<Date> {
+        calendar::parse_date(key, &self.kv_get(key)?).ok()
+    }
+
+    /// Stores a date as `YYYY-MM-DD`.
+    fn kv_put_date(&mut self, key: &str, date: Date) {
+        self.kv_put(key, &date.format("%Y-%m-%d").to_string());
+    }
+
+    /// A whole number stored with [`kv_put_number`](HostExt::kv_put_number); `None` if absent or
+    /// not a number.
+    fn kv_number(&self, key: &str) -> Option<i64> {
+        self.kv_get(key)?.trim().parse().ok()
+    }
+
+    fn kv_put_number(&mut self, key: &str, value: i64) {
+        self.kv_put(key, &value.to_string());
+    }
+
+    /// Whether the thing named `key` may happen today, at most once every `days` days: true
+    /// (and today is remembered under `key`) when it last happened `days` or more days ago, or
+    /// never. "Remind a household of its balance at most once a week" is
+    /// `host.once_every_days(&format!("low-balance:{household}"), 7)?`. The memory commits with
+    /// the run, so a failed run leaves it as it was.
+    fn once_every_days(&mut self, key: &str, days: u32) -> Result<bool, PluginError> {
+        let today = self.today()?;
+        if let Some(last) = self.kv_date(key)
+            && calendar::days_between(last, today) < i64::from(days)
+        {
+            return Ok(false);
+        }
+        self.kv_put_date(key, today);
+        Ok(true)
+    }
 }
 
 /// The real host, through the component's imports. The community handle is fetched on first
@@ -213,3 +279,5 @@ pub(crate) fn install_logger() {
         log::set_max_level(log::LevelFilter::Trace);
     }
 }
+
+impl<H: Host + ?Sized> HostExt for H {}

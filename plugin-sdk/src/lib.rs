@@ -66,14 +66,55 @@
 //! `rustup target add wasm32-wasip2`), then preview it in the real sandbox with
 //! `wuyed plugin test target/wasm32-wasip2/release/my_plugin.wasm --fixture fixture.toml`.
 //!
+//! # Template variables
+//!
+//! Variables cross into the daemon as `(key, value)` strings ([`Message::var`]); these conventions
+//! give templates their structure back (the same for [`Message`] and [`StaffNotice`]):
+//!
+//! - a dotted key nests: `.var("household.label", ..)` is `{{ household.label }}`;
+//! - a value that is a JSON array or object is passed as that value, so a template can loop over
+//!   it (`{% for b in bills %}`): build one with [`Message::json_var`];
+//! - `bill_ids` (a JSON list of bill ids) and `ticket.id` name the message's *reason*: just before
+//!   sending, the daemon checks it still stands and cancels a reminder whose bills were all paid
+//!   meanwhile, or a callback notice whose ticket got its callback. Set them with
+//!   [`Message::about_bills`] and [`Message::about_ticket`];
+//! - the daemon adds `community.id`, `community.name`, `recipient.id`, `recipient.name`, `locale`
+//!   and `workflow` to every message, a personal `link` to one with a `survey` variable, and the
+//!   place and RSVP link to one with `event.id`; plugins never see those tokens;
+//! - `step` (the third argument of [`Message::to_household`]) is part of the message's
+//!   idempotency key with the workflow, the run's slot and the recipient: a second message of
+//!   one run to one household with the same step is dropped as a duplicate, so give each its
+//!   own step; that key is also why a run redone after a crash sends nothing twice.
+//!
+//! The template is found as `templates/<workflow>/<template>.<locale>.toml` in the
+//! configuration, one file per locale the community's owners use; `wuyed check` names any that is
+//! missing or uses a variable the plugin's manifest does not declare.
+//!
+//! # Dates, money and state
+//!
+//! [`HostExt::today`] and [`Run::local_date`] give the community-local date, [`calendar`] parses and
+//! moves dates and turns a local time into a timer instant ([`HostExt::at_local`]), [`Money`] adds
+//! and prints fen as yuan, [`Household::label`] names a household the way the desk does, and the
+//! typed key-value helpers ([`HostExt::kv_date`], [`HostExt::kv_number`], [`HostExt::once_every_days`])
+//! keep what a plugin must remember between runs.
+//!
 //! Logging: use [`Host::log`], or the usual `log` macros (`log::info!`), which the SDK forwards to
 //! the daemon's log when running as a plugin.
 
+pub mod calendar;
 mod host;
 mod mock;
+mod money;
 
-pub use host::Host;
+pub use calendar::Date;
+pub use host::{Host, HostExt};
 pub use mock::{LogLine, MockHost};
+pub use money::Money;
+
+/// The date and time library the SDK's [`calendar`] is built on, for arithmetic it does not
+/// cover, without a second dependency to keep in step.
+#[doc(no_inline)]
+pub use chrono;
 
 /// The bindings generated from `wit/since_v0.3.0`. Private: plugin authors use the re-exported
 /// types below, so the SDK can move to a newer WIT version without breaking them.
@@ -102,9 +143,9 @@ pub use bindings::wuye::plugin::types::{
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Balance, Bill, Callback, Category, Channel, DAY_MS, Event, EventIn, Host, Household, Level,
-        Message, MockHost, NewTicket, Owner, Plugin, PluginError, Recipient, Role, Run,
-        StaffNotice, Survey, SurveyAnswer, Ticket, Timestamp, export_plugin,
+        Balance, Bill, Callback, Category, Channel, DAY_MS, Date, Event, EventIn, Host, HostExt,
+        Household, Level, Message, MockHost, Money, NewTicket, Owner, Plugin, PluginError,
+        Recipient, Role, Run, StaffNotice, Survey, SurveyAnswer, Ticket, Timestamp, export_plugin,
     };
 }
 
@@ -157,7 +198,127 @@ impl Run {
         };
         serde_json::from_str(src).map_err(|e| PluginError::InvalidParams(e.to_string()))
     }
+
+    /// The community-local date the run is for (its slot, timer or event instant): "today" for
+    /// a daily run, right in Shanghai before 08:00 too, and the same date when a run is retried
+    /// or caught up later.
+    pub fn local_date(&self, host: &dyn Host) -> Result<Date, PluginError> {
+        Ok(calendar::local_date(
+            self.due_at,
+            calendar::zone(&host.timezone())?,
+        ))
+    }
 }
+
+impl Household {
+    /// How the desk and the owners name the household in a message: `3栋1201` (building and
+    /// unit), or its id when either is missing. Send it as the `household.label` variable.
+    pub fn label(&self) -> String {
+        if !self.building.is_empty() && !self.unit.is_empty() {
+            format!("{}栋{}", self.building, self.unit)
+        } else {
+            self.id.clone()
+        }
+    }
+}
+
+impl Bill {
+    /// What is still owed on the bill.
+    pub fn outstanding(&self) -> Money {
+        Money::fen(self.amount_fen.saturating_sub(self.paid_fen))
+    }
+
+    /// The due date; a malformed one is bad data naming the bill.
+    pub fn due(&self) -> Result<Date, PluginError> {
+        calendar::parse_date(&format!("bill {} due_date", self.id), &self.due_date)
+    }
+}
+
+impl Role {
+    /// The role as written in config and params: `customer_service`, `supervisor`, `manager`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::CustomerService => "customer_service",
+            Role::Supervisor => "supervisor",
+            Role::Manager => "manager",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = PluginError;
+
+    fn from_str(s: &str) -> Result<Role, PluginError> {
+        match s {
+            "customer_service" => Ok(Role::CustomerService),
+            "supervisor" => Ok(Role::Supervisor),
+            "manager" => Ok(Role::Manager),
+            other => Err(PluginError::InvalidParams(format!(
+                "unknown role {other:?} (customer_service, supervisor, manager)"
+            ))),
+        }
+    }
+}
+
+/// A role in a plugin's params (`notify = "supervisor"`), so `Run::params` reads it directly.
+impl<'de> serde::Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|e: PluginError| match e {
+            PluginError::InvalidParams(m) | PluginError::BadData(m) | PluginError::Failed(m) => {
+                serde::de::Error::custom(m)
+            }
+        })
+    }
+}
+
+// One set of variable helpers for both kinds of intent that carry a template.
+macro_rules! template_vars {
+    ($t:ty) => {
+        impl $t {
+            /// Adds a template variable (see [the conventions](crate#template-variables)).
+            pub fn var(mut self, key: &str, value: impl ToString) -> Self {
+                self.vars.push(Field {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
+                self
+            }
+
+            /// Adds a template variable holding structured data (a list of bills, a table),
+            /// which the template reads as a list or map.
+            pub fn json_var(self, key: &str, value: &impl serde::Serialize) -> Self {
+                let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
+                self.var(key, json)
+            }
+
+            /// The bills this message is about (`bill_ids`): the daemon drops it unsent if they
+            /// are all paid before it goes out.
+            pub fn about_bills<S: AsRef<str>>(self, ids: impl IntoIterator<Item = S>) -> Self {
+                let ids: Vec<String> = ids.into_iter().map(|s| s.as_ref().to_string()).collect();
+                self.json_var("bill_ids", &ids)
+            }
+
+            /// The ticket (by its number) this message is about (`ticket.id`): a callback
+            /// notice is dropped unsent once the ticket has its callback.
+            pub fn about_ticket(self, ticket: &str) -> Self {
+                self.var("ticket.id", ticket)
+            }
+
+            /// The value of variable `key` as last set, for tests.
+            pub fn get(&self, key: &str) -> Option<&str> {
+                self.vars
+                    .iter()
+                    .rev()
+                    .find(|f| f.key == key)
+                    .map(|f| f.value.as_str())
+            }
+        }
+    };
+}
+
+template_vars!(Message);
+template_vars!(StaffNotice);
 
 impl Message {
     fn new(to: Recipient, template: &str, step: &str) -> Self {
@@ -181,15 +342,6 @@ impl Message {
         Message::new(Recipient::Owner(owner.to_string()), template, step)
     }
 
-    /// Adds a template variable.
-    pub fn var(mut self, key: &str, value: impl ToString) -> Self {
-        self.vars.push(Field {
-            key: key.to_string(),
-            value: value.to_string(),
-        });
-        self
-    }
-
     pub fn category(mut self, category: Category) -> Self {
         self.category = category;
         self
@@ -209,15 +361,6 @@ impl StaffNotice {
             vars: Vec::new(),
             step: step.to_string(),
         }
-    }
-
-    /// Adds a template variable.
-    pub fn var(mut self, key: &str, value: impl ToString) -> Self {
-        self.vars.push(Field {
-            key: key.to_string(),
-            value: value.to_string(),
-        });
-        self
     }
 }
 

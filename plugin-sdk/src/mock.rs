@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    Balance, Bill, Event, Household, Level, Message, NewTicket, Owner, Run, StaffNotice, Survey,
-    SurveyAnswer, Ticket, Timestamp, host::Host,
+    Balance, Bill, Event, Household, Level, Message, Money, NewTicket, Owner, Run, StaffNotice,
+    Survey, SurveyAnswer, Ticket, Timestamp, host::Host,
 };
 
 /// One line a plugin logged.
@@ -65,6 +65,96 @@ impl MockHost {
             due_at: self.now,
             params: params.to_string(),
         }
+    }
+
+    /// Moves the clock to `instant`, written as RFC 3339 with its offset
+    /// (`"2027-02-21T10:00:00+08:00"`), the way a test reads a scenario. Panics on a malformed
+    /// instant: it is the test's own text.
+    pub fn at(&mut self, instant: &str) -> &mut Self {
+        let t = chrono::DateTime::parse_from_rfc3339(instant).unwrap_or_else(|e| {
+            panic!("MockHost::at({instant:?}): not an RFC 3339 instant ({e}); write it like \"2027-02-21T10:00:00+08:00\"")
+        });
+        self.now = t.timestamp_millis();
+        self
+    }
+
+    /// Adds household `id` in `building`, `unit`, with one owner `<id>-owner` who reads
+    /// Chinese (see [`MockHost::with_owner`] for more owners).
+    pub fn with_household(&mut self, id: &str, building: &str, unit: &str) -> &mut Self {
+        let owner = format!("{id}-owner");
+        self.households.push(Household {
+            id: id.to_string(),
+            building: building.to_string(),
+            unit: unit.to_string(),
+            owners: vec![owner.clone()],
+        });
+        self.owners.push(Owner {
+            id: owner,
+            household: id.to_string(),
+            name: format!("{id} owner"),
+            language: "zh-CN".to_string(),
+            opted_out: false,
+        });
+        self
+    }
+
+    /// Adds owner `id` of `household` (which must exist) speaking `language` (`en`, `zh-CN`).
+    pub fn with_owner(
+        &mut self,
+        id: &str,
+        household: &str,
+        name: &str,
+        language: &str,
+    ) -> &mut Self {
+        let Some(h) = self.households.iter_mut().find(|h| h.id == household) else {
+            panic!("MockHost::with_owner({id:?}): add household {household:?} first");
+        };
+        h.owners.push(id.to_string());
+        self.owners.push(Owner {
+            id: id.to_string(),
+            household: household.to_string(),
+            name: name.to_string(),
+            language: language.to_string(),
+            opted_out: false,
+        });
+        self
+    }
+
+    /// Adds an unpaid property-fee bill `id` of `household` for `period` (`2026-09`), of
+    /// `amount`, due on `due_date` (`YYYY-MM-DD`). Set `paid_fen` on the last of
+    /// [`MockHost::bills`] for a partial payment.
+    pub fn with_bill(
+        &mut self,
+        id: &str,
+        household: &str,
+        period: &str,
+        amount: Money,
+        due_date: &str,
+    ) -> &mut Self {
+        self.bills.push(Bill {
+            id: id.to_string(),
+            household: household.to_string(),
+            fee_type: "property".to_string(),
+            period: period.to_string(),
+            amount_fen: amount.as_fen(),
+            paid_fen: 0,
+            due_date: due_date.to_string(),
+        });
+        self
+    }
+
+    /// Marks `date` (`YYYY-MM-DD`) a workday or a holiday in the community's calendar.
+    pub fn with_workday(&mut self, date: &str, workday: bool) -> &mut Self {
+        self.workdays.insert(date.to_string(), workday);
+        self
+    }
+
+    /// The messages sent with `template`, in order.
+    pub fn messages_with(&self, template: &str) -> Vec<&Message> {
+        self.messages
+            .iter()
+            .filter(|m| m.template == template)
+            .collect()
     }
 
     /// Forgets recorded output (not data, not kv), between two simulated runs.

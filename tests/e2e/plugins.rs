@@ -220,7 +220,28 @@ fn plugin_new_scaffolds_a_crate_whose_mock_test_build_and_preview_all_work() {
     assert!(
         stdout(&out).contains("build:   cargo build --release --target wasm32-wasip2 -p late-fee")
     );
+    // It tells where the templates go and what to add to a community file.
+    assert!(
+        stdout(&out).contains("[workflows.late_fee]\nplugin = \"late_fee\""),
+        "{}",
+        stdout(&out)
+    );
     let krate = parent.join("late-fee");
+    for locale in ["zh-CN", "en"] {
+        let t = krate.join(format!("templates/late_fee/fee_due.{locale}.toml"));
+        assert!(t.is_file(), "{} missing", t.display());
+    }
+    // The fixture's comment is the preview command that works from where the crate lives.
+    let fixture = std::fs::read_to_string(krate.join("fixture.toml")).unwrap();
+    assert!(
+        fixture.starts_with(&format!(
+            "# Preview, from here: wuyed plugin test {}",
+            krate
+                .join("target/wasm32-wasip2/release/late_fee.wasm")
+                .display()
+        )),
+        "{fixture}"
+    );
 
     // A target dir of its own: the scaffold is a workspace of its own, as it would be for an author.
     let cargo = || {
@@ -264,9 +285,10 @@ fn plugin_new_scaffolds_a_crate_whose_mock_test_build_and_preview_all_work() {
         s(&krate.join("fixture.toml")),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The community's date (Shanghai), the label built by the SDK, the total in yuan.
     assert!(
         stdout(&out).contains(
-            "  send household 1-101 template fee_due step reminder [Transactional, Preferred]"
+            "  send household 1-101 template fee_due step due-2026-09-23 [Transactional, Preferred] household.label=\"1栋101\" total=\"350.00\""
         ),
         "{}",
         stdout(&out)

@@ -311,18 +311,49 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         dir.join("src/lib.rs"),
         SCAFFOLD_LIB.replace("Scaffold", &ty),
     )?;
+    // Inside the workspace the .wasm lands in the workspace's target/; outside, in the crate's.
+    let wasm = if in_workspace {
+        format!("target/wasm32-wasip2/release/{krate}.wasm")
+    } else {
+        dir.join(format!("target/wasm32-wasip2/release/{krate}.wasm"))
+            .display()
+            .to_string()
+    };
+    let preview = format!(
+        "wuyed plugin test {wasm} --fixture {}",
+        dir.join("fixture.toml").display()
+    );
+    let from = if in_workspace {
+        "from the workspace root"
+    } else {
+        "from here"
+    };
     std::fs::write(
         dir.join("fixture.toml"),
-        SCAFFOLD_FIXTURE.replace("scaffold", &krate),
+        SCAFFOLD_FIXTURE.replace("PREVIEW", &format!("Preview, {from}: {preview}")),
     )?;
     std::fs::write(dir.join("manifest.toml"), SCAFFOLD_MANIFEST)?;
+    let templates = dir.join("templates").join(&krate);
+    std::fs::create_dir_all(&templates)?;
+    for (file, text) in SCAFFOLD_TEMPLATES {
+        std::fs::write(templates.join(file), text)?;
+    }
     println!("created {}", dir.display());
     println!("build:   cargo build --release --target wasm32-wasip2 -p {name}");
     println!("unit:    cargo test -p {name}");
+    println!("preview: {preview}");
+    println!();
+    println!("To run it in a community, copy its templates into the configuration:");
+    println!("  cp -r {} CONFIG/templates/", templates.display());
     println!(
-        "preview: wuyed plugin test target/wasm32-wasip2/release/{krate}.wasm --fixture {}",
-        dir.join("fixture.toml").display()
+        "and add the workflow to CONFIG/communities/<id>.toml, then `wuyed check --config CONFIG`:"
     );
+    println!();
+    println!("[workflows.{krate}]");
+    println!("plugin = \"{krate}\"          # <plugins.dir>/{krate}.wasm");
+    println!("schedule = \"0 10 * * *\"     # 10:00 daily, community time");
+    println!("on_non_workday = \"skip\"");
+    println!("params = {{ template = \"fee_due\", days_before = 7 }}");
     Ok(())
 }
 
@@ -340,14 +371,19 @@ fn workspace_has_sdk(dir: &Path) -> bool {
 
 const SCAFFOLD_LIB: &str = r#"//! A wuye community plugin. Build: `cargo build --release --target wasm32-wasip2 -p <name>`.
 
+use std::collections::BTreeMap;
+
+use wuye_plugin_sdk::calendar::add_days;
 use wuye_plugin_sdk::prelude::*;
 
 /// The workflow's `params` table from the community file.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    /// Template to send to each household with an unpaid bill.
+    /// Template to send to each household with a bill due soon or overdue (default `fee_due`).
     template: Option<String>,
+    /// Remind this many days before the due date (default 7).
+    days_before: Option<u32>,
 }
 
 #[derive(Default)]
@@ -357,14 +393,29 @@ impl Plugin for Scaffold {
     fn on_schedule(&mut self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
         let params: Params = run.params()?;
         let template = params.template.as_deref().unwrap_or("fee_due");
-        let mut households: Vec<String> =
-            host.unpaid_bills().into_iter().map(|b| b.household).collect();
-        households.sort();
-        households.dedup();
-        for h in &households {
-            host.send(Message::to_household(h, template, "reminder"));
+        // The community's own date of this run, not UTC's.
+        let today = run.local_date(host)?;
+        let horizon = add_days(today, i64::from(params.days_before.unwrap_or(7)));
+        // The narrow read: only bills due by the horizon cross into the sandbox.
+        let mut due: BTreeMap<String, Vec<Bill>> = BTreeMap::new();
+        for bill in host.unpaid_bills_due_by(&horizon.to_string()) {
+            due.entry(bill.household.clone()).or_default().push(bill);
         }
-        host.log(Level::Info, "reminded", &[("households", &households.len().to_string())]);
+        let ids: Vec<String> = due.keys().cloned().collect();
+        for household in host.households_by_id(&ids) {
+            let bills = &due[&household.id];
+            let total: Money = bills.iter().map(Bill::outstanding).sum();
+            host.send(
+                // The step is part of the message's idempotency key: one reminder a day.
+                Message::to_household(&household.id, template, &format!("due-{today}"))
+                    .var("household.label", household.label())
+                    .var("total", total.amount())
+                    .var("count", bills.len())
+                    // Paid before it goes out: the daemon drops the reminder.
+                    .about_bills(bills.iter().map(|b| &b.id)),
+            );
+        }
+        host.log(Level::Info, "reminded", &[("households", &due.len().to_string())]);
         Ok(())
     }
 }
@@ -378,23 +429,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reminds_each_household_with_an_unpaid_bill_once() {
+    fn reminds_each_household_with_a_bill_due_within_a_week_once() {
         let mut host = MockHost::new("lakeside");
-        for (id, paid) in [("b1", 0), ("b2", 0), ("b3", 10_000)] {
-            host.bills.push(Bill {
-                id: id.into(),
-                household: if id == "b3" { "2-202".into() } else { "1-101".into() },
-                fee_type: "property".into(),
-                period: "2026-09".into(),
-                amount_fen: 10_000,
-                paid_fen: paid,
-                due_date: "2026-09-30".into(),
-            });
-        }
-        let run = host.run("fee_reminder", "{}");
+        host.at("2026-09-23T10:00:00+08:00")
+            .with_household("1-101", "1", "101")
+            .with_household("2-202", "2", "202")
+            .with_bill("b1", "1-101", "2026-09", Money::yuan(350), "2026-09-30")
+            .with_bill("b2", "1-101", "2026-08", Money::fen(12_050), "2026-08-31")
+            // Due in three weeks: not yet.
+            .with_bill("b3", "2-202", "2026-10", Money::yuan(350), "2026-10-15");
+        let run = host.run("scaffold", "{}");
         Scaffold.on_schedule(&run, &mut host).unwrap();
         assert_eq!(host.messages.len(), 1);
-        assert_eq!(host.messages[0].to, Recipient::Household("1-101".into()));
+        let m = &host.messages[0];
+        assert_eq!(m.to, Recipient::Household("1-101".into()));
+        assert_eq!(m.get("household.label"), Some("1栋101"));
+        assert_eq!(m.get("total"), Some("470.50"));
+        assert_eq!(m.step, "due-2026-09-23");
     }
 }
 "#;
@@ -404,18 +455,53 @@ const SCAFFOLD_MANIFEST: &str = r#"# What this plugin needs of a workflow that r
 
 [params.template]
 type = "string"
-description = "template to send to each household with an unpaid bill (default fee_due)"
+description = "template to send to each household with a bill due soon or overdue (default fee_due)"
+
+[params.days_before]
+type = "integer"
+description = "remind this many days before the due date (default 7)"
 
 [templates.fee_due]
 named_by = ["template"]
-vars = []
+vars = ["household.label", "total", "count"]
 "#;
 
-const SCAFFOLD_FIXTURE: &str = r#"# `wuyed plugin test target/wasm32-wasip2/release/scaffold.wasm --fixture fixture.toml`
+/// The message's templates, one per locale, in the layout the daemon reads them from
+/// (`templates/<workflow>/<template>.<locale>.toml` in the config directory).
+const SCAFFOLD_TEMPLATES: [(&str, &str); 2] = [
+    (
+        "fee_due.zh-CN.toml",
+        r#"subject = "{{ community.name }}：{{ household.label }} 物业费提醒"
+text = """
+{{ recipient.name }}，您好：
+
+{{ household.label }} 有 {{ count }} 笔物业费即将到期或已到期，合计 {{ total }} 元。请及时缴纳，如已缴纳请忽略本通知。
+
+{{ community.name }}客服中心
+"""
+sms = "{{ community.name }}：{{ household.label }} 物业费合计 {{ total }} 元即将到期，请及时缴纳。"
+"#,
+    ),
+    (
+        "fee_due.en.toml",
+        r#"subject = "{{ community.name }}: property fees of {{ household.label }}"
+text = """
+Dear {{ recipient.name }},
+
+{{ household.label }} has {{ count }} property fee bill(s) due soon or overdue, CNY {{ total }} in all. Please pay in time; if you already have, please ignore this notice.
+
+{{ community.name }} service desk
+"""
+sms = "{{ community.name }}: property fees of {{ household.label }}, CNY {{ total }}, are due. Please pay in time."
+"#,
+    ),
+];
+
+const SCAFFOLD_FIXTURE: &str = r#"# PREVIEW
 [run]
 hook = "schedule"
-now = "2026-09-23T01:00:00Z"
-params = { template = "fee_due" }
+now = "2026-09-23T10:00:00+08:00"
+params = { template = "fee_due", days_before = 7 }
 
 [community]
 id = "lakeside"

@@ -604,15 +604,6 @@ impl ScanState {
     }
 }
 
-/// `1-101` → `1栋101` when the household has a building and unit, else its id.
-pub fn household_label(h: &Household) -> String {
-    if !h.building.is_empty() && !h.unit.is_empty() {
-        format!("{}栋{}", h.building, h.unit)
-    } else {
-        h.id.clone()
-    }
-}
-
 /// A bill as the templates see it in `bills`.
 #[derive(serde::Serialize)]
 struct BillVar<'a> {
@@ -647,7 +638,7 @@ fn labels(host: &dyn Host, households: Vec<String>) -> HashMap<String, String> {
     }
     host.households_by_id(&households)
         .iter()
-        .map(|h| (h.id.clone(), household_label(h)))
+        .map(|h| (h.id.clone(), h.label()))
         .collect()
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use wuye_plugin_sdk::calendar::days_between;
 use wuye_plugin_sdk::prelude::*;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -20,38 +21,17 @@ struct Params {
 #[derive(Default)]
 pub struct OverdueNotice;
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
-fn days(date: &str) -> Option<i64> {
-    let mut it = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (it.next()??, it.next()??, it.next()??);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-fn yuan(fen: i64) -> String {
-    format!("{}.{:02}", fen / 100, fen % 100)
-}
-
 impl Plugin for OverdueNotice {
     fn on_schedule(&mut self, run: &Run, host: &mut dyn Host) -> Result<(), PluginError> {
         let params: Params = run.params()?;
         let template = params.template.as_deref().unwrap_or("fee_overdue");
-        let today = run.due_at.div_euclid(DAY_MS);
+        // The community's date of the run's slot: in Shanghai the 23rd starts at 16:00 UTC on
+        // the 22nd, and a run caught up late still counts from its own day.
+        let today = run.local_date(host)?;
         let grace = params.grace_days.unwrap_or(0);
         let mut overdue: BTreeMap<String, Vec<Bill>> = BTreeMap::new();
         for bill in host.unpaid_bills() {
-            let due = days(&bill.due_date).ok_or_else(|| {
-                PluginError::BadData(format!(
-                    "bill {}: due_date {:?} is not YYYY-MM-DD",
-                    bill.id, bill.due_date
-                ))
-            })?;
-            if today > due + grace {
+            if days_between(bill.due()?, today) > grace {
                 overdue
                     .entry(bill.household.clone())
                     .or_default()
@@ -60,23 +40,18 @@ impl Plugin for OverdueNotice {
         }
         let step = format!("overdue-{today}");
         for (household, bills) in &overdue {
-            let total: i64 = bills.iter().map(|b| b.amount_fen - b.paid_fen).sum();
+            let total: Money = bills.iter().map(Bill::outstanding).sum();
             let items = bills
                 .iter()
-                .map(|b| {
-                    format!(
-                        "{} {} {}",
-                        b.fee_type,
-                        b.period,
-                        yuan(b.amount_fen - b.paid_fen)
-                    )
-                })
+                .map(|b| format!("{} {} {}", b.fee_type, b.period, b.outstanding().amount()))
                 .collect::<Vec<_>>()
                 .join("; ");
             host.send(
                 Message::to_household(household, template, &step)
                     .var("items", items)
-                    .var("total_yuan", yuan(total)),
+                    .var("total_yuan", total.amount())
+                    // Paid before the notice goes out: the daemon drops it.
+                    .about_bills(bills.iter().map(|b| &b.id)),
             );
         }
         host.log(
@@ -110,7 +85,7 @@ mod tests {
     #[test]
     fn one_notice_per_household_listing_only_overdue_unpaid_items() {
         let mut host = MockHost::new("lakeside");
-        host.now = 1_790_121_600_000; // 2026-09-23T00:00:00Z
+        host.at("2026-09-23T08:00:00+08:00");
         host.bills = vec![
             bill("b1", "1-101", "2026-08-31", 35_000, 0),
             bill("b2", "1-101", "2026-09-15", 12_050, 2_000),
@@ -122,23 +97,32 @@ mod tests {
         assert_eq!(host.messages.len(), 1);
         let m = &host.messages[0];
         assert_eq!(m.to, Recipient::Household("1-101".into()));
-        assert_eq!(m.step, "overdue-20719");
+        assert_eq!(m.step, "overdue-2026-09-23");
         assert_eq!(
-            m.vars
-                .iter()
-                .map(|f| (f.key.as_str(), f.value.as_str()))
-                .collect::<Vec<_>>(),
-            [
-                ("items", "property 2026-08 350.00; property 2026-09 100.50"),
-                ("total_yuan", "450.50")
-            ]
+            m.get("items"),
+            Some("property 2026-08 350.00; property 2026-09 100.50")
         );
+        assert_eq!(m.get("total_yuan"), Some("450.50"));
+        assert_eq!(m.get("bill_ids"), Some(r#"["b1","b2"]"#));
+    }
+
+    #[test]
+    fn the_day_is_the_communitys_before_eight_in_the_morning() {
+        let mut host = MockHost::new("lakeside");
+        // 07:00 on 1 October in Shanghai is still 30 September in UTC: the bill due on the
+        // 30th is a day overdue on the owner's calendar.
+        host.at("2026-10-01T07:00:00+08:00");
+        host.bills = vec![bill("b3", "1-101", "2026-09-30", 35_000, 0)];
+        let run = host.run("fee", "{}");
+        OverdueNotice.on_schedule(&run, &mut host).unwrap();
+        assert_eq!(host.messages.len(), 1);
+        assert_eq!(host.messages[0].step, "overdue-2026-10-01");
     }
 
     #[test]
     fn grace_days_hold_back_recent_bills() {
         let mut host = MockHost::new("lakeside");
-        host.now = 1_790_121_600_000;
+        host.at("2026-09-23T09:00:00+08:00");
         host.bills = vec![bill("b2", "1-101", "2026-09-15", 100, 0)];
         let run = host.run("fee", r#"{"grace_days": 10}"#);
         OverdueNotice.on_schedule(&run, &mut host).unwrap();

@@ -7,46 +7,13 @@
 //! zone name; these functions turn one into the other without ever reading a clock themselves
 //! (the host's clock is virtual in simulations).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{Datelike, NaiveDate, NaiveTime};
 use chrono_tz::Tz;
-use wuye_plugin_sdk::{PluginError, Role, Timestamp};
+use wuye_plugin_sdk::{Money, PluginError, Role, Timestamp};
 
-/// Milliseconds in an hour, for timer arithmetic.
-pub const HOUR_MS: Timestamp = 3_600_000;
-
-/// The community's zone; an unknown name is bad data (the config check should have caught it).
-pub fn zone(name: &str) -> Result<Tz, PluginError> {
-    name.parse::<Tz>().map_err(|_| {
-        PluginError::BadData(format!("community timezone {name:?} is not an IANA zone"))
-    })
-}
-
-/// The UTC instant of a host timestamp.
-pub fn instant(ts: Timestamp) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ts).single().unwrap_or_default()
-}
-
-/// The local calendar date of `ts` in `tz`.
-pub fn local_date(ts: Timestamp, tz: Tz) -> NaiveDate {
-    instant(ts).with_timezone(&tz).date_naive()
-}
-
-/// The instant of a local wall-clock time. A time skipped by a DST jump moves forward by an
-/// hour; a repeated one takes its first occurrence (the same rule as the scheduler).
-pub fn at_local(date: NaiveDate, time: NaiveTime, tz: Tz) -> Timestamp {
-    let naive = NaiveDateTime::new(date, time);
-    let local = tz.from_local_datetime(&naive).earliest().or_else(|| {
-        tz.from_local_datetime(&(naive + Duration::hours(1)))
-            .earliest()
-    });
-    local.map_or(0, |t| t.timestamp_millis())
-}
-
-/// `YYYY-MM-DD` as a date; the error names what was being read.
-pub fn parse_date(what: &str, s: &str) -> Result<NaiveDate, PluginError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| PluginError::BadData(format!("{what}: {s:?} is not a YYYY-MM-DD date")))
-}
+/// The local-calendar basics live in the SDK, for every plugin author; re-exported here so the
+/// standard plugins read them from one place.
+pub use wuye_plugin_sdk::calendar::{HOUR_MS, at_local, instant, local_date, parse_date, zone};
 
 /// `2026Q3` for a date in July to September.
 pub fn quarter_key(d: NaiveDate) -> String {
@@ -83,36 +50,23 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
 }
 
-/// Fen as yuan the way a bill prints it: `¥1,234.50`. Integer arithmetic only.
+/// Fen as yuan the way a bill prints it: `¥1,234.50` ([`Money`]'s format).
 pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.unsigned_abs();
-    let whole = (fen / 100).to_string();
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}¥{grouped}.{:02}", fen % 100)
+    Money::fen(fen).to_string()
 }
 
 /// Fen as a plain amount for templates that print their own unit (`{{ total }} 元`): `1,234.50`.
 pub fn amount(fen: i64) -> String {
-    yuan(fen).replacen('¥', "", 1)
+    Money::fen(fen).amount()
 }
 
-/// A staff role as written in params (`customer_service`, `supervisor`, `manager`).
+/// A staff role as written in params (`customer_service`, `supervisor`, `manager`); the error
+/// names the param `key`.
 pub fn role(key: &str, value: &str) -> Result<Role, PluginError> {
-    match value {
-        "customer_service" => Ok(Role::CustomerService),
-        "supervisor" => Ok(Role::Supervisor),
-        "manager" => Ok(Role::Manager),
-        other => Err(PluginError::InvalidParams(format!(
-            "{key}: unknown role {other:?} (customer_service, supervisor, manager)"
-        ))),
-    }
+    value.parse().map_err(|e| match e {
+        PluginError::InvalidParams(m) => PluginError::InvalidParams(format!("{key}: {m}")),
+        other => other,
+    })
 }
 
 /// The desk's opening hours, `08:30-17:30`, used to count an SLA in reception hours.
@@ -175,6 +129,7 @@ pub fn add_reception_hours(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     fn shanghai() -> Tz {
         zone("Asia/Shanghai").unwrap()
