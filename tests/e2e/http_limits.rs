@@ -249,7 +249,10 @@ fn a_client_sending_half_a_request_line_is_disconnected() {
     );
     // The rest of the request, too late: nobody listens any more.
     let _ = slow.write_all(b"pan/tickets HTTP/1.1\r\n\r\n");
-    assert!(healthy(&d), "the daemon serves others after the slow client");
+    assert!(
+        healthy(&d),
+        "the daemon serves others after the slow client"
+    );
     d.stop();
 }
 

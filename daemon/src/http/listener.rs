@@ -265,10 +265,16 @@ impl Refused {
 /// `axum::serve` does); a connection the client aborted before we took it is no news.
 async fn accept_failed(key: &'static str, e: std::io::Error) {
     use std::io::ErrorKind::*;
-    if matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused) {
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
         return;
     }
-    tracing::error!(listener = key, "accepting an http connection failed: {e}; retrying in 1 s");
+    tracing::error!(
+        listener = key,
+        "accepting an http connection failed: {e}; retrying in 1 s"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 

@@ -53,8 +53,8 @@ use crate::config::secret::SecretSource;
 use crate::domain::{DomainError, FeeType, Period, SurveyScores, TicketKind, fmt_ts, parse_ts};
 use crate::store::domain::{CallbackInput, DomainRead, PaymentInput, TicketInput, with_tx};
 
-pub use listener::{HttpLimits, RETRY_AFTER_SECS};
 use listener::serve_limited;
+pub use listener::{HttpLimits, RETRY_AFTER_SECS};
 
 /// Largest request body accepted (a ticket with a long summary fits many times over).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -216,11 +216,7 @@ impl AppState {
     }
 
     fn set_access(&self, access: Access) {
-        *self
-            .inner
-            .access
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+        *self.inner.access.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
     }
 
     fn zone(&self, community: &str) -> chrono_tz::Tz {
@@ -398,10 +394,22 @@ impl HttpReload {
         let now = &settings.daemon.http;
         let changed: Vec<&str> = [
             ("http.listen", started.listen != now.listen),
-            ("http.public_listen", started.public_listen != now.public_listen),
-            ("http.header_timeout", started.header_timeout != now.header_timeout),
-            ("http.request_timeout", started.request_timeout != now.request_timeout),
-            ("http.max_connections", started.max_connections != now.max_connections),
+            (
+                "http.public_listen",
+                started.public_listen != now.public_listen,
+            ),
+            (
+                "http.header_timeout",
+                started.header_timeout != now.header_timeout,
+            ),
+            (
+                "http.request_timeout",
+                started.request_timeout != now.request_timeout,
+            ),
+            (
+                "http.max_connections",
+                started.max_connections != now.max_connections,
+            ),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))

@@ -797,10 +797,7 @@ async fn a_request_cut_off_by_the_timeout_gets_408_and_never_writes_later() {
     let (s, v) = call(&app, "POST", uri, Some(TOKEN), ticket).await;
     assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{v}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("retry"),
+        v["error"]["message"].as_str().unwrap().contains("retry"),
         "{v}"
     );
     // The connection is free again; the abandoned call, first in line for it, gives it up.
@@ -808,5 +805,9 @@ async fn a_request_cut_off_by_the_timeout_gets_408_and_never_writes_later() {
     holder.join().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (s, v) = call(&app, "POST", uri, Some(TOKEN), ticket).await;
-    assert_eq!(s, StatusCode::CREATED, "the cut-off request wrote the ticket: {v}");
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "the cut-off request wrote the ticket: {v}"
+    );
 }
