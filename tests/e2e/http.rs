@@ -224,7 +224,7 @@ async fn started_from_the_configuration() {
     std::fs::create_dir_all(&settings.data_dir).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let clock: wuye::clock::SharedClock = Arc::new(wuye::clock::SystemClock::new());
-    let (addr, task) = wuye::http::start(&settings, clock, None, async {
+    let wuye::http::Serving { addr, task, .. } = wuye::http::start(&settings, clock, None, async {
         let _ = rx.await;
     })
     .await

@@ -11,6 +11,7 @@ mod deliver_sms;
 mod deliver_support;
 mod deliver_tls;
 mod http;
+mod http_limits;
 mod import;
 mod observability;
 mod outbox;

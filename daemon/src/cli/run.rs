@@ -210,6 +210,7 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         let _ = http_stop.wait_for(|stop| *stop).await;
     })
     .await?;
+    let http_reload = crate::http::HttpReload::of(http.as_ref());
 
     systemd::notify("READY=1\nSTATUS=scheduling");
     tracing::info!(config = %args.config.display(), "wuyed running");
@@ -262,6 +263,7 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
                             Ok(()) => tracing::info!("delivery settings reloaded"),
                             Err(e) => tracing::error!("delivery settings of the new configuration are unusable, the outbox keeps the old ones: {e:#}"),
                         }
+                        http_reload.reload(&new);
                         scheduler.reload(new.clone()).await?;
                         settings_tx.send_replace(Arc::new(new.clone()));
                         current = new;
@@ -277,9 +279,9 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
     }
     systemd::notify("STOPPING=1\nSTATUS=stopping");
     let _ = stop_tx.send(true);
-    if let Some((_, task)) = http {
+    if let Some(http) = http {
         // In-flight requests finish (graceful shutdown); their writes are committed or not at all.
-        let _ = task.await;
+        let _ = http.task.await;
     }
     let _ = router.await;
     if let Some(watchdog) = watchdog {

@@ -284,8 +284,15 @@ impl Compiler<'_> {
         }
     }
 
-    /// `[http]`: where the owner pages are served and the address their links use.
+    /// `[http]`: where the owner pages are served, the address their links use, and the
+    /// timeouts and connection limit of the listeners (`crate::http::HttpLimits`, the rule the
+    /// daemon applies as it starts serving).
     fn http(&mut self, doc: &FileDoc, http: &HttpSection) {
+        if let Err(errors) = crate::http::HttpLimits::from_section(http) {
+            for (key, m) in errors {
+                self.errors.push(doc.at(&KeyPath::parse(key), m));
+            }
+        }
         if let Err(m) = check_public_listen(&http.public_listen, &http.listen) {
             self.errors
                 .push(doc.at(&KeyPath::parse("http.public_listen"), m));
@@ -1273,6 +1280,7 @@ mod http_tests {
             public_listen: public.into(),
             tokens: Vec::new(),
             public_url: url.map(str::to_string),
+            ..HttpSection::default()
         };
         let one = ["a/quarterly_survey".to_string()];
         let four: Vec<String> = ["a/x", "a/y", "b/x", "b/y"].map(String::from).into();
@@ -1928,6 +1936,28 @@ notifies = ["customer_service"]
         password: SecretSource,
         api_key: SecretSource,
         token: SecretSource,
+    }
+
+    /// Listener timeouts and the connection limit are checked as `wuyed run` reads them, each
+    /// error at its own key and line.
+    #[test]
+    fn http_limits_are_refused_at_their_key() {
+        let f = Fixture::new();
+        f.write(
+            DAEMON_FILE,
+            &format!(
+                "{DAEMON}\n[http]\nheader_timeout = \"10 s\"\nrequest_timeout = \"0s\"\nmax_connections = 0\n"
+            ),
+        )
+        .community("lakeside", GOOD);
+        assert_eq!(
+            f.lines(&f.report().errors),
+            [
+                "wuyed.toml:8: http.header_timeout: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"10 s\"",
+                "wuyed.toml:9: http.request_timeout: \"0s\" is out of range: give between 1s and 600s",
+                "wuyed.toml:10: http.max_connections: 0 is out of range: give between 1 and 10000 (each connection holds a file descriptor)",
+            ]
+        );
     }
 
     /// An API token `wuyed run` would refuse fails the load at its key; offline commands

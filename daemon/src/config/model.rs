@@ -86,6 +86,19 @@ pub struct HttpSection {
     /// Defaults to `http://<public_listen or listen>`, which only suits a demo on one machine.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Longest wait for a request's line and headers, and for the next request on an idle
+    /// keep-alive connection; a slower client is disconnected without an answer, so a client
+    /// that sends a few bytes at a time cannot hold a connection. Default `"10s"`.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: String,
+    /// Longest a whole request may take once its headers are in, body and answer included;
+    /// past it the client gets 408 and nothing the request asked for is done. Default `"30s"`.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+    /// Connections served at once on each listener; one more is answered 503 with
+    /// `Retry-After` at once. Default 256.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for HttpSection {
@@ -95,6 +108,9 @@ impl Default for HttpSection {
             public_listen: String::new(),
             tokens: Vec::new(),
             public_url: None,
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -120,6 +136,15 @@ impl HttpSection {
 
 fn default_listen() -> String {
     "127.0.0.1:8760".to_string()
+}
+fn default_header_timeout() -> String {
+    "10s".to_string()
+}
+fn default_request_timeout() -> String {
+    "30s".to_string()
+}
+fn default_max_connections() -> u32 {
+    crate::http::HttpLimits::DEFAULT.max_connections
 }
 
 /// `communities/<file>.toml`: one community (小区).

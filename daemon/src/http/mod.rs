@@ -25,9 +25,16 @@
 //!   `listen` only, so the API can stay private while the pages face the internet.
 //! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
 //!   `openapi.json` next to this file; a test checks it lists every route).
+//! - **Every listener is bounded** (`listener`): a header timeout, a whole-request timeout (408,
+//!   see [`time_limit`]) and a connection limit (503 with `Retry-After`), from `[http]`.
+//! - **SIGHUP swaps who may call and which communities exist** ([`HttpReload`]): tokens and
+//!   communities live in one [`Access`] value replaced whole, so a request sees the old or the
+//!   new configuration, never half of each; listeners and limits change at the next restart.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -45,6 +52,9 @@ use crate::clock::SharedClock;
 use crate::config::secret::SecretSource;
 use crate::domain::{DomainError, FeeType, Period, SurveyScores, TicketKind, fmt_ts, parse_ts};
 use crate::store::domain::{CallbackInput, DomainRead, PaymentInput, TicketInput, with_tx};
+
+use listener::serve_limited;
+pub use listener::{HttpLimits, RETRY_AFTER_SECS};
 
 /// Largest request body accepted (a ticket with a long summary fits many times over).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -131,12 +141,21 @@ struct Inner {
     // One connection behind a mutex: SQLite takes one writer at a time anyway, and the API's
     // load (a desk's clicks, a billing batch) is far below what one connection serves.
     db: Mutex<Connection>,
-    tokens: Vec<ResolvedToken>,
-    communities: HashSet<String>,
+    /// Replaced whole by a reload ([`HttpReload`]); each request takes the current one once.
+    access: RwLock<Arc<Access>>,
     clock: SharedClock,
     /// Told after every successful database call, so the daemon routes the domain events a
     /// write may have emitted at once instead of polling for them.
     written: Option<Arc<tokio::sync::Notify>>,
+    /// `http.request_timeout`: past it a request is answered 408 ([`time_limit`]).
+    request_timeout: Duration,
+}
+
+/// What the configuration says about who may call and for which communities: the part of the
+/// state a SIGHUP replaces.
+struct Access {
+    tokens: Vec<ResolvedToken>,
+    communities: HashSet<String>,
     /// Each community's timezone, for pages that show owners a local time (Asia/Shanghai
     /// when not given).
     zones: std::collections::HashMap<String, chrono_tz::Tz>,
@@ -153,26 +172,55 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 db: Mutex::new(conn),
-                tokens,
-                communities: communities.into_iter().collect(),
+                access: RwLock::new(Arc::new(Access {
+                    tokens,
+                    communities: communities.into_iter().collect(),
+                    zones: Default::default(),
+                })),
                 clock,
                 written: None,
-                zones: Default::default(),
+                request_timeout: HttpLimits::DEFAULT.request_timeout,
             }),
         }
     }
 
-    /// The communities' timezones (see `Inner::zones`).
-    pub fn with_zones(mut self, zones: impl IntoIterator<Item = (String, chrono_tz::Tz)>) -> Self {
+    /// The communities' timezones (see `Access::zones`).
+    pub fn with_zones(self, zones: impl IntoIterator<Item = (String, chrono_tz::Tz)>) -> Self {
+        let access = self.access();
+        self.set_access(Access {
+            tokens: access.tokens.clone(),
+            communities: access.communities.clone(),
+            zones: zones.into_iter().collect(),
+        });
+        self
+    }
+
+    /// Answers 408 to requests taking longer than `limit` (see [`time_limit`]).
+    pub fn with_request_timeout(mut self, limit: Duration) -> Self {
         match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.zones = zones.into_iter().collect(),
-            None => unreachable!("with_zones is called before the state is shared"),
+            Some(inner) => inner.request_timeout = limit,
+            None => unreachable!("with_request_timeout is called before the state is shared"),
         }
         self
     }
 
-    fn zone(&self, community: &str) -> chrono_tz::Tz {
+    /// The tokens and communities in force now.
+    fn access(&self) -> Arc<Access> {
+        // A panic never happens while the lock is held (it only swaps an Arc), so a poisoned
+        // lock still holds a whole value.
         self.inner
+            .access
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_access(&self, access: Access) {
+        *self.inner.access.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+    }
+
+    fn zone(&self, community: &str) -> chrono_tz::Tz {
+        self.access()
             .zones
             .get(community)
             .copied()
@@ -224,13 +272,25 @@ impl AppState {
         wrote: bool,
     ) -> Result<R, ApiError> {
         let state = self.clone();
+        // A request cut off by `http.request_timeout` drops this future, but the blocking task
+        // cannot be cancelled: if it is still waiting for the connection, it must not then do
+        // a write the client was told (408) did not happen.
+        let abandoned = Abandoned::default();
+        let gone = abandoned.0.clone();
         tokio::task::spawn_blocking(move || {
-            let now = state.inner.clock.now();
             let mut conn = state
                 .inner
                 .db
                 .lock()
                 .map_err(|_| ApiError::internal("database handle poisoned"))?;
+            if gone.load(Ordering::SeqCst) {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    None,
+                    "abandoned before it reached the database",
+                ));
+            }
+            let now = state.inner.clock.now();
             let out = f(&mut conn, now);
             if let (Ok(_), Some(written), true) = (&out, &state.inner.written, wrote) {
                 written.notify_one();
@@ -239,6 +299,19 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+    }
+
+    /// Takes `settings`' tokens and communities for the requests that start from now on. A
+    /// token that cannot be resolved (its variable or file gone since the configuration was
+    /// checked) fails the whole swap: the previous tokens and communities stay.
+    fn reload(&self, settings: &crate::config::Settings) -> Result<(), String> {
+        let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)?;
+        self.set_access(Access {
+            tokens,
+            communities: settings.communities.iter().map(|c| c.id.clone()).collect(),
+            zones: zones(settings).into_iter().collect(),
+        });
+        Ok(())
     }
 
     fn authorize(&self, headers: &HeaderMap, community: &str) -> Result<String, ApiError> {
@@ -255,16 +328,17 @@ impl AppState {
                 )
             })?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let access = self.access();
         // Check every token without stopping early, comparing digests in constant time.
         let mut found: Option<&ResolvedToken> = None;
-        for t in &self.inner.tokens {
+        for t in &access.tokens {
             if constant_time_eq(&t.digest, &digest) {
                 found = Some(t);
             }
         }
         let token = found
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, None, "invalid bearer token"))?;
-        if !self.inner.communities.contains(community) {
+        if !access.communities.contains(community) {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 None,
@@ -279,6 +353,73 @@ impl AppState {
             ));
         }
         Ok(token.name.clone())
+    }
+}
+
+/// Set when the request waiting on a database call is dropped (see `AppState::on_db`).
+#[derive(Default)]
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The tokens and communities of a running server, replaced by [`HttpReload::reload`] on
+/// SIGHUP; does nothing when HTTP is off. Listener addresses and limits are bound to sockets
+/// and tasks already running, so a change to them is only announced, for the next restart.
+#[derive(Clone, Default)]
+pub struct HttpReload {
+    served: Option<(AppState, crate::config::HttpSection)>,
+}
+
+impl HttpReload {
+    /// Applies `settings` (already checked by the configuration loader) and logs the outcome.
+    pub fn reload(&self, settings: &crate::config::Settings) {
+        let Some((state, started)) = &self.served else {
+            return;
+        };
+        match state.reload(settings) {
+            Ok(()) => tracing::info!(
+                tokens = settings.daemon.http.tokens.len(),
+                communities = settings.communities.len(),
+                "http tokens and communities reloaded"
+            ),
+            Err(e) => tracing::error!(
+                "http tokens of the new configuration are unusable, the API keeps the old \
+                 tokens and communities: {e}"
+            ),
+        }
+        let now = &settings.daemon.http;
+        let changed: Vec<&str> = [
+            ("http.listen", started.listen != now.listen),
+            (
+                "http.public_listen",
+                started.public_listen != now.public_listen,
+            ),
+            (
+                "http.header_timeout",
+                started.header_timeout != now.header_timeout,
+            ),
+            (
+                "http.request_timeout",
+                started.request_timeout != now.request_timeout,
+            ),
+            (
+                "http.max_connections",
+                started.max_connections != now.max_connections,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect();
+        if !changed.is_empty() {
+            tracing::warn!(
+                keys = %changed.join(", "),
+                "http listener settings changed: they take effect at the next restart"
+            );
+        }
     }
 }
 
@@ -355,9 +496,38 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(count_request))
         .with_state(state)
+}
+
+/// `http.request_timeout` over the whole request once its headers are in: reading the body (a
+/// client trickling it byte by byte) and the handler. The answer is 408 in the API's JSON
+/// shape, counted by [`count_request`] like any other; the connection is closed, since the
+/// rest of the body may still be on its way. A database call not yet started is not made
+/// (`AppState::on_db`), so a retry after 408 is the only attempt that counts.
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.inner.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                format!(
+                    "the request took longer than {} s: send the body at once and retry",
+                    limit.as_secs()
+                ),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// Counts each answered request under its route template, so a token in a path never becomes
@@ -374,35 +544,49 @@ async fn count_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` within the default [`HttpLimits`] until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let limits = HttpLimits::DEFAULT;
+    let app = router(state.with_request_timeout(limits.request_timeout));
+    serve_limited("http.listen", listener, app, limits, stop_rx).await
+}
+
+/// What [`start`] serves: the address of `listen` (useful with port 0; that of `public_listen`
+/// when only it is set), one task serving every listener, which ends when the shutdown future
+/// resolves, and the handle a SIGHUP reloads tokens and communities through.
+pub struct Serving {
+    pub addr: std::net::SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub reload: HttpReload,
+}
+
+impl HttpReload {
+    /// The reload handle of what [`start`] returned; one that does nothing when HTTP is off.
+    pub fn of(serving: Option<&Serving>) -> HttpReload {
+        serving.map(|s| s.reload.clone()).unwrap_or_default()
+    }
 }
 
 /// Starts the API the way the daemon runs it: `[http] listen` (empty: disabled) and, when set,
 /// `[http] public_listen` for the owner pages alone (then `listen` serves everything else and
-/// no owner page); `Ok(None)` when both are empty. Tokens are resolved now (a missing variable
-/// or secret file is a config error, exit 78, naming the token), the database is
-/// `<data_dir>/wuye.db`. Returns the address of `listen` (useful with port 0; that of
-/// `public_listen` when only it is set) and one task serving both, which ends when `shutdown`
-/// resolves.
+/// no owner page), each within `[http]`'s [`HttpLimits`]; `Ok(None)` when both are empty.
+/// Tokens and limits are checked now (a missing variable or secret file, a bad timeout, is a
+/// config error, exit 78, naming the key), the database is `<data_dir>/wuye.db`.
 pub async fn start(
     settings: &crate::config::Settings,
     clock: SharedClock,
     written: Option<Arc<tokio::sync::Notify>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<
-    Option<(
-        std::net::SocketAddr,
-        tokio::task::JoinHandle<std::io::Result<()>>,
-    )>,
-> {
+) -> anyhow::Result<Option<Serving>> {
     use anyhow::Context as _;
     let listen = settings.daemon.http.listen.trim();
     let public = settings.daemon.http.public_listen.trim();
@@ -411,6 +595,10 @@ pub async fn start(
     }
     let tokens = resolve_tokens(&settings.daemon.http.tokens, &settings.dir)
         .map_err(|e| crate::exit::Coded::config(anyhow::anyhow!(e)))?;
+    let limits = HttpLimits::from_section(&settings.daemon.http).map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        crate::exit::Coded::config(anyhow::anyhow!(text.join("; ")))
+    })?;
     // Store::open_in migrates the schema (and refuses a newer one) exactly as `wuyed run` does;
     // the API then keeps its own connection, so a request never waits behind a run holding the
     // daemon's (two connections on one WAL file are safe: see store).
@@ -420,12 +608,17 @@ pub async fn start(
         .map_err(crate::exit::Coded::temporary)?;
     drop(store);
     let ids = settings.communities.iter().map(|c| c.id.clone());
-    let mut state = AppState::new(conn, tokens, ids, clock).with_zones(zones(settings));
+    let mut state = AppState::new(conn, tokens, ids, clock)
+        .with_zones(zones(settings))
+        .with_request_timeout(limits.request_timeout);
     if let Some(written) = written {
         state = state.notify_writes(written);
     }
     // Each listener with what it serves: everything on `listen` unless the owner pages have
     // their own.
+    let reload = HttpReload {
+        served: Some((state.clone(), settings.daemon.http.clone())),
+    };
     let mut served = Vec::new();
     if public.is_empty() {
         served.push(("http.listen", listen, router(state)));
@@ -455,14 +648,7 @@ pub async fn start(
             tracing::info!(%addr, "owner pages listening");
         }
         first.get_or_insert(addr);
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        servers.spawn(serve_limited(key, listener, app, limits, stop_rx.clone()));
     }
     let task = tokio::spawn(async move {
         // Ends once every listener has stopped, with the error of one that failed, if any.
@@ -476,7 +662,7 @@ pub async fn start(
         }
         result
     });
-    Ok(first.map(|addr| (addr, task)))
+    Ok(first.map(|addr| Serving { addr, task, reload }))
 }
 
 fn zones(settings: &crate::config::Settings) -> Vec<(String, chrono_tz::Tz)> {
@@ -1021,6 +1207,7 @@ async fn answer_survey(
 }
 
 mod community_events;
+mod listener;
 mod payment_plans;
 mod rsvp_page;
 mod survey_page;

@@ -18,6 +18,12 @@ const TOKEN: &str = "billing-token-0123456789";
 const OTHER: &str = "neighbour-token-0123456789";
 
 fn setup() -> (Router, Arc<std::path::PathBuf>, tempfile::TempDir) {
+    let (state, path, dir) = setup_state();
+    (router(state), path, dir)
+}
+
+/// [`setup`]'s state before it is served, for tests that change it or hold its database.
+fn setup_state() -> (AppState, Arc<std::path::PathBuf>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wuye.db");
     let mut conn = crate::store::domain::open_standalone(&path).unwrap();
@@ -45,7 +51,7 @@ fn setup() -> (Router, Arc<std::path::PathBuf>, tempfile::TempDir) {
         ["shuipan".to_string(), "shijixinzhu".to_string()],
         Arc::new(clock),
     );
-    (router(state), Arc::new(path), dir)
+    (state, Arc::new(path), dir)
 }
 
 async fn call(
@@ -764,4 +770,44 @@ async fn metrics_label_requests_by_route_template_never_by_token() {
         "{text}"
     );
     assert!(!text.contains(token), "{text}");
+}
+
+/// A request still waiting for the database when `http.request_timeout` passes is answered 408,
+/// and the write it was waiting to make is never made afterwards: the client that retries is
+/// the only writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_off_by_the_timeout_gets_408_and_never_writes_later() {
+    let (state, _, _d) = setup_state();
+    let state = state.with_request_timeout(std::time::Duration::from_millis(300));
+    let app = router(state.clone());
+    // Something else holds the database connection (a long write, a stuck disk).
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let state = state.clone();
+        std::thread::spawn(move || {
+            let _conn = state.inner.db.lock().unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        })
+    };
+    held_rx.recv().unwrap();
+    let ticket = r#"{"no": "T-9", "kind": "repair", "first_receiver": "chen-jing"}"#;
+    let uri = "/api/v1/communities/shuipan/tickets";
+    let (s, v) = call(&app, "POST", uri, Some(TOKEN), ticket).await;
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("retry"),
+        "{v}"
+    );
+    // The connection is free again; the abandoned call, first in line for it, gives it up.
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, v) = call(&app, "POST", uri, Some(TOKEN), ticket).await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "the cut-off request wrote the ticket: {v}"
+    );
 }
