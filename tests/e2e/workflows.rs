@@ -150,3 +150,70 @@ fn no_event_recorded_by_the_deadline_tells_the_manager_and_keeps_looking() {
         ]
     );
 }
+
+/// `plugin test --config --community`: the fee reminder's intents rendered through the shipped
+/// templates, as the owner would read them, email and SMS.
+#[test]
+fn plugin_test_with_a_config_shows_the_rendered_messages_of_each_channel() {
+    let fixture = repo_root().join("plugins/fee-reminder/fixtures/overdue.toml");
+    let out = run(&[
+        "plugin",
+        "test",
+        wasm("fee_reminder").to_str().unwrap(),
+        "--fixture",
+        fixture.to_str().unwrap(),
+        "--config",
+        repo_root().join("config").to_str().unwrap(),
+        "--community",
+        "shuipan",
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for line in [
+        "    email subject: 水畔花园：1栋101 逾期账单提醒",
+        "      合计 650.00 元。如已缴纳，请忽略本通知；如有疑问，请联系物业服务中心。",
+        "    sms [SMS_000000002]: 【水畔花园】1栋102电费余额8.00元，低于20.00元，请及时充值。",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in\n{text}"
+        );
+    }
+}
+
+/// A template that passes `check` (every variable it names exists) but cannot render what this
+/// run sends fails the preview, naming the file: found here, not at the first real run.
+#[test]
+fn plugin_test_with_a_config_fails_on_a_message_its_template_cannot_render() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    crate::util::copy_dir(&repo_root().join("config"), &config);
+    let notice = config.join("templates/fee_reminder/bill_notice.zh-CN.toml");
+    let text = std::fs::read_to_string(&notice).unwrap();
+    // Assumes a third bill; this household has two.
+    let edited = text.replacen("{{ total }}", "{{ bills[2].amount }}", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&notice, edited).unwrap();
+    let fixture = repo_root().join("plugins/fee-reminder/fixtures/overdue.toml");
+    let out = crate::util::wuyed()
+        .env("WUYE_PLUGINS__DIR", crate::util::plugins_dir())
+        .args(["plugin", "test"])
+        .arg(wasm("fee_reminder"))
+        .arg("--fixture")
+        .arg(&fixture)
+        .arg("--config")
+        .arg(&config)
+        .args(["--community", "shuipan"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(78), "{}\n{err}", stdout(&out));
+    assert!(
+        err.contains(&format!("error: {}: email: ", notice.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 message(s) cannot be rendered with the templates of shuipan"),
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@ mod import;
 mod next;
 mod outbox;
 mod plugin;
+mod plugin_preview;
 mod report;
 mod run;
 mod simulate;

@@ -46,6 +46,14 @@ pub struct TestArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Render every message the run asks for through this configuration's templates (strict:
+    /// a missing template or variable fails the command), for each recipient's locale and each
+    /// channel the template offers.
+    #[arg(long, value_name = "DIR", requires = "community")]
+    pub config: Option<PathBuf>,
+    /// The community of `--config` whose templates (and overrides) render the messages.
+    #[arg(long, value_name = "ID", requires = "config")]
+    pub community: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -93,6 +101,23 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 fn test(args: TestArgs) -> anyhow::Result<()> {
     let fixture = Fixture::load(&args.fixture).map_err(Coded::data)?;
+    // The configuration first: a typo in --config or --community fails before the plugin runs.
+    let config = match (&args.config, &args.community) {
+        (Some(dir), Some(id)) => {
+            let settings = crate::config::load(dir).map_err(Coded::config)?;
+            let Some(community) = settings.communities.iter().find(|c| &c.id == id).cloned() else {
+                let known: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
+                return Err(Coded::usage(anyhow::anyhow!(
+                    "--community {id}: no such community in {} (it has: {})",
+                    dir.display(),
+                    known.join(", ")
+                ))
+                .into());
+            };
+            Some((settings, community))
+        }
+        _ => None,
+    };
     let host = PluginHost::new(HostOptions {
         cache_dir: None,
         pooling: false,
@@ -126,6 +151,7 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
         limits,
         observer: None,
     };
+    let workflow = input.workflow.clone();
     let report = host.run(&plugin, input);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -133,6 +159,29 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
     }
     if let Err(f) = &report.result {
         return Err(Coded::new(1, anyhow::anyhow!("the plugin failed: {f}")).into());
+    }
+    if let Some((settings, community)) = config {
+        let preview = super::plugin_preview::render_intents(
+            &settings,
+            &community,
+            &workflow,
+            &fixture.community,
+            &report.intents,
+        );
+        if matches!(args.format, Format::Text) {
+            print!("{}", preview.text);
+        }
+        if !preview.failures.is_empty() {
+            for f in &preview.failures {
+                eprintln!("error: {f}");
+            }
+            return Err(Coded::config(anyhow::anyhow!(
+                "{} message(s) cannot be rendered with the templates of {}",
+                preview.failures.len(),
+                community.id
+            ))
+            .into());
+        }
     }
     Ok(())
 }

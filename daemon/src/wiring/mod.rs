@@ -12,7 +12,7 @@ mod records;
 mod sink;
 
 pub use data::StoreData;
-pub use sink::{OutboxSink, host_variables};
+pub use sink::{OutboxSink, host_variables, variables as template_variables};
 
 /// The variables through which the host gives a message its link to an owner page (a survey
 /// invitation's `link`, an event announcement's `event.rsvp_link`), as templates write them:

@@ -409,7 +409,7 @@ pub fn host_variables(declared: &[String], to_staff: bool) -> Vec<&'static str> 
 
 /// `[("household.label", "1-2-301"), ("bills", "[...]")]` → `{"household": {"label": ...},
 /// "bills": [...]}`.
-pub(crate) fn variables(vars: &[(String, String)]) -> Value {
+pub fn variables(vars: &[(String, String)]) -> Value {
     let mut root = Map::new();
     for (key, text) in vars {
         let value = match text.trim_start().chars().next() {
