@@ -115,12 +115,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Runs `f` in one transaction on the outbox. The daemon may be committing: its lock is waited
+/// for a bounded time, then the command fails (exit 75) saying who holds it.
 fn with_tx<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let mut conn = crate::store::outbox::open(db)?;
-    let tx = Tx(conn.transaction()?);
-    let v = f(&tx)?;
-    tx.0.commit()?;
-    Ok(v)
+    crate::store::outbox::transaction(&mut conn, f).map_err(|e| {
+        if crate::store::lock::is_lock_conflict_any(&e) {
+            crate::exit::Coded::temporary(e).into()
+        } else {
+            e
+        }
+    })
 }
 
 fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyhow::Result<()> {

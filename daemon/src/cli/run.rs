@@ -156,7 +156,8 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
 
     let data_dir = settings.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open_in(&data_dir)).await??;
-    let store = Arc::new(store);
+    // Runs, timers and event routing wait out another process's lock however long it is held.
+    let store = Arc::new(store.waiting_while_locked());
     tracing::info!(
         db = %store.path().display(),
         schema = crate::store::LATEST_VERSION,

@@ -108,7 +108,7 @@ impl DispatcherReload {
     /// would send with one community's new relay and another's old limits.
     pub fn reload(&self, settings: Arc<Settings>) -> anyhow::Result<()> {
         let channels = Arc::new(Channels::from_settings(&settings)?);
-        *self.current.write().expect("dispatcher settings poisoned") =
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(Current { settings, channels });
         // Deferrals computed under the old settings (quiet hours, an unknown community) may be
         // due now; the next round judges every due message again.
@@ -153,7 +153,7 @@ impl Dispatcher {
     /// The settings of [`crate::store::Store::for_throwaway_copy`] on the dispatcher's
     /// connection: only for `wuyed simulate`'s throwaway copy.
     pub fn for_throwaway_copy(self) -> anyhow::Result<Dispatcher> {
-        crate::store::throwaway(&self.conn.lock().expect("outbox connection poisoned"))?;
+        crate::store::throwaway(&self.conn())?;
         Ok(self)
     }
 
@@ -181,16 +181,22 @@ impl Dispatcher {
     fn snapshot(&self) -> Arc<Current> {
         self.current
             .read()
-            .expect("dispatcher settings poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// Runs `f` in one immediate transaction on the dispatcher's connection. Another process's
+    /// lock is waited for as long as it is held (store/lock.rs): a claim or a batch of answers
+    /// is never given up for a lock, so nothing claimed stays `sending` until the next start.
     fn tx<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let mut conn = self.conn.lock().expect("outbox connection poisoned");
-        let tx = Tx(conn.transaction()?);
-        let v = f(&tx)?;
-        tx.0.commit()?;
-        Ok(v)
+        let mut conn = self.conn();
+        crate::store::outbox::transaction_with(&mut conn, crate::store::Patience::Forever, f)
+    }
+
+    /// The dispatcher's connection. A panic while it was held (the supervisor restarts the
+    /// dispatcher) cannot have left a transaction open: rusqlite rolls back on drop.
+    fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Resolves messages a previous dispatcher left in `sending` (see the module docs).
@@ -637,7 +643,7 @@ impl Dispatcher {
     /// SQLite's `PRAGMA data_version` on the dispatcher's connection (see
     /// [`EXTERNAL_CHANGE_POLL`]); `None` when it cannot be read (the round reports why).
     fn data_version(&self) -> Option<i64> {
-        let conn = self.conn.lock().expect("outbox connection poisoned");
+        let conn = self.conn();
         conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
     }
 

@@ -16,6 +16,7 @@
 //! lease; callers do not change.
 
 pub mod backup;
+pub mod lock;
 mod migrations;
 pub mod outbox;
 pub mod plugin_kv;
@@ -29,6 +30,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
+pub use lock::Patience;
 pub use migrations::{LATEST_VERSION, refuse_newer};
 pub use runs::{PlanOutcome, PlannedSlot, RunRow, RunState, SlotPlan, WorkflowPlan};
 
@@ -37,9 +39,9 @@ use crate::exit::Coded;
 /// File name of the database inside `daemon.data_dir`.
 pub const DB_FILE: &str = "wuye.db";
 
-/// How long a writer waits for another connection's lock before giving up with "database is
-/// locked". Long enough to ride out a checkpoint or the other daemon's commit; short enough that a
-/// wedged peer turns into an error an operator sees.
+/// How long SQLite itself waits for another connection's lock before an attempt fails with
+/// "database is locked": long enough to ride out a checkpoint or the other daemon's commit.
+/// Writes then go on retrying as their [`Patience`] allows (store/lock.rs).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle on the database. Cheap to share behind an `Arc`; one connection, used by one caller
@@ -49,6 +51,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// How long writes wait for another process's lock: bounded for commands, forever for the
+    /// daemon ([`Store::waiting_while_locked`]).
+    patience: Patience,
 }
 
 impl std::fmt::Debug for Store {
@@ -116,7 +121,22 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            patience: Patience::INTERACTIVE,
         })
+    }
+
+    /// Makes writes wait for another process's lock as long as it is held, instead of failing
+    /// after [`Patience::INTERACTIVE`]: for the daemon, whose runs, timers and event routing
+    /// have nobody to hand an error to (store/lock.rs).
+    pub fn waiting_while_locked(mut self) -> Store {
+        self.patience = Patience::Forever;
+        self
+    }
+
+    /// Sets how long writes wait for another connection's lock.
+    pub fn with_patience(mut self, patience: Patience) -> Store {
+        self.patience = patience;
+        self
     }
 
     /// Where the database lives.
@@ -181,15 +201,12 @@ impl Store {
 
     /// Runs `f` in an immediate (write-locking) transaction and commits if it returns `Ok`;
     /// otherwise everything `f` wrote is rolled back. Subsystems use this for writes that do not
-    /// belong to a run.
+    /// belong to a run. Another process's lock is waited for as the store's [`Patience`] says;
+    /// running out of it is a temporary failure (exit 75).
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let mut conn = self.lock();
-        let tx = Tx(conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| coded_sqlite(e, &self.path))?);
-        let value = f(&tx)?;
-        tx.0.commit().map_err(|e| coded_sqlite(e, &self.path))?;
-        Ok(value)
+        lock::write(&mut conn, self.patience, |tx| f(tx).map_err(Failed::Body))
+            .map_err(|e| e.coded(&self.path))
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot); nothing it does is committed.
@@ -265,6 +282,28 @@ pub(crate) fn tune_cache(conn: &Connection) -> rusqlite::Result<()> {
     // unavailable. `pragma_update` would fail here: the pragma answers with a row.
     conn.query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))?;
     Ok(())
+}
+
+/// Why a write transaction failed: its body's own error, or the database (begin, commit).
+enum Failed {
+    Body(anyhow::Error),
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(e: rusqlite::Error) -> Self {
+        Failed::Db(e)
+    }
+}
+
+impl Failed {
+    /// The body's error as it was; the database's with its exit code (see [`coded_sqlite`]).
+    fn coded(self, path: &Path) -> anyhow::Error {
+        match self {
+            Failed::Body(e) => e,
+            Failed::Db(e) => coded_sqlite(e, path),
+        }
+    }
 }
 
 /// Maps SQLite's "someone else holds the lock" and "cannot open" to exit 75 (try again later).
