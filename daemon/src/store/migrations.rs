@@ -4,7 +4,9 @@
 //! transaction together with the new `PRAGMA user_version`, so a crash mid-migration leaves the
 //! old schema intact and two daemons starting at once cannot both apply a step. Other subsystems
 //! append their own numbered file (0002 domain/delivery, 0003 plugins, ...): never edit a
-//! migration that has shipped, add the next one.
+//! migration that has shipped, add the next one. This list is the only place schema comes from:
+//! every opener of the file (the store, the dispatcher's and the API's connections, readers)
+//! runs it or reads what it made, and none creates a table or index of its own.
 
 use std::path::Path;
 
@@ -23,6 +25,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("migrations/0006_outbox_waiting.sql")),
     (7, include_str!("migrations/0007_desk_tasks.sql")),
     (8, include_str!("migrations/0008_outbox_checks.sql")),
+    (9, include_str!("migrations/0009_one_schema_path.sql")),
 ];
 
 /// The schema version this binary writes.

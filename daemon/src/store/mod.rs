@@ -453,6 +453,117 @@ mod tests {
         conn
     }
 
+    /// Everything the schema is made of, and its version, as `sqlite_master` has it.
+    fn schema_of(path: &Path) -> (u32, Vec<(String, String, Option<String>)>) {
+        let conn = Connection::open(path).unwrap();
+        let version = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        let objects = conn
+            .prepare(
+                "SELECT type, name, sql FROM sqlite_master
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (version, objects)
+    }
+
+    /// The schema a new database gets from the migrations.
+    fn fresh_schema() -> (u32, Vec<(String, String, Option<String>)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        schema_of(&path)
+    }
+
+    /// No opener creates schema of its own: after each has opened a database the migrations
+    /// made, it has exactly the migrations' schema (the outbox's opener used to re-create an
+    /// index migration 6 dropped).
+    #[test]
+    fn every_opener_leaves_exactly_the_migrations_schema() {
+        let fresh = fresh_schema();
+        assert_eq!(fresh.0, LATEST_VERSION);
+        assert!(
+            !fresh.1.iter().any(|(_, name, _)| name == "outbox_due"),
+            "migration 6 dropped outbox_due"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        let openers: [(&str, &dyn Fn(&Path)); 6] = [
+            ("Store::open", &|p| drop(Store::open(p).unwrap())),
+            ("outbox::open (dispatcher, wuyed outbox)", &|p| {
+                drop(outbox::open(p).unwrap())
+            }),
+            ("domain::open_standalone (HTTP API)", &|p| {
+                drop(domain::open_standalone(p).unwrap())
+            }),
+            ("DomainReader::open", &|p| {
+                drop(domain::DomainReader::open(p).unwrap())
+            }),
+            ("report::open_read_only", &|p| {
+                drop(report::open_read_only(p).unwrap())
+            }),
+            ("backup::backup", &|p| {
+                let copy = p.with_file_name("copy.db");
+                backup::backup(p, &copy, false).unwrap();
+                assert_eq!(schema_of(&copy), fresh_schema(), "the backup's schema");
+                std::fs::remove_file(copy).unwrap();
+            }),
+        ];
+        for (name, open) in openers {
+            open(&path);
+            assert_eq!(schema_of(&path), fresh, "after {name}");
+        }
+    }
+
+    /// A file left at any earlier version, upgraded by opening it, and a file migrated one
+    /// version at a time from the first, both equal a new database; so does one the old
+    /// dispatcher had given its stray `outbox_due` index.
+    #[test]
+    fn a_database_upgraded_from_any_version_equals_a_new_one() {
+        let fresh = fresh_schema();
+        let dir = tempfile::tempdir().unwrap();
+        for version in 1..=LATEST_VERSION {
+            let path = dir.path().join(format!("v{version}.db"));
+            drop(at_version(&path, version));
+            drop(Store::open(&path).unwrap());
+            assert_eq!(schema_of(&path), fresh, "upgraded from version {version}");
+        }
+        let path = dir.path().join("stepwise.db");
+        for version in 1..=LATEST_VERSION {
+            drop(at_version_from(&path, version - 1, version));
+        }
+        drop(Store::open(&path).unwrap());
+        assert_eq!(schema_of(&path), fresh, "migrated one version at a time");
+
+        let path = dir.path().join("old-dispatcher.db");
+        {
+            let conn = at_version(&path, 8);
+            conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
+            )
+            .unwrap();
+        }
+        drop(Store::open(&path).unwrap());
+        assert_eq!(schema_of(&path), fresh, "the stray index is gone");
+    }
+
+    /// Applies migrations `from + 1 ..= to` to the file at `path`, as a wuyed of schema `to`
+    /// would have, one transaction each.
+    fn at_version_from(path: &Path, from: u32, to: u32) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for (v, sql) in &migrations::MIGRATIONS[from as usize..to as usize] {
+            conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {v}; COMMIT"))
+                .unwrap();
+        }
+        conn
+    }
+
     /// Before version 7 the fee ladder's visits were stored as complaints (`[fee-visit] ...`);
     /// the rebuild makes them desk tasks and keeps every ticket, and every callback pointing
     /// at one.
