@@ -125,6 +125,8 @@ pub struct Dispatcher {
     directory: Arc<dyn Directory>,
     wake: Arc<Notify>,
     batch: usize,
+    /// Beaten at each turn of the loop (supervise.rs; `/healthz` reads it).
+    health: super::supervise::DispatcherHealth,
 }
 
 impl Dispatcher {
@@ -147,6 +149,7 @@ impl Dispatcher {
             directory,
             wake: Arc::new(Notify::new()),
             batch: 256,
+            health: Default::default(),
         })
     }
 
@@ -155,6 +158,11 @@ impl Dispatcher {
     pub fn for_throwaway_copy(self) -> anyhow::Result<Dispatcher> {
         crate::store::throwaway(&self.conn())?;
         Ok(self)
+    }
+
+    /// The dispatcher's liveness, beaten at every turn of [`Dispatcher::run`].
+    pub fn health(&self) -> super::supervise::DispatcherHealth {
+        self.health.clone()
     }
 
     /// Wakes the dispatcher: call after committing a transaction that queued messages.
@@ -420,6 +428,7 @@ impl Dispatcher {
         let mut since = std::time::Instant::now();
         let mut more = true;
         loop {
+            self.health.beat();
             if more && set.len() <= self.batch / 2 {
                 // One snapshot per claim: what is claimed under these settings is sent and
                 // recorded under them, even if a reload lands meanwhile.
@@ -605,13 +614,18 @@ impl Dispatcher {
 
     /// Runs until `shutdown` resolves: recovers, then dispatches whenever something is due or
     /// [`Dispatcher::waker`] is notified, sleeping on the injected clock in between.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    ///
+    /// Returns an error only when it cannot start (recovery failed); the daemon runs it under
+    /// [`super::supervise::supervise`], which starts it again.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.health.beat();
         self.recover()?;
         if let Err(e) = self.resolve_unknown().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot ask providers about unknown SMS");
         }
         tokio::pin!(shutdown);
         loop {
+            self.health.beat();
             // Read before the round: a change committed while it runs wakes the next one.
             let version = self.data_version();
             let now = self.clock.now();
@@ -651,6 +665,8 @@ impl Dispatcher {
     async fn changed_elsewhere(&self, version: Option<i64>) {
         loop {
             tokio::time::sleep(EXTERNAL_CHANGE_POLL).await;
+            // Idle turns count: the loop is alive and its connection answers.
+            self.health.beat();
             let now = self.data_version();
             if now.is_some() && now != version {
                 return;

@@ -21,6 +21,7 @@ pub(crate) mod email;
 mod quiet;
 mod settings;
 mod sms;
+pub mod supervise;
 mod templates;
 
 use std::fmt;
@@ -32,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub use channel::{Channels, Outcome};
 pub use dispatch::{DispatchReport, Dispatcher, DispatcherReload};
+pub use supervise::DispatcherHealth;
 pub use email::{SmtpPool, build_email};
 pub use quiet::{QuietWindow, earliest_send};
 pub use settings::*;

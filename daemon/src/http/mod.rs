@@ -140,6 +140,9 @@ struct Inner {
     /// Each community's timezone, for pages that show owners a local time (Asia/Shanghai
     /// when not given).
     zones: std::collections::HashMap<String, chrono_tz::Tz>,
+    /// The outbox dispatcher's heartbeat, when it runs beside the API (`wuyed run`): part of
+    /// `/healthz`, so a monitor learns that nothing is being sent.
+    dispatcher: Option<crate::deliver::DispatcherHealth>,
 }
 
 impl AppState {
@@ -158,6 +161,7 @@ impl AppState {
                 clock,
                 written: None,
                 zones: Default::default(),
+                dispatcher: None,
             }),
         }
     }
@@ -184,6 +188,15 @@ impl AppState {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.written = Some(written),
             None => unreachable!("notify_writes is called before the state is shared"),
+        }
+        self
+    }
+
+    /// Makes `/healthz` report the dispatcher's heartbeat (503 while it is down or stuck).
+    pub fn with_dispatcher(mut self, health: crate::deliver::DispatcherHealth) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.dispatcher = Some(health),
+            None => unreachable!("with_dispatcher is called before the state is shared"),
         }
         self
     }
@@ -423,6 +436,9 @@ pub async fn start(
     let mut state = AppState::new(conn, tokens, ids, clock).with_zones(zones(settings));
     if let Some(written) = written {
         state = state.notify_writes(written);
+    }
+    if let Some(health) = crate::deliver::supervise::published() {
+        state = state.with_dispatcher(health);
     }
     // Each listener with what it serves: everything on `listen` unless the owner pages have
     // their own.
@@ -679,14 +695,22 @@ fn non_empty(field: &str, v: &str) -> Result<String, ApiError> {
 
 // ----- handlers -----
 
-async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state
         .read(|conn, _| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
         .await?;
-    Ok(Json(serde_json::json!({"status": "ok"})))
+    Ok(match state.inner.dispatcher.as_ref().map(|d| d.verdict()) {
+        None => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Some(Ok(())) => Json(serde_json::json!({"status": "ok", "dispatcher": "ok"})).into_response(),
+        Some(Err(why)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "dispatcher": why})),
+        )
+            .into_response(),
+    })
 }
 
 /// `GET /metrics`: the counters, and the outbox as the database has it now.
