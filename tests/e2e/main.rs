@@ -18,6 +18,7 @@ mod plugins;
 mod report;
 mod run;
 mod schedule;
+mod store_lock;
 mod util;
 mod workflows;
 mod year;

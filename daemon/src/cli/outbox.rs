@@ -128,6 +128,12 @@ fn with_tx<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow
     })
 }
 
+/// Runs `f` on a snapshot of the outbox: never waits for the daemon's writes.
+fn read<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut conn = crate::store::outbox::open(db)?;
+    crate::store::outbox::read(&mut conn, f)
+}
+
 fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyhow::Result<()> {
     // Days and times are read and shown in a community's own timezone; without --community the
     // days are the daemon's (`daemon.timezone`).
@@ -154,7 +160,7 @@ fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyho
         since: filters.since.map(midnight),
         until: filters.until.map(|d| midnight(d.succ_opt().unwrap_or(d))),
     };
-    let rows = with_tx(db, |tx| Ok(tx.outbox_find(&filter, filters.limit)?))?;
+    let rows = read(db, |tx| Ok(tx.outbox_find(&filter, filters.limit)?))?;
 
     let mut table = Table::new(&[
         ("ID", Align::Right),
@@ -261,7 +267,7 @@ fn change(
 }
 
 fn unreachable(args: &Args, db: &Path) -> anyhow::Result<()> {
-    let rows = with_tx(db, |tx| Ok(tx.unreachable_list(args.community.as_deref())?))?;
+    let rows = read(db, |tx| Ok(tx.unreachable_list(args.community.as_deref())?))?;
     for u in rows {
         println!(
             "{}  {}  {}  {}  {}  {}  ({})",

@@ -201,6 +201,11 @@ impl Dispatcher {
         crate::store::outbox::transaction_with(&mut conn, crate::store::Patience::Forever, f)
     }
 
+    /// Runs `f` on a snapshot: takes no lock, so never waits behind another process's write.
+    fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        crate::store::outbox::read(&mut self.conn(), f)
+    }
+
     /// The dispatcher's connection. A panic while it was held (the supervisor restarts the
     /// dispatcher) cannot have left a transaction open: rusqlite rolls back on drop.
     fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
@@ -242,7 +247,7 @@ impl Dispatcher {
     /// `sent`; surely absent (Aliyun only) → `pending`; otherwise they stay for a human.
     /// Returns (sent, requeued).
     pub async fn resolve_unknown(&self) -> anyhow::Result<(usize, usize)> {
-        let unknown = self.tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
+        let unknown = self.read(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
         let (mut sent, mut requeued) = (0, 0);
         let cur = self.snapshot();
         for m in unknown.into_iter().filter(|m| m.channel == Channel::Sms) {
@@ -295,7 +300,7 @@ impl Dispatcher {
 
     /// When the next waiting message is due.
     pub fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        self.tx(|tx| Ok(tx.outbox_next_due()?))
+        self.read(|tx| Ok(tx.outbox_next_due()?))
     }
 
     fn decide(

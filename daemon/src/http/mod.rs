@@ -718,7 +718,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state
         .read(|conn, now| {
             let unsettled =
-                crate::store::outbox::transaction(conn, |tx| Ok(tx.outbox_unsettled()?))
+                crate::store::outbox::read(conn, |tx| Ok(tx.outbox_unsettled()?))
                     .map_err(|e| ApiError::internal(format!("{e:#}")))?;
             Ok(crate::metrics::encode(&unsettled, now))
         })

@@ -32,6 +32,14 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    // Up to date (the common case): nothing to write, so no write lock to take. Opening the
+    // database (`wuyed outbox list`, the API, a restart) then never waits behind another
+    // process's long transaction. A race with a migrating peer is settled inside `apply`,
+    // which reads the version again under the lock.
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current == LATEST_VERSION {
+        return Ok(());
+    }
     // A migration that rebuilds a table (0007) drops the old one while other tables still
     // reference it. SQLite's documented procedure runs that with foreign keys off and checks
     // them before committing; the setting cannot change inside a transaction, hence out here.

@@ -654,6 +654,17 @@ pub fn transaction_with<T>(
     super::lock::write(conn, patience, f)
 }
 
+/// Runs `f` in a read transaction on `conn` (a consistent snapshot; nothing is committed). A
+/// read takes no lock in WAL mode, so it never waits behind another process's write: listing
+/// the outbox works while an import or a backup holds the database.
+pub fn read<T>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let tx = Tx(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?);
+    f(&tx)
+}
+
 /// [`transaction_with`] as a command waits: a bounded time.
 pub fn transaction<T>(
     conn: &mut rusqlite::Connection,
