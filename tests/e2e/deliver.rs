@@ -331,10 +331,18 @@ async fn an_answer_lost_after_the_end_of_the_message_is_held_unknown_and_resent_
     }
     let failed = env.with_tx(|tx| Ok(tx.outbox_list(Some(Status::Failed), None, 10)?));
     assert!(
-        failed[0].last_error.as_deref().unwrap().contains("before the message was handed over"),
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("before the message was handed over"),
         "{failed:?}"
     );
-    assert_eq!(sink.files("eml").len(), 1, "the hung relay kept its message");
+    assert_eq!(
+        sink.files("eml").len(),
+        1,
+        "the hung relay kept its message"
+    );
 
     // Later rounds resend the temporary failure, never the unknown ones.
     for _ in 0..3 {
@@ -353,7 +361,10 @@ async fn an_answer_lost_after_the_end_of_the_message_is_held_unknown_and_resent_
     let c = cfg.to_str().unwrap();
     let out = run(&["outbox", "--config", c, "--status", "unknown"]);
     let listed = stdout(&out);
-    assert!(out.status.success() && listed.contains("unknown"), "{listed}");
+    assert!(
+        out.status.success() && listed.contains("unknown"),
+        "{listed}"
+    );
     let kept = parse_mail(&sink.files("eml")[..1])[0]["message_id"]
         .as_str()
         .unwrap()

@@ -387,7 +387,8 @@ async fn deliver(
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    conn.command(Mail::new(envelope.from().cloned(), options)).await?;
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await?;
     for to in envelope.to() {
         conn.command(Rcpt::new(to.clone(), vec![])).await?;
     }

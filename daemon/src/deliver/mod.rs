@@ -33,13 +33,13 @@ use sha2::{Digest, Sha256};
 
 pub use channel::{Channels, Outcome};
 pub use dispatch::{DispatchReport, Dispatcher, DispatcherReload};
-pub use supervise::DispatcherHealth;
 pub use email::{SmtpPool, build_email};
 pub use quiet::{QuietWindow, earliest_send};
 pub use settings::*;
 pub use sms::{
     SmsRequest, aliyun_signature, percent_encode, tencent_authorization, tencent_authorization_for,
 };
+pub use supervise::DispatcherHealth;
 pub use templates::{
     RenderedEmail, RenderedSms, TemplateFile, TemplateSet, Templates, UndefinedVariable,
     check_templates,

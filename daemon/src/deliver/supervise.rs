@@ -200,11 +200,21 @@ mod tests {
         .await;
         let third = until("healthy once it turns", || health.verdict().is_ok()).await;
         assert_eq!(starts.load(Ordering::SeqCst), 3);
-        assert!(second - first >= Duration::from_millis(900), "first pause 1 s");
-        assert!(third - second >= Duration::from_millis(1900), "second pause 2 s");
+        assert!(
+            second - first >= Duration::from_millis(900),
+            "first pause 1 s"
+        );
+        assert!(
+            third - second >= Duration::from_millis(1900),
+            "second pause 2 s"
+        );
         stop_tx.send(true).unwrap();
         supervisor.await.unwrap();
-        assert_eq!(starts.load(Ordering::SeqCst), 3, "not restarted after a stop");
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            3,
+            "not restarted after a stop"
+        );
         assert!(health.verdict().unwrap_err().contains("stopping"));
     }
 
@@ -214,7 +224,10 @@ mod tests {
         assert_eq!(health.verdict(), Ok(()), "starting counts as alive");
         health.beat();
         let now = Instant::now();
-        assert_eq!(health.verdict_at(now + STALL_AFTER - Duration::from_secs(1)), Ok(()));
+        assert_eq!(
+            health.verdict_at(now + STALL_AFTER - Duration::from_secs(1)),
+            Ok(())
+        );
         let why = health
             .verdict_at(now + STALL_AFTER + Duration::from_secs(5))
             .unwrap_err();

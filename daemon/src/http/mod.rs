@@ -582,13 +582,23 @@ impl From<DomainError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, field, message)
             }
             DomainError::Invalid { field, message } => ApiError::invalid(field, message),
-            DomainError::Sql(e) => ApiError::internal(e.to_string()),
+            DomainError::Sql(e) => e.into(),
         }
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
+        // Another process held the write lock past the request's wait (store/lock.rs): nothing
+        // was written, and the same request succeeds later.
+        if crate::store::lock::is_lock_conflict(&e) {
+            tracing::warn!(error = %e, "api write gave up waiting for the database lock");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the database is held by another process's write; nothing was changed, try again shortly",
+            );
+        }
         ApiError::internal(e.to_string())
     }
 }
@@ -704,7 +714,9 @@ async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
         .await?;
     Ok(match state.inner.dispatcher.as_ref().map(|d| d.verdict()) {
         None => Json(serde_json::json!({"status": "ok"})).into_response(),
-        Some(Ok(())) => Json(serde_json::json!({"status": "ok", "dispatcher": "ok"})).into_response(),
+        Some(Ok(())) => {
+            Json(serde_json::json!({"status": "ok", "dispatcher": "ok"})).into_response()
+        }
         Some(Err(why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"status": "unavailable", "dispatcher": why})),
@@ -717,9 +729,8 @@ async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state
         .read(|conn, now| {
-            let unsettled =
-                crate::store::outbox::read(conn, |tx| Ok(tx.outbox_unsettled()?))
-                    .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            let unsettled = crate::store::outbox::read(conn, |tx| Ok(tx.outbox_unsettled()?))
+                .map_err(|e| ApiError::internal(format!("{e:#}")))?;
             Ok(crate::metrics::encode(&unsettled, now))
         })
         .await?;

@@ -918,7 +918,11 @@ async fn a_run_whose_commit_meets_a_locked_database_is_redone_and_applied_once()
         vec![(at(9, 0), RunState::Planned)],
         "not failed for good: back in line"
     );
-    assert_eq!(h.store.next_timer_at().unwrap(), None, "nothing applied yet");
+    assert_eq!(
+        h.store.next_timer_at().unwrap(),
+        None,
+        "nothing applied yet"
+    );
     // Redone once the retry delay has passed.
     h.move_to(&handle, at(9, 1)).await;
     wait_until(|| h.runs("shuipan", "callback")[0].state == RunState::Done).await;

@@ -494,7 +494,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
         drop(Store::open(&path).unwrap());
-        let openers: [(&str, &dyn Fn(&Path)); 6] = [
+        type Opener<'a> = (&'a str, &'a dyn Fn(&Path));
+        let openers: [Opener<'_>; 6] = [
             ("Store::open", &|p| drop(Store::open(p).unwrap())),
             ("outbox::open (dispatcher, wuyed outbox)", &|p| {
                 drop(outbox::open(p).unwrap())

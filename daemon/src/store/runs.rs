@@ -376,36 +376,36 @@ impl Store {
         // Through `write`: the lock is waited for as the store's patience says (the daemon's:
         // as long as it is held), and `effects` run once, inside the transaction that commits.
         self.write(|tx| {
-        let run = tx
-            .conn()
-            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-            .query_row(params![run_id], run_row)
-            .optional()?
-            .ok_or_else(|| anyhow::anyhow!("run {run_id} does not exist"))?;
-        if run.state != RunState::Running {
-            anyhow::bail!(
-                "run {run_id} ({}/{}) is {}, not running: its effects were not applied",
-                run.community,
-                run.workflow,
-                run.state.as_str()
-            );
-        }
-        // Dropping `tx` on error rolls back whatever the effects wrote.
-        let summary = effects(tx)?;
-        tx.conn()
-            .prepare_cached(
-                "UPDATE runs SET state = 'done', finished_at = ?2, error = NULL WHERE id = ?1",
-            )?
-            .execute(params![run_id, ts(now)])?;
-        tx.audit(
-            now,
-            Some(run_id),
-            &run.community,
-            &run.workflow,
-            "done",
-            &summary.describe(),
-        )?;
-        Ok(summary)
+            let run = tx
+                .conn()
+                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_row(params![run_id], run_row)
+                .optional()?
+                .ok_or_else(|| anyhow::anyhow!("run {run_id} does not exist"))?;
+            if run.state != RunState::Running {
+                anyhow::bail!(
+                    "run {run_id} ({}/{}) is {}, not running: its effects were not applied",
+                    run.community,
+                    run.workflow,
+                    run.state.as_str()
+                );
+            }
+            // Dropping `tx` on error rolls back whatever the effects wrote.
+            let summary = effects(tx)?;
+            tx.conn()
+                .prepare_cached(
+                    "UPDATE runs SET state = 'done', finished_at = ?2, error = NULL WHERE id = ?1",
+                )?
+                .execute(params![run_id, ts(now)])?;
+            tx.audit(
+                now,
+                Some(run_id),
+                &run.community,
+                &run.workflow,
+                "done",
+                &summary.describe(),
+            )?;
+            Ok(summary)
         })
     }
 
