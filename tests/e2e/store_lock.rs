@@ -19,8 +19,8 @@ const TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
                         sms = \"beat {{ beats }}\"\n";
 
 /// How long the other process holds the lock: past SQLite's busy timeouts (5 s, 10 s) and a
-/// command's bounded wait (30 s).
-const HOLD: Duration = Duration::from_secs(36);
+/// command's bounded wait (30 s), with room for a slow machine.
+const HOLD: Duration = Duration::from_secs(45);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
