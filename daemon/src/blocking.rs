@@ -37,6 +37,19 @@ impl Blocking {
     }
 }
 
+/// Runs `f`, which may block this thread for long (waiting for a database lock another process
+/// holds), where it is called. On a worker of a multi-threaded runtime the worker first hands
+/// its other tasks to another thread (`block_in_place`), so the API, the dispatcher and the
+/// scheduler are not stuck behind it; elsewhere (a blocking-pool thread, a single-threaded
+/// runtime, no runtime) it simply runs.
+pub fn may_block<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// What a task's `JoinError` says: the panic's message, or why it did not finish.
 pub fn join_error_message(err: tokio::task::JoinError) -> String {
     if err.is_panic() {

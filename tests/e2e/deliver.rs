@@ -268,6 +268,128 @@ async fn temporary_failures_retry_until_accepted_once_and_permanent_ones_are_dea
     assert_ne!(ids[0], ids[1]);
 }
 
+/// Only the relay's answer to the final "." says it has a message. A relay that stops answering
+/// RCPT cannot have it: temporary, resent by itself. One that took the message and then hung,
+/// or dropped the connection after the ".", may have it: `unknown`, held for the desk and never
+/// resent by itself; `wuyed outbox retry` sends it again with the same Message-ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_lost_after_the_end_of_the_message_is_held_unknown_and_resent_by_hand_with_its_message_id()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = PyServer::start(
+        "smtp_sink.py",
+        &tmp.path().join("sink"),
+        &[
+            "--stall-rcpt",
+            "1",
+            "--drop-after-data",
+            "1",
+            "--stall-after-data",
+            "1",
+        ],
+    );
+    let cfg = write_config(
+        tmp.path(),
+        &smtp_config(sink.port, "[delivery.retry]\nbase = \"10s\"\nmax = \"1m\"")
+            .replace("timeout = \"10s\"", "timeout = \"2s\""),
+        NO_QUIET,
+    );
+    let env = Env::load(&cfg);
+    let dir = Arc::new(directory().with_owner(contact(
+        "o-zhang-owner",
+        "张伟",
+        Some("zw@example.com"),
+        None,
+        "zh-CN",
+    )));
+    // The real time: `wuyed outbox retry` requeues for its own clock's now.
+    let clock = ManualClock::new(Utc::now());
+    let slot = clock.now() - Duration::hours(1);
+    let reqs: Vec<_> = ["o-smith", "o-wang", "o-zhang-owner"]
+        .iter()
+        .map(|o| survey_request(o, slot))
+        .collect();
+    env.enqueue(dir.as_ref(), clock.now(), &reqs);
+    let d = dispatcher(&env, &clock, dir.clone());
+
+    // Two connections: the first RCPT hangs; of the two messages that reach DATA, one
+    // connection is dropped after its "." and one relay takes the message and hangs.
+    let first = d.dispatch_once(clock.now()).await.unwrap();
+    assert_eq!(
+        (first.failed, first.unknown, first.sent),
+        (1, 2, 0),
+        "{first:?}"
+    );
+    let unknown = env.with_tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10)?));
+    assert_eq!(unknown.len(), 2);
+    for m in &unknown {
+        let why = m.last_error.as_deref().unwrap();
+        assert!(
+            why.contains("after the end of the message") && why.contains("wuyed outbox retry"),
+            "{why}"
+        );
+    }
+    let failed = env.with_tx(|tx| Ok(tx.outbox_list(Some(Status::Failed), None, 10)?));
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("before the message was handed over"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        sink.files("eml").len(),
+        1,
+        "the hung relay kept its message"
+    );
+
+    // Later rounds resend the temporary failure, never the unknown ones.
+    for _ in 0..3 {
+        clock.advance(Duration::minutes(2));
+        d.dispatch_once(clock.now()).await.unwrap();
+    }
+    assert_eq!(
+        env.with_tx(|tx| Ok(tx.outbox_count(Status::Unknown)?)),
+        2,
+        "unknown messages wait for a human"
+    );
+    assert_eq!(env.with_tx(|tx| Ok(tx.outbox_count(Status::Sent)?)), 1);
+    assert_eq!(sink.files("eml").len(), 2);
+
+    // The desk sees them, and resends one by hand: same Message-ID as the copy the relay kept.
+    let c = cfg.to_str().unwrap();
+    let out = run(&["outbox", "--config", c, "--status", "unknown"]);
+    let listed = stdout(&out);
+    assert!(
+        out.status.success() && listed.contains("unknown"),
+        "{listed}"
+    );
+    let kept = parse_mail(&sink.files("eml")[..1])[0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = unknown
+        .iter()
+        .find(|m| kept.contains(m.message_id.trim_matches(['<', '>'])))
+        .expect("the relay's copy is one of the held messages");
+    let out = run(&["outbox", "--config", c, "retry", &held.id.to_string()]);
+    assert!(out.status.success(), "{}", crate::util::stderr(&out));
+    clock.advance(Duration::minutes(5));
+    let again = d.dispatch_once(clock.now()).await.unwrap();
+    assert_eq!(again.sent, 1, "{again:?}");
+    let ids: Vec<String> = parse_mail(&sink.files("eml"))
+        .into_iter()
+        .map(|p| p["message_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        ids.iter().filter(|id| **id == kept).count(),
+        2,
+        "the resend carries the first Message-ID: {ids:?}"
+    );
+}
+
 /// A bill paid after its reminder was queued: cancelled just before sending, never sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bill_paid_after_its_reminder_was_queued_is_cancelled_not_sent() {

@@ -19,6 +19,7 @@ mod plugins;
 mod report;
 mod run;
 mod schedule;
+mod store_lock;
 mod util;
 mod workflows;
 mod year;

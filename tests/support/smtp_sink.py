@@ -7,6 +7,12 @@ Prints "READY <port>" on stdout once listening.
   --fail-data N      answer the first N DATA commands with 451 (temporary), then accept
   --reject WORD      answer RCPT with 550 for addresses containing WORD (permanent)
   --delay SECONDS    wait this long before answering each DATA (widens races for kill tests)
+  --stall-after-data N   store the first N messages, then never answer their final "." (the
+                     client cannot know the relay has them: its outcome is ambiguous)
+  --drop-after-data N    close the connection of the first N messages after their final ".",
+                     without answering or storing them (ambiguous too)
+  --stall-rcpt N     never answer the first N RCPT commands (a failure before DATA: the relay
+                     cannot have the message)
   --count-only       do not write files; print nothing until killed (benchmark)
   --port N --reuse-port   listen on port N with SO_REUSEPORT, so several sink processes share
                      one port and the kernel spreads connections over them (benchmark: one
@@ -34,8 +40,14 @@ class Sink:
         self.args = args
         self.seq = 0
         self.failed = 0
+        self.stalled_rcpt = 0
+        self.stalled_data = 0
+        self.dropped = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.stalled_rcpt < self.args.stall_rcpt:
+            self.stalled_rcpt += 1
+            await asyncio.sleep(3600)
         if self.args.reject and self.args.reject in address:
             return "550 5.1.1 <%s>: mailbox unavailable, no such user here" % address
         envelope.rcpt_tos.append(address)
@@ -47,6 +59,13 @@ class Sink:
         if self.failed < self.args.fail_data:
             self.failed += 1
             return "451 4.3.0 try again later (test sink)"
+        if self.dropped < self.args.drop_after_data:
+            self.dropped += 1
+            server.transport.abort()
+            return "421 4.3.0 gone (test sink; never reaches the client)"
+        stall = self.stalled_data < self.args.stall_after_data
+        if stall:
+            self.stalled_data += 1
         self.seq += 1
         if not self.args.count_only:
             name = os.path.join(self.args.out, "%06d.eml" % self.seq)
@@ -60,6 +79,9 @@ class Sink:
                 tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
                 json.dump({"tls": tls, "authenticated": bool(session.authenticated),
                            "login": login.decode() if isinstance(login, bytes) else login}, f)
+        if stall:
+            # Stored, as a relay that queued it and then hung would have.
+            await asyncio.sleep(3600)
         return "250 2.0.0 queued as %d" % self.seq
 
 
@@ -95,6 +117,9 @@ def main():
     p.add_argument("--reject", default="")
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--count-only", action="store_true")
+    p.add_argument("--stall-after-data", type=int, default=0)
+    p.add_argument("--drop-after-data", type=int, default=0)
+    p.add_argument("--stall-rcpt", type=int, default=0)
     p.add_argument("--tls", default="none", choices=["none", "starttls", "implicit"])
     p.add_argument("--cert")
     p.add_argument("--key")

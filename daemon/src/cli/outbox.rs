@@ -115,12 +115,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Runs `f` in one transaction on the outbox. The daemon may be committing: its lock is waited
+/// for a bounded time, then the command fails (exit 75) saying who holds it.
 fn with_tx<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let mut conn = crate::store::outbox::open(db)?;
-    let tx = Tx(conn.transaction()?);
-    let v = f(&tx)?;
-    tx.0.commit()?;
-    Ok(v)
+    crate::store::outbox::transaction(&mut conn, f).map_err(|e| {
+        if crate::store::lock::is_lock_conflict_any(&e) {
+            crate::exit::Coded::temporary(e).into()
+        } else {
+            e
+        }
+    })
+}
+
+/// Runs `f` on a snapshot of the outbox: never waits for the daemon's writes.
+fn read<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut conn = crate::store::outbox::open(db)?;
+    crate::store::outbox::read(&mut conn, f)
 }
 
 fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyhow::Result<()> {
@@ -149,7 +160,7 @@ fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyho
         since: filters.since.map(midnight),
         until: filters.until.map(|d| midnight(d.succ_opt().unwrap_or(d))),
     };
-    let rows = with_tx(db, |tx| Ok(tx.outbox_find(&filter, filters.limit)?))?;
+    let rows = read(db, |tx| Ok(tx.outbox_find(&filter, filters.limit)?))?;
 
     let mut table = Table::new(&[
         ("ID", Align::Right),
@@ -256,7 +267,7 @@ fn change(
 }
 
 fn unreachable(args: &Args, db: &Path) -> anyhow::Result<()> {
-    let rows = with_tx(db, |tx| Ok(tx.unreachable_list(args.community.as_deref())?))?;
+    let rows = read(db, |tx| Ok(tx.unreachable_list(args.community.as_deref())?))?;
     for u in rows {
         println!(
             "{}  {}  {}  {}  {}  {}  ({})",

@@ -156,7 +156,8 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
 
     let data_dir = settings.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open_in(&data_dir)).await??;
-    let store = Arc::new(store);
+    // Runs, timers and event routing wait out another process's lock however long it is held.
+    let store = Arc::new(store.waiting_while_locked());
     tracing::info!(
         db = %store.path().display(),
         schema = crate::store::LATEST_VERSION,
@@ -201,10 +202,26 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         scheduler.waker(),
         stop_rx.clone(),
     ));
-    let mut dispatch_stop = stop_rx.clone();
-    let dispatch = tokio::spawn(dispatcher.run(async move {
-        let _ = dispatch_stop.wait_for(|stop| *stop).await;
-    }));
+    // Supervised: restarted with backoff if it fails or panics; /healthz reports its heartbeat.
+    let dispatcher = Arc::new(dispatcher);
+    crate::deliver::supervise::publish(dispatcher.health());
+    let (mut dispatch_stop, stop_for_task) = (stop_rx.clone(), stop_rx.clone());
+    let dispatch = tokio::spawn(crate::deliver::supervise::supervise(
+        dispatcher.health(),
+        move || {
+            let (dispatcher, mut stop) = (dispatcher.clone(), stop_for_task.clone());
+            async move {
+                dispatcher
+                    .run(async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            }
+        },
+        async move {
+            let _ = dispatch_stop.wait_for(|stop| *stop).await;
+        },
+    ));
     let mut http_stop = stop_rx.clone();
     let http = crate::http::start(&settings, clock.clone(), Some(written), async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
@@ -291,10 +308,8 @@ async fn daemon(args: Args, settings: Settings, clock: SharedClock) -> anyhow::R
         .shutdown(Duration::from_secs(args.stop_timeout))
         .await?;
     // A send in progress finishes or is recorded as of unknown outcome, to be resolved at start.
-    match dispatch.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("outbox dispatcher stopped with an error: {e:#}"),
-        Err(e) => tracing::error!("outbox dispatcher panicked: {e}"),
+    if let Err(e) = dispatch.await {
+        tracing::error!("outbox dispatcher's supervisor panicked: {e}");
     }
     tracing::info!("stopped");
     Ok(())

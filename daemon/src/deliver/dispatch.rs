@@ -108,7 +108,7 @@ impl DispatcherReload {
     /// would send with one community's new relay and another's old limits.
     pub fn reload(&self, settings: Arc<Settings>) -> anyhow::Result<()> {
         let channels = Arc::new(Channels::from_settings(&settings)?);
-        *self.current.write().expect("dispatcher settings poisoned") =
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(Current { settings, channels });
         // Deferrals computed under the old settings (quiet hours, an unknown community) may be
         // due now; the next round judges every due message again.
@@ -125,6 +125,8 @@ pub struct Dispatcher {
     directory: Arc<dyn Directory>,
     wake: Arc<Notify>,
     batch: usize,
+    /// Beaten at each turn of the loop (supervise.rs; `/healthz` reads it).
+    health: super::supervise::DispatcherHealth,
 }
 
 impl Dispatcher {
@@ -147,14 +149,20 @@ impl Dispatcher {
             directory,
             wake: Arc::new(Notify::new()),
             batch: 256,
+            health: Default::default(),
         })
     }
 
     /// The settings of [`crate::store::Store::for_throwaway_copy`] on the dispatcher's
     /// connection: only for `wuyed simulate`'s throwaway copy.
     pub fn for_throwaway_copy(self) -> anyhow::Result<Dispatcher> {
-        crate::store::throwaway(&self.conn.lock().expect("outbox connection poisoned"))?;
+        crate::store::throwaway(&self.conn())?;
         Ok(self)
+    }
+
+    /// The dispatcher's liveness, beaten at every turn of [`Dispatcher::run`].
+    pub fn health(&self) -> super::supervise::DispatcherHealth {
+        self.health.clone()
     }
 
     /// Wakes the dispatcher: call after committing a transaction that queued messages.
@@ -181,16 +189,27 @@ impl Dispatcher {
     fn snapshot(&self) -> Arc<Current> {
         self.current
             .read()
-            .expect("dispatcher settings poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// Runs `f` in one immediate transaction on the dispatcher's connection. Another process's
+    /// lock is waited for as long as it is held (store/lock.rs): a claim or a batch of answers
+    /// is never given up for a lock, so nothing claimed stays `sending` until the next start.
     fn tx<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let mut conn = self.conn.lock().expect("outbox connection poisoned");
-        let tx = Tx(conn.transaction()?);
-        let v = f(&tx)?;
-        tx.0.commit()?;
-        Ok(v)
+        let mut conn = self.conn();
+        crate::store::outbox::transaction_with(&mut conn, crate::store::Patience::Forever, f)
+    }
+
+    /// Runs `f` on a snapshot: takes no lock, so never waits behind another process's write.
+    fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        crate::store::outbox::read(&mut self.conn(), f)
+    }
+
+    /// The dispatcher's connection. A panic while it was held (the supervisor restarts the
+    /// dispatcher) cannot have left a transaction open: rusqlite rolls back on drop.
+    fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Resolves messages a previous dispatcher left in `sending` (see the module docs).
@@ -228,7 +247,7 @@ impl Dispatcher {
     /// `sent`; surely absent (Aliyun only) → `pending`; otherwise they stay for a human.
     /// Returns (sent, requeued).
     pub async fn resolve_unknown(&self) -> anyhow::Result<(usize, usize)> {
-        let unknown = self.tx(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
+        let unknown = self.read(|tx| Ok(tx.outbox_list(Some(Status::Unknown), None, 10_000)?))?;
         let (mut sent, mut requeued) = (0, 0);
         let cur = self.snapshot();
         for m in unknown.into_iter().filter(|m| m.channel == Channel::Sms) {
@@ -281,7 +300,7 @@ impl Dispatcher {
 
     /// When the next waiting message is due.
     pub fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        self.tx(|tx| Ok(tx.outbox_next_due()?))
+        self.read(|tx| Ok(tx.outbox_next_due()?))
     }
 
     fn decide(
@@ -414,6 +433,7 @@ impl Dispatcher {
         let mut since = std::time::Instant::now();
         let mut more = true;
         loop {
+            self.health.beat();
             if more && set.len() <= self.batch / 2 {
                 // One snapshot per claim: what is claimed under these settings is sent and
                 // recorded under them, even if a reload lands meanwhile.
@@ -599,13 +619,18 @@ impl Dispatcher {
 
     /// Runs until `shutdown` resolves: recovers, then dispatches whenever something is due or
     /// [`Dispatcher::waker`] is notified, sleeping on the injected clock in between.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    ///
+    /// Returns an error only when it cannot start (recovery failed); the daemon runs it under
+    /// [`super::supervise::supervise`], which starts it again.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.health.beat();
         self.recover()?;
         if let Err(e) = self.resolve_unknown().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot ask providers about unknown SMS");
         }
         tokio::pin!(shutdown);
         loop {
+            self.health.beat();
             // Read before the round: a change committed while it runs wakes the next one.
             let version = self.data_version();
             let now = self.clock.now();
@@ -637,7 +662,7 @@ impl Dispatcher {
     /// SQLite's `PRAGMA data_version` on the dispatcher's connection (see
     /// [`EXTERNAL_CHANGE_POLL`]); `None` when it cannot be read (the round reports why).
     fn data_version(&self) -> Option<i64> {
-        let conn = self.conn.lock().expect("outbox connection poisoned");
+        let conn = self.conn();
         conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
     }
 
@@ -645,6 +670,8 @@ impl Dispatcher {
     async fn changed_elsewhere(&self, version: Option<i64>) {
         loop {
             tokio::time::sleep(EXTERNAL_CHANGE_POLL).await;
+            // Idle turns count: the loop is alive and its connection answers.
+            self.health.beat();
             let now = self.data_version();
             if now.is_some() && now != version {
                 return;

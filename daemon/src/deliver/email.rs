@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -283,26 +284,35 @@ impl SmtpPool {
     }
 
     /// Sends one message over a pooled connection.
+    ///
+    /// The answer depends on how far the conversation got, because only the relay's reply to
+    /// the final "." of DATA says it took the message:
+    /// - a failure or timeout before the final "." was written (connecting, MAIL, RCPT, DATA,
+    ///   the body) is temporary: the relay cannot have the message, so it is sent again later;
+    /// - a timeout or dropped connection once the final "." may have gone out is `unknown`: the
+    ///   relay may have queued the message. It is held for the desk (`wuyed outbox list`) like an
+    ///   SMS of unknown outcome, never resent by itself; `wuyed outbox retry ID` resends it with
+    ///   the same Message-ID;
+    /// - the relay's own reply (2xx, 4xx, 5xx) is never ambiguous.
     pub async fn send(&self, email: &lettre::Message) -> Outcome {
         let Ok(_permit) = self.permits.acquire().await else {
             return Outcome::Temporary("SMTP pool closed".into());
         };
         let idle = self.idle.lock().expect("pool poisoned").pop();
+        // Set by `deliver` once the whole body is written: from then on the final "." may be
+        // on the wire. Outside the future, so a timeout that drops it can still read it.
+        let body_written = AtomicBool::new(false);
         let fut = async {
             let mut conn = match idle {
                 Some(c) => c,
                 None => self.connect().await?,
             };
-            match conn.send(email.envelope(), &email.formatted()).await {
-                Ok(r) => Ok((conn, r)),
-                Err(e) => {
-                    if !conn.has_broken() {
-                        self.idle.lock().expect("pool poisoned").push(conn);
-                    }
-                    Err(SendError::Smtp(e))
-                }
-            }
+            // After an error the connection is dropped, never pooled (as lettre's own `send`
+            // does): a relay that closed it, or is mid-conversation, would fail the next message.
+            let response = deliver(&mut conn, email, &body_written).await?;
+            Ok((conn, response))
         };
+        let sent_dot = || body_written.load(Ordering::SeqCst);
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok((conn, response))) => {
                 self.idle.lock().expect("pool poisoned").push(conn);
@@ -311,22 +321,93 @@ impl SmtpPool {
                 }
             }
             Ok(Err(SendError::Smtp(e))) if e.is_permanent() => Outcome::Permanent(e.to_string()),
+            // The relay answered 4xx: it said no, for now.
+            Ok(Err(SendError::Smtp(e))) if e.is_transient() => Outcome::Temporary(e.to_string()),
+            Ok(Err(SendError::Smtp(e))) if sent_dot() => Outcome::Unknown(format!(
+                "SMTP connection lost after the end of the message, before the relay's answer \
+                 ({e}); the relay may have it: check, then `wuyed outbox retry` (same \
+                 Message-ID) or `cancel`"
+            )),
             Ok(Err(SendError::Smtp(e))) => Outcome::Temporary(e.to_string()),
             Ok(Err(SendError::Io(e))) => Outcome::Temporary(format!("cannot connect: {e}")),
+            // Like a refused login: the relay's configuration, retried until max_attempts.
+            Ok(Err(SendError::Unsendable(why))) => Outcome::Temporary(why.to_string()),
             Ok(Err(SendError::Auth(e))) => {
                 Outcome::Temporary(format!("SMTP authentication failed: {e}"))
             }
-            // The message may have been accepted; the Message-ID makes the resend harmless.
+            Err(_) if sent_dot() => Outcome::Unknown(format!(
+                "SMTP relay did not answer within {:?} after the end of the message; it may \
+                 have it: check, then `wuyed outbox retry` (same Message-ID) or `cancel`",
+                self.timeout
+            )),
+            // Before the end of the message: the relay cannot have it.
             Err(_) => Outcome::Temporary(format!(
-                "SMTP timed out after {:?}; outcome unknown, will resend with the same Message-ID",
+                "SMTP timed out after {:?} before the message was handed over; will resend",
                 self.timeout
             )),
         }
     }
 }
 
+/// One SMTP transaction, as lettre's `AsyncSmtpConnection::send` does it (MAIL with the
+/// SMTPUTF8/8BITMIME parameters the message needs, RCPT, DATA, body), except that
+/// `body_written` is set the moment the body has been written and only the final "." remains:
+/// lettre asks the iterator for the next part after writing the previous one, and writes the
+/// "." once it has none.
+async fn deliver(
+    conn: &mut AsyncSmtpConnection,
+    email: &lettre::Message,
+    body_written: &AtomicBool,
+) -> Result<lettre::transport::smtp::response::Response, SendError> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let envelope = email.envelope();
+    let bytes = email.formatted();
+    let info = conn.server_info();
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    // Refused before anything is sent, as lettre refuses them: the relay cannot take these.
+    if non_ascii {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Unsendable(
+                "the address is not ASCII but the SMTP relay does not support SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        if !info.supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Unsendable(
+                "the message is not ASCII but the SMTP relay does not support 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    let mut parts = std::iter::once(bytes.as_slice());
+    let body = std::iter::from_fn(|| {
+        let part = parts.next();
+        if part.is_none() {
+            body_written.store(true, Ordering::SeqCst);
+        }
+        part
+    });
+    Ok(conn.message_iter(body).await?)
+}
+
 enum SendError {
     Io(std::io::Error),
+    /// The relay lacks an extension this message needs (found before sending anything).
+    Unsendable(&'static str),
     Auth(lettre::transport::smtp::Error),
     Smtp(lettre::transport::smtp::Error),
 }

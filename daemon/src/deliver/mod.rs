@@ -21,6 +21,7 @@ pub(crate) mod email;
 mod quiet;
 mod settings;
 mod sms;
+pub mod supervise;
 mod templates;
 
 use std::fmt;
@@ -38,6 +39,7 @@ pub use settings::*;
 pub use sms::{
     SmsRequest, aliyun_signature, percent_encode, tencent_authorization, tencent_authorization_for,
 };
+pub use supervise::DispatcherHealth;
 pub use templates::{
     RenderedEmail, RenderedSms, TemplateFile, TemplateSet, Templates, UndefinedVariable,
     check_templates,

@@ -278,10 +278,9 @@ pub fn import(
     bytes: &[u8],
     progress: Option<Progress<'_>>,
 ) -> Result<Report, ImportError> {
-    let tx = crate::store::Tx(conn.transaction()?);
-    let report = import_tx(&tx, community, tz, kind, file, bytes, progress, Utc::now())?;
-    tx.0.commit()?;
-    Ok(report)
+    crate::store::lock::write(conn, crate::store::Patience::INTERACTIVE, |tx| {
+        import_tx(tx, community, tz, kind, file, bytes, progress, Utc::now())
+    })
 }
 
 /// [`import`] inside a transaction the caller owns (`Store::write`): on `Err` the caller must

@@ -149,6 +149,9 @@ struct Inner {
     written: Option<Arc<tokio::sync::Notify>>,
     /// `http.request_timeout`: past it a request is answered 408 ([`time_limit`]).
     request_timeout: Duration,
+    /// The outbox dispatcher's heartbeat, when it runs beside the API (`wuyed run`): part of
+    /// `/healthz`, so a monitor learns that nothing is being sent.
+    dispatcher: Option<crate::deliver::DispatcherHealth>,
 }
 
 /// What the configuration says about who may call and for which communities: the part of the
@@ -180,6 +183,7 @@ impl AppState {
                 clock,
                 written: None,
                 request_timeout: HttpLimits::DEFAULT.request_timeout,
+                dispatcher: None,
             }),
         }
     }
@@ -232,6 +236,15 @@ impl AppState {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.written = Some(written),
             None => unreachable!("notify_writes is called before the state is shared"),
+        }
+        self
+    }
+
+    /// Makes `/healthz` report the dispatcher's heartbeat (503 while it is down or stuck).
+    pub fn with_dispatcher(mut self, health: crate::deliver::DispatcherHealth) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.dispatcher = Some(health),
+            None => unreachable!("with_dispatcher is called before the state is shared"),
         }
         self
     }
@@ -614,6 +627,9 @@ pub async fn start(
     if let Some(written) = written {
         state = state.notify_writes(written);
     }
+    if let Some(health) = crate::deliver::supervise::published() {
+        state = state.with_dispatcher(health);
+    }
     // Each listener with what it serves: everything on `listen` unless the owner pages have
     // their own.
     let reload = HttpReload {
@@ -752,13 +768,23 @@ impl From<DomainError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, field, message)
             }
             DomainError::Invalid { field, message } => ApiError::invalid(field, message),
-            DomainError::Sql(e) => ApiError::internal(e.to_string()),
+            DomainError::Sql(e) => e.into(),
         }
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
+        // Another process held the write lock past the request's wait (store/lock.rs): nothing
+        // was written, and the same request succeeds later.
+        if crate::store::lock::is_lock_conflict(&e) {
+            tracing::warn!(error = %e, "api write gave up waiting for the database lock");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the database is held by another process's write; nothing was changed, try again shortly",
+            );
+        }
         ApiError::internal(e.to_string())
     }
 }
@@ -865,23 +891,32 @@ fn non_empty(field: &str, v: &str) -> Result<String, ApiError> {
 
 // ----- handlers -----
 
-async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state
         .read(|conn, _| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
         .await?;
-    Ok(Json(serde_json::json!({"status": "ok"})))
+    Ok(match state.inner.dispatcher.as_ref().map(|d| d.verdict()) {
+        None => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Some(Ok(())) => {
+            Json(serde_json::json!({"status": "ok", "dispatcher": "ok"})).into_response()
+        }
+        Some(Err(why)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "dispatcher": why})),
+        )
+            .into_response(),
+    })
 }
 
 /// `GET /metrics`: the counters, and the outbox as the database has it now.
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state
         .read(|conn, now| {
-            let unsettled =
-                crate::store::outbox::transaction(conn, |tx| Ok(tx.outbox_unsettled()?))
-                    .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            let unsettled = crate::store::outbox::read(conn, |tx| Ok(tx.outbox_unsettled()?))
+                .map_err(|e| ApiError::internal(format!("{e:#}")))?;
             Ok(crate::metrics::encode(&unsettled, now))
         })
         .await?;

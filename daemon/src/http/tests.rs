@@ -84,6 +84,51 @@ fn field(v: &Value) -> &Value {
     &v["error"]["field"]
 }
 
+/// `/healthz` reports the dispatcher running beside the API: 200 while it turns, 503 with the
+/// reason while it is down (its supervisor restarting it).
+#[tokio::test]
+async fn healthz_is_unavailable_while_the_dispatcher_is_down_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::domain::open_standalone(&dir.path().join("wuye.db")).unwrap();
+    let health = crate::deliver::DispatcherHealth::default();
+    let state = AppState::new(
+        conn,
+        vec![],
+        ["shuipan".to_string()],
+        Arc::new(ManualClock::new(Utc::now())),
+    )
+    .with_dispatcher(health.clone());
+    let app = router(state);
+    health.beat();
+    let (s, v) = call(&app, "GET", "/healthz", None, "").await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"status": "ok", "dispatcher": "ok"}))
+    );
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let supervisor = tokio::spawn(crate::deliver::supervise::supervise(
+        health.clone(),
+        || async { anyhow::bail!("cannot read the outbox: disk I/O error") },
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+    while health.verdict().is_ok() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (s, v) = call(&app, "GET", "/healthz", None, "").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["status"], "unavailable");
+    let why = v["dispatcher"].as_str().unwrap();
+    assert!(
+        why.contains("down") && why.contains("disk I/O error"),
+        "{why}"
+    );
+    stop_tx.send(true).unwrap();
+    supervisor.await.unwrap();
+}
+
 #[tokio::test]
 async fn health_and_openapi_answer_without_a_token() {
     let (app, _, _d) = setup();

@@ -868,6 +868,23 @@ async fn execute(
                 "run done"
             )
         }
+        // The commit met another process's lock and gave up (a store with bounded patience):
+        // nothing was applied, so the run is redone from scratch shortly, not failed for good.
+        Err(err) if crate::store::lock::is_lock_conflict_any(&err) => {
+            let message = format!("{err:#}");
+            tracing::warn!(%community, %workflow, run_id, error = %message, "run's commit met a locked database; it will be redone");
+            let store2 = store.clone();
+            let now = clock.now();
+            let requeued = blocking
+                .run(move || store2.requeue_run(run_id, now, now + retry_after_error(), &message))
+                .await;
+            if !matches!(requeued, Ok(Ok(_))) {
+                tracing::error!(
+                    run_id,
+                    "could not put the run back in line; it will be redone at the next start"
+                );
+            }
+        }
         Err(err) => {
             let message = format!("{err:#}");
             tracing::error!(%community, %workflow, run_id, error = %message, "run failed");

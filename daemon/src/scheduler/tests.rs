@@ -858,3 +858,96 @@ async fn the_loop_answers_a_liveness_probe_only_while_it_runs() {
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
     assert!(!liveness.answers(Duration::from_millis(200)).await);
 }
+
+/// The first commit of each run meets a locked database (as a store with bounded patience
+/// reports another process's lock); later ones go through. Counts every commit attempted.
+#[derive(Default)]
+struct LockedOnce {
+    commits: Arc<Mutex<u32>>,
+}
+
+impl Executor for LockedOnce {
+    fn execute(
+        &self,
+        run: RunRequest,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<Effects>> + Send + '_>> {
+        let commits = self.commits.clone();
+        Box::pin(async move {
+            let effects: Effects = Box::new(move |tx| {
+                tx.set_timer(
+                    &run.community.id,
+                    &run.workflow.name,
+                    "callback",
+                    run.due_at + chrono::Duration::hours(1),
+                    "call the owner back",
+                    run.due_at,
+                    Some(run.run_id),
+                )?;
+                let mut n = commits.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some("another process holds the write lock".into()),
+                    )
+                    .into());
+                }
+                Ok(EffectSummary {
+                    timers: 1,
+                    ..EffectSummary::default()
+                })
+            });
+            Ok(effects)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_commit_meets_a_locked_database_is_redone_and_applied_once() {
+    let h = Harness::new(at(8, 30));
+    let executor = Arc::new(LockedOnce::default());
+    let cfg = settings(vec![community(
+        "shuipan",
+        vec![workflow("callback", CatchUp::Latest, 24)],
+    )]);
+    let handle = h.start(executor.clone(), every(60), &cfg).await;
+    h.move_to(&handle, at(9, 0)).await;
+    let runs = h.runs("shuipan", "callback");
+    assert_eq!(
+        states(&runs),
+        vec![(at(9, 0), RunState::Planned)],
+        "not failed for good: back in line"
+    );
+    assert_eq!(
+        h.store.next_timer_at().unwrap(),
+        None,
+        "nothing applied yet"
+    );
+    // Redone once the retry delay has passed.
+    h.move_to(&handle, at(9, 1)).await;
+    wait_until(|| h.runs("shuipan", "callback")[0].state == RunState::Done).await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let run = h.runs("shuipan", "callback").remove(0);
+    assert_eq!(run.attempt, 2);
+    assert_eq!(*executor.commits.lock().unwrap(), 2);
+    let timers: i64 = h
+        .store
+        .read(|tx| {
+            Ok(tx
+                .conn()
+                .query_row("SELECT count(*) FROM timers", [], |r| r.get(0))?)
+        })
+        .unwrap();
+    assert_eq!(timers, 1, "the run's effects are applied exactly once");
+    let events: Vec<String> = h
+        .store
+        .read(|tx| {
+            Ok(tx
+                .conn()
+                .prepare("SELECT event FROM audit WHERE run_id = ?1 ORDER BY id")?
+                .query_map([run.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert_eq!(events, ["requeued", "done"]);
+}

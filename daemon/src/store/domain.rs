@@ -103,15 +103,14 @@ impl DomainReader {
     }
 }
 
-/// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+/// Runs `f` in one immediate transaction: committed when it returns `Ok`, rolled back
+/// otherwise. For the API and tools: another process's lock is waited for a bounded time
+/// ([`super::Patience::INTERACTIVE`]), then the error says who is in the way.
 pub fn with_tx<R, E: From<rusqlite::Error>>(
     conn: &mut Connection,
     f: impl FnOnce(&Tx<'_>) -> Result<R, E>,
 ) -> Result<R, E> {
-    let tx = Tx(conn.transaction()?);
-    let out = f(&tx)?;
-    tx.0.commit()?;
-    Ok(out)
+    super::lock::write(conn, super::Patience::INTERACTIVE, f)
 }
 
 impl<'a> Tx<'a> {

@@ -4,7 +4,9 @@
 //! transaction together with the new `PRAGMA user_version`, so a crash mid-migration leaves the
 //! old schema intact and two daemons starting at once cannot both apply a step. Other subsystems
 //! append their own numbered file (0002 domain/delivery, 0003 plugins, ...): never edit a
-//! migration that has shipped, add the next one.
+//! migration that has shipped, add the next one. This list is the only place schema comes from:
+//! every opener of the file (the store, the dispatcher's and the API's connections, readers)
+//! runs it or reads what it made, and none creates a table or index of its own.
 
 use std::path::Path;
 
@@ -23,12 +25,21 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("migrations/0006_outbox_waiting.sql")),
     (7, include_str!("migrations/0007_desk_tasks.sql")),
     (8, include_str!("migrations/0008_outbox_checks.sql")),
+    (9, include_str!("migrations/0009_one_schema_path.sql")),
 ];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    // Up to date (the common case): nothing to write, so no write lock to take. Opening the
+    // database (`wuyed outbox list`, the API, a restart) then never waits behind another
+    // process's long transaction. A race with a migrating peer is settled inside `apply`,
+    // which reads the version again under the lock.
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current == LATEST_VERSION {
+        return Ok(());
+    }
     // A migration that rebuilds a table (0007) drops the old one while other tables still
     // reference it. SQLite's documented procedure runs that with foreign keys off and checks
     // them before committing; the setting cannot change inside a transaction, hence out here.

@@ -16,6 +16,7 @@
 //! lease; callers do not change.
 
 pub mod backup;
+pub mod lock;
 mod migrations;
 pub mod outbox;
 pub mod plugin_kv;
@@ -29,6 +30,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
+pub use lock::Patience;
 pub use migrations::{LATEST_VERSION, refuse_newer};
 pub use runs::{PlanOutcome, PlannedSlot, RunRow, RunState, SlotPlan, WorkflowPlan};
 
@@ -37,9 +39,9 @@ use crate::exit::Coded;
 /// File name of the database inside `daemon.data_dir`.
 pub const DB_FILE: &str = "wuye.db";
 
-/// How long a writer waits for another connection's lock before giving up with "database is
-/// locked". Long enough to ride out a checkpoint or the other daemon's commit; short enough that a
-/// wedged peer turns into an error an operator sees.
+/// How long SQLite itself waits for another connection's lock before an attempt fails with
+/// "database is locked": long enough to ride out a checkpoint or the other daemon's commit.
+/// Writes then go on retrying as their [`Patience`] allows (store/lock.rs).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle on the database. Cheap to share behind an `Arc`; one connection, used by one caller
@@ -49,6 +51,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// How long writes wait for another process's lock: bounded for commands, forever for the
+    /// daemon ([`Store::waiting_while_locked`]).
+    patience: Patience,
 }
 
 impl std::fmt::Debug for Store {
@@ -116,7 +121,22 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            patience: Patience::INTERACTIVE,
         })
+    }
+
+    /// Makes writes wait for another process's lock as long as it is held, instead of failing
+    /// after [`Patience::INTERACTIVE`]: for the daemon, whose runs, timers and event routing
+    /// have nobody to hand an error to (store/lock.rs).
+    pub fn waiting_while_locked(mut self) -> Store {
+        self.patience = Patience::Forever;
+        self
+    }
+
+    /// Sets how long writes wait for another connection's lock.
+    pub fn with_patience(mut self, patience: Patience) -> Store {
+        self.patience = patience;
+        self
     }
 
     /// Where the database lives.
@@ -181,15 +201,12 @@ impl Store {
 
     /// Runs `f` in an immediate (write-locking) transaction and commits if it returns `Ok`;
     /// otherwise everything `f` wrote is rolled back. Subsystems use this for writes that do not
-    /// belong to a run.
+    /// belong to a run. Another process's lock is waited for as the store's [`Patience`] says;
+    /// running out of it is a temporary failure (exit 75).
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let mut conn = self.lock();
-        let tx = Tx(conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| coded_sqlite(e, &self.path))?);
-        let value = f(&tx)?;
-        tx.0.commit().map_err(|e| coded_sqlite(e, &self.path))?;
-        Ok(value)
+        lock::write(&mut conn, self.patience, |tx| f(tx).map_err(Failed::Body))
+            .map_err(|e| e.coded(&self.path))
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot); nothing it does is committed.
@@ -265,6 +282,28 @@ pub(crate) fn tune_cache(conn: &Connection) -> rusqlite::Result<()> {
     // unavailable. `pragma_update` would fail here: the pragma answers with a row.
     conn.query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))?;
     Ok(())
+}
+
+/// Why a write transaction failed: its body's own error, or the database (begin, commit).
+enum Failed {
+    Body(anyhow::Error),
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(e: rusqlite::Error) -> Self {
+        Failed::Db(e)
+    }
+}
+
+impl Failed {
+    /// The body's error as it was; the database's with its exit code (see [`coded_sqlite`]).
+    fn coded(self, path: &Path) -> anyhow::Error {
+        match self {
+            Failed::Body(e) => e,
+            Failed::Db(e) => coded_sqlite(e, path),
+        }
+    }
 }
 
 /// Maps SQLite's "someone else holds the lock" and "cannot open" to exit 75 (try again later).
@@ -411,6 +450,118 @@ mod tests {
             conn.execute_batch(sql).unwrap();
         }
         conn.pragma_update(None, "user_version", version).unwrap();
+        conn
+    }
+
+    /// Everything the schema is made of, and its version, as `sqlite_master` has it.
+    fn schema_of(path: &Path) -> (u32, Vec<(String, String, Option<String>)>) {
+        let conn = Connection::open(path).unwrap();
+        let version = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        let objects = conn
+            .prepare(
+                "SELECT type, name, sql FROM sqlite_master
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (version, objects)
+    }
+
+    /// The schema a new database gets from the migrations.
+    fn fresh_schema() -> (u32, Vec<(String, String, Option<String>)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        schema_of(&path)
+    }
+
+    /// No opener creates schema of its own: after each has opened a database the migrations
+    /// made, it has exactly the migrations' schema (the outbox's opener used to re-create an
+    /// index migration 6 dropped).
+    #[test]
+    fn every_opener_leaves_exactly_the_migrations_schema() {
+        let fresh = fresh_schema();
+        assert_eq!(fresh.0, LATEST_VERSION);
+        assert!(
+            !fresh.1.iter().any(|(_, name, _)| name == "outbox_due"),
+            "migration 6 dropped outbox_due"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        type Opener<'a> = (&'a str, &'a dyn Fn(&Path));
+        let openers: [Opener<'_>; 6] = [
+            ("Store::open", &|p| drop(Store::open(p).unwrap())),
+            ("outbox::open (dispatcher, wuyed outbox)", &|p| {
+                drop(outbox::open(p).unwrap())
+            }),
+            ("domain::open_standalone (HTTP API)", &|p| {
+                drop(domain::open_standalone(p).unwrap())
+            }),
+            ("DomainReader::open", &|p| {
+                drop(domain::DomainReader::open(p).unwrap())
+            }),
+            ("report::open_read_only", &|p| {
+                drop(report::open_read_only(p).unwrap())
+            }),
+            ("backup::backup", &|p| {
+                let copy = p.with_file_name("copy.db");
+                backup::backup(p, &copy, false).unwrap();
+                assert_eq!(schema_of(&copy), fresh_schema(), "the backup's schema");
+                std::fs::remove_file(copy).unwrap();
+            }),
+        ];
+        for (name, open) in openers {
+            open(&path);
+            assert_eq!(schema_of(&path), fresh, "after {name}");
+        }
+    }
+
+    /// A file left at any earlier version, upgraded by opening it, and a file migrated one
+    /// version at a time from the first, both equal a new database; so does one the old
+    /// dispatcher had given its stray `outbox_due` index.
+    #[test]
+    fn a_database_upgraded_from_any_version_equals_a_new_one() {
+        let fresh = fresh_schema();
+        let dir = tempfile::tempdir().unwrap();
+        for version in 1..=LATEST_VERSION {
+            let path = dir.path().join(format!("v{version}.db"));
+            drop(at_version(&path, version));
+            drop(Store::open(&path).unwrap());
+            assert_eq!(schema_of(&path), fresh, "upgraded from version {version}");
+        }
+        let path = dir.path().join("stepwise.db");
+        for version in 1..=LATEST_VERSION {
+            drop(at_version_from(&path, version - 1, version));
+        }
+        drop(Store::open(&path).unwrap());
+        assert_eq!(schema_of(&path), fresh, "migrated one version at a time");
+
+        let path = dir.path().join("old-dispatcher.db");
+        {
+            let conn = at_version(&path, 8);
+            conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
+            )
+            .unwrap();
+        }
+        drop(Store::open(&path).unwrap());
+        assert_eq!(schema_of(&path), fresh, "the stray index is gone");
+    }
+
+    /// Applies migrations `from + 1 ..= to` to the file at `path`, as a wuyed of schema `to`
+    /// would have, one transaction each.
+    fn at_version_from(path: &Path, from: u32, to: u32) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for (v, sql) in &migrations::MIGRATIONS[from as usize..to as usize] {
+            conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {v}; COMMIT"))
+                .unwrap();
+        }
         conn
     }
 

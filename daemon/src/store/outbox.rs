@@ -10,16 +10,11 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::Tx;
 use crate::deliver::{Category, Channel, OutboxMessage, Status};
 
-/// The schema as one migration, for the store's migration list (0004).
-pub const MIGRATION: &str = include_str!("migrations/0004_outbox.sql");
-
-/// Creates the delivery tables if they are missing. Until the store's versioned migration runner
-/// lists 0004, the dispatcher and `wuyed outbox` call this; the SQL is idempotent either way.
-pub fn ensure_schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(MIGRATION)
-}
-
-/// Opens the database file the way the daemon does (WAL, full sync), with the delivery schema.
+/// Opens the database file the way the daemon does (WAL, full sync), its schema brought up to
+/// date by the store's migrations if needed: the dispatcher's own connection, `wuyed outbox`,
+/// tools and benchmarks. The schema has one source, store/migrations/; an opener that created
+/// tables or indexes itself would drift from it (this one used to re-create the index
+/// migration 0006 dropped, which every outbox write then maintained for nothing).
 pub fn open(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
     use anyhow::Context as _;
     super::create_private(path)?;
@@ -29,7 +24,7 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     super::tune_cache(&conn)?;
-    ensure_schema(&conn).with_context(|| format!("cannot migrate {}", path.display()))?;
+    super::migrations::migrate(&conn, path)?;
     Ok(conn)
 }
 
@@ -648,14 +643,32 @@ impl Tx<'_> {
     }
 }
 
-/// Runs `f` in one transaction on `conn` and commits it: for tools and tests that work on the
-/// outbox outside a run (a run's effects use the scheduler's transaction).
+/// Runs `f` in one immediate transaction on `conn` and commits it: for tools and tests that
+/// work on the outbox outside a run (a run's effects use the scheduler's transaction). Waits
+/// for another process's lock as long as `patience` says (store/lock.rs).
+pub fn transaction_with<T>(
+    conn: &mut rusqlite::Connection,
+    patience: super::Patience,
+    f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    super::lock::write(conn, patience, f)
+}
+
+/// Runs `f` in a read transaction on `conn` (a consistent snapshot; nothing is committed). A
+/// read takes no lock in WAL mode, so it never waits behind another process's write: listing
+/// the outbox works while an import or a backup holds the database.
+pub fn read<T>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let tx = Tx(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?);
+    f(&tx)
+}
+
+/// [`transaction_with`] as a command waits: a bounded time.
 pub fn transaction<T>(
     conn: &mut rusqlite::Connection,
     f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let tx = Tx(conn.transaction()?);
-    let v = f(&tx)?;
-    tx.0.commit()?;
-    Ok(v)
+    transaction_with(conn, super::Patience::INTERACTIVE, f)
 }

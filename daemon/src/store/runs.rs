@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension as _, Row, params};
 
-use super::{Store, Tx, coded_sqlite, parse_ts, ts};
+use super::{Store, Tx, parse_ts, ts};
 use crate::scheduler::{EffectSummary, Effects, Trigger};
 
 /// Where a run is in its life.
@@ -373,41 +373,40 @@ impl Store {
         now: DateTime<Utc>,
         effects: Effects,
     ) -> anyhow::Result<EffectSummary> {
-        let mut conn = self.lock();
-        let tx = Tx(conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| coded_sqlite(e, &self.path))?);
-        let run = tx
-            .conn()
-            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-            .query_row(params![run_id], run_row)
-            .optional()?
-            .ok_or_else(|| anyhow::anyhow!("run {run_id} does not exist"))?;
-        if run.state != RunState::Running {
-            anyhow::bail!(
-                "run {run_id} ({}/{}) is {}, not running: its effects were not applied",
-                run.community,
-                run.workflow,
-                run.state.as_str()
-            );
-        }
-        // Dropping `tx` on error rolls back whatever the effects wrote.
-        let summary = effects(&tx)?;
-        tx.conn()
-            .prepare_cached(
-                "UPDATE runs SET state = 'done', finished_at = ?2, error = NULL WHERE id = ?1",
-            )?
-            .execute(params![run_id, ts(now)])?;
-        tx.audit(
-            now,
-            Some(run_id),
-            &run.community,
-            &run.workflow,
-            "done",
-            &summary.describe(),
-        )?;
-        tx.0.commit().map_err(|e| coded_sqlite(e, &self.path))?;
-        Ok(summary)
+        // Through `write`: the lock is waited for as the store's patience says (the daemon's:
+        // as long as it is held), and `effects` run once, inside the transaction that commits.
+        self.write(|tx| {
+            let run = tx
+                .conn()
+                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_row(params![run_id], run_row)
+                .optional()?
+                .ok_or_else(|| anyhow::anyhow!("run {run_id} does not exist"))?;
+            if run.state != RunState::Running {
+                anyhow::bail!(
+                    "run {run_id} ({}/{}) is {}, not running: its effects were not applied",
+                    run.community,
+                    run.workflow,
+                    run.state.as_str()
+                );
+            }
+            // Dropping `tx` on error rolls back whatever the effects wrote.
+            let summary = effects(tx)?;
+            tx.conn()
+                .prepare_cached(
+                    "UPDATE runs SET state = 'done', finished_at = ?2, error = NULL WHERE id = ?1",
+                )?
+                .execute(params![run_id, ts(now)])?;
+            tx.audit(
+                now,
+                Some(run_id),
+                &run.community,
+                &run.workflow,
+                "done",
+                &summary.describe(),
+            )?;
+            Ok(summary)
+        })
     }
 
     /// Records a run as failed with its error. Nothing of its effects was applied.
@@ -428,6 +427,33 @@ impl Store {
                 tx.audit(now, Some(run_id), &community, &workflow, "failed", error)?;
             }
             Ok(())
+        })
+    }
+
+    /// Puts a run whose commit met a transient error (another process held the database's lock
+    /// past the store's patience) back in line, to be redone from scratch at `run_at`. Nothing
+    /// of its effects was applied (the commit failed whole), so redoing it applies them once.
+    /// Returns whether it was running.
+    pub fn requeue_run(
+        &self,
+        run_id: i64,
+        now: DateTime<Utc>,
+        run_at: DateTime<Utc>,
+        why: &str,
+    ) -> anyhow::Result<bool> {
+        self.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .conn()
+                .prepare_cached(
+                    "UPDATE runs SET state = 'planned', run_at = ?2, started_at = NULL
+                     WHERE id = ?1 AND state = 'running' RETURNING community, workflow",
+                )?
+                .query_row(params![run_id, ts(run_at)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((community, workflow)) = &row {
+                tx.audit(now, Some(run_id), community, workflow, "requeued", why)?;
+            }
+            Ok(row.is_some())
         })
     }
 

@@ -1,0 +1,261 @@
+//! Another process holding the database's write lock for long (a `sqlite3` shell left inside
+//! `BEGIN IMMEDIATE`, a big import) while the real daemon runs a workflow every second and sends
+//! its mail to a real aiosmtpd: the daemon waits the lock out (saying so once), loses nothing
+//! and sends nothing twice; `/healthz` keeps answering and shows the dispatcher; a command
+//! typed meanwhile gives up after its bounded wait with an error that says what to do.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::deliver_support::{PyServer, parse_mail};
+use crate::util::{plugins_dir, stderr, wuyed};
+
+const TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
+                        text = \"{{ recipient.name }}, the heartbeat counted {{ beats }}.\"\n\
+                        sms = \"beat {{ beats }}\"\n";
+
+/// How long the other process holds the lock: past SQLite's busy timeouts (5 s, 10 s) and a
+/// command's bounded wait (30 s), with room for a slow machine.
+const HOLD: Duration = Duration::from_secs(45);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(dir: &Path, smtp_port: u16, http_port: u16) -> PathBuf {
+    let cfg = dir.join("config");
+    std::fs::create_dir_all(cfg.join("communities")).unwrap();
+    std::fs::create_dir_all(cfg.join("templates/heartbeat")).unwrap();
+    std::fs::write(cfg.join("templates/heartbeat/heartbeat.en.toml"), TEMPLATE).unwrap();
+    std::fs::write(
+        cfg.join("communities/shuipan.toml"),
+        "id = \"shuipan\"\nname = \"Shuipan Garden\"\ntimezone = \"Asia/Shanghai\"\nlocale = \"en\"\n\n\
+         [quiet_hours]\nstart = \"00:00\"\nend = \"00:00\"\n\n\
+         [[staff]]\nid = \"lin-hua\"\nname = \"Lin Hua\"\nrole = \"manager\"\nemail = \"lin.hua@shuipan.example\"\n\n\
+         [workflows.heartbeat]\nplugin = \"heartbeat\"\nschedule = \"* * * * * *\"\ncatch_up = \"skip\"\n\
+         notifies = [\"manager\"]\nparams = { notify = \"manager\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("wuyed.toml"),
+        format!(
+            "[daemon]\ndata_dir = \"../data\"\ntimezone = \"Asia/Shanghai\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n[plugins]\ndir = {:?}\n\n\
+             [delivery.email]\nfrom = \"Shuipan desk <desk@shuipan.example>\"\n\
+             smtp = {{ host = \"127.0.0.1\", port = {smtp_port}, tls = \"none\", pool_size = 2 }}\n",
+            plugins_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(cfg: &Path) -> Daemon {
+        let mut child = wuyed()
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("failed to start wuyed");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `GET /healthz` over a plain socket: (status, body).
+fn healthz(port: u16) -> (u16, serde_json::Value) {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer)
+        .expect("/healthz answers while another process holds the lock");
+    let status = answer[9..12].parse().unwrap();
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    (status, serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn a_lock_held_by_another_process_past_every_timeout_loses_and_doubles_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = PyServer::start("smtp_sink.py", &tmp.path().join("sink"), &[]);
+    let http_port = free_port();
+    let cfg = config(tmp.path(), sink.port, http_port);
+    let db = tmp.path().join("data/wuye.db");
+    let daemon = Daemon::start(&cfg);
+    daemon.wait_until("two beats at the relay", || sink.files("eml").len() >= 2);
+    assert_eq!(
+        healthz(http_port),
+        (200, serde_json::json!({"status": "ok", "dispatcher": "ok"}))
+    );
+
+    // Another process takes the write lock and sits on it.
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('HELD', flush=True)\n\
+             time.sleep(float(sys.argv[2]))\n\
+             c.execute('COMMIT')\n",
+        )
+        .arg(&db)
+        .arg(HOLD.as_secs().to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "HELD");
+    let held_at = Instant::now();
+
+    // A command typed meanwhile waits its bounded time, then says who is in the way (exit 75);
+    // a read goes through at once.
+    let c = cfg.to_str().unwrap();
+    let list = wuyed()
+        .args(["outbox", "--config", c, "--limit", "1"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", stderr(&list));
+    let cancel = wuyed()
+        .args(["outbox", "--config", c, "cancel", "1"])
+        .output()
+        .unwrap();
+    let err = stderr(&cancel);
+    assert_eq!(cancel.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("another process holds the write lock on database")
+            && err.contains(&db.display().to_string())
+            && err.contains("try again"),
+        "{err}"
+    );
+    // The API and the dispatcher's heartbeat are still there.
+    let (status, body) = healthz(http_port);
+    assert_eq!(status, 200, "{body}");
+    assert!(held_at.elapsed() < HOLD, "the hold ended before the checks");
+    assert!(holder.wait().unwrap().success());
+    let sent_at_release = sink.files("eml").len();
+
+    // Beats flow again, then the daemon stops cleanly.
+    daemon.wait_until("beats after the lock was released", || {
+        sink.files("eml").len() >= sent_at_release + 3
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut daemon = daemon;
+    let exit = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "wuyed did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = daemon.log();
+    assert!(exit.success(), "{log}");
+    assert!(
+        log.contains("another process holds the database's write lock; waiting for it")
+            && log.contains(&db.display().to_string()),
+        "the wait is reported, naming the file:\n{log}"
+    );
+    assert!(
+        !log.contains("database is locked"),
+        "nothing failed on the lock:\n{log}"
+    );
+
+    // Every run that started finished; every message recorded sent arrived exactly once; the
+    // rest are still waiting to go, none lost in `sending` or given up.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let bad_runs: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM runs WHERE state IN ('failed', 'running')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bad_runs, 0, "{log}");
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT message_id, status FROM outbox")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let arrived: Vec<String> = parse_mail(&sink.files("eml"))
+        .iter()
+        .map(|p| p["message_id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: BTreeSet<&String> = arrived.iter().collect();
+    assert_eq!(unique.len(), arrived.len(), "a message arrived twice");
+    let sent: BTreeSet<&String> = rows
+        .iter()
+        .filter(|r| r.1 == "sent")
+        .map(|r| &r.0)
+        .collect();
+    assert_eq!(sent, unique);
+    assert!(
+        rows.iter().all(|r| r.1 == "sent" || r.1 == "pending"),
+        "{rows:?}"
+    );
+}
