@@ -6,15 +6,13 @@
 //! own (no plugins: only HTTP is at stake), spoken to over raw sockets, since the point is what
 //! the bytes on the wire do.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::daemon::free_port;
-use crate::util::wuyed;
+use crate::util::LoggedDaemon;
 
 const DESK: &str = "desk-token-0123456789abcdef";
 const BILLING: &str = "billing-token-0123456789abcdef";
@@ -39,9 +37,9 @@ fn write_community(cfg: &Path, id: &str) {
 }
 
 struct Daemon {
-    child: Child,
+    // Declared before the directory it runs in: killed before that is removed.
+    daemon: LoggedDaemon,
     port: u16,
-    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -55,29 +53,9 @@ impl Daemon {
         write_community(&cfg, "shuipan");
         let port = free_port();
         write_config(&cfg, port, http);
-        let mut child = wuyed()
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start wuyed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
         let daemon = Daemon {
-            child,
+            daemon: LoggedDaemon::start(&cfg),
             port,
-            log,
             _dir: dir,
         };
         daemon.wait_until("the API to listen", || {
@@ -91,38 +69,23 @@ impl Daemon {
     }
 
     fn log_text(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+        self.daemon.log()
     }
 
     /// Polls `f` until it holds; fails with the daemon's log after a minute.
-    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !f() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn wait_until(&self, what: &str, f: impl FnMut() -> bool) {
+        self.daemon.wait_until(what, Duration::from_secs(60), f);
     }
 
     /// Sends SIGHUP and waits for the daemon to log `outcome`, past the lines logged before.
     fn reload(&self, outcome: &str) {
-        let seen = self.log.lock().unwrap().len();
+        let seen = self.daemon.line_count();
         let status = std::process::Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args(["-HUP", &self.daemon.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        self.wait_until(outcome, || {
-            self.log.lock().unwrap()[seen..]
-                .iter()
-                .any(|l| l.contains(outcome))
-        });
+        self.wait_until(outcome, || self.daemon.logged_since(seen, outcome));
     }
 
     fn connect(&self) -> TcpStream {
@@ -181,24 +144,17 @@ impl Daemon {
     /// SIGTERM, and the daemon stops cleanly within a bound (no connection holds it up).
     fn stop(mut self) {
         let _ = std::process::Command::new("kill")
-            .arg(self.child.id().to_string())
+            .arg(self.daemon.child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.daemon.child.try_wait().unwrap() {
                 break s;
             }
             assert!(Instant::now() < deadline, "wuyed did not stop");
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(status.success(), "{}", self.log_text());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,12 +7,11 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::deliver_support::{PyServer, parse_mail};
-use crate::util::{plugins_dir, stderr, wuyed};
+use crate::util::{LoggedDaemon, plugins_dir, stderr, wuyed};
 
 const TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
                         text = \"{{ recipient.name }}, the heartbeat counted {{ beats }}.\"\n\
@@ -58,61 +57,8 @@ fn config(dir: &Path, smtp_port: u16, http_port: u16) -> PathBuf {
     cfg
 }
 
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(cfg: &Path) -> Daemon {
-        let mut child = wuyed()
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(cfg)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start wuyed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !f() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+/// How long any one step of this test may take: the lock alone is held for 45 s.
+const STEP: Duration = Duration::from_secs(90);
 
 /// `GET /healthz` over a plain socket: (status, body).
 fn healthz(port: u16) -> (u16, serde_json::Value) {
@@ -137,8 +83,10 @@ fn a_lock_held_by_another_process_past_every_timeout_loses_and_doubles_nothing()
     let http_port = free_port();
     let cfg = config(tmp.path(), sink.port, http_port);
     let db = tmp.path().join("data/wuye.db");
-    let daemon = Daemon::start(&cfg);
-    daemon.wait_until("two beats at the relay", || sink.files("eml").len() >= 2);
+    let daemon = LoggedDaemon::start(&cfg);
+    daemon.wait_until("two beats at the relay", STEP, || {
+        sink.files("eml").len() >= 2
+    });
     assert_eq!(
         healthz(http_port),
         (200, serde_json::json!({"status": "ok", "dispatcher": "ok"}))
@@ -195,7 +143,7 @@ fn a_lock_held_by_another_process_past_every_timeout_loses_and_doubles_nothing()
     let sent_at_release = sink.files("eml").len();
 
     // Beats flow again, then the daemon stops cleanly.
-    daemon.wait_until("beats after the lock was released", || {
+    daemon.wait_until("beats after the lock was released", STEP, || {
         sink.files("eml").len() >= sent_at_release + 3
     });
     let status = Command::new("kill")

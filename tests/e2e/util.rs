@@ -92,3 +92,77 @@ pub fn import_dir(cmd: impl Fn() -> Command, config: &Path, community: &str, dir
         );
     }
 }
+
+/// `wuyed run --config CFG` with its JSON log lines (stderr) collected as they come, killed on
+/// drop: for tests that watch a running daemon's log while they act on it.
+pub struct LoggedDaemon {
+    pub child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LoggedDaemon {
+    pub fn start(cfg: &Path) -> LoggedDaemon {
+        use std::io::BufRead as _;
+        let mut child = wuyed()
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("failed to start wuyed");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                // Still collected after a failed assertion poisoned the lock.
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        LoggedDaemon { child, log }
+    }
+
+    /// Everything logged so far, one line per record.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// How many lines were logged so far: a mark for [`LoggedDaemon::logged_since`].
+    pub fn line_count(&self) -> usize {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether a line logged after the first `mark` lines contains `needle`.
+    pub fn logged_since(&self, mark: usize, needle: &str) -> bool {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())[mark..]
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    /// Polls `f` until it holds; fails with the daemon's log after `limit`.
+    pub fn wait_until(&self, what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + limit;
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for LoggedDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
