@@ -26,9 +26,9 @@
 //! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
 //!   `openapi.json` next to this file; a test checks it lists every route).
 //! - **Every listener is bounded** (`listener`): a header timeout, a whole-request timeout (408,
-//!   see [`time_limit`]) and a connection limit (503 with `Retry-After`), from `[http]`.
+//!   see `time_limit`) and a connection limit (503 with `Retry-After`), from `[http]`.
 //! - **SIGHUP swaps who may call and which communities exist** ([`HttpReload`]): tokens and
-//!   communities live in one [`Access`] value replaced whole, so a request sees the old or the
+//!   communities live in one `Access` value replaced whole, so a request sees the old or the
 //!   new configuration, never half of each; listeners and limits change at the next restart.
 
 use std::collections::HashSet;
@@ -199,7 +199,7 @@ impl AppState {
         self
     }
 
-    /// Answers 408 to requests taking longer than `limit` (see [`time_limit`]).
+    /// Answers 408 to requests taking longer than `limit` (see `time_limit`).
     pub fn with_request_timeout(mut self, limit: Duration) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.request_timeout = limit,
