@@ -202,16 +202,13 @@ impl Plugin for Misbehaving {
                 let message = match p.what.as_str() {
                     "household" => Message::to_household(&p.target, "spam", "foreign"),
                     "owner" => Message::to_owner(&p.target, "spam", "foreign"),
-                    "bill" => Message::to_household(
-                        &host
-                            .households()
-                            .first()
-                            .map(|h| h.id.clone())
-                            .unwrap_or_default(),
-                        "spam",
-                        "foreign",
-                    )
-                    .var("bill_ids", format!("[{}]", p.target)),
+                    "bill" => {
+                        host.notify_staff(
+                            StaffNotice::new(Role::Manager, "spam", "foreign")
+                                .var("bill_ids", format!("[{}]", p.target)),
+                        );
+                        return Ok(());
+                    }
                     "ticket" => {
                         host.notify_staff(
                             StaffNotice::new(Role::Manager, "spam", "foreign")
