@@ -66,13 +66,13 @@ fn hostiles() -> Vec<Hostile> {
             "timers",
             r#"{ mode = "timer-flood" }"#,
             "",
-            "more than 10000 intents",
+            "more than 20000 intents",
         ),
         h(
             "huge",
             r#"{ mode = "huge" }"#,
             "",
-            "ticket of 33554437 bytes refused",
+            "ticket of 8388613 bytes refused",
         ),
         h(
             "foreign-household",
@@ -138,11 +138,12 @@ impl Setup {
             &repo_root().join("config/templates"),
             &config.join("templates"),
         );
-        // The healthy run gets the ceiling; each hostile community lowers its own.
+        // The healthy run gets the ceiling for its deadline, and room for a message and a kv
+        // write per household; each hostile community lowers its own deadline.
         std::fs::write(
             config.join("wuyed.toml"),
             "[daemon]\ndata_dir = \"data\"\ntimezone = \"Asia/Shanghai\"\n\n\
-             [http]\nlisten = \"\"\n\n[plugins]\ndir = \"plugins\"\ndeadline_ms = 10000\n",
+             [http]\nlisten = \"\"\n\n[plugins]\ndir = \"plugins\"\ndeadline_ms = 10000\nmax_intents = 20000\n",
         )
         .unwrap();
         std::fs::write(

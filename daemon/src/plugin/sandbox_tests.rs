@@ -249,7 +249,7 @@ fn a_flood_of_timers_is_refused_past_the_intent_cap() {
 }
 
 /// Every string of an intent counts towards its cap, not only template variables: a ticket
-/// for a 16 MiB household id is refused like a 16 MiB variable.
+/// for a 4 MiB household id is refused like a 4 MiB variable.
 #[test]
 fn a_ticket_with_huge_strings_is_refused_at_the_payload_cap() {
     let r = contained("huge", Limits::default());
@@ -259,7 +259,7 @@ fn a_ticket_with_huge_strings_is_refused_at_the_payload_cap() {
             FailureKind::Oversized,
             format!(
                 "ticket of {} bytes refused: the limit is 65536 bytes",
-                2 * (16 << 20) + "visit".len()
+                2 * (4 << 20) + "visit".len()
             )
         )
     );

@@ -25,7 +25,7 @@
 //! - `kv-flood`: writes `count` keys (default: without end) of `size` bytes (default 1024), to
 //!   reach the intent cap, the run's total or the community's kv quota, whichever comes first;
 //! - `timer-flood`: sets timers without end (refused past the intent cap);
-//! - `huge`: opens a ticket whose household and summary are 16 MiB each (refused past the
+//! - `huge`: opens a ticket whose household and summary are 4 MiB each (refused past the
 //!   payload cap; the host copies it once and keeps none of it);
 //! - `foreign`: writes a kv key and queues a message to its own first household, then names
 //!   `target`, a `household`, `owner`, `bill` or `ticket` id (`what`) of another community or of
@@ -128,7 +128,7 @@ impl Plugin for Misbehaving {
                 let start = std::time::Instant::now();
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 // Still on the same instant (virtual time does not pass in a hook): wait for it.
-                while start.elapsed() < std::time::Duration::from_secs(1) {
+                while start.elapsed() < std::time::Duration::from_secs(60) {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 Ok(())
@@ -186,7 +186,7 @@ impl Plugin for Misbehaving {
                 Ok(())
             }
             "huge" => {
-                let big = "h".repeat(16 << 20);
+                let big = "h".repeat(4 << 20);
                 host.create_ticket(NewTicket {
                     household: Some(big.clone()),
                     kind: "visit".into(),
