@@ -467,8 +467,9 @@ impl RunCtx {
             self.kv_delta = delta;
             (bytes, keys) = total(delta);
         }
-        let (community, plugin) = (self.data.id().to_string(), self.plugin.clone());
+        let names = |ctx: &Self| (ctx.plugin.clone(), ctx.data.id().to_string());
         if bytes > max_bytes {
+            let (plugin, community) = names(self);
             return Err(self.violate(
                 FailureKind::KvQuota,
                 format!(
@@ -478,6 +479,7 @@ impl RunCtx {
             ));
         }
         if keys > max_keys {
+            let (plugin, community) = names(self);
             return Err(self.violate(
                 FailureKind::KvQuota,
                 format!(
@@ -1069,7 +1071,10 @@ impl Session {
     /// Calls a hook on the live instance; intents accumulate and are discarded.
     pub fn call(&mut self, hook: &Hook) -> anyhow::Result<Result<(), String>> {
         self.store.set_epoch_deadline(self.ticks);
-        self.store.data_mut().ctx.intents.clear();
+        let ctx = &mut self.store.data_mut().ctx;
+        ctx.intents.clear();
+        // Each call is a run of its own for the run's byte total.
+        ctx.run_bytes = 0;
         Ok(self.instance.call(&mut self.store, &self.meta, hook)?)
     }
 }
