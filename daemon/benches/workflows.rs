@@ -95,6 +95,9 @@ fn plugin_alone() {
         max_intents: 100_000,
         max_payload_bytes: 1024 * 1024,
         max_log_bytes: 65_536,
+        max_run_bytes: wuye::plugin::ceiling::MAX_RUN_BYTES as usize,
+        kv_max_bytes: wuye::plugin::ceiling::KV_MAX_BYTES as usize,
+        kv_max_keys: wuye::plugin::ceiling::KV_MAX_KEYS as usize,
     };
     let run = |month: u32, day: u32, kv: Arc<MemoryKv>| {
         // 10:00 in Shanghai.

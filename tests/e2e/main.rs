@@ -10,6 +10,7 @@ mod deliver_reload;
 mod deliver_sms;
 mod deliver_support;
 mod deliver_tls;
+mod hostile;
 mod http;
 mod http_limits;
 mod import;

@@ -197,6 +197,18 @@ pub trait KvRead: Send + Sync + 'static {
         let _ = (community, plugin);
         Ok(None)
     }
+
+    /// What (community, plugin) keeps now, for its quota (`plugins.kv_max_bytes`,
+    /// `plugins.kv_max_keys`).
+    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<KvUsage>;
+}
+
+/// What one plugin keeps in one community's kv store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Keys and values, in bytes of UTF-8.
+    pub bytes: usize,
+    pub keys: usize,
 }
 
 /// One community's data in memory.
@@ -369,5 +381,17 @@ impl KvRead for MemoryKv {
             .expect("kv poisoned")
             .get(&(community.to_string(), plugin.to_string(), key.to_string()))
             .cloned())
+    }
+
+    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<KvUsage> {
+        let values = self.values.lock().expect("kv poisoned");
+        let mut usage = KvUsage::default();
+        for ((c, p, k), v) in values.iter() {
+            if c == community && p == plugin {
+                usage.bytes += k.len() + v.len();
+                usage.keys += 1;
+            }
+        }
+        Ok(usage)
     }
 }

@@ -413,10 +413,13 @@ impl Executor for PluginExecutor {
                 if resumed {
                     tx.plugin_resume(&key.0, &key.1)?;
                 }
+                // What the sink refuses (another community's ids, too many pending timers)
+                // fails the run as the sandbox's limits do: naming the plugin and its hook.
                 let mut summary = if intents.is_empty() {
                     EffectSummary::default()
                 } else {
-                    sink.apply(tx, &run, &intents, prepared)?
+                    sink.apply(tx, &run, &intents, prepared)
+                        .map_err(|e| e.context(format!("plugin {plugin}, hook {hook}")))?
                 };
                 if !kv.is_empty() {
                     summary.notes.push(format!("{} kv write(s)", kv.len()));

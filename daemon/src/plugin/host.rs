@@ -171,6 +171,10 @@ pub enum FailureKind {
     IntentCap,
     /// One intent, kv value or timer payload too large.
     Oversized,
+    /// Everything the run handed the host added up to more than `max_run_bytes`.
+    RunBytes,
+    /// The run would leave the plugin's kv store of this community past its quota.
+    KvQuota,
     /// The plugin trapped (a panic, `unreachable`, a bad handle).
     Trap,
     /// The hook returned an error.
@@ -187,6 +191,8 @@ impl FailureKind {
             FailureKind::Memory => "memory",
             FailureKind::IntentCap => "intent_cap",
             FailureKind::Oversized => "oversized",
+            FailureKind::RunBytes => "run_bytes",
+            FailureKind::KvQuota => "kv_quota",
             FailureKind::Trap => "trap",
             FailureKind::PluginError => "plugin_error",
             FailureKind::Host => "host",
@@ -249,6 +255,13 @@ pub(crate) struct RunCtx {
     pub logs: Vec<LogLine>,
     pub log_bytes: usize,
     pub logs_dropped: usize,
+    /// Bytes handed to the host so far, held to `max_run_bytes`.
+    pub run_bytes: usize,
+    /// The kv store as committed before the run (read at its first write) and the change its
+    /// writes make to it, held to the kv quota. See [`RunCtx::kv_quota`].
+    pub kv_committed: Option<super::data::KvUsage>,
+    pub kv_delta: (i64, i64),
+    pub kv_exact: bool,
     pub violation: Option<(FailureKind, String)>,
 }
 
@@ -269,25 +282,39 @@ impl RunCtx {
         Ok(())
     }
 
+    /// Counts `len` more bytes handed over as a `what` against `max_run_bytes`: each intent
+    /// is held to `max_payload_bytes` and their number to `max_intents`, but without a total a
+    /// run could make the host hold the product of the two (640 MiB by default) until it commits.
+    fn charge(&mut self, len: usize, what: &str) -> wasmtime::Result<()> {
+        self.run_bytes += len;
+        if self.run_bytes > self.limits.max_run_bytes {
+            let (max, total) = (self.limits.max_run_bytes, self.run_bytes);
+            return Err(self.violate(
+                FailureKind::RunBytes,
+                format!(
+                    "the run handed the host {total} bytes with a {what} of {len} bytes: the \
+                     limit for one run is {max} bytes (max_run_bytes); the run is refused whole"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn push(&mut self, mut intent: Intent) -> wasmtime::Result<()> {
         self.room_for_one_more()?;
         if let Intent::SetTimer { at, .. } = &mut intent {
             self.clamp_timer(at);
         }
         let len = intent.payload_len();
+        let what = intent.what();
         if len > self.limits.max_payload_bytes {
             let max = self.limits.max_payload_bytes;
-            let what = match &intent {
-                Intent::Send(_) => "message",
-                Intent::NotifyStaff(_) => "staff notice",
-                Intent::SetTimer { .. } => "timer payload",
-                Intent::CreateTicket(_) => "ticket",
-            };
             return Err(self.violate(
                 FailureKind::Oversized,
                 format!("{what} of {len} bytes refused: the limit is {max} bytes"),
             ));
         }
+        self.charge(len, what)?;
         if let Some(observer) = &self.observer {
             observer.observe(self.intents.len(), &intent);
         }
@@ -355,7 +382,112 @@ impl RunCtx {
                 format!("kv value of {len} bytes refused: the limit is {max} bytes"),
             ));
         }
+        self.charge(len, "kv write")?;
+        let before = self.kv_size_before(&key)?;
+        let after = value.as_ref().map(|v| key.len() + v.len());
         self.kv_writes.insert(key, value);
+        self.kv_quota(before, after)
+    }
+
+    /// The size (key and value) `key` has before a write, as far as the quota knows: its value
+    /// written earlier in this run, else, once the quota is counted exactly, its committed one;
+    /// `None` where it has none.
+    fn kv_size_before(&mut self, key: &str) -> wasmtime::Result<Option<usize>> {
+        if let Some(v) = self.kv_writes.get(key) {
+            return Ok(v.as_ref().map(|v| key.len() + v.len()));
+        }
+        if !self.kv_exact {
+            return Ok(None);
+        }
+        Ok(self.kv_committed_value(key)?.map(|v| key.len() + v.len()))
+    }
+
+    fn kv_committed_value(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
+        if let Some(all) = &self.kv_snapshot {
+            return Ok(all.get(key).cloned());
+        }
+        self.kv
+            .get(self.data.id(), &self.plugin, key)
+            .map_err(|e| self.violate(FailureKind::Host, format!("kv read failed: {e:#}")))
+    }
+
+    /// Holds the store the run would leave to `kv_max_bytes` and `kv_max_keys`, as a write
+    /// changes one key from `before` to `after` (sizes, `None`: no such key).
+    ///
+    /// Counted cheaply first: what is committed plus what the run writes, as if every key were
+    /// new (one query at the first write, then arithmetic). Only a run that this puts over the
+    /// quota is counted exactly, with the committed value of each key it writes (the whole store
+    /// read once), so a healthy plugin rewriting its own keys never pays for it and a hostile one
+    /// is refused at the write that crosses the line, naming the size it would reach.
+    fn kv_quota(&mut self, before: Option<usize>, after: Option<usize>) -> wasmtime::Result<()> {
+        let committed = match self.kv_committed {
+            Some(c) => c,
+            None => {
+                let c = self.kv.usage(self.data.id(), &self.plugin).map_err(|e| {
+                    self.violate(FailureKind::Host, format!("kv read failed: {e:#}"))
+                })?;
+                self.kv_committed = Some(c);
+                c
+            }
+        };
+        let size = |s: Option<usize>| s.unwrap_or(0) as i64;
+        self.kv_delta.0 += size(after) - size(before);
+        self.kv_delta.1 += i64::from(after.is_some()) - i64::from(before.is_some());
+        let total = |delta: (i64, i64)| {
+            (
+                (committed.bytes as i64 + delta.0).max(0) as usize,
+                (committed.keys as i64 + delta.1).max(0) as usize,
+            )
+        };
+        let (max_bytes, max_keys) = (self.limits.kv_max_bytes, self.limits.kv_max_keys);
+        let (mut bytes, mut keys) = total(self.kv_delta);
+        if (bytes > max_bytes || keys > max_keys) && !self.kv_exact {
+            self.kv_exact = true;
+            if self.kv_snapshot.is_none() {
+                match self.kv.snapshot(self.data.id(), &self.plugin) {
+                    Ok(all) => self.kv_snapshot = all,
+                    Err(e) => {
+                        return Err(
+                            self.violate(FailureKind::Host, format!("kv read failed: {e:#}"))
+                        );
+                    }
+                }
+            }
+            let writes: Vec<(String, Option<usize>)> = self
+                .kv_writes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map(|v| k.len() + v.len())))
+                .collect();
+            let mut delta = (0i64, 0i64);
+            for (key, after) in writes {
+                let before = self.kv_committed_value(&key)?.map(|v| key.len() + v.len());
+                delta.0 += size(after) - size(before);
+                delta.1 += i64::from(after.is_some()) - i64::from(before.is_some());
+            }
+            self.kv_delta = delta;
+            (bytes, keys) = total(delta);
+        }
+        let names = |ctx: &Self| (ctx.plugin.clone(), ctx.data.id().to_string());
+        if bytes > max_bytes {
+            let (plugin, community) = names(self);
+            return Err(self.violate(
+                FailureKind::KvQuota,
+                format!(
+                    "plugin {plugin} would keep {bytes} bytes in community {community}'s kv \
+                     store: its quota is {max_bytes} bytes (kv_max_bytes); the run is refused whole"
+                ),
+            ));
+        }
+        if keys > max_keys {
+            let (plugin, community) = names(self);
+            return Err(self.violate(
+                FailureKind::KvQuota,
+                format!(
+                    "plugin {plugin} would keep {keys} keys in community {community}'s kv store: \
+                     its quota is {max_keys} keys (kv_max_keys); the run is refused whole"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -404,6 +536,21 @@ impl RunCtx {
             message,
             fields: kept,
         });
+    }
+
+    /// `host.log`: [`RunCtx::log`], the bytes it keeps counted towards `max_run_bytes`. (What
+    /// the plugin prints is held by its pipes, each within `max_log_bytes`, and read after the
+    /// hook returns.)
+    pub fn log_from_plugin(
+        &mut self,
+        level: LogLevel,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        let before = self.log_bytes;
+        self.log(level, message, fields);
+        let kept = self.log_bytes - before;
+        self.charge(kept, "log line")
     }
 
     pub fn host_err(&mut self, e: anyhow::Error) -> wasmtime::Error {
@@ -807,6 +954,10 @@ impl PluginHost {
                 logs: Vec::new(),
                 log_bytes: 0,
                 logs_dropped: 0,
+                run_bytes: 0,
+                kv_committed: None,
+                kv_delta: (0, 0),
+                kv_exact: false,
                 violation: None,
             },
         };
@@ -920,7 +1071,10 @@ impl Session {
     /// Calls a hook on the live instance; intents accumulate and are discarded.
     pub fn call(&mut self, hook: &Hook) -> anyhow::Result<Result<(), String>> {
         self.store.set_epoch_deadline(self.ticks);
-        self.store.data_mut().ctx.intents.clear();
+        let ctx = &mut self.store.data_mut().ctx;
+        ctx.intents.clear();
+        // Each call is a run of its own for the run's byte total.
+        ctx.run_bytes = 0;
         Ok(self.instance.call(&mut self.store, &self.meta, hook)?)
     }
 }
@@ -966,6 +1120,25 @@ fn classify(
                 limits.memory_bytes / (1024 * 1024),
                 wanted.div_ceil(1024 * 1024)
             ),
+            backtrace,
+        };
+    }
+    // The guest's stack lives in its own linear memory (Rust's shadow stack) and on wasm's
+    // call stack: runaway recursion exhausts one or runs off the bottom of the other.
+    let stack = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => {
+            Some("stack overflow: the plugin's call stack is exhausted (runaway recursion?)")
+        }
+        Some(wasmtime::Trap::MemoryOutOfBounds) => Some(
+            "out of bounds memory access: the plugin ran off its memory (a stack overflowed by \
+             runaway recursion, or a bad pointer)",
+        ),
+        _ => None,
+    };
+    if let Some(message) = stack {
+        return RunFailure {
+            kind: FailureKind::Trap,
+            message: message.to_string(),
             backtrace,
         };
     }

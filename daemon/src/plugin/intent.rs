@@ -74,14 +74,32 @@ pub enum Intent {
 }
 
 impl Intent {
-    /// Bytes the plugin put into it, checked against `max_payload_bytes`.
+    /// Every byte of text the plugin put into it, recipient and ticket household included:
+    /// what is held to `max_payload_bytes` alone and counted towards `max_run_bytes`.
     pub fn payload_len(&self) -> usize {
         let vars = |v: &[(String, String)]| v.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         match self {
-            Intent::Send(m) => m.template.len() + m.step.len() + vars(&m.vars),
+            Intent::Send(m) => {
+                let to = match &m.to {
+                    Recipient::Owner(id) | Recipient::Household(id) => id.len(),
+                };
+                to + m.template.len() + m.step.len() + vars(&m.vars)
+            }
             Intent::NotifyStaff(n) => n.template.len() + n.step.len() + vars(&n.vars),
             Intent::SetTimer { payload, .. } => payload.len(),
-            Intent::CreateTicket(t) => t.kind.len() + t.summary.len(),
+            Intent::CreateTicket(t) => {
+                t.household.as_ref().map_or(0, String::len) + t.kind.len() + t.summary.len()
+            }
+        }
+    }
+
+    /// What it is, for an error naming it.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Intent::Send(_) => "message",
+            Intent::NotifyStaff(_) => "staff notice",
+            Intent::SetTimer { .. } => "timer payload",
+            Intent::CreateTicket(_) => "ticket",
         }
     }
 }

@@ -9,9 +9,12 @@
 //!
 //! A buggy or hostile plugin must be harmless to owners and to other communities, hence: a WASI
 //! context with nothing in it (no files, env, sockets; clocks are the daemon's [`crate::clock`]),
-//! a CPU deadline by epoch interruption, a memory cap, caps on intents, payloads and logs, and a
-//! fresh instance per run. Limits come from `[plugins]` in wuyed.toml and may be lowered, never
-//! raised, per community (`[limits]`), always within the hard ceilings below.
+//! a CPU deadline by epoch interruption, a memory cap, caps on intents, payloads, logs and on
+//! everything a run hands over added up, a quota on what a plugin keeps in each community's kv
+//! store, and a fresh instance per run. What a run asks for may name only its own community's
+//! households, owners, bills and tickets (checked when it commits, `wiring/scope.rs`). Limits
+//! come from `[plugins]` in wuyed.toml and may be lowered, never raised, per community
+//! (`[limits]`), always within the hard ceilings below.
 //!
 //! - [`host`]: the engine, loading (with an on-disk compile cache and hot reload) and running a hook.
 //! - [`wit`]: one binding module per supported WIT version, adapting each to the current types.
@@ -38,7 +41,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use data::{CommunityData, DataSource, KvRead, MemoryData, MemoryKv};
+pub use data::{CommunityData, DataSource, KvRead, KvUsage, MemoryData, MemoryKv};
 pub use executor::{PluginExecutor, ReloadSummary};
 pub use host::{
     Hook, LoadError, LoadedPlugin, PluginHost, Reload, RunFailure, RunInput, RunReport,
@@ -79,6 +82,12 @@ pub mod ceiling {
     /// Timers one workflow of one community may have pending at once. A run that would pass it
     /// fails whole, so a plugin that sets timers in a loop cannot fill the database.
     pub const PENDING_TIMERS: i64 = 10_000;
+    /// Bytes one run may hand the host in all (see `plugins.max_run_bytes`).
+    pub const MAX_RUN_BYTES: u32 = 256 * 1024 * 1024;
+    /// Bytes (keys and values) one plugin may keep in one community's kv store.
+    pub const KV_MAX_BYTES: u32 = 1024 * 1024 * 1024;
+    /// Keys one plugin may keep in one community's kv store.
+    pub const KV_MAX_KEYS: u32 = 5_000_000;
 }
 
 /// How often the epoch ticks: the granularity of the CPU deadline.
@@ -108,6 +117,19 @@ pub struct PluginSettings {
     /// Log output of one run, in bytes (default 65536); beyond it lines are truncated with a marker.
     #[serde(default = "default_max_log_bytes")]
     pub max_log_bytes: u32,
+    /// Every string one run hands the host, added up (default 32 MiB, at most 256 MiB): message
+    /// variables, recipients, ticket text, kv keys and values, timer payloads, the log lines and
+    /// fields it keeps. Each intent is also held to `max_payload_bytes`, and their number to
+    /// `max_intents`; this bounds what they add up to, which those two alone let reach 640 MiB.
+    #[serde(default = "default_max_run_bytes")]
+    pub max_run_bytes: u32,
+    /// What one plugin may keep in one community's kv store: keys and values, in bytes (default
+    /// 32 MiB, at most 1 GiB). A run that would leave more fails whole.
+    #[serde(default = "default_kv_max_bytes")]
+    pub kv_max_bytes: u32,
+    /// Keys one plugin may keep in one community's kv store (default 200000, at most 5000000).
+    #[serde(default = "default_kv_max_keys")]
+    pub kv_max_keys: u32,
     /// After this many failed runs in a row a workflow is paused for its community and its staff
     /// are told (default 3).
     #[serde(default = "default_pause_after")]
@@ -123,6 +145,9 @@ impl Default for PluginSettings {
             max_intents: default_max_intents(),
             max_payload_bytes: default_max_payload_bytes(),
             max_log_bytes: default_max_log_bytes(),
+            max_run_bytes: default_max_run_bytes(),
+            kv_max_bytes: default_kv_max_bytes(),
+            kv_max_keys: default_kv_max_keys(),
             pause_after_failures: default_pause_after(),
         }
     }
@@ -146,6 +171,19 @@ fn default_max_payload_bytes() -> u32 {
 fn default_max_log_bytes() -> u32 {
     64 * 1024
 }
+/// A run to a few thousand households carries a few MiB; 32 leaves room for 20,000 bill notices
+/// and keeps a run that pushes every intent to its payload cap from holding 640 MiB.
+fn default_max_run_bytes() -> u32 {
+    32 * 1024 * 1024
+}
+/// The standard plugins keep a key per unpaid bill or open ticket, tens of bytes each: 32 MiB
+/// and 200,000 keys hold a 100,000-household community's ladder several times over.
+fn default_kv_max_bytes() -> u32 {
+    32 * 1024 * 1024
+}
+fn default_kv_max_keys() -> u32 {
+    200_000
+}
 fn default_pause_after() -> u32 {
     3
 }
@@ -159,6 +197,9 @@ pub struct LimitOverrides {
     pub max_intents: Option<u32>,
     pub max_payload_bytes: Option<u32>,
     pub max_log_bytes: Option<u32>,
+    pub max_run_bytes: Option<u32>,
+    pub kv_max_bytes: Option<u32>,
+    pub kv_max_keys: Option<u32>,
 }
 
 /// The limits one hook call runs under.
@@ -169,6 +210,10 @@ pub struct Limits {
     pub max_intents: usize,
     pub max_payload_bytes: usize,
     pub max_log_bytes: usize,
+    pub max_run_bytes: usize,
+    /// What the plugin may keep in this community's kv store: bytes (keys and values), keys.
+    pub kv_max_bytes: usize,
+    pub kv_max_keys: usize,
 }
 
 impl Default for Limits {
@@ -207,6 +252,21 @@ impl PluginSettings {
             "max_log_bytes",
             self.max_log_bytes.into(),
             ceiling::MAX_LOG_BYTES.into(),
+        );
+        above(
+            "max_run_bytes",
+            self.max_run_bytes.into(),
+            ceiling::MAX_RUN_BYTES.into(),
+        );
+        above(
+            "kv_max_bytes",
+            self.kv_max_bytes.into(),
+            ceiling::KV_MAX_BYTES.into(),
+        );
+        above(
+            "kv_max_keys",
+            self.kv_max_keys.into(),
+            ceiling::KV_MAX_KEYS.into(),
         );
         errors
     }
@@ -254,6 +314,21 @@ impl Limits {
             settings.max_log_bytes.into(),
             o.max_log_bytes.map(u64::from),
         );
+        let max_run = pick(
+            "max_run_bytes",
+            settings.max_run_bytes.into(),
+            o.max_run_bytes.map(u64::from),
+        );
+        let kv_bytes = pick(
+            "kv_max_bytes",
+            settings.kv_max_bytes.into(),
+            o.kv_max_bytes.map(u64::from),
+        );
+        let kv_keys = pick(
+            "kv_max_keys",
+            settings.kv_max_keys.into(),
+            o.kv_max_keys.map(u64::from),
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -263,6 +338,9 @@ impl Limits {
             max_intents: max_intents as usize,
             max_payload_bytes: max_payload as usize,
             max_log_bytes: max_log as usize,
+            max_run_bytes: max_run as usize,
+            kv_max_bytes: kv_bytes as usize,
+            kv_max_keys: kv_keys as usize,
         })
     }
 
@@ -301,6 +379,46 @@ mod tests {
             vec![
                 "limits.memory_mib = 128 is above plugins.memory_mib = 64: a community may only lower plugin limits"
                     .to_string()
+            ]
+        );
+    }
+
+    /// The run's total and the kv quota follow the same rules as every other limit.
+    #[test]
+    fn run_bytes_and_kv_quota_are_lowered_per_community_and_held_to_their_ceilings() {
+        let settings = PluginSettings::default();
+        let lowered = LimitOverrides {
+            kv_max_keys: Some(500),
+            max_run_bytes: Some(1 << 20),
+            ..LimitOverrides::default()
+        };
+        let l = Limits::resolve(&settings, Some(&lowered)).unwrap();
+        assert_eq!(
+            (l.kv_max_keys, l.kv_max_bytes, l.max_run_bytes),
+            (500, 32 << 20, 1 << 20)
+        );
+        let raised = LimitOverrides {
+            kv_max_bytes: Some(64 << 20),
+            ..LimitOverrides::default()
+        };
+        assert_eq!(
+            Limits::resolve(&settings, Some(&raised)).unwrap_err(),
+            vec![
+                "limits.kv_max_bytes = 67108864 is above plugins.kv_max_bytes = 33554432: a community may only lower plugin limits"
+                    .to_string()
+            ]
+        );
+        let settings = PluginSettings {
+            kv_max_keys: 0,
+            max_run_bytes: u32::MAX,
+            ..PluginSettings::default()
+        };
+        assert_eq!(
+            settings.check(),
+            vec![
+                "plugins.max_run_bytes = 4294967295 is above the hard ceiling 268435456"
+                    .to_string(),
+                "plugins.kv_max_keys must be greater than 0".to_string(),
             ]
         );
     }

@@ -82,6 +82,17 @@ fn community(id: &str, households: &[&str]) -> MemoryData {
 }
 
 fn run(plugin: &str, data: MemoryData, params: &str, limits: Limits) -> RunReport {
+    run_with_kv(plugin, data, params, limits, Arc::new(MemoryKv::default()))
+}
+
+/// [`run`] over a kv store holding what earlier runs committed.
+fn run_with_kv(
+    plugin: &str,
+    data: MemoryData,
+    params: &str,
+    limits: Limits,
+    kv: Arc<MemoryKv>,
+) -> RunReport {
     let host = host();
     let p = host.get(&wasm().join(format!("{plugin}.wasm"))).unwrap();
     let now = Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap();
@@ -93,7 +104,7 @@ fn run(plugin: &str, data: MemoryData, params: &str, limits: Limits) -> RunRepor
             params_json: params.into(),
             hook: Hook::Schedule,
             data: Arc::new(data),
-            kv: Arc::new(MemoryKv::default()),
+            kv,
             clock: Arc::new(ManualClock::new(now)),
             limits,
             observer: None,
@@ -185,6 +196,163 @@ fn a_flood_of_intents_is_refused_past_the_cap() {
     );
 }
 
+/// Messages each under the payload cap add up: the run's total stops them at the one that
+/// crosses it, rather than letting the host hold 10,000 × 64 KiB until the run commits.
+#[test]
+fn messages_each_under_the_payload_cap_are_refused_past_the_runs_total() {
+    let r = contained("intent-flood", Limits::default());
+    let (kind, message) = failure(&r);
+    assert_eq!(kind, FailureKind::RunBytes);
+    // 60 KiB of variable, "blob", the recipient, template and step: 61,460 bytes or so each;
+    // the 546th passes 32 MiB.
+    assert!(
+        message.starts_with("the run handed the host 33")
+            && message.ends_with(
+                "bytes: the limit for one run is 33554432 bytes (max_run_bytes); the run is refused whole"
+            )
+            && message.contains("with a message of 614"),
+        "{message}"
+    );
+}
+
+/// What a run keeps of its log is counted too: a run allowed 10 KiB in all cannot log 64 KiB.
+#[test]
+fn the_log_a_run_keeps_counts_towards_its_total() {
+    let limits = Limits {
+        max_run_bytes: 10 * 1024,
+        ..Limits::default()
+    };
+    let r = run(
+        "misbehaving",
+        community("hillside", &[]),
+        r#"{"mode": "chatty"}"#,
+        limits,
+    );
+    let (kind, message) = failure(&r);
+    assert_eq!(kind, FailureKind::RunBytes);
+    assert!(
+        message.contains("with a log line of 65536 bytes: the limit for one run is 10240 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_flood_of_timers_is_refused_past_the_intent_cap() {
+    let r = contained("timer-flood", Limits::default());
+    assert_eq!(
+        failure(&r),
+        (
+            FailureKind::IntentCap,
+            "more than 10000 intents in one run (the limit); the run is refused whole".into()
+        )
+    );
+}
+
+/// Every string of an intent counts towards its cap, not only template variables: a ticket
+/// for a 4 MiB household id is refused like a 4 MiB variable.
+#[test]
+fn a_ticket_with_huge_strings_is_refused_at_the_payload_cap() {
+    let r = contained("huge", Limits::default());
+    assert_eq!(
+        failure(&r),
+        (
+            FailureKind::Oversized,
+            format!(
+                "ticket of {} bytes refused: the limit is 65536 bytes",
+                2 * (4 << 20) + "visit".len()
+            )
+        )
+    );
+}
+
+/// Deep recursion ends the run, not the host, and the other community's run goes on.
+#[test]
+fn runaway_recursion_fails_its_run_alone() {
+    let r = contained("stack", Limits::default());
+    let (kind, message) = failure(&r);
+    assert_eq!(kind, FailureKind::Trap, "{message}");
+    assert!(message.contains("stack"), "{message}");
+}
+
+#[test]
+fn an_endless_stderr_flood_is_stopped_by_the_deadline_and_its_log_kept_to_the_limit() {
+    let limits = Limits {
+        deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let r = contained("stderr-flood", limits);
+    assert_eq!(failure(&r).0, FailureKind::Deadline);
+    assert!(
+        r.elapsed < Duration::from_millis(600),
+        "stopped late: {:?}",
+        r.elapsed
+    );
+    let kept: usize = r.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept < 65536 + 1024, "{kept} bytes of log kept");
+}
+
+/// A plugin that writes key after key is refused at the write that would take its store in
+/// this community past its quota, naming plugin, community, quota and size; a run that only
+/// rewrites keys it already has is not, however close to the quota (counted exactly, not as
+/// if each write added a key).
+#[test]
+fn a_kv_flood_stops_at_the_communitys_quota_and_rewrites_are_counted_exactly() {
+    let kv = Arc::new(MemoryKv::default());
+    for i in 0..40 {
+        kv.insert("hillside", "misbehaving", &format!("flood:{i:012}"), "old");
+    }
+    kv.insert("lakeside", "misbehaving", "other", &"o".repeat(10_000));
+    let limits = Limits {
+        kv_max_keys: 50,
+        kv_max_bytes: 50 * 1024,
+        ..Limits::default()
+    };
+    let flood = |count: u64, size: usize, limits: Limits| {
+        run_with_kv(
+            "misbehaving",
+            community("hillside", &[]),
+            &format!(r#"{{"mode": "kv-flood", "count": {count}, "size": {size}}}"#),
+            limits,
+            kv.clone(),
+        )
+    };
+    // 45 keys, 40 of them already there: 45 in all, under 50.
+    let ok = flood(45, 100, limits);
+    assert!(ok.result.is_ok(), "{:?}", ok.result);
+    assert_eq!(ok.kv_writes.len(), 45);
+
+    let r = flood(1000, 100, limits);
+    assert_eq!(
+        failure(&r),
+        (
+            FailureKind::KvQuota,
+            "plugin misbehaving would keep 51 keys in community hillside's kv store: its quota \
+             is 50 keys (kv_max_keys); the run is refused whole"
+                .into()
+        )
+    );
+    // Bytes: 40 keys of 18 + 3 bytes are there; each key written brings 18 + 2000.
+    let r = flood(
+        1000,
+        2000,
+        Limits {
+            kv_max_bytes: 20_000,
+            ..limits
+        },
+    );
+    assert_eq!(
+        failure(&r),
+        (
+            FailureKind::KvQuota,
+            format!(
+                "plugin misbehaving would keep {} bytes in community hillside's kv store: its \
+                 quota is 20000 bytes (kv_max_bytes); the run is refused whole",
+                10 * (18 + 2000) + 30 * (18 + 3)
+            )
+        )
+    );
+}
+
 #[test]
 fn a_panic_is_reported_with_the_plugins_own_message() {
     let r = contained("panic", Limits::default());
@@ -241,7 +409,7 @@ fn oversized_output_is_refused_and_long_logs_are_cut_with_a_marker() {
         failure(&r),
         (
             FailureKind::Oversized,
-            "message of 2097165 bytes refused: the limit is 65536 bytes".into()
+            "message of 2097167 bytes refused: the limit is 65536 bytes".into()
         )
     );
     let chatty = run(

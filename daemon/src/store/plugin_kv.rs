@@ -42,6 +42,16 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// Bytes (keys and values, as UTF-8) and keys (community, plugin) keeps: what its quota is
+    /// held against.
+    pub fn plugin_kv_usage(
+        &self,
+        community: &str,
+        plugin: &str,
+    ) -> rusqlite::Result<crate::plugin::KvUsage> {
+        plugin_kv_usage(&self.0, community, plugin)
+    }
+
     /// Applies a run's kv writes (a `None` value deletes the key).
     pub fn plugin_kv_apply(
         &self,
@@ -156,6 +166,24 @@ fn plugin_kv_get(
     .optional()
 }
 
+fn plugin_kv_usage(
+    conn: &rusqlite::Connection,
+    community: &str,
+    plugin: &str,
+) -> rusqlite::Result<crate::plugin::KvUsage> {
+    // length() of TEXT counts characters; of a BLOB, bytes, which is what the quota is in.
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0), COUNT(*)
+         FROM plugin_kv WHERE community = ?1 AND plugin = ?2",
+    )?
+    .query_row(params![community, plugin], |r| {
+        Ok(crate::plugin::KvUsage {
+            bytes: r.get::<_, i64>(0)? as usize,
+            keys: r.get::<_, i64>(1)? as usize,
+        })
+    })
+}
+
 /// Plugins read their committed key-value store through the daemon's database (one statement
 /// per `kv-get`; the run's own writes are layered on top by the host).
 /// Needs migration 0003 registered in `store/migrations.rs`.
@@ -172,6 +200,10 @@ impl crate::plugin::KvRead for super::Store {
         plugin: &str,
     ) -> anyhow::Result<Option<std::collections::HashMap<String, String>>> {
         self.read(|tx| Ok(Some(tx.plugin_kv_all(community, plugin)?)))
+    }
+
+    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<crate::plugin::KvUsage> {
+        Ok(plugin_kv_usage(&self.lock(), community, plugin)?)
     }
 }
 
@@ -230,6 +262,20 @@ pub(crate) mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all.get("last").map(String::as_str), Some("09:00"));
         assert_eq!(tx.plugin_kv_all("lakeside", "other").unwrap().len(), 0);
+        // The quota counts bytes, not characters, and only this (community, plugin).
+        tx.plugin_kv_apply("lakeside", "heartbeat", &[put("名", Some("水畔"))], at)
+            .unwrap();
+        assert_eq!(
+            tx.plugin_kv_usage("lakeside", "heartbeat").unwrap(),
+            crate::plugin::KvUsage {
+                bytes: "last".len() + "09:00".len() + "名".len() + "水畔".len(),
+                keys: 2
+            }
+        );
+        assert_eq!(
+            tx.plugin_kv_usage("lakeside", "other").unwrap(),
+            crate::plugin::KvUsage::default()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod ahead;
 mod data;
 mod records;
+mod scope;
 mod sink;
 
 pub use data::StoreData;

@@ -133,6 +133,7 @@ impl IntentSink for OutboxSink {
                  be pending for one workflow of a community, so the run is refused whole"
             );
         }
+        super::scope::refuse_foreign_ids(tx, &community.id, intents)?;
         let invitations = invite_all(tx, community, intents, now)?;
         // Where owners open their links; the same for every message of the run.
         let base = loaded.settings.daemon.http.owner_base_url();
@@ -674,6 +675,8 @@ mod tests {
                             crate::domain::ContactChannel::Email
                         },
                     })?;
+                    // The bill its notice names: a run may only name its community's bills.
+                    bill(tx, i)?;
                 }
                 Ok(())
             })
@@ -705,6 +708,15 @@ mod tests {
             settings,
             asked,
         }
+    }
+
+    /// Household `i`'s February bill, with id `i`, as [`notice`] names it.
+    fn bill(tx: &Tx<'_>, i: usize) -> rusqlite::Result<usize> {
+        tx.conn().execute(
+            "INSERT INTO bills (id, community, household, fee_type, period, amount_fen, due_date)
+             VALUES (?1, 'big', ?2, 'property', '2027-02', ?3, '2027-02-15')",
+            rusqlite::params![i as i64, format!("1-1-{}", 101 + i), (i as i64 + 1) * 100],
+        )
     }
 
     /// A firm bill notice to household `i`.
@@ -887,6 +899,23 @@ mod tests {
                         language: crate::domain::Language::ZhCn,
                         preferred_contact: crate::domain::ContactChannel::Sms,
                     })?;
+                    bill(tx, households)?;
+                    // The desk's ticket a message names.
+                    d.open_ticket(
+                        &TicketInput {
+                            no: "T-1".into(),
+                            household: Some("1-1-107".into()),
+                            kind: TicketKind::Repair,
+                            summary: "楼道灯不亮".into(),
+                            first_receiver: "chen-jing".into(),
+                            assignee: None,
+                            opened_at: now,
+                            assigned_at: None,
+                            closed_at: None,
+                        },
+                        now,
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                     let owner = crate::store::domain::DomainRead::new(tx.conn(), "big")
                         .household_recipients("1-1-105")?
                         .remove(0);

@@ -17,15 +17,50 @@
 //!   moved into [now, now + 400 days]);
 //! - `print`: prints a line to stdout and one to stderr, then 1 MiB more to stderr (kept as
 //!   log lines up to the log limit; the run succeeds).
+//! - `stderr-flood`: prints to stderr without end (the pipe keeps the log limit's worth and
+//!   drops the rest; the CPU deadline stops it);
+//! - `stack`: recurses without end (traps when the stack is exhausted);
+//! - `intent-flood`: sends messages of 60 KiB each, under the payload cap one by one, until the
+//!   run's total (`max_run_bytes`) refuses one;
+//! - `kv-flood`: writes `count` keys (default: without end) of `size` bytes (default 1024), to
+//!   reach the intent cap, the run's total or the community's kv quota, whichever comes first;
+//! - `timer-flood`: sets timers without end (refused past the intent cap);
+//! - `huge`: opens a ticket whose household and summary are 4 MiB each (refused past the
+//!   payload cap; the host copies it once and keeps none of it);
+//! - `foreign`: writes a kv key and queues a message to its own first household, then names
+//!   `target`, a `household`, `owner`, `bill` or `ticket` id (`what`) of another community or of
+//!   none: the run is refused whole, its own message and key included.
 
 use wuye_plugin_sdk::prelude::*;
 
 #[derive(serde::Deserialize)]
 struct Params {
     mode: String,
-    /// For `snoop`: the household id to look for.
+    /// For `snoop`: the household id to look for; for `foreign`, the id to name.
     #[serde(default)]
     target: String,
+    /// For `foreign`: what `target` is (`household`, `owner`, `bill`, `ticket`).
+    #[serde(default)]
+    what: String,
+    /// For `kv-flood`: keys to write (default: without end) and bytes per value.
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    size: Option<usize>,
+}
+
+/// Recurses `depth` times with a frame the optimiser cannot fold away.
+#[inline(never)]
+fn deeper(depth: u64, pad: [u64; 16]) -> u64 {
+    let mut next = std::hint::black_box(pad);
+    next[(depth % 16) as usize] = depth;
+    if depth == 0 {
+        return next.iter().sum();
+    }
+    let sum = deeper(depth - 1, next);
+    // `next` is still in use after the call: the frame cannot be turned into a loop.
+    std::hint::black_box(&mut next);
+    sum.wrapping_add(next[0])
 }
 
 #[derive(Default)]
@@ -93,7 +128,7 @@ impl Plugin for Misbehaving {
                 let start = std::time::Instant::now();
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 // Still on the same instant (virtual time does not pass in a hook): wait for it.
-                while start.elapsed() < std::time::Duration::from_secs(1) {
+                while start.elapsed() < std::time::Duration::from_secs(60) {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 Ok(())
@@ -110,6 +145,84 @@ impl Plugin for Misbehaving {
                 for _ in 0..1024 {
                     eprintln!("{}", "e".repeat(1023));
                 }
+                Ok(())
+            }
+            "stderr-flood" => {
+                let line = "f".repeat(1023);
+                loop {
+                    eprintln!("{line}");
+                }
+            }
+            "stack" => {
+                let depth = std::hint::black_box(u64::MAX);
+                host.log(
+                    Level::Info,
+                    "reached",
+                    &[("sum", &deeper(depth, [1; 16]).to_string())],
+                );
+                Ok(())
+            }
+            "intent-flood" => {
+                let blob = "x".repeat(60 * 1024);
+                for i in 0..100_000 {
+                    host.send(
+                        Message::to_household(&format!("h{i}"), "spam", "flood").var("blob", &blob),
+                    );
+                }
+                Ok(())
+            }
+            "kv-flood" => {
+                let value = "v".repeat(p.size.unwrap_or(1024));
+                for i in 0..p.count.unwrap_or(u64::MAX) {
+                    host.kv_put(&format!("flood:{i:012}"), &value);
+                }
+                Ok(())
+            }
+            "timer-flood" => {
+                let at = host.now() + 3_600_000;
+                for i in 0.. {
+                    host.set_timer(at, &format!("t{i}"));
+                }
+                Ok(())
+            }
+            "huge" => {
+                let big = "h".repeat(4 << 20);
+                host.create_ticket(NewTicket {
+                    household: Some(big.clone()),
+                    kind: "visit".into(),
+                    summary: big,
+                });
+                Ok(())
+            }
+            "foreign" => {
+                host.kv_put("tried", &p.target);
+                if let Some(own) = host.households().first() {
+                    host.send(Message::to_household(&own.id, "spam", "before"));
+                }
+                let message = match p.what.as_str() {
+                    "household" => Message::to_household(&p.target, "spam", "foreign"),
+                    "owner" => Message::to_owner(&p.target, "spam", "foreign"),
+                    "bill" => {
+                        host.notify_staff(
+                            StaffNotice::new(Role::Manager, "spam", "foreign")
+                                .var("bill_ids", format!("[{}]", p.target)),
+                        );
+                        return Ok(());
+                    }
+                    "ticket" => {
+                        host.notify_staff(
+                            StaffNotice::new(Role::Manager, "spam", "foreign")
+                                .var("ticket.id", &p.target),
+                        );
+                        return Ok(());
+                    }
+                    other => {
+                        return Err(PluginError::InvalidParams(format!(
+                            "what: unknown {other:?}"
+                        )));
+                    }
+                };
+                host.send(message);
                 Ok(())
             }
             other => Err(PluginError::InvalidParams(format!(

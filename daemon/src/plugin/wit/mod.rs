@@ -391,8 +391,7 @@ macro_rules! host_impl {
                     t::Level::Warn => LogLevel::Warn,
                     t::Level::Error => LogLevel::Error,
                 };
-                self.ctx.log(level, message, fields(f));
-                Ok(())
+                self.ctx.log_from_plugin(level, message, fields(f))
             }
 
             fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
