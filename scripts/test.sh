@@ -12,6 +12,10 @@ CARGO_MACHETE_VERSION=0.9.2
 step() { printf '\n== %s\n' "$*"; }
 
 python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+# libfaketime: the clock-jump tests (tests/e2e/clock.rs) move the wall clock of a real daemon.
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
+    apt-get update -qq && apt-get install -y -qq faketime
+fi
 if ! cargo machete --version 2>/dev/null | grep -qF "$CARGO_MACHETE_VERSION"; then
     cargo install --locked cargo-machete --version "$CARGO_MACHETE_VERSION"
 fi

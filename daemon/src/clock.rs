@@ -25,6 +25,14 @@ pub trait Clock: Send + Sync + 'static {
 
 pub type SharedClock = Arc<dyn Clock>;
 
+/// How often a sleeper on the [`SystemClock`] re-reads the wall clock: the most a slot or a
+/// message held by quiet hours can be late after the clock jumps forward. Far below the
+/// scheduler's "late" threshold (2 minutes), so a jump of a few minutes still runs slots as on
+/// time; a wake-up every few seconds that only compares two instants costs nothing measurable.
+/// (It was a minute, so a slot could fire a minute late after a step; tests/e2e/clock.rs jumps
+/// the clock of a real daemon.)
+pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(5);
+
 /// The real clock, optionally shifted by a fixed offset (`wuyed run --clock-start`), so an
 /// end-to-end test can start a real daemon "on" a chosen date and still let real time pass.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +63,10 @@ impl Clock for SystemClock {
         deadline: DateTime<Utc>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            // Sleep in slices of at most a minute: the OS monotonic clock does not follow wall-clock
-            // jumps (NTP step, suspend), so re-reading the wall clock bounds how late a wake can be.
+            // Sleep in slices: tokio sleeps on the monotonic clock, which does not follow
+            // wall-clock jumps (an NTP step, a VM resumed, an administrator's `date -s`), so
+            // re-reading the wall clock bounds how late a wake can be after a jump forward. A
+            // backward jump needs nothing: the deadline is simply further away when re-read.
             loop {
                 let now = self.now();
                 if now >= deadline {
@@ -65,7 +75,7 @@ impl Clock for SystemClock {
                 let left = (deadline - now)
                     .to_std()
                     .unwrap_or(Duration::ZERO)
-                    .min(Duration::from_secs(60));
+                    .min(WALL_CLOCK_RECHECK);
                 tokio::time::sleep(left).await;
             }
         })

@@ -24,6 +24,8 @@ pub mod config;
 pub mod deliver;
 pub mod domain;
 pub mod exit;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod metrics;

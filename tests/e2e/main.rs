@@ -3,6 +3,7 @@
 
 mod admin;
 mod check;
+mod clock;
 mod daemon;
 mod deliver;
 mod deliver_kill;

@@ -36,14 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plugin_check: crate::plugin::check_file,
         ..LoadOptions::from_env(&crate::clock::SystemClock::new())
     };
-    let mut report = config::check(&args.config, &options);
-    let mut notes = Vec::new();
-    if let Some(settings) = &report.settings {
-        let needs = config::plugin_needs::check(settings);
-        report.errors.extend(needs.errors);
-        notes = needs.notes;
-        report.errors.extend(startup::check(settings));
-    }
+    let (report, notes) = check_dir(&args.config, &options);
 
     let mut out = std::io::stdout().lock();
     for n in &notes {
@@ -86,6 +79,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plural(calendars),
     )?;
     Ok(())
+}
+
+/// Everything `check` finds in `dir`: the configuration load, what the plugins need of it and
+/// the rest of `run`'s start; with the notes about plugins that declare nothing. The fuzz target
+/// for the configuration (`crate::fuzzing::config`) goes through here too, so it tests what
+/// administrators run.
+pub fn check_dir(dir: &std::path::Path, options: &LoadOptions) -> (config::Report, Vec<String>) {
+    let mut report = config::check(dir, options);
+    let mut notes = Vec::new();
+    if let Some(settings) = &report.settings {
+        let needs = config::plugin_needs::check(settings);
+        report.errors.extend(needs.errors);
+        notes = needs.notes;
+        report.errors.extend(startup::check(settings));
+    }
+    (report, notes)
 }
 
 fn plural(n: usize) -> &'static str {

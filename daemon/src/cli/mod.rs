@@ -6,7 +6,7 @@ use crate::logging::LogFormat;
 
 mod backup;
 mod calendar;
-mod check;
+pub(crate) mod check;
 mod desk_script;
 mod generate;
 mod import;

@@ -43,7 +43,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::Connection;
 
@@ -700,28 +700,44 @@ impl Cells<'_> {
 /// Reads an instant: RFC 3339, or local time in `tz` as `YYYY-MM-DD HH:MM[:SS]` (also with `/`
 /// and without leading zeros, as Excel writes it).
 pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let norm = s.replace('/', "-");
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(&norm, fmt) {
-            return tz
-                .from_local_datetime(&naive)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| format!("{s:?} does not exist in {tz} (clock change)"));
-        }
-    }
-    Err(format!(
-        "expected a time like 2026-03-01 09:30 or 2026-03-01T09:30:00+08:00, got {s:?}"
-    ))
+    let t = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.with_timezone(&Utc)
+    } else {
+        let norm = s.replace('/', "-");
+        let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .find_map(|fmt| NaiveDateTime::parse_from_str(&norm, fmt).ok())
+            .ok_or_else(|| {
+                format!(
+                    "expected a time like 2026-03-01 09:30 or 2026-03-01T09:30:00+08:00, got {s:?}"
+                )
+            })?;
+        tz.from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| format!("{s:?} does not exist in {tz} (clock change)"))?
+    };
+    check_year(s, t.year())?;
+    Ok(t)
 }
 
 /// Reads a date `YYYY-MM-DD` or `YYYY/M/D`.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&s.replace('/', "-"), "%Y-%m-%d")
-        .map_err(|_| format!("expected a date like 2026-03-31, got {s:?}"))
+    let d = NaiveDate::parse_from_str(&s.replace('/', "-"), "%Y-%m-%d")
+        .map_err(|_| format!("expected a date like 2026-03-31, got {s:?}"))?;
+    check_year(s, d.year())?;
+    Ok(d)
+}
+
+/// chrono reads `-026-04-01` as the year -26; the store writes four-digit years and could not
+/// read such a value back (found by the csv_import fuzz target: the import failed with the
+/// database's own error). No office record is from before 1900.
+fn check_year(s: &str, year: i32) -> Result<(), String> {
+    if (1900..=9999).contains(&year) {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not between the years 1900 and 9999"))
+    }
 }
 
 /// A phone number as stored: digits (and a leading `+`), separators dropped.
@@ -1757,5 +1773,12 @@ T3,repair,kefu,2026-02-03 09:00,,,,,2026-02-04 09:00,kefu,yes,7,
         let t = parse_instant("2026/3/1 9:30", TZ).unwrap();
         assert_eq!(t.to_rfc3339(), "2026-03-01T01:30:00+00:00");
         assert!(parse_instant("yesterday", TZ).is_err());
+        // Years the store cannot write back are refused with the cell's text, not by SQLite.
+        assert_eq!(
+            parse_instant("-026-04-01 09:00", TZ).unwrap_err(),
+            r#""-026-04-01 09:00" is not between the years 1900 and 9999"#
+        );
+        assert!(parse_instant("0000-01-01T00:00:00+08:00", TZ).is_err());
+        assert!(parse_date("-026-04-01").is_err());
     }
 }

@@ -214,7 +214,9 @@ impl FromStr for Period {
                 return Err(bad());
             }
             format!("{y}-{m:02}")
-        } else if t.len() == 6 && year_ok(&t[..4]) {
+        } else if t.len() == 6 && t.get(..4).is_some_and(year_ok) {
+            // `get`, not `[..4]`: six bytes may be two Chinese characters (`单元`), and slicing
+            // inside one panicked (found by the csv_import fuzz target).
             let (y, rest) = t.split_at(4);
             let rest = rest.to_ascii_uppercase();
             if !matches!(rest.as_str(), "Q1" | "Q2" | "Q3" | "Q4" | "H1" | "H2") {
@@ -703,7 +705,16 @@ mod tests {
         assert_eq!("2026q4".parse::<Period>().unwrap().as_str(), "2026Q4");
         assert_eq!("2026H2".parse::<Period>().unwrap().as_str(), "2026H2");
         assert_eq!("2026".parse::<Period>().unwrap().as_str(), "2026");
-        for bad in ["2026-13", "2026Q5", "26-01", "", "2026-xx", "2026-10-01"] {
+        // Six bytes that are two characters: refused, not a panic.
+        for bad in [
+            "2026-13",
+            "2026Q5",
+            "26-01",
+            "",
+            "2026-xx",
+            "2026-10-01",
+            "单元",
+        ] {
             assert!(bad.parse::<Period>().is_err(), "{bad:?} accepted");
         }
     }

@@ -412,8 +412,10 @@ fn parse_field(field: &str, spec: FieldSpec) -> Result<u64, CronError> {
         } else if let Some((a, b)) = range.split_once('-') {
             let lo = parse_value(a, spec).map_err(err)?;
             let mut hi = parse_value(b, spec).map_err(err)?;
-            // `MON-SUN` means the whole week: Sunday closing a range is day 7, not 0.
-            if spec.name == DOW.name && b.eq_ignore_ascii_case("sun") {
+            // `MON-SUN` means the whole week: Sunday closing a range is day 7, not 0. Not when
+            // the range also starts on Sunday: `SUN-SUN` is Sunday, not every day (the crontab
+            // fuzz target found that against the `cron` crate).
+            if spec.name == DOW.name && b.eq_ignore_ascii_case("sun") && lo > 0 {
                 hi = 7;
             }
             if lo > hi {
@@ -507,6 +509,11 @@ mod tests {
         assert_eq!(
             CronExpr::parse("0 9 * * mon-sun").unwrap().dow,
             CronExpr::parse("0 9 * * *").unwrap().dow
+        );
+        // A range from Sunday to Sunday is one day, as in Vixie cron.
+        assert_eq!(
+            CronExpr::parse("0 9 * * SUN-SUN").unwrap().dow,
+            CronExpr::parse("0 9 * * 0").unwrap().dow
         );
         assert_eq!(
             CronExpr::parse("0 9 * jan-Mar mon-FRI").unwrap().months,
