@@ -7,6 +7,9 @@ Prints "READY <port>" on stdout once listening.
   --fail-data N      answer the first N DATA commands with 451 (temporary), then accept
   --reject WORD      answer RCPT with 550 for addresses containing WORD (permanent)
   --delay SECONDS    wait this long before answering each DATA (widens races for kill tests)
+  --stall-data N --stall-secs S   store the first N messages, then wait S seconds before
+                     answering their "." (a server that took the message but whose answer is
+                     lost to the client's timeout)
   --count-only       do not write files; print nothing until killed (benchmark)
   --port N --reuse-port   listen on port N with SO_REUSEPORT, so several sink processes share
                      one port and the kernel spreads connections over them (benchmark: one
@@ -48,6 +51,7 @@ class Sink:
             self.failed += 1
             return "451 4.3.0 try again later (test sink)"
         self.seq += 1
+        seq = self.seq
         if not self.args.count_only:
             name = os.path.join(self.args.out, "%06d.eml" % self.seq)
             tmp = name + ".tmp"
@@ -60,7 +64,10 @@ class Sink:
                 tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
                 json.dump({"tls": tls, "authenticated": bool(session.authenticated),
                            "login": login.decode() if isinstance(login, bytes) else login}, f)
-        return "250 2.0.0 queued as %d" % self.seq
+        if seq <= self.args.stall_data:
+            # Stored, but the answer comes too late: the client cannot know it went.
+            await asyncio.sleep(self.args.stall_secs)
+        return "250 2.0.0 queued as %d" % seq
 
 
 def free_port():
@@ -94,6 +101,8 @@ def main():
     p.add_argument("--fail-data", type=int, default=0)
     p.add_argument("--reject", default="")
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--stall-data", type=int, default=0)
+    p.add_argument("--stall-secs", type=float, default=0.0)
     p.add_argument("--count-only", action="store_true")
     p.add_argument("--tls", default="none", choices=["none", "starttls", "implicit"])
     p.add_argument("--cert")
