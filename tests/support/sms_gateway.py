@@ -9,6 +9,8 @@ it received to <out>/requests.jsonl: method, path, headers, body, and "verified"
   --key-id ID --secret SECRET     the credentials the client must sign with
   --answer ok|invalid_number|limit|503   what to answer once the request verified
   --quiet                          do not record requests (benchmark)
+  --fail-first N --fail-status CODE   answer the first N requests with HTTP CODE (429, 500...)
+                                   before looking at them, as an overloaded gateway does
 
 Aliyun:  https://help.aliyun.com/document_detail/101343.html (SendSms), signature v1
          https://help.aliyun.com/document_detail/315526.html (RPC signature)
@@ -118,7 +120,10 @@ class Handler(BaseHTTPRequestHandler):
         mode, answer = ARGS.mode, ARGS.answer
         verified, why = False, ""
         status, obj = 500, {}
-        if mode == "aliyun":
+        if seq <= ARGS.fail_first:
+            why = "failing the first %d requests" % ARGS.fail_first
+            status, obj = ARGS.fail_status, {"error": "try again later (test gateway)"}
+        elif mode == "aliyun":
             verified, why, params = aliyun_verify(body)
             if not verified:
                 status, obj = 400, {"Code": why, "Message": "Specified signature is not matched with our calculation.", "RequestId": "R%d" % seq}
@@ -214,6 +219,8 @@ def main():
     p.add_argument("--secret", default="")
     p.add_argument("--answer", default="ok")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--fail-status", type=int, default=503)
     ARGS = p.parse_args()
     os.makedirs(ARGS.out, exist_ok=True)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

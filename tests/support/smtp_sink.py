@@ -7,8 +7,9 @@ Prints "READY <port>" on stdout once listening.
   --fail-data N      answer the first N DATA commands with 451 (temporary), then accept
   --reject WORD      answer RCPT with 550 for addresses containing WORD (permanent)
   --delay SECONDS    wait this long before answering each DATA (widens races for kill tests)
-  --stall-after-data N   store the first N messages, then never answer their final "." (the
-                     client cannot know the relay has them: its outcome is ambiguous)
+  --stall-after-data N   store the first N messages, then answer their final "." only after
+                     --stall-secs (default an hour): the client cannot know the relay has them,
+                     so its outcome is ambiguous
   --drop-after-data N    close the connection of the first N messages after their final ".",
                      without answering or storing them (ambiguous too)
   --stall-rcpt N     never answer the first N RCPT commands (a failure before DATA: the relay
@@ -67,6 +68,7 @@ class Sink:
         if stall:
             self.stalled_data += 1
         self.seq += 1
+        seq = self.seq
         if not self.args.count_only:
             name = os.path.join(self.args.out, "%06d.eml" % self.seq)
             tmp = name + ".tmp"
@@ -81,8 +83,8 @@ class Sink:
                            "login": login.decode() if isinstance(login, bytes) else login}, f)
         if stall:
             # Stored, as a relay that queued it and then hung would have.
-            await asyncio.sleep(3600)
-        return "250 2.0.0 queued as %d" % self.seq
+            await asyncio.sleep(self.args.stall_secs)
+        return "250 2.0.0 queued as %d" % seq
 
 
 def free_port():
@@ -118,6 +120,7 @@ def main():
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--count-only", action="store_true")
     p.add_argument("--stall-after-data", type=int, default=0)
+    p.add_argument("--stall-secs", type=float, default=3600.0)
     p.add_argument("--drop-after-data", type=int, default=0)
     p.add_argument("--stall-rcpt", type=int, default=0)
     p.add_argument("--tls", default="none", choices=["none", "starttls", "implicit"])

@@ -546,6 +546,9 @@ impl Dispatcher {
                         .await
                 }
             };
+            if m.channel == Channel::Email && matches!(outcome, Outcome::Sent { .. }) {
+                super::failpoint::email_accepted(); // test hook, off unless WUYE_FAILPOINT
+            }
             (cur, m, outcome)
         });
     }

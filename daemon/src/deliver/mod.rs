@@ -18,6 +18,7 @@
 mod channel;
 mod dispatch;
 pub(crate) mod email;
+mod failpoint;
 mod quiet;
 mod settings;
 mod sms;
