@@ -18,17 +18,13 @@
 //! (`cargo test --test e2e -- --ignored proof_`); the quick ones also run in the ordinary suite.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, TimeZone, Timelike, Utc};
-use serde_json::Value;
 
 use crate::deliver_support::{PyServer, parse_mail};
-use crate::util::{plugins_dir, wuyed};
+use crate::util::{LoggedDaemon, plugins_dir};
 
 /// Where Debian's `faketime` package puts the library; the `MT` one is for threaded programs.
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
@@ -57,8 +53,7 @@ struct Jumpy {
     dir: tempfile::TempDir,
     /// Seconds added to the real clock, as written to the faketime file.
     offset: i64,
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    daemon: LoggedDaemon,
     sink: PyServer,
 }
 
@@ -108,34 +103,16 @@ impl Jumpy {
         let clock_file = dir.path().join("faketime.rc");
         write_offset(&clock_file, offset);
 
-        let mut child = wuyed()
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env("LD_PRELOAD", LIBFAKETIME)
+        let mut cmd = LoggedDaemon::command(&cfg);
+        cmd.env("LD_PRELOAD", LIBFAKETIME)
             .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
             .env("FAKETIME_NO_CACHE", "1")
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start wuyed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        });
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        let daemon = LoggedDaemon::spawn(cmd);
         let jumpy = Jumpy {
             dir,
             offset,
-            child,
-            log,
+            daemon,
             sink,
         };
         // The clock really is faked: the daemon logs its next run from the faked "now".
@@ -169,16 +146,11 @@ impl Jumpy {
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.daemon.log()
     }
 
     fn logged(&self, message: &str) -> bool {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .any(|v| v["message"] == message)
+        !self.daemon.records(|v| v["message"] == message).is_empty()
     }
 
     /// Waits up to 60 s (a hang guard: each wait here takes seconds) for `done`.
@@ -253,21 +225,8 @@ impl Jumpy {
     /// exactly `expected` (one row each, all done), every message went out once (the sink's
     /// Message-IDs are distinct and as many as the outbox's sent rows), none in quiet hours.
     fn finish(mut self, expected: &[DateTime<Utc>]) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "wuyed did not stop:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        self.daemon.signal("TERM");
+        let status = self.daemon.wait_exit();
         assert!(status.success(), "wuyed failed:\n{}", self.log_text());
 
         let runs = self.runs();
@@ -305,13 +264,6 @@ impl Jumpy {
             self.sent(),
             "the sink and the outbox disagree on what was sent"
         );
-    }
-}
-
-impl Drop for Jumpy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

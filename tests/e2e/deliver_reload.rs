@@ -4,14 +4,11 @@
 //! switch and by the new one after it; a relay whose secret is missing keeps the old channel.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::deliver_support::{PyServer, parse_mail};
-use crate::util::{plugins_dir, wuyed};
+use crate::util::{LoggedDaemon, plugins_dir};
 
 const TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
                         text = \"{{ recipient.name }}, the heartbeat counted {{ beats }}.\"\n\
@@ -53,70 +50,6 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Polls `what` until it holds; fails (with the daemon's log) after a minute.
-fn wait_until(what: &str, log: &Mutex<Vec<String>>, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            log.lock().unwrap().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(cfg: &Path) -> Daemon {
-        let mut child = wuyed()
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(cfg)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WUYE_TEST_SMTP_PASSWORD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start wuyed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                // Still collected after a failed assertion poisoned the lock.
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
 #[test]
 fn sighup_moves_delivery_to_the_new_relay_without_losing_or_doubling_a_message() {
     let tmp = tempfile::tempdir().unwrap();
@@ -145,9 +78,11 @@ fn sighup_moves_delivery_to_the_new_relay_without_losing_or_doubling_a_message()
         )
     };
 
-    let mut daemon = Daemon::start(&cfg);
-    let log = daemon.log.clone();
-    wait_until("two beats written as files", &log, || {
+    let mut cmd = LoggedDaemon::command(&cfg);
+    cmd.env_remove("WUYE_TEST_SMTP_PASSWORD");
+    let daemon = LoggedDaemon::spawn(cmd);
+    let minute = Duration::from_secs(60);
+    daemon.wait_until("two beats written as files", minute, || {
         eml_files(&files_dir).len() >= 2
     });
 
@@ -158,11 +93,11 @@ fn sighup_moves_delivery_to_the_new_relay_without_losing_or_doubling_a_message()
         &relay(", username = \"desk\", password = { env = \"WUYE_TEST_SMTP_PASSWORD\" }"),
     );
     daemon.signal("HUP");
-    wait_until("the unusable relay to be refused", &log, || {
+    daemon.wait_until("the unusable relay to be refused", minute, || {
         daemon.logged("configuration reload rejected")
     });
     let before = eml_files(&files_dir).len();
-    wait_until("a beat still written as a file", &log, || {
+    daemon.wait_until("a beat still written as a file", minute, || {
         eml_files(&files_dir).len() > before
     });
     assert!(sink.files("eml").is_empty(), "the refused relay was used");
@@ -170,19 +105,10 @@ fn sighup_moves_delivery_to_the_new_relay_without_losing_or_doubling_a_message()
     // A usable relay: later beats go to it.
     write_daemon_toml(&cfg, &relay(""));
     daemon.signal("HUP");
-    wait_until("three beats at the new relay", &log, || {
+    daemon.wait_until("three beats at the new relay", minute, || {
         sink.files("eml").len() >= 3
     });
-    daemon.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "wuyed did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{}", log.lock().unwrap().join("\n"));
+    daemon.stop();
 
     let by_file = beats(&eml_files(&files_dir));
     let by_relay = beats(&sink.files("eml"));

@@ -9,15 +9,12 @@
 //! run by scripts/proof.sh with `--ignored proof_`) is heavier and also times the healthy run
 //! alone, printing the figures docs/BENCHMARKS.md quotes.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::util::{copy_dir, plugins_dir, repo_root, wuyed};
+use crate::util::{LoggedDaemon, copy_dir, plugins_dir, repo_root, wuyed};
 
 /// The slot every workflow is due at: 10:00 in Shanghai, a Monday.
 const SLOT: &str = "2027-03-15T02:00:00Z";
@@ -213,14 +210,16 @@ impl Setup {
     fn run_slot(&self, lead: Duration, runs: usize, within: Duration) -> Vec<Run> {
         let slot: DateTime<Utc> = SLOT.parse().unwrap();
         let start = slot - chrono::Duration::from_std(lead).unwrap();
-        let mut daemon = Daemon::start(&self.config(), &start.to_rfc3339());
+        let mut cmd = LoggedDaemon::command(&self.config());
+        cmd.args(["--clock-start", &start.to_rfc3339()]);
+        let mut daemon = LoggedDaemon::spawn(cmd);
         daemon.wait_log("wuyed running", Duration::from_secs(30));
         daemon.signal("HUP");
         daemon.wait_log("plugin files re-read", Duration::from_secs(60));
         assert!(
-            !daemon.log_text().contains("\"run_id\""),
+            !daemon.log().contains("\"run_id\""),
             "the slot came before the plugins were compiled: lengthen the lead\n{}",
-            daemon.log_text()
+            daemon.log()
         );
         let until = Instant::now() + lead + within;
         loop {
@@ -238,7 +237,7 @@ impl Setup {
             assert!(
                 Instant::now() < until,
                 "{ended} of {runs} runs ended in time\n{}",
-                daemon.log_text()
+                daemon.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -279,85 +278,6 @@ struct Run {
     state: String,
     took: Duration,
     error: String,
-}
-
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(config: &Path, clock_start: &str) -> Daemon {
-        let mut child = wuyed()
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(config)
-            .args(["--clock-start", clock_start])
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start wuyed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&mut self, what: &str, within: Duration) {
-        let until = Instant::now() + within;
-        while !self.log_text().contains(what) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("wuyed exited ({status}):\n{}", self.log_text());
-            }
-            assert!(
-                Instant::now() < until,
-                "no {what:?} in the log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, and it must be gone within 30 s (a hang guard).
-    fn stop(mut self) {
-        self.signal("TERM");
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{status}\n{}", self.log_text());
-                return;
-            }
-            assert!(Instant::now() < until, "wuyed did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What the attack measured.

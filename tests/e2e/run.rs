@@ -1,16 +1,16 @@
 //! `wuyed run` as an operator meets it: the real binary on a config written into a temp dir, its
 //! JSON log read line by line, signals sent with kill(1), and the SQLite file inspected afterwards.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::wuyed;
+use crate::util::{LoggedDaemon, wuyed};
+
+/// How long a test waits for a log record before failing with the log.
+const THIRTY_S: Duration = Duration::from_secs(30);
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -52,8 +52,8 @@ impl Setup {
         std::fs::write(self.config().join("communities/shuipan.toml"), text).unwrap();
     }
 
-    fn start(&self, extra: &[&str]) -> Daemon {
-        Daemon::start(&self.config(), extra, None)
+    fn start(&self, extra: &[&str]) -> LoggedDaemon {
+        start_daemon(&self.config(), extra, None)
     }
 
     /// (due_at, state, reason) of every heartbeat run, by due instant.
@@ -84,111 +84,15 @@ fn community_toml(workflows: &[(&str, &str, &str)]) -> String {
     text
 }
 
-/// A running `wuyed run`, its log collected by a thread.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(config: &Path, extra: &[&str], notify_socket: Option<&Path>) -> Daemon {
-        let mut cmd = wuyed();
-        cmd.args(["--log-format", "json", "run", "--config"])
-            .arg(config)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(socket) = notify_socket {
-            cmd.env("NOTIFY_SOCKET", socket);
-        }
-        let mut child = cmd.spawn().expect("failed to start wuyed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Daemon { child, log }
+/// `wuyed run` on `config` with `extra` arguments, its log collected; `notify_socket` stands in
+/// for systemd's.
+fn start_daemon(config: &Path, extra: &[&str], notify_socket: Option<&Path>) -> LoggedDaemon {
+    let mut cmd = LoggedDaemon::command(config);
+    cmd.args(extra);
+    if let Some(socket) = notify_socket {
+        cmd.env("NOTIFY_SOCKET", socket);
     }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// The first JSON log line matching `pred`, waiting up to 30 s for it.
-    fn wait_log(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| pred(v));
-            if let Some(v) = found {
-                return v;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "wuyed exited ({status}) before logging {what}:\n{}",
-                    self.log_text()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!("wuyed did not log {what} within 30 s:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn count_log(&self, pred: impl Fn(&Value) -> bool) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| pred(v))
-            .count()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.pid()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                panic!("wuyed did not exit within 30 s:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    LoggedDaemon::spawn(cmd)
 }
 
 fn message(v: &Value) -> &str {
@@ -207,15 +111,15 @@ fn is_run_done(v: &Value) -> bool {
 fn run_logs_each_workflows_next_run_then_runs_it_and_exits_0_on_sigterm() {
     let setup = Setup::new("0 8 * * *", "latest");
     let mut daemon = setup.start(&["--clock-start", "2026-11-22T07:59:58+08:00"]);
-    let next = daemon.wait_log("the next run", |v| message(v) == "next run");
+    let next = daemon.wait_record("the next run", THIRTY_S, |v| message(v) == "next run");
     assert_eq!(field(&next, "community"), "shuipan");
     assert_eq!(field(&next, "workflow"), "heartbeat");
     assert_eq!(field(&next, "next"), "2026-11-22T08:00:00+08:00");
     // Two seconds later on the daemon's clock, the 08:00 slot runs.
-    daemon.wait_log("the 08:00 run", is_run_done);
+    daemon.wait_record("the 08:00 run", THIRTY_S, is_run_done);
     daemon.signal("TERM");
     let status = daemon.wait_exit();
-    assert_eq!(status.code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
     assert_eq!(
         setup.runs(),
         vec![(
@@ -231,7 +135,7 @@ fn sigkill_and_restart_never_duplicate_a_run_row() {
     // A slot every second, so the kill lands among planned, running and done runs.
     let setup = Setup::new("* * * * * *", "all");
     let mut daemon = setup.start(&[]);
-    daemon.wait_log("a first run", is_run_done);
+    daemon.wait_record("a first run", THIRTY_S, is_run_done);
     std::thread::sleep(Duration::from_millis(1500));
     daemon.child.kill().unwrap(); // SIGKILL
     daemon.child.wait().unwrap();
@@ -243,10 +147,10 @@ fn sigkill_and_restart_never_duplicate_a_run_row() {
     );
 
     let mut daemon = setup.start(&[]);
-    daemon.wait_log("a run after the restart", is_run_done);
+    daemon.wait_record("a run after the restart", THIRTY_S, is_run_done);
     std::thread::sleep(Duration::from_millis(1500));
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
 
     let runs = setup.runs();
     assert!(runs.len() > before, "no new run after the restart");
@@ -263,13 +167,13 @@ fn sigkill_and_restart_never_duplicate_a_run_row() {
 fn downtime_with_catch_up_latest_runs_the_newest_slot_and_records_the_older_as_missed() {
     let setup = Setup::new("0 * * * *", "latest");
     let mut daemon = setup.start(&["--clock-start", "2026-11-22T08:00:30+08:00"]);
-    daemon.wait_log("the next run", |v| message(v) == "next run");
+    daemon.wait_record("the next run", THIRTY_S, |v| message(v) == "next run");
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit().code(), Some(0));
 
     // Back at 11:30: 09:00 and 10:00 are missed, 11:00 runs once.
     let mut daemon = setup.start(&["--clock-start", "2026-11-22T11:30:00+08:00"]);
-    daemon.wait_log("the catch-up run", is_run_done);
+    daemon.wait_record("the catch-up run", THIRTY_S, is_run_done);
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit().code(), Some(0));
 
@@ -288,9 +192,9 @@ fn downtime_with_catch_up_latest_runs_the_newest_slot_and_records_the_older_as_m
         assert!(reason.contains("latest"), "reason: {reason:?}");
     }
     assert!(
-        daemon.count_log(|v| message(v) == "slot missed") >= 2,
+        daemon.records(|v| message(v) == "slot missed").len() >= 2,
         "missed slots must be logged:\n{}",
-        daemon.log_text()
+        daemon.log()
     );
 }
 
@@ -298,14 +202,14 @@ fn downtime_with_catch_up_latest_runs_the_newest_slot_and_records_the_older_as_m
 fn sighup_with_a_broken_file_keeps_the_old_config_and_a_fixed_file_is_picked_up() {
     let setup = Setup::new("0 8 * * *", "latest");
     let mut daemon = setup.start(&["--clock-start", "2026-11-22T07:00:00+08:00"]);
-    daemon.wait_log("the next run", |v| message(v) == "next run");
+    daemon.wait_record("the next run", THIRTY_S, |v| message(v) == "next run");
 
     setup.write_community(&format!(
         "{}\nreception_hourz = \"typo\"\n",
         community_toml(&[("heartbeat", "0 8 * * *", "latest")])
     ));
     daemon.signal("HUP");
-    let rejected = daemon.wait_log("the rejected reload", |v| {
+    let rejected = daemon.wait_record("the rejected reload", THIRTY_S, |v| {
         message(v).contains("configuration reload rejected")
     });
     let why = message(&rejected);
@@ -320,7 +224,7 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_a_fixed_file_is_picked_up(
         ("evening", "30 19 * * *", "latest"),
     ]));
     daemon.signal("HUP");
-    let next = daemon.wait_log("the new workflow's next run", |v| {
+    let next = daemon.wait_record("the new workflow's next run", THIRTY_S, |v| {
         message(v) == "next run" && field(v, "workflow") == "evening"
     });
     assert_eq!(field(&next, "next"), "2026-11-22T19:30:00+08:00");
@@ -328,7 +232,7 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_a_fixed_file_is_picked_up(
     // run row exists yet.
     assert!(setup.runs().is_empty());
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
 }
 
 #[test]
@@ -382,7 +286,7 @@ fn systemd_hears_ready_after_the_database_reloading_around_sighup_and_stopping()
         let n = socket.recv(&mut buf).expect("no notification within 30 s");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let mut daemon = Daemon::start(&setup.config(), &[], Some(&socket_path));
+    let mut daemon = start_daemon(&setup.config(), &[], Some(&socket_path));
     let ready = recv();
     assert!(ready.starts_with("READY=1"), "{ready}");
     // By READY the database exists and is migrated.
@@ -405,26 +309,30 @@ fn sighup_rereads_the_plugins_now_and_a_broken_one_keeps_the_previous_version() 
     let setup = Setup::new("0 8 * * *", "latest");
     // 07:00: heartbeat's run is an hour away, so nothing but SIGHUP makes the daemon read it.
     let mut daemon = setup.start(&["--clock-start", "2026-11-22T07:00:00+08:00"]);
-    daemon.wait_log("the next run", |v| message(v) == "next run");
+    daemon.wait_record("the next run", THIRTY_S, |v| message(v) == "next run");
     let wasm = setup.config().join("plugins/heartbeat.wasm");
     let path = wasm.display().to_string();
 
     daemon.signal("HUP");
-    let loaded = daemon.wait_log("the plugin loaded", |v| message(v) == "plugin loaded");
+    let loaded = daemon.wait_record("the plugin loaded", THIRTY_S, |v| {
+        message(v) == "plugin loaded"
+    });
     assert_eq!(field(&loaded, "path"), path);
     assert_eq!(field(&loaded, "version"), "0.3.0");
 
     // A new build deployed over the file (here the plugin built against WIT 0.1.0).
     std::fs::copy(crate::util::plugins_dir().join("legacy_v010.wasm"), &wasm).unwrap();
     daemon.signal("HUP");
-    let reloaded = daemon.wait_log("the plugin reloaded", |v| message(v) == "plugin reloaded");
+    let reloaded = daemon.wait_record("the plugin reloaded", THIRTY_S, |v| {
+        message(v) == "plugin reloaded"
+    });
     assert_eq!(field(&reloaded, "path"), path);
     assert_eq!(field(&reloaded, "version"), "0.1.0");
 
     // A broken build: the daemon says why and keeps the 0.1.0 one.
     std::fs::write(&wasm, b"not wasm at all").unwrap();
     daemon.signal("HUP");
-    let kept = daemon.wait_log("the broken plugin refused", |v| {
+    let kept = daemon.wait_record("the broken plugin refused", THIRTY_S, |v| {
         message(v) == "plugin failed to load; keeping the previous version"
     });
     assert_eq!(field(&kept, "path"), path);
@@ -432,11 +340,11 @@ fn sighup_rereads_the_plugins_now_and_a_broken_one_keeps_the_previous_version() 
         field(&kept, "error").contains("not a valid wasm component"),
         "{kept}"
     );
-    let summary = daemon.wait_log("the re-read summary", |v| {
+    let summary = daemon.wait_record("the re-read summary", THIRTY_S, |v| {
         message(v) == "plugin files re-read" && v["failed"] == 1
     });
     assert_eq!(summary["reloaded"], 0, "{summary}");
     assert!(daemon.child.try_wait().unwrap().is_none(), "wuyed died");
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
 }

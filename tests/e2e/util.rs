@@ -94,20 +94,33 @@ pub fn import_dir(cmd: impl Fn() -> Command, config: &Path, community: &str, dir
 }
 
 /// `wuyed run --config CFG` with its JSON log lines (stderr) collected as they come, killed on
-/// drop: for tests that watch a running daemon's log while they act on it.
+/// drop: for tests that watch a running daemon's log while they act on it (signal it, stop it,
+/// wait for a line). One type for all of them, so a fix to "collect even after a failed
+/// assertion" or "fail with the log when the daemon died" reaches every such test.
 pub struct LoggedDaemon {
     pub child: std::process::Child,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl LoggedDaemon {
-    pub fn start(cfg: &Path) -> LoggedDaemon {
-        use std::io::BufRead as _;
-        let mut child = wuyed()
-            .args(["--log-format", "json", "run", "--config"])
+    /// The command [`LoggedDaemon::start`] runs, for a test that adds arguments or variables.
+    pub fn command(cfg: &Path) -> Command {
+        let mut cmd = wuyed();
+        cmd.args(["--log-format", "json", "run", "--config"])
             .arg(cfg)
             .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
+            .env_remove("NOTIFY_SOCKET");
+        cmd
+    }
+
+    pub fn start(cfg: &Path) -> LoggedDaemon {
+        LoggedDaemon::spawn(LoggedDaemon::command(cfg))
+    }
+
+    /// Starts `cmd` (usually from [`LoggedDaemon::command`]), collecting its stderr.
+    pub fn spawn(mut cmd: Command) -> LoggedDaemon {
+        use std::io::BufRead as _;
+        let mut child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -126,24 +139,85 @@ impl LoggedDaemon {
         LoggedDaemon { child, log }
     }
 
+    fn lines(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Everything logged so far, one line per record.
     pub fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+        self.lines().join("\n")
     }
 
     /// How many lines were logged so far: a mark for [`LoggedDaemon::logged_since`].
     pub fn line_count(&self) -> usize {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lines().len()
+    }
+
+    /// Whether any line logged so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.logged_since(0, needle)
     }
 
     /// Whether a line logged after the first `mark` lines contains `needle`.
     pub fn logged_since(&self, mark: usize, needle: &str) -> bool {
-        self.log.lock().unwrap_or_else(|e| e.into_inner())[mark..]
+        self.lines()[mark..].iter().any(|l| l.contains(needle))
+    }
+
+    /// The log lines that are JSON records and satisfy `pred`.
+    pub fn records(&self, pred: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        self.lines()
             .iter()
-            .any(|l| l.contains(needle))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| pred(v))
+            .collect()
+    }
+
+    /// The first JSON record satisfying `pred`, waiting up to `limit`; fails with the log if the
+    /// daemon exits or the time runs out first.
+    pub fn wait_record(
+        &mut self,
+        what: &str,
+        limit: std::time::Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(v) = self.records(&pred).into_iter().next() {
+                return v;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wuyed exited ({status}) before logging {what}:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wuyed did not log {what} within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until a line contains `needle`; fails with the log if the daemon exits or `limit`
+    /// passes first.
+    pub fn wait_log(&mut self, needle: &str, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.logged(needle) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wuyed exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in the log within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Polls `f` until it holds; fails with the daemon's log after `limit`.
@@ -157,6 +231,38 @@ impl LoggedDaemon {
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// Sends `kill -NAME` (TERM, HUP, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The exit status, waiting up to 30 s (a hang guard: fails with the log).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wuyed did not exit within 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM; it must exit 0 within 30 s.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit();
+        assert_eq!(status.code(), Some(0), "{status}\n{}", self.log());
     }
 }
 
