@@ -24,7 +24,9 @@
 //!   the owner pages ([`owner_router`]) are served there and the rest ([`api_router`]) on
 //!   `listen` only, so the API can stay private while the pages face the internet.
 //! - `GET /api/v1/openapi.json` describes all of this (OpenAPI 3.0, hand-written in
-//!   `openapi.json` next to this file; a test checks it lists every route).
+//!   `openapi.json` next to this file). The routers are built from one route table that the
+//!   tests compare with the document both ways (method and path), the document is parsed as
+//!   OpenAPI 3.0, and every response the HTTP tests receive is checked against its schemas.
 //! - **Every listener is bounded** (`listener`): a header timeout, a whole-request timeout (408,
 //!   see `time_limit`) and a connection limit (503 with `Retry-After`), from `[http]`.
 //! - **SIGHUP swaps who may call and which communities exist** ([`HttpReload`]): tokens and
@@ -37,10 +39,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -464,37 +467,102 @@ pub fn owner_router(state: AppState) -> Router {
     finish(owner_routes(), state)
 }
 
+/// One route: the routers are built from the tables below and nowhere else, and the OpenAPI
+/// test (`tests/openapi.rs`) compares these same tables with `openapi.json`, so a route cannot be
+/// served undocumented, nor documented with a method it does not answer.
+struct Route {
+    // Routed through `endpoint`; kept to be read back by the OpenAPI test.
+    #[cfg_attr(not(test), allow(dead_code))]
+    method: Method,
+    path: &'static str,
+    endpoint: MethodRouter<AppState>,
+}
+
+/// `handler` answering `method` at `path`; the method router is made from `method` itself, so
+/// the table cannot name one method and route another.
+fn at<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+    Route {
+        method,
+        path,
+        endpoint: on(filter, handler),
+    }
+}
+
+/// Where the routes of `community_table` are nested.
+const COMMUNITY_API: &str = "/api/v1/communities/{community}";
+
+/// The owner pages and the survey answer: the token in the link is the credential.
+fn owner_table() -> Vec<Route> {
+    vec![
+        at(
+            Method::POST,
+            "/api/v1/surveys/{token}/responses",
+            answer_survey,
+        ),
+        at(Method::GET, "/survey/{token}", survey_page::show),
+        at(Method::POST, "/survey/{token}", survey_page::submit),
+        at(Method::GET, "/rsvp/{token}", rsvp_page::show),
+        at(Method::POST, "/rsvp/{token}", rsvp_page::submit),
+    ]
+}
+
+/// What `http.listen` answers without a token.
+fn open_table() -> Vec<Route> {
+    vec![
+        at(Method::GET, "/healthz", healthz),
+        at(Method::GET, "/metrics", metrics),
+        at(Method::GET, "/api/v1/openapi.json", openapi),
+    ]
+}
+
+/// One community's data, under `COMMUNITY_API`, each request behind a bearer token for it.
+fn community_table() -> Vec<Route> {
+    vec![
+        at(Method::POST, "/tickets", open_ticket),
+        at(Method::POST, "/tickets/{no}/close", close_ticket),
+        at(Method::POST, "/tickets/{no}/callback", record_callback),
+        at(Method::POST, "/payments", post_payment),
+        at(
+            Method::POST,
+            "/payments/{reference}/reverse",
+            reverse_payment,
+        ),
+        at(Method::PUT, "/events/{key}", community_events::plan),
+        at(Method::POST, "/events/{key}/rsvps", community_events::rsvp),
+        at(
+            Method::POST,
+            "/events/{key}/summary",
+            community_events::summary,
+        ),
+        at(Method::POST, "/payment-plans", payment_plans::agree),
+        at(
+            Method::POST,
+            "/payment-plans/{household}/end",
+            payment_plans::end,
+        ),
+    ]
+}
+
+/// A router of `table`'s routes (two methods on one path merge into one route).
+fn routes_of(table: Vec<Route>) -> Router<AppState> {
+    table.into_iter().fold(Router::new(), |r, route| {
+        r.route(route.path, route.endpoint)
+    })
+}
+
 fn owner_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/surveys/{token}/responses", post(answer_survey))
-        .route(
-            "/survey/{token}",
-            get(survey_page::show).post(survey_page::submit),
-        )
-        .route(
-            "/rsvp/{token}",
-            get(rsvp_page::show).post(rsvp_page::submit),
-        )
+    routes_of(owner_table())
 }
 
 fn api_routes(state: &AppState) -> Router<AppState> {
-    let community_api = Router::new()
-        .route("/tickets", post(open_ticket))
-        .route("/tickets/{no}/close", post(close_ticket))
-        .route("/tickets/{no}/callback", post(record_callback))
-        .route("/payments", post(post_payment))
-        .route("/payments/{reference}/reverse", post(reverse_payment))
-        .route("/events/{key}", put(community_events::plan))
-        .route("/events/{key}/rsvps", post(community_events::rsvp))
-        .route("/events/{key}/summary", post(community_events::summary))
-        .route("/payment-plans", post(payment_plans::agree))
-        .route("/payment-plans/{household}/end", post(payment_plans::end))
+    let community_api = routes_of(community_table())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(openapi))
-        .nest("/api/v1/communities/{community}", community_api)
+    routes_of(open_table()).nest(COMMUNITY_API, community_api)
 }
 
 /// The parts every listener shares: JSON errors for unknown routes and methods, the body limit,
