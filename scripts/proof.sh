@@ -3,7 +3,8 @@
 # killed or the world around it fails. Not part of scripts/test.sh (it takes minutes to hours);
 # run it before a release and after any change to delivery, the outbox or the scheduler.
 #
-#   scripts/proof.sh          quick (~10 min on 2 cores): the fault trials and 10 crash trials
+#   scripts/proof.sh          quick (~15 min on 2 cores): the fault trials, the clock jumps, the
+#                             hostile plugins under load and 10 crash trials
 #   scripts/proof.sh --long   200 crash trials, every `proof_*` test of every engineer, and
 #                             scripts/fuzz.sh "$FUZZ_SECONDS" when it exists
 #
@@ -75,6 +76,8 @@ if [ "$long" = 1 ]; then
     fi
 else
     run "fault trials" e2e proof_fault "${skip[@]}"
+    run "clock jumps" e2e proof_clock
+    run "hostile plugins under load" e2e proof_hostile
     run "crash trials ($WUYE_PROOF_TRIALS)" e2e proof_sigkill
 fi
 

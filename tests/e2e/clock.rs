@@ -264,6 +264,12 @@ impl Jumpy {
             self.sent(),
             "the sink and the outbox disagree on what was sent"
         );
+        let test = std::thread::current().name().unwrap_or("clock").to_string();
+        crate::proof::summary(&format!(
+            "{test}: {} slots run once each, {} messages sent once, none in quiet hours",
+            expected.len(),
+            mail.len()
+        ));
     }
 }
 

@@ -371,7 +371,7 @@ fn proof_hostile_plugins_under_load() {
     assert_eq!(runs[0].state, "done", "{runs:?}");
     let alone = runs[0].took;
     let attacked = under_attack(households, 1000, Duration::from_secs(12));
-    println!(
+    crate::proof::summary(&format!(
         "hostile plugins under load: healthy run of {households} households {:.0} ms alone, \
          {:.0} ms beside {} hostile communities; slowest hostile run stopped at {:.2}x its \
          1000 ms deadline",
@@ -379,5 +379,5 @@ fn proof_hostile_plugins_under_load() {
         attacked.healthy.as_secs_f64() * 1000.0,
         hostiles().len(),
         attacked.worst_ratio
-    );
+    ));
 }
