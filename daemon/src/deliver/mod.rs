@@ -599,10 +599,7 @@ fn recipients(
 /// Whether the SMS provider of a community (its `[delivery.sms]`, else the daemon's) sends
 /// nothing but pre-approved templates (Aliyun, Tencent): code and parameters, not the `sms` text.
 /// `community` is the community's delivery overrides.
-pub fn sends_approved_sms_only(
-    community: &CommunityDelivery,
-    daemon: &DeliverySettings,
-) -> bool {
+pub fn sends_approved_sms_only(community: &CommunityDelivery, daemon: &DeliverySettings) -> bool {
     let provider = community
         .sms
         .as_ref()

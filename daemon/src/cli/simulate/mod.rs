@@ -83,9 +83,9 @@ pub struct Args {
     /// says it exists).
     #[arg(long, requires = "show_messages")]
     pub show_html: bool,
-    /// With --show-messages (text): at most N messages in full [default: 20], first one of each
-    /// kind (community, template, locale, channel), then the earliest others; a last line says
-    /// how many were left out. 0 shows all.
+    /// With --show-messages (text): at most N messages in full [default: 20]: one of each
+    /// template first, then one of each of its locales and channels, then the earliest others;
+    /// a last line says how many were left out. 0 shows all.
     #[arg(long, value_name = "N", requires = "show_messages")]
     pub limit: Option<usize>,
 }
@@ -320,7 +320,11 @@ fn check_household(
     Err(Coded::usage(anyhow::anyhow!(
         "no household {household:?} in {} {} in {}: give its id as the owners file was \
          imported (building-unit-room, 1-1-101)",
-        if ids.len() == 1 { "community" } else { "communities" },
+        if ids.len() == 1 {
+            "community"
+        } else {
+            "communities"
+        },
         ids.join(", "),
         settings.data_dir.join(crate::store::DB_FILE).display()
     ))

@@ -66,33 +66,51 @@ pub(super) struct Options {
     pub html: bool,
 }
 
-/// Which of `messages` (sorted by time) to print when at most `limit` may be: the first of each
-/// kind (community, template, locale, channel, or unreachable), then the earliest of the rest,
-/// in time order. A month of fee reminders is thousands of near-identical bills before the
-/// first English one or the staff's notice; one of each is what a reader checks first.
+/// Which of `messages` (sorted by time) to print when at most `limit` may be, in time order:
+/// first one message of each template (per community), then one of each locale and channel of
+/// it, then the earliest of the rest. A month of fee reminders is thousands of near-identical
+/// bills before the staff's notice or the first English one; one of each is what a reader checks
+/// first, and the templates come before their variants so a small limit still shows them all.
 fn pick(messages: &[Captured], limit: usize) -> Vec<usize> {
     if messages.len() <= limit {
         return (0..messages.len()).collect();
     }
-    let mut kinds = HashSet::new();
-    let mut picked: Vec<usize> = messages
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| {
-            kinds.insert((
-                m.community.as_str(),
-                m.template.as_str(),
-                m.locale.as_str(),
-                m.channel.as_str(),
-                m.outbox_id.is_some(),
-            ))
-        })
-        .map(|(i, _)| i)
-        .take(limit)
-        .collect();
-    let first: HashSet<usize> = picked.iter().copied().collect();
+    let template = |m: &Captured| {
+        (
+            m.community.clone(),
+            m.template.clone(),
+            m.outbox_id.is_some(),
+        )
+    };
+    let variant = |m: &Captured| (template(m), m.locale.clone(), m.channel.clone());
+    let mut picked: Vec<usize> = Vec::new();
+    let mut taken = HashSet::new();
+    let (mut templates, mut variants) = (HashSet::new(), HashSet::new());
+    for (i, m) in messages.iter().enumerate() {
+        if picked.len() == limit {
+            break;
+        }
+        if templates.insert(template(m)) {
+            variants.insert(variant(m));
+            picked.push(i);
+            taken.insert(i);
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        if picked.len() == limit {
+            break;
+        }
+        if !taken.contains(&i) && variants.insert(variant(m)) {
+            picked.push(i);
+            taken.insert(i);
+        }
+    }
     let room = limit - picked.len();
-    picked.extend((0..messages.len()).filter(|i| !first.contains(i)).take(room));
+    picked.extend(
+        (0..messages.len())
+            .filter(|i| !taken.contains(i))
+            .take(room),
+    );
     picked.sort_unstable();
     picked
 }
@@ -105,13 +123,16 @@ pub(super) fn print_text(
     settings: &crate::config::Settings,
     options: &Options,
 ) -> anyhow::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let picked = pick(messages, options.limit);
     writeln!(out)?;
     if picked.len() < messages.len() {
         writeln!(
             out,
-            "{} of {} message(s) in full (one of each community, template, locale and channel \
+            "{} of {} message(s) in full (one of each template, then of each locale and channel, \
              first), in each community's local time:",
             picked.len(),
             messages.len()
@@ -320,9 +341,70 @@ pub(super) fn print_json(
                 sms_params: row.sms_params,
             }
         });
-        serde_json::to_writer(&mut out, &Line { captured: m, message })?;
+        serde_json::to_writer(
+            &mut out,
+            &Line {
+                captured: m,
+                message,
+            },
+        )?;
         writeln!(out)?;
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message queued at minute `at` of community `c` with `template`, `locale`, `channel`.
+    fn message(at: i64, c: &str, template: &str, locale: &str, channel: &str) -> Captured {
+        Captured {
+            at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(at),
+            community: c.into(),
+            workflow: "fee_reminder".into(),
+            template: template.into(),
+            recipient: format!("household:{at}"),
+            channel: channel.into(),
+            subject: String::new(),
+            delivery: "sent".into(),
+            sent_at: None,
+            detail: None,
+            locale: locale.into(),
+            part: 0,
+            outbox_id: Some(at),
+        }
+    }
+
+    #[test]
+    fn a_limit_takes_each_template_then_each_variant_then_the_earliest() {
+        let mut all: Vec<Captured> = (0..6)
+            .map(|i| message(i, "shuipan", "bill_notice", "zh-CN", "sms"))
+            .collect();
+        all.push(message(6, "shuipan", "bill_notice", "en", "email"));
+        all.push(message(7, "shuipan", "bill_notice", "zh-CN", "sms"));
+        all.push(message(8, "shuipan", "manager_visit", "zh-CN", "email"));
+        all.push(message(9, "hillside", "bill_notice", "zh-CN", "sms"));
+        // Two: the first of each template of shuipan, though hillside's comes before neither.
+        assert_eq!(pick(&all, 2), [0, 8]);
+        // Four: every template, then the English email.
+        assert_eq!(pick(&all, 4), [0, 6, 8, 9]);
+        // Six: and then the earliest of the rest, in time order.
+        assert_eq!(pick(&all, 6), [0, 1, 2, 6, 8, 9]);
+        assert_eq!(pick(&all, 10), (0..10).collect::<Vec<_>>());
+        assert_eq!(pick(&all, 99).len(), 10);
+    }
+
+    #[test]
+    fn unreachable_recipients_are_a_kind_of_their_own() {
+        let mut unreachable = message(1, "shuipan", "", "", "");
+        unreachable.outbox_id = None;
+        let all = vec![
+            message(0, "shuipan", "bill_notice", "zh-CN", "sms"),
+            message(0, "shuipan", "bill_notice", "zh-CN", "sms"),
+            unreachable,
+        ];
+        assert_eq!(pick(&all, 2), [0, 2]);
+    }
 }
