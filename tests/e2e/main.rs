@@ -24,6 +24,7 @@ mod proof_kill;
 mod report;
 mod run;
 mod schedule;
+mod simulate_messages;
 mod store_lock;
 mod util;
 mod workflows;

@@ -596,6 +596,19 @@ fn recipients(
     Ok(recipients)
 }
 
+/// Whether the SMS provider of a community (its `[delivery.sms]`, else the daemon's) sends
+/// nothing but pre-approved templates (Aliyun, Tencent): code and parameters, not the `sms` text.
+/// `community` is the community's delivery overrides.
+pub fn sends_approved_sms_only(community: &CommunityDelivery, daemon: &DeliverySettings) -> bool {
+    let provider = community
+        .sms
+        .as_ref()
+        .or(daemon.sms.as_ref())
+        .map(|s| s.provider)
+        .unwrap_or_default();
+    matches!(provider, SmsProvider::Aliyun | SmsProvider::Tencent)
+}
+
 /// Picks the channel for one recipient and renders the message on it; `optout` answers
 /// whether an owner declined a channel (asked only for informational messages).
 fn render(
@@ -619,13 +632,7 @@ fn render(
             &no_overrides
         }
     };
-    let provider = cdel
-        .sms
-        .as_ref()
-        .or(ctx.delivery.sms.as_ref())
-        .map(|s| s.provider)
-        .unwrap_or_default();
-    let approved_only = matches!(provider, SmsProvider::Aliyun | SmsProvider::Tencent);
+    let approved_only = sends_approved_sms_only(cdel, ctx.delivery);
     let locale = contact
         .locale
         .clone()

@@ -117,11 +117,15 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
 /// What became of a message, without its content: what `wuyed simulate` shows of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The row, for `wuyed simulate --show-messages` to read the rendered message back.
+    pub id: i64,
     pub community: String,
     pub workflow: String,
     pub template: String,
     pub recipient: String,
     pub channel: Channel,
+    /// The locale of the template the message was rendered from.
+    pub locale: String,
     /// The subject, or for a message without one (an SMS) the first 40 characters of its text.
     pub headline: String,
     pub status: Status,
@@ -255,7 +259,7 @@ impl Tx<'_> {
         let mut stmt = self.0.prepare(
             "SELECT community, workflow, template, recipient, channel, \
                     COALESCE(subject, substr(body_text, 1, 40)), status, last_error, created_at, \
-                    sent_at \
+                    sent_at, id, locale \
              FROM outbox WHERE created_at >= ?1 ORDER BY id DESC",
         )?;
         stmt.query_map([ms(since)], |row| {
@@ -270,6 +274,8 @@ impl Tx<'_> {
                 last_error: row.get(7)?,
                 created_at: from_ms(row.get(8)?),
                 sent_at: row.get::<_, Option<i64>>(9)?.map(from_ms),
+                id: row.get(10)?,
+                locale: row.get(11)?,
             })
         })?
         .collect()

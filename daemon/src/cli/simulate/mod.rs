@@ -16,6 +16,9 @@
 //! A run that fails (a template that does not render, a plugin that traps) is listed with its
 //! error after the timeline and makes the command exit 70 (EX_SOFTWARE): a simulation that
 //! printed "0 message(s)" and exited 0 looked like a quiet month, not a broken workflow.
+//!
+//! `--show-messages` prints each message in full after the timeline, read back from the
+//! copy's outbox as delivery rendered it ([`show`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +34,7 @@ use crate::exit::Coded;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
+mod show;
 mod side_by_side;
 mod split;
 
@@ -62,7 +66,33 @@ pub struct Args {
     /// the same whatever the split (docs/OPERATION.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
+    /// Only the messages to this household (its id as imported, `1-1-101`) and its owners, in
+    /// every simulated community that has it (add --community for one): the timeline, the JSON
+    /// and --show-messages alike. Staff notices are left out; everything is still simulated.
+    #[arg(long, value_name = "ID")]
+    pub household: Option<String>,
+    /// After the timeline, every message in full as its recipient would get it: community,
+    /// recipient (address masked as in the daemon's log), locale, channel, when it goes in the
+    /// community's local time, and the email's subject and text or the SMS, exactly as
+    /// delivery rendered them from the templates. With --format json, each line gains a
+    /// `message` object with every part. Long on a real community: pipe it to `less`, or narrow
+    /// it with --household, --community and --limit.
+    #[arg(long)]
+    pub show_messages: bool,
+    /// With --show-messages: also print the HTML of emails that have one (by default a line
+    /// says it exists).
+    #[arg(long, requires = "show_messages")]
+    pub show_html: bool,
+    /// With --show-messages (text): at most N messages in full [default: 20]: one of each
+    /// template first, then one of each of its locales and channels, then the earliest others;
+    /// a last line says how many were left out. 0 shows all.
+    #[arg(long, value_name = "N", requires = "show_messages")]
+    pub limit: Option<usize>,
 }
+
+/// How many messages `--show-messages` prints in full unless `--limit` says otherwise: enough
+/// to see each kind, not a page per household of a 5,000-household community.
+const DEFAULT_SHOW_LIMIT: usize = 20;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.to < args.from {
@@ -70,6 +100,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--to {} is before --from {}",
             args.to,
             args.from
+        ))
+        .into());
+    }
+    if args.limit.is_some() && args.format == "json" {
+        return Err(Coded::usage(anyhow::anyhow!(
+            "--limit is for the text format; with --format json --show-messages every message \
+             is printed in full (filter with --household or --community, or cut with head)"
         ))
         .into());
     }
@@ -136,6 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Store::open(&real_db)?.snapshot_to(&snapshot)?;
     }
     warn_without_households(&settings, &snapshot)?;
+    if let Some(household) = &args.household {
+        check_household(&settings, &snapshot, household)?;
+    }
     let jobs = match args.jobs {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -151,13 +191,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     // A part's copy holds everyone's pending work; only the part's own is worked there.
     let alone = parts.len() > 1 || args.community.is_some();
-    let mut runs = Vec::new();
+    let (mut runs, mut part_dbs) = (Vec::new(), Vec::new());
     for (i, communities) in parts.iter().enumerate() {
         let dir = sandbox.path().join(format!("part-{i}"));
         std::fs::create_dir_all(&dir)?;
         if snapshot.is_file() {
             std::fs::copy(&snapshot, dir.join(crate::store::DB_FILE))?;
         }
+        part_dbs.push(dir.join(crate::store::DB_FILE));
         let mut part = settings.clone();
         part.communities.retain(|c| communities.contains(&c.id));
         part.data_dir = dir;
@@ -180,23 +221,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             part,
             plugin_cache.clone(),
             script,
-            start,
-            end,
+            Span { start, end },
+            args.household.as_deref(),
             alone,
             abandon,
         ))
     })?;
     // Part order, then the stable sort: what one simulation of everything would list.
     let (mut messages, mut failed) = (Vec::new(), Vec::new());
-    for (m, f) in parts {
-        messages.extend(m);
+    for (part, (m, f)) in parts.into_iter().enumerate() {
+        messages.extend(m.into_iter().map(|m| Captured { part, ..m }));
         failed.extend(f);
     }
     sort_captured(&mut messages);
     failed.sort_by(|a: &FailedRun, b| {
         (a.due_at, &a.community, &a.workflow).cmp(&(b.due_at, &b.community, &b.workflow))
     });
-    print(&messages, &args.format, tz)?;
+    if args.show_messages {
+        let mut rows = show::Rows::open(&part_dbs)?;
+        if args.format == "json" {
+            show::print_json(&messages, &mut rows, &settings)?;
+        } else {
+            print(&messages, &args.format, tz)?;
+            let options = show::Options {
+                limit: match args.limit.unwrap_or(DEFAULT_SHOW_LIMIT) {
+                    0 => usize::MAX,
+                    n => n,
+                },
+                html: args.show_html,
+            };
+            show::print_text(&messages, &mut rows, &settings, &options)?;
+        }
+    } else {
+        print(&messages, &args.format, tz)?;
+    }
     if failed.is_empty() {
         return Ok(());
     }
@@ -235,6 +293,42 @@ fn warn_without_households(
         }
     }
     Ok(())
+}
+
+/// Refuses a `--household` none of the simulated communities has, before the simulation: an
+/// empty timeline after a minute's work would look like a household nobody writes to.
+fn check_household(
+    settings: &crate::config::Settings,
+    snapshot: &std::path::Path,
+    household: &str,
+) -> anyhow::Result<()> {
+    let mut found = false;
+    if snapshot.is_file() {
+        found = Store::open(snapshot)?.read(|tx| {
+            for c in &settings.communities {
+                if tx.domain(&c.id).household(household)?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+    }
+    if found {
+        return Ok(());
+    }
+    let ids: Vec<&str> = settings.communities.iter().map(|c| c.id.as_str()).collect();
+    Err(Coded::usage(anyhow::anyhow!(
+        "no household {household:?} in {} {} in {}: give its id as the owners file was \
+         imported (building-unit-room, 1-1-101)",
+        if ids.len() == 1 {
+            "community"
+        } else {
+            "communities"
+        },
+        ids.join(", "),
+        settings.data_dir.join(crate::store::DB_FILE).display()
+    ))
+    .into())
 }
 
 /// A simulated run that failed, and why.
@@ -368,6 +462,22 @@ struct Captured {
     /// Why it was not sent (`reason gone: bill 2027-03 paid`, `quiet hours`, `no usable email`).
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// The locale of its template (empty when unreachable): one kind `--show-messages` shows.
+    #[serde(skip)]
+    locale: String,
+    /// Where its rendered row is: the part whose copy holds it and its outbox id (none when
+    /// unreachable: nothing was rendered).
+    #[serde(skip)]
+    part: usize,
+    #[serde(skip)]
+    outbox_id: Option<i64>,
+}
+
+/// The simulated span: from local midnight of the first day to that of the day after the last.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
 }
 
 /// After the last simulated day the dispatcher alone goes on this long, so a message queued late
@@ -380,8 +490,8 @@ async fn simulate(
     settings: crate::config::Settings,
     plugin_cache: crate::plugin::host::HostOptions,
     mut script: Option<super::desk_script::DeskScript>,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    Span { start, end }: Span,
+    household: Option<&str>,
     alone: bool,
     abandon: &side_by_side::Abandon,
 ) -> anyhow::Result<(Vec<Captured>, Vec<FailedRun>)> {
@@ -499,6 +609,9 @@ async fn simulate(
                 recipient: m.recipient,
                 channel: format!("{:?}", m.channel).to_lowercase(),
                 subject: m.headline,
+                locale: m.locale,
+                part: 0,
+                outbox_id: Some(m.id),
             }
         })
         .collect();
@@ -519,8 +632,27 @@ async fn simulate(
                 delivery: "unreachable".into(),
                 sent_at: None,
                 detail: Some(u.why),
+                locale: String::new(),
+                part: 0,
+                outbox_id: None,
             }),
     );
+    if let Some(household) = household {
+        let owners = store.read(|tx| {
+            let mut owners = std::collections::HashSet::new();
+            for c in &settings.communities {
+                for o in tx.domain(&c.id).household_recipients(household)? {
+                    owners.insert((c.id.clone(), format!("owner:{}", o.id)));
+                }
+            }
+            Ok(owners)
+        })?;
+        let to_household = format!("household:{household}");
+        out.retain(|m| {
+            m.recipient == to_household
+                || owners.contains(&(m.community.clone(), m.recipient.clone()))
+        });
+    }
     sort_captured(&mut out);
     // This part's own: a part's copy holds the other communities' data too.
     let failed = store
