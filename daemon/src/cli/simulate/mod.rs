@@ -708,8 +708,8 @@ fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::de
 }
 
 /// `2027-03-01T09:00:00+08:00` → `03-01 09:00`.
-fn local_minute(rfc3339: &str) -> &str {
-    rfc3339.get(5..16).unwrap_or(rfc3339)
+fn local_minute(rfc3339: &str) -> String {
+    rfc3339.get(5..16).unwrap_or(rfc3339).replacen('T', " ", 1)
 }
 
 /// Messages of one day are grouped by (community, workflow, template).
