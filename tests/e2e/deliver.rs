@@ -694,3 +694,75 @@ async fn an_owner_without_email_gets_sms_unless_the_community_turned_fallback_of
         assert_eq!(line["template_code"], "SMS_000000001");
     }
 }
+
+/// The database refuses to record that a message was sent (as a full disk would) three rounds
+/// running, then takes it: the answer is held, recorded once when the write goes through, the
+/// mail is never sent a second time, and nothing new is claimed while an answer is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_database_refuses_is_held_recorded_once_later_and_never_resent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = PyServer::start("smtp_sink.py", &tmp.path().join("sink"), &[]);
+    let cfg = write_config(tmp.path(), &smtp_config(sink.port, ""), NO_QUIET);
+    let env = Env::load(&cfg);
+    let dir = Arc::new(directory());
+    let clock = ManualClock::new(at("2026-03-02T02:00:00Z"));
+    let slot = at("2026-03-02T01:00:00Z");
+    env.enqueue(
+        dir.as_ref(),
+        clock.now(),
+        &[survey_request("o-smith", slot)],
+    );
+    let d = dispatcher(&env, &clock, dir.clone());
+    // Another connection makes every write of a `sent` answer fail until it is dropped.
+    let refuse = rusqlite::Connection::open(&env.db).unwrap();
+    refuse
+        .execute_batch(
+            "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON outbox \
+             WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+        )
+        .unwrap();
+    let status = |s: Status| env.with_tx(|tx| Ok(tx.outbox_count(s)?));
+
+    let err = d.dispatch_once(clock.now()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("disk is full"), "{err:#}");
+    assert_eq!(sink.files("eml").len(), 1, "the mail went");
+    assert_eq!((status(Status::Sending), d.held()), (1, 1));
+    // A second message comes due while the answer is held: it is not claimed.
+    env.enqueue(dir.as_ref(), clock.now(), &[survey_request("o-wang", slot)]);
+    for _ in 0..2 {
+        clock.advance(Duration::minutes(1));
+        assert!(d.dispatch_once(clock.now()).await.is_err());
+        assert_eq!(
+            status(Status::Pending),
+            1,
+            "nothing claimed while an answer is held"
+        );
+    }
+    assert_eq!(
+        sink.files("eml").len(),
+        1,
+        "nothing resent while the write fails"
+    );
+    assert_eq!(status(Status::Sending), 1);
+
+    refuse.execute_batch("DROP TRIGGER refuse_sent").unwrap();
+    clock.advance(Duration::minutes(1));
+    let report = d.dispatch_once(clock.now()).await.unwrap();
+    assert_eq!(
+        report.sent, 2,
+        "the held answer and the next message: {report:?}"
+    );
+    assert_eq!(d.held(), 0);
+    let sent = env.with_tx(|tx| Ok(tx.outbox_list(Some(Status::Sent), None, 10)?));
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.attempts == 1), "{sent:?}");
+    // A later round and a restart's recovery find nothing to send again.
+    clock.advance(Duration::minutes(1));
+    assert!(d.dispatch_once(clock.now()).await.unwrap().is_idle());
+    assert_eq!(d.recover().unwrap(), (0, 0));
+    let to: Vec<_> = parse_mail(&sink.files("eml"))
+        .into_iter()
+        .map(|p| p["to"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(to.len(), 2, "each message reached the server once: {to:?}");
+}

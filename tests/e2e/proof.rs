@@ -131,8 +131,7 @@ impl Proof {
             format!(
                 "[daemon]\ndata_dir = \"data\"\ntimezone = \"Asia/Shanghai\"\n\n\
                  [http]\nlisten = \"\"\n\n[plugins]\ndir = \"{}\"\n\
-                 # 10,000 households are 10,000 messages and 10,000 ladder entries in one run.\n\
-                 max_intents = 30000\ndeadline_ms = 5000\n\n{}\n",
+                 deadline_ms = 5000\n\n{}\n",
                 plugins_dir().display(),
                 spec.delivery
             ),

@@ -17,6 +17,17 @@
 //! human (`wuyed outbox retry ID`): a second text costs the owner's patience and the company
 //! money. A message recorded as `sent` is never sent again.
 //!
+//! An answer the database would not take (the disk is full, the file system went read-only) is
+//! not dropped: the dispatcher holds it in memory, claims nothing new while it holds any, and
+//! tries to record it again with backoff (1 s doubling to 15 s), saying so once per episode.
+//! Dropping it would leave its row `sending` until the next start, whose recovery resends the
+//! email (one copy too many for the relay to dedupe if the owner's mailbox does not) and holds
+//! the SMS for a human; claiming more would send messages whose answers could not be kept
+//! either. Once the write goes through, sending resumes where it stopped. While the daemon
+//! lives, a message whose send was answered is never claimed again before its answer is
+//! recorded: its row stays `sending`, which no claim selects, and recovery records held answers
+//! before it touches `sending` rows.
+//!
 //! A configuration reload ([`DispatcherReload`]) swaps the settings and channels between rounds:
 //! a round claims, sends and records on one snapshot, so nothing in flight changes relay midway
 //! and nothing is claimed twice.
@@ -25,7 +36,6 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use anyhow::Context as _;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -41,6 +51,12 @@ use crate::store::Tx;
 
 /// Longest an answer waits to be recorded while other sends of the batch are still running.
 const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// First pause before trying again to record answers the database refused (see the module
+/// docs); doubles up to [`MAX_WRITE_PAUSE`]. Short enough that sending resumes within seconds of
+/// space being freed, long enough that a full disk is not hammered.
+const FIRST_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How often a sleeping dispatcher asks SQLite whether another connection changed the database
 /// (`wuyed outbox retry` or `cancel` from a shell), so such a change is acted on within this
@@ -72,6 +88,16 @@ impl DispatchReport {
     pub fn is_idle(&self) -> bool {
         *self == DispatchReport::default()
     }
+}
+
+/// A channel's answer to one send, kept until it is recorded.
+struct Answer {
+    /// The settings the message was claimed and sent under (its retry policy applies).
+    cur: Arc<Current>,
+    message: OutboxMessage,
+    outcome: Outcome,
+    /// When the answer came: the `sent_at` and retry base recorded, even if recorded late.
+    at: DateTime<Utc>,
 }
 
 enum Decision {
@@ -125,6 +151,10 @@ pub struct Dispatcher {
     directory: Arc<dyn Directory>,
     wake: Arc<Notify>,
     batch: usize,
+    /// Answers the database refused to record (a full disk), oldest first: recorded before
+    /// anything else is claimed (see the module docs). Outlives a restart of [`Dispatcher::run`]
+    /// by the supervisor, which reuses this dispatcher.
+    held: Mutex<Vec<Answer>>,
     /// Beaten at each turn of the loop (supervise.rs; `/healthz` reads it).
     health: super::supervise::DispatcherHealth,
 }
@@ -149,6 +179,7 @@ impl Dispatcher {
             directory,
             wake: Arc::new(Notify::new()),
             batch: 256,
+            held: Mutex::new(Vec::new()),
             health: Default::default(),
         })
     }
@@ -214,7 +245,12 @@ impl Dispatcher {
 
     /// Resolves messages a previous dispatcher left in `sending` (see the module docs).
     /// Returns how many went back to the queue and how many wait for a human.
+    ///
+    /// Answers this dispatcher holds are recorded first, and if they cannot be, nothing is
+    /// recovered: their rows are `sending` too, and recovering them as interrupted would send
+    /// again a message that went.
     pub fn recover(&self) -> anyhow::Result<(usize, usize)> {
+        self.record_held(&mut DispatchReport::default())?;
         let now = self.clock.now();
         let channels = self.snapshot().channels.clone();
         let (requeued, held) = self.tx(|tx| {
@@ -421,9 +457,15 @@ impl Dispatcher {
     /// requests never sit idle waiting for the outbox between batches. Answers are recorded every
     /// few milliseconds in one transaction each. Each message is sent and
     /// recorded on the settings snapshot it was claimed under.
+    ///
+    /// Answers held from an earlier round are recorded first; while they cannot be, nothing is
+    /// claimed and the error is returned. A claim or a record that fails midway stops the
+    /// claiming, lets the sends already handed over finish, holds every answer not recorded and
+    /// returns the error: nothing in flight is abandoned in `sending`.
     pub async fn dispatch_once(&self, now: DateTime<Utc>) -> anyhow::Result<DispatchReport> {
         let mut report = DispatchReport::default();
-        let mut set: JoinSet<(Arc<Current>, OutboxMessage, Outcome)> = JoinSet::new();
+        self.record_held(&mut report)?;
+        let mut set: JoinSet<Answer> = JoinSet::new();
         // Answers not yet recorded. Recording every few milliseconds rather than one commit each
         // (a commit is an fsync) or once after the slowest send (a kill would then forget more)
         // keeps the exactly-once rule cheap: a message whose answer was not yet recorded stays
@@ -432,16 +474,23 @@ impl Dispatcher {
         let mut done = Vec::new();
         let mut since = std::time::Instant::now();
         let mut more = true;
+        // The first write that failed this round; once set, nothing more is claimed and every
+        // answer still to come is held, to be recorded by a later round.
+        let mut failed: Option<anyhow::Error> = None;
         loop {
             self.health.beat();
-            if more && set.len() <= self.batch / 2 {
+            if more && failed.is_none() && set.len() <= self.batch / 2 {
                 // One snapshot per claim: what is claimed under these settings is sent and
                 // recorded under them, even if a reload lands meanwhile.
                 let cur = self.snapshot();
-                let (any, claimed) = self.claim(&cur, now, &mut report)?;
-                more = any;
-                for m in claimed {
-                    self.spawn_send(&mut set, &cur, m);
+                match self.claim(&cur, now, &mut report) {
+                    Ok((any, claimed)) => {
+                        more = any;
+                        for m in claimed {
+                            self.spawn_send(&mut set, &cur, m);
+                        }
+                    }
+                    Err(e) => failed = Some(e.context("cannot claim due messages")),
                 }
                 continue;
             }
@@ -451,18 +500,85 @@ impl Dispatcher {
             if done.is_empty() {
                 since = std::time::Instant::now();
             }
-            done.push(r.context("send task panicked")?);
+            // A send task that panicked leaves its row `sending` (recovered at the next start);
+            // the others are still answered and recorded.
+            match r {
+                Ok(answer) => done.push(answer),
+                Err(e) => {
+                    tracing::error!(error = %crate::blocking::join_error_message(e), "send task panicked");
+                }
+            }
             while let Some(r) = set.try_join_next() {
-                done.push(r.context("send task panicked")?);
+                match r {
+                    Ok(answer) => done.push(answer),
+                    Err(e) => {
+                        tracing::error!(error = %crate::blocking::join_error_message(e), "send task panicked");
+                    }
+                }
             }
             if set.is_empty() || done.len() >= 128 || since.elapsed() >= RECORD_EVERY {
-                self.record(std::mem::take(&mut done), &mut report)?;
+                let batch = std::mem::take(&mut done);
+                if failed.is_some() {
+                    self.hold(batch);
+                } else if let Err(e) = self.record(&batch, &mut report) {
+                    self.hold(batch);
+                    failed = Some(e);
+                }
             }
         }
         if !done.is_empty() {
-            self.record(done, &mut report)?;
+            if failed.is_some() {
+                self.hold(done);
+            } else if let Err(e) = self.record(&done, &mut report) {
+                self.hold(done);
+                failed = Some(e);
+            }
         }
-        Ok(report)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Keeps answers the database refused, to be recorded by [`Dispatcher::record_held`].
+    fn hold(&self, answers: Vec<Answer>) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(answers);
+    }
+
+    /// How many answers are held, not yet recorded.
+    pub fn held(&self) -> usize {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Records the answers held since a write failed, all in one transaction; on failure they
+    /// stay held and the error is returned.
+    fn record_held(&self, report: &mut DispatchReport) -> anyhow::Result<()> {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        if held.is_empty() {
+            return Ok(());
+        }
+        match self.record(&held, report) {
+            Ok(()) => {
+                tracing::info!(
+                    answers = held.len(),
+                    "recorded the send answers held while the database could not be written"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                // Back in front: anything held meanwhile came later.
+                let mut now_held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                let later = std::mem::replace(&mut *now_held, held);
+                now_held.extend(later);
+                Err(e.context(format!(
+                    "cannot record {} held send answer(s)",
+                    now_held.len()
+                )))
+            }
+        }
     }
 
     /// In one transaction, judges up to a batch of due messages: settles those that must not go
@@ -516,12 +632,7 @@ impl Dispatcher {
 
     /// Hands a claimed message to its channel on its own task (channels bound their own
     /// concurrency: the SMTP pool's connections, the SMS channel's requests in flight).
-    fn spawn_send(
-        &self,
-        set: &mut JoinSet<(Arc<Current>, OutboxMessage, Outcome)>,
-        cur: &Arc<Current>,
-        m: OutboxMessage,
-    ) {
+    fn spawn_send(&self, set: &mut JoinSet<Answer>, cur: &Arc<Current>, m: OutboxMessage) {
         let cur = cur.clone();
         let clock = self.clock.clone();
         set.spawn(async move {
@@ -549,73 +660,52 @@ impl Dispatcher {
             if m.channel == Channel::Email && matches!(outcome, Outcome::Sent { .. }) {
                 super::failpoint::email_accepted(); // test hook, off unless WUYE_FAILPOINT
             }
-            (cur, m, outcome)
+            Answer {
+                cur,
+                message: m,
+                outcome,
+                at: clock.now(),
+            }
         });
     }
 
-    fn record(
-        &self,
-        done: Vec<(Arc<Current>, OutboxMessage, Outcome)>,
-        report: &mut DispatchReport,
-    ) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let mut answered = Vec::with_capacity(done.len());
+    /// Records `answers` in one transaction. Logged and counted only once committed: a batch
+    /// the database refused is held and recorded later, and must not read as sent meanwhile.
+    fn record(&self, answers: &[Answer], report: &mut DispatchReport) -> anyhow::Result<()> {
+        let settled: Vec<_> = answers.iter().map(settle).collect();
         self.tx(|tx| {
-            for (cur, m, outcome) in &done {
-                let retry = &cur.settings.daemon.delivery.retry;
-                let attempts = m.attempts + 1;
-                let (status, next, pid, err) = match outcome {
-                    Outcome::Sent { provider_id } => {
-                        (Status::Sent, now, provider_id.as_deref(), None)
-                    }
-                    Outcome::Temporary(why) if attempts >= retry.max_attempts => (
-                        Status::Dead,
-                        now,
-                        None,
-                        Some(format!("gave up after {attempts} attempts: {why}")),
-                    ),
-                    Outcome::Temporary(why) => (
-                        Status::Failed,
-                        now + retry.backoff(attempts),
-                        None,
-                        Some(why.clone()),
-                    ),
-                    Outcome::Permanent(why) => (Status::Dead, now, None, Some(why.clone())),
-                    Outcome::Unknown(why) => (Status::Unknown, now, None, Some(why.clone())),
-                };
-                tx.outbox_finish(m.id, status, next, pid, err.as_deref(), now)?;
-                answered.push((m.channel, status));
-                match status {
-                    Status::Sent => {
-                        report.sent += 1;
-                        tracing::info!(id = m.id, community = %m.community, channel = %m.channel,
-                            to = %m.masked_address(), "sent");
-                    }
-                    Status::Failed => {
-                        report.failed += 1;
-                        tracing::warn!(id = m.id, community = %m.community, channel = %m.channel,
-                            to = %m.masked_address(), attempts, retry_at = %next,
-                            error = err.as_deref().unwrap_or(""), "temporary failure");
-                    }
-                    Status::Dead => {
-                        report.dead += 1;
-                        tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
-                            to = %m.masked_address(), error = err.as_deref().unwrap_or(""),
-                            "dead letter");
-                    }
-                    _ => {
-                        report.unknown += 1;
-                        tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
-                            to = %m.masked_address(), error = err.as_deref().unwrap_or(""),
-                            "outcome unknown; held for a human");
-                    }
-                }
+            for (a, (status, next, pid, err)) in answers.iter().zip(&settled) {
+                tx.outbox_finish(a.message.id, *status, *next, *pid, err.as_deref(), a.at)?;
             }
             Ok(())
         })?;
-        // Counted once the answers are committed: a batch that rolled back is tried again.
-        for (channel, status) in answered {
-            crate::metrics::send_answered(channel, status);
+        for (a, (status, next, _, err)) in answers.iter().zip(&settled) {
+            let m = &a.message;
+            let err = err.as_deref().unwrap_or("");
+            match status {
+                Status::Sent => {
+                    report.sent += 1;
+                    tracing::info!(id = m.id, community = %m.community, channel = %m.channel,
+                        to = %m.masked_address(), "sent");
+                }
+                Status::Failed => {
+                    report.failed += 1;
+                    tracing::warn!(id = m.id, community = %m.community, channel = %m.channel,
+                        to = %m.masked_address(), attempts = m.attempts + 1, retry_at = %next,
+                        error = err, "temporary failure");
+                }
+                Status::Dead => {
+                    report.dead += 1;
+                    tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
+                        to = %m.masked_address(), error = err, "dead letter");
+                }
+                _ => {
+                    report.unknown += 1;
+                    tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
+                        to = %m.masked_address(), error = err, "outcome unknown; held for a human");
+                }
+            }
+            crate::metrics::send_answered(m.channel, *status);
         }
         Ok(())
     }
@@ -627,34 +717,50 @@ impl Dispatcher {
     /// [`super::supervise::supervise`], which starts it again.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.health.beat();
+        // Recovery records held answers first (a restart by the supervisor keeps them).
         self.recover()?;
         if let Err(e) = self.resolve_unknown().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot ask providers about unknown SMS");
         }
         tokio::pin!(shutdown);
+        let mut trouble = Trouble::default();
         loop {
             self.health.beat();
             // Read before the round: a change committed while it runs wakes the next one.
             let version = self.data_version();
             let now = self.clock.now();
+            // Real time, not the injected clock: space is freed on the wall clock.
             let mut pause = None;
-            if let Err(e) = self.dispatch_once(now).await {
-                // The database is busy or broken: say so and try again shortly, never spin.
-                tracing::error!(error = %format!("{e:#}"), "outbox dispatch failed");
-                pause = Some(now + Duration::seconds(5));
+            match self.dispatch_once(now).await {
+                Ok(_) => trouble.over(),
+                // The database is full, read-only or broken: say so once, try again with
+                // backoff, never spin. Held answers are retried first at each round.
+                Err(e) => pause = Some(trouble.failed(&e, self.held())),
             }
             let next = match pause {
-                Some(p) => Some(p),
+                Some(_) => None,
                 None => self.next_due().unwrap_or(Some(now + Duration::seconds(5))),
             };
             let sleep = async {
-                match next {
-                    Some(t) => self.clock.sleep_until(t).await,
-                    None => std::future::pending::<()>().await,
+                match (pause, next) {
+                    (Some(p), _) => tokio::time::sleep(p).await,
+                    (None, Some(t)) => self.clock.sleep_until(t).await,
+                    (None, None) => std::future::pending::<()>().await,
                 }
             };
             tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => {
+                    let held = self.held();
+                    if held > 0 {
+                        tracing::error!(
+                            held,
+                            "stopping with send answers the database would not take; their \
+                             messages are recovered at the next start (email resent under its \
+                             Message-ID, SMS held for `wuyed outbox retry ID`)"
+                        );
+                    }
+                    return Ok(());
+                }
                 _ = self.wake.notified() => {}
                 _ = self.changed_elsewhere(version) => {}
                 _ = sleep => {}
@@ -679,6 +785,78 @@ impl Dispatcher {
             if now.is_some() && now != version {
                 return;
             }
+        }
+    }
+}
+
+/// What the answers of a send become in the outbox: status, next attempt, provider id, error.
+fn settle(a: &Answer) -> (Status, DateTime<Utc>, Option<&str>, Option<String>) {
+    let retry = &a.cur.settings.daemon.delivery.retry;
+    let attempts = a.message.attempts + 1;
+    let now = a.at;
+    match &a.outcome {
+        Outcome::Sent { provider_id } => (Status::Sent, now, provider_id.as_deref(), None),
+        Outcome::Temporary(why) if attempts >= retry.max_attempts => (
+            Status::Dead,
+            now,
+            None,
+            Some(format!("gave up after {attempts} attempts: {why}")),
+        ),
+        Outcome::Temporary(why) => (
+            Status::Failed,
+            now + retry.backoff(attempts),
+            None,
+            Some(why.clone()),
+        ),
+        Outcome::Permanent(why) => (Status::Dead, now, None, Some(why.clone())),
+        Outcome::Unknown(why) => (Status::Unknown, now, None, Some(why.clone())),
+    }
+}
+
+/// One episode of failing rounds in [`Dispatcher::run`]: logged at error when it starts (and
+/// when the error changes), quiet while it repeats, and at info when it ends, so a full disk
+/// for an hour is a few lines, not thousands.
+#[derive(Default)]
+struct Trouble {
+    /// When the episode started, the cause last logged, and the next pause.
+    state: Option<(std::time::Instant, String, std::time::Duration)>,
+}
+
+impl Trouble {
+    /// A round failed with `err`; returns how long to pause before the next.
+    fn failed(&mut self, err: &anyhow::Error, held: usize) -> std::time::Duration {
+        let text = format!("{err:#}");
+        // The same cause with more answers held is the same episode.
+        let cause = err.root_cause().to_string();
+        let (_, logged, pause) = self
+            .state
+            .get_or_insert_with(|| (std::time::Instant::now(), String::new(), FIRST_WRITE_PAUSE));
+        if *logged != cause {
+            let what = if crate::store::is_disk_full(err) {
+                "the disk holding the database is full: the dispatcher cannot record what it \
+                 sends, so it holds the answers in memory, claims nothing new and retries; free \
+                 space on the data folder's file system (daemon.data_dir) and sending resumes"
+            } else {
+                "cannot write the outbox; send answers are held in memory, nothing new is \
+                 claimed, and the write is retried"
+            };
+            tracing::error!(error = %text, held, retry_in_ms = pause.as_millis() as u64, "{what}");
+            *logged = cause;
+        } else {
+            tracing::debug!(error = %text, held, "outbox write still failing");
+        }
+        let this = *pause;
+        *pause = (*pause * 2).min(MAX_WRITE_PAUSE);
+        this
+    }
+
+    /// A round went through: ends the episode, if any.
+    fn over(&mut self) {
+        if let Some((started, _, _)) = self.state.take() {
+            tracing::info!(
+                after_s = started.elapsed().as_secs(),
+                "the outbox can be written again; sending resumed"
+            );
         }
     }
 }

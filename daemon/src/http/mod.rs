@@ -820,6 +820,14 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        // A 503 is always "try again later" here (the database held by another writer): say
+        // when, as the listener's own 503 does, so a client backs off instead of hammering.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
         res
     }
 }

@@ -836,3 +836,56 @@ async fn a_request_cut_off_by_the_timeout_gets_408_and_never_writes_later() {
         "the cut-off request wrote the ticket: {v}"
     );
 }
+
+/// A payment posted while another process holds the database's write lock (an admin's
+/// `sqlite3` inside `BEGIN IMMEDIATE`) is answered 503 with `Retry-After` and a JSON error once
+/// the request's wait runs out, writes nothing, and goes through whole when posted again after
+/// the lock is released. The wait is shortened from 30 s to 300 ms for the test.
+#[tokio::test]
+async fn a_write_that_gives_up_on_the_database_lock_is_503_with_retry_after_and_applies_nothing() {
+    let (app, path, _d) = setup();
+    let uri = "/api/v1/communities/shuipan/payments";
+    let pay = r#"{"reference":"LOCK-1","household":"1-1-101","fee_type":"property","period":"2026-01","amount_fen":32000}"#;
+    let payments = || {
+        let c = rusqlite::Connection::open(path.as_ref()).unwrap();
+        c.query_row("SELECT count(*) FROM payments", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let request = || {
+        Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(AxumBody::from(pay))
+            .unwrap()
+    };
+    let other = rusqlite::Connection::open(path.as_ref()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    crate::store::domain::TEST_WAIT_MS.store(300, std::sync::atomic::Ordering::Relaxed);
+    let res = app.clone().oneshot(request()).await.unwrap();
+    crate::store::domain::TEST_WAIT_MS.store(0, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some(RETRY_AFTER_SECS.to_string().as_str())
+    );
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("database is held by another process") && message.contains("try again"),
+        "{v}"
+    );
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(payments(), 0, "nothing of the refused request was written");
+    let res = app.clone().oneshot(request()).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        payments(),
+        1,
+        "the same request goes through once the lock is released"
+    );
+}

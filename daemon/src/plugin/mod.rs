@@ -108,7 +108,7 @@ pub struct PluginSettings {
     /// Linear memory one plugin instance may use, in MiB (default 64, at most 512).
     #[serde(default = "default_memory_mib")]
     pub memory_mib: u64,
-    /// Intents (messages, notices, timers, tickets, kv writes) one run may produce (default 10000).
+    /// Intents (messages, notices, timers, tickets, kv writes) one run may produce (default 30000).
     #[serde(default = "default_max_intents")]
     pub max_intents: u32,
     /// Size of one intent (template variables, timer payload, kv value), in bytes (default 65536).
@@ -162,8 +162,13 @@ fn default_deadline_ms() -> u64 {
 fn default_memory_mib() -> u64 {
     64
 }
+/// Messages and kv writes count together, and a fee run writes one of each per household (the
+/// reminder and its ladder entry): 30,000 carries a 10,000-household community with room for
+/// the run's notices and timers (10,000 refused such a run at its 5,000th household). Raised
+/// rather than split into a second cap: what the count guards against is a run holding too
+/// much until it commits, whatever kind of intent it is, and `max_run_bytes` bounds the bytes.
 fn default_max_intents() -> u32 {
-    10_000
+    30_000
 }
 fn default_max_payload_bytes() -> u32 {
     64 * 1024
@@ -367,7 +372,7 @@ mod tests {
         let l = Limits::resolve(&settings, Some(&lowered)).unwrap();
         assert_eq!(l.memory_bytes, 16 * 1024 * 1024);
         assert_eq!(l.deadline_ticks(), 20);
-        assert_eq!(l.max_intents, 10_000);
+        assert_eq!(l.max_intents, 30_000);
 
         let raised = LimitOverrides {
             memory_mib: Some(128),

@@ -191,7 +191,7 @@ fn a_flood_of_intents_is_refused_past_the_cap() {
         failure(&r),
         (
             FailureKind::IntentCap,
-            "more than 10000 intents in one run (the limit); the run is refused whole".into()
+            "more than 30000 intents in one run (the limit); the run is refused whole".into()
         )
     );
 }
@@ -243,7 +243,7 @@ fn a_flood_of_timers_is_refused_past_the_intent_cap() {
         failure(&r),
         (
             FailureKind::IntentCap,
-            "more than 10000 intents in one run (the limit); the run is refused whole".into()
+            "more than 30000 intents in one run (the limit); the run is refused whole".into()
         )
     );
 }

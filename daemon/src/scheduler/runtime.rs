@@ -868,21 +868,42 @@ async fn execute(
                 "run done"
             )
         }
-        // The commit met another process's lock and gave up (a store with bounded patience):
-        // nothing was applied, so the run is redone from scratch shortly, not failed for good.
-        Err(err) if crate::store::lock::is_lock_conflict_any(&err) => {
+        // The commit met another process's lock and gave up (a store with bounded patience), or
+        // the disk was full: nothing was applied, so the run is redone from scratch shortly, not
+        // failed for good (neither is the plugin's fault).
+        Err(err)
+            if crate::store::lock::is_lock_conflict_any(&err)
+                || crate::store::is_disk_full(&err) =>
+        {
             let message = format!("{err:#}");
-            tracing::warn!(%community, %workflow, run_id, error = %message, "run's commit met a locked database; it will be redone");
-            let store2 = store.clone();
-            let now = clock.now();
-            let requeued = blocking
-                .run(move || store2.requeue_run(run_id, now, now + retry_after_error(), &message))
-                .await;
-            if !matches!(requeued, Ok(Ok(_))) {
-                tracing::error!(
-                    run_id,
-                    "could not put the run back in line; it will be redone at the next start"
-                );
+            tracing::warn!(%community, %workflow, run_id, error = %message, "run's commit could not be written; it will be redone");
+            // Putting it back in line is a write too, which a full disk refuses: retried with
+            // backoff (real time: space is freed on the wall clock) until it goes through or
+            // the scheduler stops, rather than leaving the run `running` until the next start.
+            let mut pause = std::time::Duration::from_secs(1);
+            loop {
+                let (store2, message) = (store.clone(), message.clone());
+                let now = clock.now();
+                let requeued = blocking
+                    .run(move || {
+                        store2.requeue_run(run_id, now, now + retry_after_error(), &message)
+                    })
+                    .await;
+                match requeued {
+                    Ok(Ok(_)) => break,
+                    Ok(Err(e)) if crate::store::is_disk_full(&e) => {
+                        tracing::debug!(run_id, error = %format!("{e:#}"), "cannot put the run back in line yet");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(15));
+                    }
+                    _ => {
+                        tracing::error!(
+                            run_id,
+                            "could not put the run back in line; it will be redone at the next start"
+                        );
+                        break;
+                    }
+                }
             }
         }
         Err(err) => {

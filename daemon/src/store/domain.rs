@@ -110,8 +110,26 @@ pub fn with_tx<R, E: From<rusqlite::Error>>(
     conn: &mut Connection,
     f: impl FnOnce(&Tx<'_>) -> Result<R, E>,
 ) -> Result<R, E> {
-    super::lock::write(conn, super::Patience::INTERACTIVE, f)
+    super::lock::write(conn, interactive(), f)
 }
+
+/// What [`with_tx`] waits for another process's lock: [`super::Patience::INTERACTIVE`], unless a
+/// test of this crate shortened it ([`TEST_WAIT_MS`]) to prove the give-up path without waiting
+/// 30 s. Not a setting: a person waiting on the API should not get another answer than a script.
+fn interactive() -> super::Patience {
+    #[cfg(test)]
+    {
+        let ms = TEST_WAIT_MS.load(std::sync::atomic::Ordering::Relaxed);
+        if ms > 0 {
+            return super::Patience::Bounded(std::time::Duration::from_millis(ms));
+        }
+    }
+    super::Patience::INTERACTIVE
+}
+
+/// Milliseconds [`with_tx`] waits for a lock in this crate's tests; 0 keeps the shipped wait.
+#[cfg(test)]
+pub(crate) static TEST_WAIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl<'a> Tx<'a> {
     /// Read and write access to one community's domain data inside this transaction.

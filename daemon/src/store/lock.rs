@@ -60,6 +60,18 @@ pub fn is_lock_conflict_any(err: &anyhow::Error) -> bool {
         .any(is_lock_conflict)
 }
 
+/// Whether anything in `err`'s chain says the database could not grow: SQLite's `SQLITE_FULL`
+/// ("database or disk is full"), or the file system's "No space left on device" underneath.
+/// Waiting does not cure it by itself; someone must free space, so callers say that.
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<rusqlite::Error>()
+            .is_some_and(|e| e.sqlite_error_code() == Some(ErrorCode::DiskFull))
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
+    })
+}
+
 /// Runs `f` in an immediate transaction on `conn` and commits it, waiting for the write lock
 /// (at `BEGIN` and at `COMMIT`) with `patience`. `f` runs once: on its error everything it
 /// wrote is rolled back and the error returned.

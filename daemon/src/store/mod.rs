@@ -30,7 +30,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-pub use lock::Patience;
+pub use lock::{Patience, is_disk_full};
 pub use migrations::{LATEST_VERSION, refuse_newer};
 pub use runs::{PlanOutcome, PlannedSlot, RunRow, RunState, SlotPlan, WorkflowPlan};
 
