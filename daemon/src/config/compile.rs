@@ -21,6 +21,8 @@ use super::{
     Calendar, Community, CommunityFile, ConfigError, DaemonFile, HttpSection, LoadOptions,
     NonWorkday, Report, Role, Schedule, Settings, Workflow,
 };
+use crate::deliver::QuietWindow;
+use crate::domain::Language;
 
 /// The daemon's own file, in the config directory.
 pub(crate) const DAEMON_FILE: &str = "wuyed.toml";
@@ -154,14 +156,24 @@ impl Compiler<'_> {
             } else {
                 seen_ids.insert(file.id.clone(), doc.shown.clone());
             }
-            self.errors
-                .extend(crate::deliver::check_community_delivery(&file, &doc.shown));
+            for e in crate::deliver::check_community_delivery(&file, &doc.shown) {
+                self.errors.push(doc.at(&KeyPath::parse(&e.key), e.message));
+            }
             if let Some(c) = self.community(&doc, file, &daemon, daemon_tz) {
                 communities.push(Arc::new(c));
             }
         }
         let ids: Vec<&str> = seen_ids.keys().map(String::as_str).collect();
-        self.errors.extend(module_checks(self.dir, &daemon, &ids));
+        for e in module_checks(self.dir, &daemon, &ids) {
+            // The delivery rules name their key; the line is found here, as for ours.
+            let located = match &self.daemon_doc {
+                Some(doc) if doc.shown == e.file && e.line.is_none() && !e.key.is_empty() => {
+                    doc.at(&KeyPath::parse(&e.key), e.message)
+                }
+                _ => e,
+            };
+            self.errors.push(located);
+        }
         self.owner_links(&daemon.http, &communities);
         // With a community file whose id could not be read, an override may well be meant for
         // it: its own error says what to fix first.
@@ -471,14 +483,14 @@ impl Compiler<'_> {
                 .ok(),
             None => daemon_tz,
         };
-        if let Err(m) = check_locale(&file.locale) {
-            self.errors.push(doc.at(&key("locale"), m));
-        }
+        let locale = check_locale(&file.locale)
+            .map_err(|m| self.errors.push(doc.at(&key("locale"), m)))
+            .ok();
         let calendar = match &file.calendar {
             Some(name) => self.calendar(doc, name),
             None => None,
         };
-        self.hours(doc, &file);
+        let quiet = self.hours(doc, &file);
         let staffed = self.staff(doc, &file);
 
         let mut workflows = Vec::new();
@@ -498,20 +510,37 @@ impl Compiler<'_> {
         // Staff phones may be written `138 0000 0001` (checked above); delivery wants the number
         // itself, as owners' phones are stored by import, or it finds no usable phone and lists
         // the person as unreachable.
-        let mut file = file;
-        for s in &mut file.staff {
+        let CommunityFile {
+            id,
+            name,
+            mut staff,
+            limits,
+            delivery,
+            ..
+        } = file;
+        for s in &mut staff {
             if let Some(phone) = &mut s.phone {
                 phone.retain(|c| c.is_ascii_digit() || c == '+');
             }
         }
+        let delivery = delivery.unwrap_or_default();
+        let tz = tz?;
+        let (start, end) = quiet?;
         Some(Community {
             file: doc.shown.clone(),
-            id: file.id.clone(),
-            name: file.name.clone(),
-            tz: tz?,
+            id,
+            name,
+            tz,
             calendar: calendar.flatten(),
+            locale: locale?,
+            quiet: QuietWindow { tz, start, end },
+            quiet_spread: delivery
+                .quiet_spread
+                .unwrap_or(daemon.delivery.quiet_spread),
+            staff,
+            limits,
+            delivery,
             workflows,
-            raw: file,
         })
     }
 
@@ -581,7 +610,8 @@ impl Compiler<'_> {
         loaded.map(Some)
     }
 
-    fn hours(&mut self, doc: &FileDoc, file: &CommunityFile) {
+    /// Reception and quiet hours; returns the quiet window's start and end when both parse.
+    fn hours(&mut self, doc: &FileDoc, file: &CommunityFile) -> Option<(NaiveTime, NaiveTime)> {
         let mut time = |path: &str, text: &str| {
             check_hhmm(text)
                 .map_err(|m| self.errors.push(doc.at(&KeyPath::parse(path), m)))
@@ -609,6 +639,7 @@ impl Compiler<'_> {
                 "start and end are equal, so there are no quiet hours",
             ));
         }
+        Some((start?, end?))
     }
 
     /// Staff rules; returns the roles that have at least one member.
@@ -720,18 +751,11 @@ impl Compiler<'_> {
             );
             self.errors.push(doc.at(&key("on_non_workday"), message));
         }
-        let mut duration = |k: &str, text: &str| match parse_duration(text) {
-            Ok(d) if d < chrono::Duration::zero() => {
-                let message = format!("invalid duration {text:?}: must not be negative");
-                self.errors.push(doc.at(&key(k), message));
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                let message = format!("invalid duration {text:?}: {e}");
-                self.errors.push(doc.at(&key(k), message));
-                None
-            }
+        // The parser never yields a negative duration: it takes no sign.
+        let mut duration = |k: &str, text: &str| {
+            parse_duration(text)
+                .map_err(|m| self.errors.push(doc.at(&key(k), m)))
+                .ok()
         };
         let window = duration("catch_up_window", &wf.catch_up_window);
         let jitter = duration("jitter", &wf.jitter);
@@ -764,7 +788,9 @@ impl Compiler<'_> {
             catch_up: wf.catch_up,
             catch_up_window: window?,
             jitter: jitter?,
-            raw: wf.clone(),
+            notifies: wf.notifies.clone(),
+            events: wf.events.clone(),
+            params: wf.params.clone(),
         })
     }
 }
@@ -946,9 +972,11 @@ pub(crate) fn check_hhmm(text: &str) -> Result<NaiveTime, String> {
     }
 }
 
-pub(crate) fn check_locale(locale: &str) -> Result<(), String> {
+/// Exactly as the templates' file names spell it (`bill_notice.zh-CN.toml`), so only these two.
+pub(crate) fn check_locale(locale: &str) -> Result<Language, String> {
     match locale {
-        "zh-CN" | "en" => Ok(()),
+        "zh-CN" => Ok(Language::ZhCn),
+        "en" => Ok(Language::En),
         other => Err(format!(
             "unsupported locale {other:?}: expected \"zh-CN\" or \"en\""
         )),
@@ -1466,7 +1494,7 @@ notifies = ["customer_service"]
             ),
         );
         let settings = f.report().settings.unwrap();
-        let params = &settings.communities[0].workflows[0].raw.params;
+        let params = &settings.communities[0].workflows[0].params;
         assert_eq!(
             params["first"].as_datetime().unwrap().to_string(),
             "2026-01-05"
@@ -1510,7 +1538,7 @@ notifies = ["customer_service"]
     }
 
     #[test]
-    fn durations_must_parse_and_not_be_negative() {
+    fn workflow_durations_must_parse() {
         let f = Fixture::new();
         f.community(
             "lakeside",
@@ -1524,11 +1552,11 @@ notifies = ["customer_service"]
             f.errors(),
             [
                 format!(
-                    "communities/lakeside.toml:26: workflows.heartbeat.catch_up_window: invalid duration \"2 days\": {}",
+                    "communities/lakeside.toml:26: workflows.heartbeat.catch_up_window: {}",
                     why("2 days")
                 ),
                 format!(
-                    "communities/lakeside.toml:27: workflows.heartbeat.jitter: invalid duration \"10x\": {}",
+                    "communities/lakeside.toml:27: workflows.heartbeat.jitter: {}",
                     why("10x")
                 ),
             ]
@@ -1874,10 +1902,10 @@ notifies = ["customer_service"]
         assert_eq!(s.data_dir, Path::new("/var/lib/wuye"));
         assert_eq!(s.daemon.http.listen, "0.0.0.0:9000");
         let c = s.community("lake-side").unwrap();
-        assert_eq!(c.raw.quiet_hours.start, "22:30");
+        assert_eq!(c.quiet.start, NaiveTime::from_hms_opt(22, 30, 0).unwrap());
         // The override applied, and like every staff phone it is kept as the bare number.
-        assert_eq!(c.raw.staff[1].phone.as_deref(), Some("13800000099"));
-        assert_eq!(c.workflows[0].raw.notifies, [Role::Supervisor]);
+        assert_eq!(c.staff[1].phone.as_deref(), Some("13800000099"));
+        assert_eq!(c.workflows[0].notifies, [Role::Supervisor]);
     }
 
     #[test]
@@ -1953,7 +1981,7 @@ notifies = ["customer_service"]
         assert_eq!(
             f.lines(&f.report().errors),
             [
-                "wuyed.toml:8: http.header_timeout: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"10 s\"",
+                "wuyed.toml:8: http.header_timeout: invalid duration \"10 s\": unknown unit \" s\" (s, m, h, d or w)",
                 "wuyed.toml:9: http.request_timeout: \"0s\" is out of range: give between 1s and 600s",
                 "wuyed.toml:10: http.max_connections: 0 is out of range: give between 1 and 10000 (each connection holds a file descriptor)",
             ]
