@@ -1537,6 +1537,102 @@ notifies = ["customer_service"]
         );
     }
 
+    /// Every duration and hour is parsed as the config loads: a bad one in `wuyed.toml` or in
+    /// a community file is an error at its file, line and key, not a default at send time.
+    #[test]
+    fn bad_durations_and_hours_name_their_file_line_and_key() {
+        let f = Fixture::new();
+        f.write(
+            DAEMON_FILE,
+            &format!(
+                "{DAEMON}\n[delivery]\nquiet_spread = \"half an hour\"\n[delivery.validity]\nurgent = \"12 h\"\n[delivery.retry]\nbase = \"0s\"\n"
+            ),
+        );
+        f.community(
+            "lakeside",
+            &format!(
+                "{}\n[delivery]\nquiet_spread = \"1.5h\"\n",
+                good_with("\n[[staff]]", "\n[quiet_hours]\nend = \"8am\"\n\n[[staff]]",)
+            ),
+        );
+        assert_eq!(
+            f.errors(),
+            [
+                "wuyed.toml:8: delivery.quiet_spread: invalid duration \"half an hour\": expected a number before \"half an hour\" (durations look like \"90s\", \"10m\", \"2d\")",
+                "wuyed.toml:10: delivery.validity.urgent: invalid duration \"12 h\": unknown unit \" h\" (s, m, h, d or w)",
+                "wuyed.toml:12: delivery.retry.base: \"0s\" is too short: give at least \"1s\" (the first wait before a retry)",
+                "communities/lakeside.toml:6: quiet_hours.end: invalid time \"8am\": expected HH:MM, 24-hour local time (\"08:30\")",
+                "communities/lakeside.toml:32: delivery.quiet_spread: invalid duration \"1.5h\": only whole numbers are allowed (\"90m\", not \"1.5h\")",
+            ]
+        );
+    }
+
+    /// What a component reads is typed by the load: the quiet window and spread delivery
+    /// waits on, validity and retry, the locale, the sender and SMS provider.
+    #[test]
+    fn values_reach_the_components_typed() {
+        let f = Fixture::new();
+        f.write(
+            DAEMON_FILE,
+            &format!(
+                "{DAEMON}\n[delivery]\nquiet_spread = \"20m\"\n[delivery.validity]\nurgent = \"1h30m\"\n[delivery.retry]\nbase = \"1m\"\nmax = \"2h\"\n"
+            ),
+        );
+        let with_hours = good_with(
+            "\n[[staff]]",
+            "locale = \"en\"\n[quiet_hours]\nstart = \"22:30\"\nend = \"07:15\"\n\n[[staff]]",
+        );
+        f.community(
+            "lakeside",
+            &format!("{with_hours}\n[delivery]\nfrom = \"湖畔 <desk@lakeside.example>\"\nquiet_spread = \"5m\"\n[delivery.sms]\nprovider = \"webhook\"\n"),
+        );
+        f.community("other", &good_with("id = \"lakeside\"", "id = \"other\""));
+        let report = f.report();
+        assert_eq!(f.lines(&report.errors), Vec::<String>::new());
+        let s = report.settings.unwrap();
+        let d = &s.daemon.delivery;
+        assert_eq!(
+            d.validity.of(crate::deliver::Category::Urgent),
+            chrono::Duration::minutes(90)
+        );
+        assert_eq!(
+            d.validity.of(crate::deliver::Category::Transactional),
+            chrono::Duration::days(3)
+        );
+        assert_eq!(
+            (d.retry.base, d.retry.max),
+            (chrono::Duration::minutes(1), chrono::Duration::hours(2))
+        );
+
+        let c = s.community("lakeside").unwrap();
+        assert_eq!(c.locale, Language::En);
+        let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(
+            c.quiet,
+            QuietWindow {
+                tz: chrono_tz::Asia::Shanghai,
+                start: hm(22, 30),
+                end: hm(7, 15)
+            }
+        );
+        assert_eq!(c.quiet_spread, chrono::Duration::minutes(5));
+        assert_eq!(
+            c.delivery.from.as_deref(),
+            Some("湖畔 <desk@lakeside.example>")
+        );
+        assert_eq!(
+            c.delivery.sms.as_ref().map(|s| s.provider),
+            Some(crate::deliver::SmsProvider::Webhook)
+        );
+        assert_eq!(c.staff[0].phone.as_deref(), Some("13800000001"));
+
+        // A community without its own takes the daemon's spread and the documented defaults.
+        let other = s.community("other").unwrap();
+        assert_eq!(other.quiet_spread, chrono::Duration::minutes(20));
+        assert_eq!(other.locale, Language::ZhCn);
+        assert_eq!((other.quiet.start, other.quiet.end), (hm(21, 0), hm(8, 0)));
+    }
+
     #[test]
     fn workflow_durations_must_parse() {
         let f = Fixture::new();
