@@ -410,19 +410,18 @@ pub fn check_delivery_settings(
     errors
 }
 
-/// Checks of a community's `[delivery]`, for `wuyed check` (quiet hours are checked by config).
+/// Checks of a community's `[delivery]`, for `wuyed check` (its `quiet_spread` is parsed as the
+/// file is read, quiet hours by config).
 pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::config::ConfigError> {
     let mut errors = Vec::new();
-    if let Some(d) = &c.delivery {
-        if let Some(from) = &d.from
-            && from.parse::<lettre::message::Mailbox>().is_err()
-        {
-            errors.push(config_error(
-                file,
-                "delivery.from",
-                format!("not a mailbox: {from:?}"),
-            ));
-        }
+    if let Some(from) = c.delivery.as_ref().and_then(|d| d.from.as_ref())
+        && from.parse::<lettre::message::Mailbox>().is_err()
+    {
+        errors.push(config_error(
+            file,
+            "delivery.from",
+            format!("not a mailbox: {from:?}"),
+        ));
     }
     errors
 }
