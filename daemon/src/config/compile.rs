@@ -516,8 +516,10 @@ impl Compiler<'_> {
             mut staff,
             limits,
             delivery,
+            workflows: mut written,
             ..
         } = file;
+        let callback_params = written.remove("callback_escalation").map(|w| w.params);
         for s in &mut staff {
             if let Some(phone) = &mut s.phone {
                 phone.retain(|c| c.is_ascii_digit() || c == '+');
@@ -541,6 +543,7 @@ impl Compiler<'_> {
             limits,
             delivery,
             workflows,
+            callback_params,
         })
     }
 

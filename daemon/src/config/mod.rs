@@ -93,6 +93,9 @@ pub struct Community {
     pub delivery: crate::deliver::CommunityDelivery,
     /// The enabled workflows, by name; a disabled one is checked but not listed here.
     pub workflows: Vec<Workflow>,
+    /// `workflows.callback_escalation.params`, enabled or not: the callbacks report judges
+    /// by its SLA keys even where the escalation itself is switched off (`report::sla_of`).
+    pub callback_params: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +305,7 @@ impl Community {
             limits: None,
             delivery: Default::default(),
             workflows: Vec::new(),
+            callback_params: None,
         }
     }
 }

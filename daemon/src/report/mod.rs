@@ -291,19 +291,19 @@ pub fn as_of_day(period: &Period, today: NaiveDate) -> NaiveDate {
     period.last_day().min(today)
 }
 
-/// The callback SLA from `[workflows.callback_escalation.params]` of the enabled workflow,
-/// defaults otherwise. The params are the plugin's (its declaration types them for
-/// `wuyed check`); the range is the report's own rule.
+/// The callback SLA from `[workflows.callback_escalation.params]` (enabled or not), defaults
+/// otherwise. The params are the plugin's (its declaration types them for `wuyed check`); the
+/// range is the report's own rule.
 pub fn sla_of(community: &Community) -> anyhow::Result<Sla> {
     let mut sla = Sla::default();
-    let Some(w) = community.workflow("callback_escalation") else {
+    let Some(params) = &community.callback_params else {
         return Ok(sla);
     };
     for (key, slot) in [
         ("sla_hours_repair", &mut sla.repair_hours),
         ("sla_hours_complaint", &mut sla.complaint_hours),
     ] {
-        match w.params.get(key) {
+        match params.get(key) {
             None => {}
             Some(toml::Value::Integer(h)) if (1..=24 * 365).contains(h) => *slot = *h,
             Some(v) => {
