@@ -286,7 +286,6 @@ fn shipped_demo_data_imports_with_the_shipped_config() {
             .iter()
             .find(|c| c.id == community)
             .unwrap()
-            .raw
             .staff
             .iter()
             .map(|s| s.id.clone())

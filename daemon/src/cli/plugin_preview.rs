@@ -49,7 +49,7 @@ pub fn render_intents(
             return out;
         }
     };
-    let community_locale = community.raw.locale.as_str();
+    let community_locale = community.locale.as_str();
     let _ = writeln!(
         out.text,
         "messages (templates of {}, community {}):",

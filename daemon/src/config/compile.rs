@@ -21,6 +21,8 @@ use super::{
     Calendar, Community, CommunityFile, ConfigError, DaemonFile, HttpSection, LoadOptions,
     NonWorkday, Report, Role, Schedule, Settings, Workflow,
 };
+use crate::deliver::QuietWindow;
+use crate::domain::Language;
 
 /// The daemon's own file, in the config directory.
 pub(crate) const DAEMON_FILE: &str = "wuyed.toml";
@@ -154,14 +156,24 @@ impl Compiler<'_> {
             } else {
                 seen_ids.insert(file.id.clone(), doc.shown.clone());
             }
-            self.errors
-                .extend(crate::deliver::check_community_delivery(&file, &doc.shown));
+            for e in crate::deliver::check_community_delivery(&file, &doc.shown) {
+                self.errors.push(doc.at(&KeyPath::parse(&e.key), e.message));
+            }
             if let Some(c) = self.community(&doc, file, &daemon, daemon_tz) {
                 communities.push(Arc::new(c));
             }
         }
         let ids: Vec<&str> = seen_ids.keys().map(String::as_str).collect();
-        self.errors.extend(module_checks(self.dir, &daemon, &ids));
+        for e in module_checks(self.dir, &daemon, &ids) {
+            // The delivery rules name their key; the line is found here, as for ours.
+            let located = match &self.daemon_doc {
+                Some(doc) if doc.shown == e.file && e.line.is_none() && !e.key.is_empty() => {
+                    doc.at(&KeyPath::parse(&e.key), e.message)
+                }
+                _ => e,
+            };
+            self.errors.push(located);
+        }
         self.owner_links(&daemon.http, &communities);
         // With a community file whose id could not be read, an override may well be meant for
         // it: its own error says what to fix first.
@@ -471,14 +483,14 @@ impl Compiler<'_> {
                 .ok(),
             None => daemon_tz,
         };
-        if let Err(m) = check_locale(&file.locale) {
-            self.errors.push(doc.at(&key("locale"), m));
-        }
+        let locale = check_locale(&file.locale)
+            .map_err(|m| self.errors.push(doc.at(&key("locale"), m)))
+            .ok();
         let calendar = match &file.calendar {
             Some(name) => self.calendar(doc, name),
             None => None,
         };
-        self.hours(doc, &file);
+        let quiet = self.hours(doc, &file);
         let staffed = self.staff(doc, &file);
 
         let mut workflows = Vec::new();
@@ -498,20 +510,40 @@ impl Compiler<'_> {
         // Staff phones may be written `138 0000 0001` (checked above); delivery wants the number
         // itself, as owners' phones are stored by import, or it finds no usable phone and lists
         // the person as unreachable.
-        let mut file = file;
-        for s in &mut file.staff {
+        let CommunityFile {
+            id,
+            name,
+            mut staff,
+            limits,
+            delivery,
+            workflows: mut written,
+            ..
+        } = file;
+        let callback_params = written.remove("callback_escalation").map(|w| w.params);
+        for s in &mut staff {
             if let Some(phone) = &mut s.phone {
                 phone.retain(|c| c.is_ascii_digit() || c == '+');
             }
         }
+        let delivery = delivery.unwrap_or_default();
+        let tz = tz?;
+        let (start, end) = quiet?;
         Some(Community {
             file: doc.shown.clone(),
-            id: file.id.clone(),
-            name: file.name.clone(),
-            tz: tz?,
+            id,
+            name,
+            tz,
             calendar: calendar.flatten(),
+            locale: locale?,
+            quiet: QuietWindow { tz, start, end },
+            quiet_spread: delivery
+                .quiet_spread
+                .unwrap_or(daemon.delivery.quiet_spread),
+            staff,
+            limits,
+            delivery,
             workflows,
-            raw: file,
+            callback_params,
         })
     }
 
@@ -581,7 +613,8 @@ impl Compiler<'_> {
         loaded.map(Some)
     }
 
-    fn hours(&mut self, doc: &FileDoc, file: &CommunityFile) {
+    /// Reception and quiet hours; returns the quiet window's start and end when both parse.
+    fn hours(&mut self, doc: &FileDoc, file: &CommunityFile) -> Option<(NaiveTime, NaiveTime)> {
         let mut time = |path: &str, text: &str| {
             check_hhmm(text)
                 .map_err(|m| self.errors.push(doc.at(&KeyPath::parse(path), m)))
@@ -609,6 +642,7 @@ impl Compiler<'_> {
                 "start and end are equal, so there are no quiet hours",
             ));
         }
+        Some((start?, end?))
     }
 
     /// Staff rules; returns the roles that have at least one member.
@@ -720,18 +754,11 @@ impl Compiler<'_> {
             );
             self.errors.push(doc.at(&key("on_non_workday"), message));
         }
-        let mut duration = |k: &str, text: &str| match parse_duration(text) {
-            Ok(d) if d < chrono::Duration::zero() => {
-                let message = format!("invalid duration {text:?}: must not be negative");
-                self.errors.push(doc.at(&key(k), message));
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                let message = format!("invalid duration {text:?}: {e}");
-                self.errors.push(doc.at(&key(k), message));
-                None
-            }
+        // The parser never yields a negative duration: it takes no sign.
+        let mut duration = |k: &str, text: &str| {
+            parse_duration(text)
+                .map_err(|m| self.errors.push(doc.at(&key(k), m)))
+                .ok()
         };
         let window = duration("catch_up_window", &wf.catch_up_window);
         let jitter = duration("jitter", &wf.jitter);
@@ -764,7 +791,9 @@ impl Compiler<'_> {
             catch_up: wf.catch_up,
             catch_up_window: window?,
             jitter: jitter?,
-            raw: wf.clone(),
+            notifies: wf.notifies.clone(),
+            events: wf.events.clone(),
+            params: wf.params.clone(),
         })
     }
 }
@@ -946,9 +975,11 @@ pub(crate) fn check_hhmm(text: &str) -> Result<NaiveTime, String> {
     }
 }
 
-pub(crate) fn check_locale(locale: &str) -> Result<(), String> {
+/// Exactly as the templates' file names spell it (`bill_notice.zh-CN.toml`), so only these two.
+pub(crate) fn check_locale(locale: &str) -> Result<Language, String> {
     match locale {
-        "zh-CN" | "en" => Ok(()),
+        "zh-CN" => Ok(Language::ZhCn),
+        "en" => Ok(Language::En),
         other => Err(format!(
             "unsupported locale {other:?}: expected \"zh-CN\" or \"en\""
         )),
@@ -1466,7 +1497,7 @@ notifies = ["customer_service"]
             ),
         );
         let settings = f.report().settings.unwrap();
-        let params = &settings.communities[0].workflows[0].raw.params;
+        let params = &settings.communities[0].workflows[0].params;
         assert_eq!(
             params["first"].as_datetime().unwrap().to_string(),
             "2026-01-05"
@@ -1509,8 +1540,104 @@ notifies = ["customer_service"]
         );
     }
 
+    /// Every duration and hour is parsed as the config loads: a bad one in `wuyed.toml` or in
+    /// a community file is an error at its file, line and key, not a default at send time.
     #[test]
-    fn durations_must_parse_and_not_be_negative() {
+    fn bad_durations_and_hours_name_their_file_line_and_key() {
+        let f = Fixture::new();
+        f.write(
+            DAEMON_FILE,
+            &format!(
+                "{DAEMON}\n[delivery]\nquiet_spread = \"half an hour\"\n[delivery.validity]\nurgent = \"12 h\"\n[delivery.retry]\nbase = \"0s\"\n"
+            ),
+        );
+        f.community(
+            "lakeside",
+            &format!(
+                "{}\n[delivery]\nquiet_spread = \"1.5h\"\n",
+                good_with("\n[[staff]]", "\n[quiet_hours]\nend = \"8am\"\n\n[[staff]]",)
+            ),
+        );
+        assert_eq!(
+            f.errors(),
+            [
+                "wuyed.toml:8: delivery.quiet_spread: invalid duration \"half an hour\": expected a number before \"half an hour\" (durations look like \"90s\", \"10m\", \"2d\")",
+                "wuyed.toml:10: delivery.validity.urgent: invalid duration \"12 h\": unknown unit \" h\" (s, m, h, d or w)",
+                "wuyed.toml:12: delivery.retry.base: \"0s\" is too short: give at least \"1s\" (the first wait before a retry)",
+                "communities/lakeside.toml:6: quiet_hours.end: invalid time \"8am\": expected HH:MM, 24-hour local time (\"08:30\")",
+                "communities/lakeside.toml:32: delivery.quiet_spread: invalid duration \"1.5h\": only whole numbers are allowed (\"90m\", not \"1.5h\")",
+            ]
+        );
+    }
+
+    /// What a component reads is typed by the load: the quiet window and spread delivery
+    /// waits on, validity and retry, the locale, the sender and SMS provider.
+    #[test]
+    fn values_reach_the_components_typed() {
+        let f = Fixture::new();
+        f.write(
+            DAEMON_FILE,
+            &format!(
+                "{DAEMON}\n[delivery]\nquiet_spread = \"20m\"\n[delivery.validity]\nurgent = \"1h30m\"\n[delivery.retry]\nbase = \"1m\"\nmax = \"2h\"\n"
+            ),
+        );
+        let with_hours = good_with(
+            "\n[[staff]]",
+            "locale = \"en\"\n[quiet_hours]\nstart = \"22:30\"\nend = \"07:15\"\n\n[[staff]]",
+        );
+        f.community(
+            "lakeside",
+            &format!("{with_hours}\n[delivery]\nfrom = \"湖畔 <desk@lakeside.example>\"\nquiet_spread = \"5m\"\n[delivery.sms]\nprovider = \"webhook\"\n"),
+        );
+        f.community("other", &good_with("id = \"lakeside\"", "id = \"other\""));
+        let report = f.report();
+        assert_eq!(f.lines(&report.errors), Vec::<String>::new());
+        let s = report.settings.unwrap();
+        let d = &s.daemon.delivery;
+        assert_eq!(
+            d.validity.of(crate::deliver::Category::Urgent),
+            chrono::Duration::minutes(90)
+        );
+        assert_eq!(
+            d.validity.of(crate::deliver::Category::Transactional),
+            chrono::Duration::days(3)
+        );
+        assert_eq!(
+            (d.retry.base, d.retry.max),
+            (chrono::Duration::minutes(1), chrono::Duration::hours(2))
+        );
+
+        let c = s.community("lakeside").unwrap();
+        assert_eq!(c.locale, Language::En);
+        let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(
+            c.quiet,
+            QuietWindow {
+                tz: chrono_tz::Asia::Shanghai,
+                start: hm(22, 30),
+                end: hm(7, 15)
+            }
+        );
+        assert_eq!(c.quiet_spread, chrono::Duration::minutes(5));
+        assert_eq!(
+            c.delivery.from.as_deref(),
+            Some("湖畔 <desk@lakeside.example>")
+        );
+        assert_eq!(
+            c.delivery.sms.as_ref().map(|s| s.provider),
+            Some(crate::deliver::SmsProvider::Webhook)
+        );
+        assert_eq!(c.staff[0].phone.as_deref(), Some("13800000001"));
+
+        // A community without its own takes the daemon's spread and the documented defaults.
+        let other = s.community("other").unwrap();
+        assert_eq!(other.quiet_spread, chrono::Duration::minutes(20));
+        assert_eq!(other.locale, Language::ZhCn);
+        assert_eq!((other.quiet.start, other.quiet.end), (hm(21, 0), hm(8, 0)));
+    }
+
+    #[test]
+    fn workflow_durations_must_parse() {
         let f = Fixture::new();
         f.community(
             "lakeside",
@@ -1524,11 +1651,11 @@ notifies = ["customer_service"]
             f.errors(),
             [
                 format!(
-                    "communities/lakeside.toml:26: workflows.heartbeat.catch_up_window: invalid duration \"2 days\": {}",
+                    "communities/lakeside.toml:26: workflows.heartbeat.catch_up_window: {}",
                     why("2 days")
                 ),
                 format!(
-                    "communities/lakeside.toml:27: workflows.heartbeat.jitter: invalid duration \"10x\": {}",
+                    "communities/lakeside.toml:27: workflows.heartbeat.jitter: {}",
                     why("10x")
                 ),
             ]
@@ -1874,10 +2001,10 @@ notifies = ["customer_service"]
         assert_eq!(s.data_dir, Path::new("/var/lib/wuye"));
         assert_eq!(s.daemon.http.listen, "0.0.0.0:9000");
         let c = s.community("lake-side").unwrap();
-        assert_eq!(c.raw.quiet_hours.start, "22:30");
+        assert_eq!(c.quiet.start, NaiveTime::from_hms_opt(22, 30, 0).unwrap());
         // The override applied, and like every staff phone it is kept as the bare number.
-        assert_eq!(c.raw.staff[1].phone.as_deref(), Some("13800000099"));
-        assert_eq!(c.workflows[0].raw.notifies, [Role::Supervisor]);
+        assert_eq!(c.staff[1].phone.as_deref(), Some("13800000099"));
+        assert_eq!(c.workflows[0].notifies, [Role::Supervisor]);
     }
 
     #[test]
@@ -1953,7 +2080,7 @@ notifies = ["customer_service"]
         assert_eq!(
             f.lines(&f.report().errors),
             [
-                "wuyed.toml:8: http.header_timeout: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"10 s\"",
+                "wuyed.toml:8: http.header_timeout: invalid duration \"10 s\": unknown unit \" s\" (s, m, h, d or w)",
                 "wuyed.toml:9: http.request_timeout: \"0s\" is out of range: give between 1s and 600s",
                 "wuyed.toml:10: http.max_connections: 0 is out of range: give between 1 and 10000 (each connection holds a file descriptor)",
             ]

@@ -51,6 +51,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
+use crate::deliver::QuietWindow;
+use crate::domain::Language;
 use crate::schedule::{Calendar, Schedule};
 
 /// The checked configuration the daemon runs on.
@@ -64,6 +66,9 @@ pub struct Settings {
     pub communities: Vec<Arc<Community>>,
 }
 
+/// One community as the daemon runs it: every value parsed and checked once, by `compile`, so
+/// no component parses text from a community file again (and none can fall back to a default
+/// in silence when a value is bad: that was a `wuyed check` error).
 #[derive(Debug, Clone)]
 pub struct Community {
     /// The file it came from, for messages.
@@ -72,10 +77,25 @@ pub struct Community {
     pub name: String,
     pub tz: Tz,
     pub calendar: Option<Arc<Calendar>>,
+    /// `locale`: the language of messages to owners who have none, and of reports.
+    pub locale: Language,
+    /// `quiet_hours`, in the community's zone.
+    pub quiet: QuietWindow,
+    /// How long after quiet hours the held messages are spread over: the community's
+    /// `delivery.quiet_spread`, else the daemon's.
+    pub quiet_spread: chrono::Duration,
+    /// `staff`, phones kept as the bare number (`+` and digits) delivery sends to.
+    pub staff: Vec<StaffMember>,
+    /// `limits`: the community's lowering of plugin limits (held against `[plugins]` by
+    /// `wuyed check` and at each run, see `crate::plugin::Limits::resolve`).
+    pub limits: Option<crate::plugin::LimitOverrides>,
+    /// `[delivery]` (sender, SMS provider, fallback); defaults when the file has none.
+    pub delivery: crate::deliver::CommunityDelivery,
     /// The enabled workflows, by name; a disabled one is checked but not listed here.
     pub workflows: Vec<Workflow>,
-    /// Everything else as written (environment overrides applied).
-    pub raw: CommunityFile,
+    /// `workflows.callback_escalation.params`, enabled or not: the callbacks report judges
+    /// by its SLA keys even where the escalation itself is switched off (`report::sla_of`).
+    pub callback_params: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +108,13 @@ pub struct Workflow {
     pub catch_up: CatchUp,
     pub catch_up_window: chrono::Duration,
     pub jitter: chrono::Duration,
-    pub raw: WorkflowFile,
+    /// Roles notified (each staffed, with its escalation ladder).
+    pub notifies: Vec<Role>,
+    /// Event kinds and families it reacts to (each one the daemon emits).
+    pub events: Vec<String>,
+    /// `params`, as written: their meaning is the plugin's, and its declaration
+    /// (`plugin::manifest`) is held against them by `wuyed check` (`plugin_needs`).
+    pub params: toml::Table,
 }
 
 /// One problem found in the configuration.
@@ -255,5 +281,49 @@ impl Community {
     /// The enabled workflow with this name.
     pub fn workflow(&self, name: &str) -> Option<&Workflow> {
         self.workflows.iter().find(|w| w.name == name)
+    }
+
+    /// A community with every default of an empty file (Shanghai time, no staff, no
+    /// workflows), for tests that build settings without files.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, name: &str) -> Community {
+        let tz = chrono_tz::Asia::Shanghai;
+        Community {
+            file: PathBuf::from(format!("communities/{id}.toml")),
+            id: id.to_string(),
+            name: name.to_string(),
+            tz,
+            calendar: None,
+            locale: Language::ZhCn,
+            quiet: QuietWindow {
+                tz,
+                start: chrono::NaiveTime::from_hms_opt(21, 0, 0).expect("valid"),
+                end: chrono::NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
+            },
+            quiet_spread: chrono::Duration::minutes(30),
+            staff: Vec::new(),
+            limits: None,
+            delivery: Default::default(),
+            workflows: Vec::new(),
+            callback_params: None,
+        }
+    }
+}
+
+impl Workflow {
+    /// A workflow of `plugin_path` without schedule, events or params, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, plugin_path: &Path) -> Workflow {
+        Workflow {
+            name: name.to_string(),
+            plugin_path: plugin_path.to_path_buf(),
+            schedule: None,
+            catch_up: CatchUp::default(),
+            catch_up_window: chrono::Duration::days(1),
+            jitter: chrono::Duration::zero(),
+            notifies: Vec::new(),
+            events: Vec::new(),
+            params: toml::Table::new(),
+        }
     }
 }

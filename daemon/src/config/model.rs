@@ -6,7 +6,9 @@
 //! the shipped `config/` files repeat them as comments next to real values.
 //!
 //! These types are what the files say, deserialised; [`super::Settings`] is what the daemon runs
-//! on after every check passed (timezones resolved, crontab parsed, calendars loaded).
+//! on after every check passed (timezones resolved, crontab parsed, calendars loaded, hours and
+//! locales typed). Durations of the daemon's own sections are typed as they are read, through
+//! the one parser (`crate::schedule::duration_text`), so a bad one is located like any wrong type.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -89,12 +91,18 @@ pub struct HttpSection {
     /// Longest wait for a request's line and headers, and for the next request on an idle
     /// keep-alive connection; a slower client is disconnected without an answer, so a client
     /// that sends a few bytes at a time cannot hold a connection. Default `"10s"`.
-    #[serde(default = "default_header_timeout")]
-    pub header_timeout: String,
+    #[serde(
+        default = "default_header_timeout",
+        with = "crate::schedule::duration_text"
+    )]
+    pub header_timeout: chrono::Duration,
     /// Longest a whole request may take once its headers are in, body and answer included;
     /// past it the client gets 408 and nothing the request asked for is done. Default `"30s"`.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout: String,
+    #[serde(
+        default = "default_request_timeout",
+        with = "crate::schedule::duration_text"
+    )]
+    pub request_timeout: chrono::Duration,
     /// Connections served at once on each listener; one more is answered 503 with
     /// `Retry-After` at once. Default 256.
     #[serde(default = "default_max_connections")]
@@ -137,11 +145,11 @@ impl HttpSection {
 fn default_listen() -> String {
     "127.0.0.1:8760".to_string()
 }
-fn default_header_timeout() -> String {
-    "10s".to_string()
+fn default_header_timeout() -> chrono::Duration {
+    chrono::Duration::seconds(10)
 }
-fn default_request_timeout() -> String {
-    "30s".to_string()
+fn default_request_timeout() -> chrono::Duration {
+    chrono::Duration::seconds(30)
 }
 fn default_max_connections() -> u32 {
     crate::http::HttpLimits::DEFAULT.max_connections

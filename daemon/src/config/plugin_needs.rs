@@ -90,7 +90,7 @@ fn params(
     workflow: &Workflow,
     m: &Manifest,
 ) -> Vec<ConfigError> {
-    m.check_params(&workflow.raw.params)
+    m.check_params(&workflow.params)
         .into_iter()
         .map(|p| {
             let mut path = KeyPath::root()
@@ -124,8 +124,8 @@ fn templates_of(
     m: &Manifest,
 ) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    let locale = &community.raw.locale;
-    for (name, spec) in m.templates_sent(&workflow.raw.params) {
+    let locale = community.locale.as_str();
+    for (name, spec) in m.templates_sent(&workflow.params) {
         let mut provided: BTreeSet<String> = spec.vars.iter().cloned().collect();
         provided.extend(
             crate::wiring::host_variables(&spec.vars, spec.staff)

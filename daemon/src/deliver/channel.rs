@@ -50,12 +50,10 @@ impl Channels {
             &settings.dir,
             &settings.data_dir,
             &settings.daemon.delivery,
-            settings.communities.iter().map(|c| {
-                (
-                    c.id.clone(),
-                    c.raw.delivery.as_ref().and_then(|d| d.sms.clone()),
-                )
-            }),
+            settings
+                .communities
+                .iter()
+                .map(|c| (c.id.clone(), c.delivery.sms.clone())),
         )
     }
 

@@ -41,10 +41,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::channel::{Channels, Outcome};
-use super::{
-    Category, Channel, Directory, OutboxMessage, QuietWindow, Relevance, Status, earliest_send,
-    parse_duration,
-};
+use super::{Category, Channel, Directory, OutboxMessage, Relevance, Status, earliest_send};
 use crate::clock::SharedClock;
 use crate::config::{Community, Settings};
 use crate::store::Tx;
@@ -389,17 +386,11 @@ impl Dispatcher {
                 format!("owner opted out of informational {}", m.channel),
             ));
         }
-        let cdel = community.raw.delivery.clone().unwrap_or_default();
-        let spread = cdel
-            .quiet_spread
-            .as_deref()
-            .and_then(|s| parse_duration(s).ok())
-            .unwrap_or(cur.settings.daemon.delivery.quiet_spread());
         let at = earliest_send(
             now,
             m.category,
-            &QuietWindow::of(community),
-            spread,
+            &community.quiet,
+            community.quiet_spread,
             &m.spread_seed(),
         );
         if at > now {
@@ -641,8 +632,7 @@ impl Dispatcher {
                 Channel::Email => {
                     let from = cur
                         .community(&m.community)
-                        .and_then(|c| c.raw.delivery.as_ref())
-                        .and_then(|d| d.from.as_deref())
+                        .and_then(|c| c.delivery.from.as_deref())
                         .unwrap_or(&email.from);
                     let unsubscribe = email.unsubscribe_url.as_deref();
                     cur.channels

@@ -23,7 +23,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::Semaphore;
 
-use super::{Category, OutboxMessage, Outcome, SmtpSettings, SmtpTls, key_digest, parse_duration};
+use super::{Category, OutboxMessage, Outcome, SmtpSettings, SmtpTls, key_digest};
 
 /// `List-Unsubscribe` (RFC 2369): lettre has no type for it.
 #[derive(Debug, Clone)]
@@ -202,13 +202,7 @@ impl SmtpPool {
             (None, None) => None,
             _ => anyhow::bail!("username and password go together"),
         };
-        let timeout = match &s.timeout {
-            Some(t) => parse_duration(t)
-                .map_err(|e| anyhow::anyhow!("timeout: {e}"))?
-                .to_std()
-                .unwrap_or(Duration::from_secs(30)),
-            None => Duration::from_secs(30),
-        };
+        let timeout = s.timeout.to_std().context("timeout")?;
         let ca_pem = match &s.ca_file {
             Some(f) => {
                 let path = config_dir.join(f);

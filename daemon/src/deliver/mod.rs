@@ -572,7 +572,7 @@ fn recipients(
             recipients.push((format!("household:{id}"), c, true));
         }
         Audience::StaffRole(role) => {
-            for s in community.raw.staff.iter().filter(|s| s.role == *role) {
+            for s in community.staff.iter().filter(|s| s.role == *role) {
                 recipients.push((format!("staff:{}", s.id), staff_contact(s), false));
             }
             if recipients.is_empty() {
@@ -585,7 +585,6 @@ fn recipients(
         }
         Audience::Staff(id) => {
             let s = community
-                .raw
                 .staff
                 .iter()
                 .find(|s| &s.id == id)
@@ -624,19 +623,12 @@ fn render(
     let slot = req.occurrence.slot();
     // The community's delivery overrides, read in place: a clone per message showed in the
     // profile of a 20,000-message run.
-    let no_overrides;
-    let cdel = match &community.raw.delivery {
-        Some(d) => d,
-        None => {
-            no_overrides = Default::default();
-            &no_overrides
-        }
-    };
+    let cdel = &community.delivery;
     let approved_only = sends_approved_sms_only(cdel, ctx.delivery);
     let locale = contact
         .locale
         .clone()
-        .unwrap_or_else(|| community.raw.locale.clone());
+        .unwrap_or_else(|| community.locale.as_str().to_string());
     let set = ctx
         .templates
         .find(
@@ -644,7 +636,7 @@ fn render(
             &req.workflow,
             &req.template,
             &locale,
-            &community.raw.locale,
+            community.locale.as_str(),
         )
         .with_context(|| {
             format!(
@@ -799,18 +791,11 @@ fn queue_rendered(
     msg.expires_at = ctx.now + ctx.delivery.validity.of(msg.category);
     msg.created_at = ctx.now;
     msg.updated_at = ctx.now;
-    let spread = community
-        .raw
-        .delivery
-        .as_ref()
-        .and_then(|d| d.quiet_spread.as_deref())
-        .and_then(|s| parse_duration(s).ok())
-        .unwrap_or(ctx.delivery.quiet_spread());
     let at = earliest_send(
         ctx.now,
         msg.category,
-        &QuietWindow::of(community),
-        spread,
+        &community.quiet,
+        community.quiet_spread,
         &msg.spread_seed(),
     );
     if at > ctx.now {
@@ -883,24 +868,6 @@ fn template_context(
         locale => locale,
         workflow => req.workflow,
         ..own
-    }
-}
-
-/// `"30s"`, `"15m"`, `"6h"`, `"3d"`: durations as the configuration writes them.
-pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| {
-        format!("expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}")
-    })?;
-    match unit {
-        "s" => Ok(chrono::Duration::seconds(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "d" => Ok(chrono::Duration::days(n)),
-        _ => Err(format!(
-            "expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got {s:?}"
-        )),
     }
 }
 

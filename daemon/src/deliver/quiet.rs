@@ -10,9 +10,9 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use super::Category;
-use crate::config::Community;
 
-/// The quiet window of one community.
+/// The quiet window of one community: its `quiet_hours`, parsed once by the configuration
+/// (`Community::quiet`), where a bad time is a `wuyed check` error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuietWindow {
     pub tz: Tz,
@@ -20,24 +20,7 @@ pub struct QuietWindow {
     pub end: NaiveTime,
 }
 
-/// Parses `HH:MM`.
-pub fn parse_hhmm(s: &str) -> Result<NaiveTime, String> {
-    NaiveTime::parse_from_str(s.trim(), "%H:%M")
-        .map_err(|_| format!("expected a local time as HH:MM, got {s:?}"))
-}
-
 impl QuietWindow {
-    /// The community's window; an unparsable time falls back to the default (21:00–08:00) here
-    /// because `wuyed check` reports it ([`super::check_templates`]) before the daemon starts.
-    pub fn of(community: &Community) -> QuietWindow {
-        let q = &community.raw.quiet_hours;
-        QuietWindow {
-            tz: community.tz,
-            start: parse_hhmm(&q.start).unwrap_or(NaiveTime::from_hms_opt(21, 0, 0).unwrap()),
-            end: parse_hhmm(&q.end).unwrap_or(NaiveTime::from_hms_opt(8, 0, 0).unwrap()),
-        }
-    }
-
     /// Whether `t` (local) is inside the quiet window. Equal start and end mean no quiet hours.
     pub fn is_quiet(&self, t: NaiveTime) -> bool {
         if self.start == self.end {
@@ -106,8 +89,8 @@ mod tests {
     fn shanghai() -> QuietWindow {
         QuietWindow {
             tz: chrono_tz::Asia::Shanghai,
-            start: parse_hhmm("21:00").unwrap(),
-            end: parse_hhmm("08:00").unwrap(),
+            start: NaiveTime::from_hms_opt(21, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
         }
     }
 

@@ -3,17 +3,25 @@
 //! Everything has a default that works without any server: email becomes `.eml` files under
 //! `<data_dir>/outbox/mail/` and SMS a JSON line in `<data_dir>/outbox/sms.jsonl`, so the demo
 //! and a fresh install show what would be sent before anyone configures a gateway.
+//!
+//! Durations here are `chrono::Duration`s read through the configuration's one parser
+//! (`crate::schedule::duration_text`): a bad `"30x"` is a `wuyed check` error at its file, line
+//! and key, and nothing at send time parses text or falls back to a default in silence. What
+//! types cannot say (a validity of zero, a retry cap below its base) is
+//! [`check_delivery_settings`]'s.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Category, parse_duration};
+use chrono::Duration;
+
+use super::Category;
 use crate::config::secret::SecretSource;
 use crate::config::{Community, CommunityFile};
 
 /// `[delivery]` in wuyed.toml.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
     #[serde(default)]
@@ -29,25 +37,35 @@ pub struct DeliverySettings {
     /// Messages held by quiet hours go out spread over this period after the window opens
     /// (default `"30m"`), not in one burst at 08:00. Each message's place in it follows from
     /// who it is to and what it is for (`OutboxMessage::spread_seed`): one recipient's
-    /// messages of the same step from several timers or events go out together.
-    pub quiet_spread: Option<String>,
+    /// messages of the same step from several timers or events go out together. A community
+    /// may set its own (`Community::quiet_spread` is the one in force).
+    #[serde(default = "m30", with = "crate::schedule::duration_text")]
+    pub quiet_spread: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            email: EmailSettings::default(),
+            sms: None,
+            validity: Validity::default(),
+            retry: RetrySettings::default(),
+            quiet_spread: m30(),
+        }
+    }
+}
+
+fn m30() -> Duration {
+    Duration::minutes(30)
 }
 
 impl DeliverySettings {
-    pub fn quiet_spread(&self) -> chrono::Duration {
-        self.quiet_spread
-            .as_deref()
-            .and_then(|s| parse_duration(s).ok())
-            .unwrap_or(chrono::Duration::minutes(30))
-    }
-
     /// The domain of Message-IDs: the sender's (community's `from`, else the daemon's).
     pub fn message_id_domain(&self, community: &Community) -> String {
         let from = community
-            .raw
             .delivery
-            .as_ref()
-            .and_then(|d| d.from.clone())
+            .from
+            .clone()
             .unwrap_or_else(|| self.email.from.clone());
         from.parse::<lettre::message::Mailbox>()
             .map(|m| m.email.domain().to_string())
@@ -109,7 +127,8 @@ pub struct SmtpSettings {
     #[serde(default = "default_pool")]
     pub pool_size: usize,
     /// Per command; default `"30s"`.
-    pub timeout: Option<String>,
+    #[serde(default = "s30", with = "crate::schedule::duration_text")]
+    pub timeout: Duration,
     /// PEM file of a CA (or a self-signed relay certificate) to trust besides the public roots,
     /// for a company relay with its own certificate authority; relative to the config directory.
     pub ca_file: Option<PathBuf>,
@@ -220,29 +239,33 @@ pub struct CommunityDelivery {
     #[serde(default)]
     pub fallback: Fallback,
     /// Overrides `delivery.quiet_spread`.
-    pub quiet_spread: Option<String>,
+    #[serde(default, with = "crate::schedule::duration_text::option")]
+    pub quiet_spread: Option<Duration>,
 }
 
 /// `[delivery.validity]`: after this long a queued message expires instead of going out.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Validity {
-    #[serde(default = "d3")]
-    pub transactional: String,
-    #[serde(default = "h12")]
-    pub urgent: String,
-    #[serde(default = "d7")]
-    pub informational: String,
+    /// Default `"3d"`.
+    #[serde(default = "d3", with = "crate::schedule::duration_text")]
+    pub transactional: Duration,
+    /// Default `"12h"`.
+    #[serde(default = "h12", with = "crate::schedule::duration_text")]
+    pub urgent: Duration,
+    /// Default `"7d"`.
+    #[serde(default = "d7", with = "crate::schedule::duration_text")]
+    pub informational: Duration,
 }
 
-fn d3() -> String {
-    "3d".into()
+fn d3() -> Duration {
+    Duration::days(3)
 }
-fn h12() -> String {
-    "12h".into()
+fn h12() -> Duration {
+    Duration::hours(12)
 }
-fn d7() -> String {
-    "7d".into()
+fn d7() -> Duration {
+    Duration::days(7)
 }
 
 impl Default for Validity {
@@ -256,13 +279,12 @@ impl Default for Validity {
 }
 
 impl Validity {
-    pub fn of(&self, c: Category) -> chrono::Duration {
-        let (s, d) = match c {
-            Category::Transactional => (&self.transactional, chrono::Duration::days(3)),
-            Category::Urgent => (&self.urgent, chrono::Duration::hours(12)),
-            Category::Informational => (&self.informational, chrono::Duration::days(7)),
-        };
-        parse_duration(s).unwrap_or(d)
+    pub fn of(&self, c: Category) -> Duration {
+        match c {
+            Category::Transactional => self.transactional,
+            Category::Urgent => self.urgent,
+            Category::Informational => self.informational,
+        }
     }
 }
 
@@ -271,21 +293,21 @@ impl Validity {
 #[serde(deny_unknown_fields)]
 pub struct RetrySettings {
     /// First wait (default `"30s"`), doubled each attempt.
-    #[serde(default = "s30")]
-    pub base: String,
-    /// Longest wait (default `"1h"`).
-    #[serde(default = "h1")]
-    pub max: String,
+    #[serde(default = "s30", with = "crate::schedule::duration_text")]
+    pub base: Duration,
+    /// Longest wait (default `"1h"`), at least `base`.
+    #[serde(default = "h1", with = "crate::schedule::duration_text")]
+    pub max: Duration,
     /// Attempts before a temporary failure becomes dead letter (default 8).
     #[serde(default = "eight")]
     pub max_attempts: u32,
 }
 
-fn s30() -> String {
-    "30s".into()
+fn s30() -> Duration {
+    Duration::seconds(30)
 }
-fn h1() -> String {
-    "1h".into()
+fn h1() -> Duration {
+    Duration::hours(1)
 }
 fn eight() -> u32 {
     8
@@ -304,19 +326,14 @@ impl Default for RetrySettings {
 impl RetrySettings {
     /// Wait before attempt `attempts + 1`: base·2^(attempts-1), capped, ±20 % jitter so a
     /// recovering server is not hit by every message at the same second.
-    pub fn backoff(&self, attempts: u32) -> chrono::Duration {
-        let base = parse_duration(&self.base)
-            .unwrap_or(chrono::Duration::seconds(30))
-            .num_milliseconds()
-            .max(1);
-        let max = parse_duration(&self.max)
-            .unwrap_or(chrono::Duration::hours(1))
-            .num_milliseconds()
-            .max(base);
+    /// `wuyed check` holds `base` to at least a second and `max` to at least `base`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let base = self.base.num_milliseconds();
+        let max = self.max.num_milliseconds();
         let exp = attempts.saturating_sub(1).min(20);
         let wait = base.saturating_mul(1i64 << exp).min(max);
         let jitter = rand::random_range(0.8..1.2);
-        chrono::Duration::milliseconds((wait as f64 * jitter) as i64)
+        Duration::milliseconds((wait as f64 * jitter) as i64)
     }
 }
 
@@ -325,36 +342,61 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join(crate::store::DB_FILE)
 }
 
-/// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations, senders),
-/// for `wuyed check`. Secrets are resolved by [`super::Channels::from_settings`] at start.
+/// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations that must
+/// not be zero, senders), for `wuyed check`; the caller adds the line. Secrets are resolved by
+/// [`super::Channels::from_settings`] at start.
 pub fn check_delivery_settings(
     d: &DeliverySettings,
     file: &Path,
 ) -> Vec<crate::config::ConfigError> {
+    use crate::schedule::format_duration;
     let mut errors = Vec::new();
-    let mut dur = |key: &str, v: Option<&str>| {
-        if let Some(v) = v
-            && let Err(e) = parse_duration(v)
-        {
-            errors.push(config_error(file, key, e));
+    // A zero validity expires every message before it is sent; a zero timeout fails every
+    // SMTP command; a zero retry base would retry in a tight loop.
+    let mut at_least_a_second = |key: &str, v: Duration, what: &str| {
+        if v < Duration::seconds(1) {
+            let message = format!("{:?} is too short: {what}", format_duration(v));
+            errors.push(config_error(file, key, message));
         }
     };
-    dur("delivery.quiet_spread", d.quiet_spread.as_deref());
-    dur(
-        "delivery.validity.transactional",
-        Some(&d.validity.transactional),
+    for (key, v) in [
+        ("transactional", d.validity.transactional),
+        ("urgent", d.validity.urgent),
+        ("informational", d.validity.informational),
+    ] {
+        at_least_a_second(
+            &format!("delivery.validity.{key}"),
+            v,
+            "give at least \"1s\" (a message expires this long after it is queued)",
+        );
+    }
+    at_least_a_second(
+        "delivery.retry.base",
+        d.retry.base,
+        "give at least \"1s\" (the first wait before a retry)",
     );
-    dur("delivery.validity.urgent", Some(&d.validity.urgent));
-    dur(
-        "delivery.validity.informational",
-        Some(&d.validity.informational),
-    );
-    dur("delivery.retry.base", Some(&d.retry.base));
-    dur("delivery.retry.max", Some(&d.retry.max));
-    dur(
-        "delivery.email.smtp.timeout",
-        d.email.smtp.as_ref().and_then(|s| s.timeout.as_deref()),
-    );
+    if let Some(smtp) = &d.email.smtp {
+        at_least_a_second(
+            "delivery.email.smtp.timeout",
+            smtp.timeout,
+            "give at least \"1s\" (each SMTP command may take this long)",
+        );
+    }
+    if d.retry.max < d.retry.base {
+        let message = format!(
+            "{:?} is shorter than delivery.retry.base ({:?}): the longest wait must be at least the first",
+            format_duration(d.retry.max),
+            format_duration(d.retry.base)
+        );
+        errors.push(config_error(file, "delivery.retry.max", message));
+    }
+    if d.retry.max_attempts == 0 {
+        errors.push(config_error(
+            file,
+            "delivery.retry.max_attempts",
+            "0 would give up before the first attempt: give at least 1".to_string(),
+        ));
+    }
     if d.email.from.parse::<lettre::message::Mailbox>().is_err() {
         errors.push(config_error(
             file,
@@ -368,24 +410,18 @@ pub fn check_delivery_settings(
     errors
 }
 
-/// Checks of a community's `[delivery]`, for `wuyed check` (quiet hours are checked by config).
+/// Checks of a community's `[delivery]`, for `wuyed check` (its `quiet_spread` is parsed as the
+/// file is read, quiet hours by config).
 pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::config::ConfigError> {
     let mut errors = Vec::new();
-    if let Some(d) = &c.delivery {
-        if let Some(s) = &d.quiet_spread
-            && let Err(e) = parse_duration(s)
-        {
-            errors.push(config_error(file, "delivery.quiet_spread", e));
-        }
-        if let Some(from) = &d.from
-            && from.parse::<lettre::message::Mailbox>().is_err()
-        {
-            errors.push(config_error(
-                file,
-                "delivery.from",
-                format!("not a mailbox: {from:?}"),
-            ));
-        }
+    if let Some(from) = c.delivery.as_ref().and_then(|d| d.from.as_ref())
+        && from.parse::<lettre::message::Mailbox>().is_err()
+    {
+        errors.push(config_error(
+            file,
+            "delivery.from",
+            format!("not a mailbox: {from:?}"),
+        ));
     }
     errors
 }
@@ -419,7 +455,7 @@ mod tests {
     #[test]
     fn bad_delivery_values_are_named_by_key() {
         let d: DeliverySettings = toml::from_str(
-            "quiet_spread = \"half an hour\"\n[email]\nfrom = \"desk at example\"\n[retry]\nbase = \"30x\"\n",
+            "[email]\nfrom = \"desk at example\"\n[retry]\nbase = \"2m\"\nmax = \"1m\"\nmax_attempts = 0\n[validity]\nurgent = \"0s\"\n",
         )
         .unwrap();
         let errs = check_delivery_settings(&d, Path::new("wuyed.toml"));
@@ -427,10 +463,19 @@ mod tests {
         assert_eq!(
             text,
             vec![
-                "wuyed.toml: delivery.quiet_spread: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"half an hour\"",
-                "wuyed.toml: delivery.retry.base: expected a duration like \"30s\", \"15m\", \"6h\" or \"3d\", got \"30x\"",
+                "wuyed.toml: delivery.validity.urgent: \"0s\" is too short: give at least \"1s\" (a message expires this long after it is queued)",
+                "wuyed.toml: delivery.retry.max: \"1m\" is shorter than delivery.retry.base (\"2m\"): the longest wait must be at least the first",
+                "wuyed.toml: delivery.retry.max_attempts: 0 would give up before the first attempt: give at least 1",
                 "wuyed.toml: delivery.email.from: expected a mailbox like \"物业服务中心 <desk@example.com>\", got \"desk at example\"",
             ]
+        );
+        // A duration that does not parse is refused as the file is read, by the one parser.
+        let bad =
+            toml::from_str::<DeliverySettings>("quiet_spread = \"half an hour\"\n").unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("invalid duration \"half an hour\": expected a number"),
+            "{bad}"
         );
         let unknown = toml::from_str::<DeliverySettings>("[email]\nform = \"x\"\n").unwrap_err();
         assert!(

@@ -68,26 +68,25 @@ impl HttpLimits {
     /// them at their line; `wuyed run` refuses to start on them).
     pub fn from_section(http: &HttpSection) -> Result<HttpLimits, Vec<(&'static str, String)>> {
         let mut errors = Vec::new();
-        let mut seconds = |key: &'static str, text: &str, (min, max): (u64, u64)| {
-            let parsed = crate::deliver::parse_duration(text).and_then(|d| {
-                let s = d.num_seconds();
-                if (min as i64..=max as i64).contains(&s) {
-                    Ok(Duration::from_secs(s as u64))
-                } else {
-                    Err(format!(
-                        "{text:?} is out of range: give between {min}s and {max}s"
-                    ))
-                }
-            });
-            parsed.unwrap_or_else(|m| {
-                errors.push((key, m));
+        // Parsed as the file was read (`crate::schedule::duration_text`); only the range is
+        // checked here.
+        let mut seconds = |key: &'static str, d: chrono::Duration, (min, max): (u64, u64)| {
+            let s = d.num_seconds();
+            if (min as i64..=max as i64).contains(&s) {
+                Duration::from_secs(s as u64)
+            } else {
+                let text = crate::schedule::format_duration(d);
+                errors.push((
+                    key,
+                    format!("{text:?} is out of range: give between {min}s and {max}s"),
+                ));
                 Duration::ZERO
-            })
+            }
         };
-        let header_timeout = seconds("http.header_timeout", &http.header_timeout, HEADER_TIMEOUT);
+        let header_timeout = seconds("http.header_timeout", http.header_timeout, HEADER_TIMEOUT);
         let request_timeout = seconds(
             "http.request_timeout",
-            &http.request_timeout,
+            http.request_timeout,
             REQUEST_TIMEOUT,
         );
         let (min, max) = MAX_CONNECTIONS;
@@ -289,8 +288,8 @@ mod tests {
             Ok(HttpLimits::DEFAULT)
         );
         let http = HttpSection {
-            header_timeout: "2s".into(),
-            request_timeout: "1m".into(),
+            header_timeout: chrono::Duration::seconds(2),
+            request_timeout: chrono::Duration::minutes(1),
             max_connections: 8,
             ..HttpSection::default()
         };
@@ -303,8 +302,8 @@ mod tests {
             })
         );
         let http = HttpSection {
-            header_timeout: "10".into(),
-            request_timeout: "2h".into(),
+            header_timeout: chrono::Duration::zero(),
+            request_timeout: chrono::Duration::hours(2),
             max_connections: 0,
             ..HttpSection::default()
         };
@@ -318,7 +317,10 @@ mod tests {
                 "http.max_connections"
             ]
         );
-        assert!(errors[0].1.contains("\"30s\""), "{}", errors[0].1);
+        assert_eq!(
+            errors[0].1,
+            "\"0s\" is out of range: give between 1s and 300s"
+        );
         assert_eq!(
             errors[1].1,
             "\"2h\" is out of range: give between 1s and 600s"

@@ -213,7 +213,7 @@ impl Inner {
                 }
             }
         }
-        let limits = Limits::resolve(&self.settings, run.community.raw.limits.as_ref())
+        let limits = Limits::resolve(&self.settings, run.community.limits.as_ref())
             .map_err(|e| anyhow::anyhow!("{}: {}", run.community.file.display(), e.join("; ")))?;
         let hook = match &run.trigger {
             Trigger::Schedule => Hook::Schedule,
@@ -228,7 +228,7 @@ impl Inner {
         let input = RunInput {
             workflow: run.workflow.name.clone(),
             due_at: run.due_at,
-            params_json: serde_json::to_string(&run.workflow.raw.params)?,
+            params_json: serde_json::to_string(&run.workflow.params)?,
             hook,
             data: self.data.community(&run.community.id)?,
             kv: self.kv.clone(),
@@ -312,10 +312,10 @@ impl Inner {
         self.streaks.lock().expect("poisoned").remove(&key);
         let message = format!("{error:#}");
         tracing::warn!(community = %key.0, workflow = %key.1, streak, "workflow paused after {streak} failed runs in a row; staff notified");
-        let roles = if run.workflow.raw.notifies.is_empty() {
+        let roles = if run.workflow.notifies.is_empty() {
             vec![Role::Manager]
         } else {
-            run.workflow.raw.notifies.clone()
+            run.workflow.notifies.clone()
         };
         let notices: Vec<Intent> = roles
             .into_iter()

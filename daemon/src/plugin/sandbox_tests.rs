@@ -810,24 +810,15 @@ fn request(run_id: i64, plugin: &str, params: &str) -> RunRequest {
     .unwrap();
     let wf = file.workflows["rule"].clone();
     let workflow = crate::config::Workflow {
-        name: "rule".into(),
-        plugin_path: wasm().join(format!("{plugin}.wasm")),
-        schedule: None,
-        catch_up: wf.catch_up,
-        catch_up_window: chrono::Duration::days(1),
-        jitter: chrono::Duration::zero(),
-        raw: wf,
+        notifies: wf.notifies,
+        params: wf.params,
+        ..crate::config::Workflow::for_test("rule", &wasm().join(format!("{plugin}.wasm")))
     };
     RunRequest {
         run_id,
         community: Arc::new(crate::config::Community {
-            file: "communities/lakeside.toml".into(),
-            id: "lakeside".into(),
-            name: "水畔花园".into(),
-            tz: chrono_tz::Asia::Shanghai,
-            calendar: None,
             workflows: vec![workflow.clone()],
-            raw: file,
+            ..crate::config::Community::for_test("lakeside", "水畔花园")
         }),
         workflow,
         due_at: Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap(),

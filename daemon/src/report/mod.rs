@@ -291,17 +291,19 @@ pub fn as_of_day(period: &Period, today: NaiveDate) -> NaiveDate {
     period.last_day().min(today)
 }
 
-/// The callback SLA from `[workflows.callback_escalation.params]`, defaults otherwise.
+/// The callback SLA from `[workflows.callback_escalation.params]` (enabled or not), defaults
+/// otherwise. The params are the plugin's (its declaration types them for `wuyed check`); the
+/// range is the report's own rule.
 pub fn sla_of(community: &Community) -> anyhow::Result<Sla> {
     let mut sla = Sla::default();
-    let Some(w) = community.raw.workflows.get("callback_escalation") else {
+    let Some(params) = &community.callback_params else {
         return Ok(sla);
     };
     for (key, slot) in [
         ("sla_hours_repair", &mut sla.repair_hours),
         ("sla_hours_complaint", &mut sla.complaint_hours),
     ] {
-        match w.params.get(key) {
+        match params.get(key) {
             None => {}
             Some(toml::Value::Integer(h)) if (1..=24 * 365).contains(h) => *slot = *h,
             Some(v) => {
@@ -319,7 +321,7 @@ pub fn sla_of(community: &Community) -> anyhow::Result<Sla> {
 
 /// The language a community's reports are printed in: its `locale`.
 pub fn language_of(community: &Community) -> Language {
-    community.raw.locale.parse().unwrap_or(Language::ZhCn)
+    community.locale
 }
 
 /// Computes and renders one report in `lang`. `today` is the community's local date the report
@@ -364,7 +366,6 @@ pub fn build(
             let closed = q::tickets_closed(conn, id, from, to.min(now))?;
             let done = q::callbacks_done(conn, id, from, to.min(now))?;
             let names: BTreeMap<String, String> = community
-                .raw
                 .staff
                 .iter()
                 .map(|s| (s.id.clone(), s.name.clone()))

@@ -1,6 +1,12 @@
 //! Durations as administrators write them in config files: `"90s"`, `"10m"`, `"6h"`, `"2d"`,
 //! `"1w"`, or several together (`"1h30m"`). Whole numbers only, so `"1.5h"` is refused rather
 //! than guessed; a day is 24 hours here (windows and jitter, not calendar arithmetic).
+//!
+//! This is the one duration parser of the configuration: workflow windows, delivery validity,
+//! retry and quiet spread, SMTP and HTTP timeouts all go through it, so a value that works in
+//! one key works in every other. Fields of the file model that hold a duration use
+//! [`text`] (`#[serde(with = ...)]`), so the value is parsed once, as the file is read, and a bad
+//! one is reported by `wuyed check` with its file, line and key like any other wrong value.
 
 use chrono::Duration;
 
@@ -10,7 +16,9 @@ const UNITS: &str = "s, m, h, d or w";
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err("empty duration; write a number and a unit, e.g. \"10m\"".to_string());
+        return Err(format!(
+            "invalid duration {text:?}: write a number and a unit, e.g. \"10m\""
+        ));
     }
     let mut total = Duration::zero();
     let mut rest = trimmed;
@@ -18,14 +26,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return Err(format!(
-                "{text:?}: expected a number before {:?} (durations look like \"90s\", \"10m\", \"2d\")",
+                "invalid duration {text:?}: expected a number before {:?} (durations look like \"90s\", \"10m\", \"2d\")",
                 rest
             ));
         }
         let (number, after) = rest.split_at(digits);
         if after.starts_with('.') || after.starts_with(',') {
             return Err(format!(
-                "{text:?}: only whole numbers are allowed (\"90m\", not \"1.5h\")"
+                "invalid duration {text:?}: only whole numbers are allowed (\"90m\", not \"1.5h\")"
             ));
         }
         let unit_len = after
@@ -35,23 +43,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let (unit, next) = after.split_at(unit_len);
         let n: i64 = number
             .parse()
-            .map_err(|_| format!("{text:?}: {number} is too large"))?;
+            .map_err(|_| format!("invalid duration {text:?}: {number} is too large"))?;
         let seconds_per = match unit {
             "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
             "w" => 604_800,
-            "" => return Err(format!("{text:?}: missing unit after {number} ({UNITS})")),
-            other => return Err(format!("{text:?}: unknown unit {other:?} ({UNITS})")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit after {number} ({UNITS})"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} ({UNITS})"
+                ));
+            }
         };
         let part = n
             .checked_mul(seconds_per)
             .and_then(Duration::try_seconds)
-            .ok_or_else(|| format!("{text:?}: too large"))?;
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
         total = total
             .checked_add(&part)
-            .ok_or_else(|| format!("{text:?}: too large"))?;
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
         rest = next;
     }
     Ok(total)
@@ -84,6 +100,45 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// `#[serde(with = "crate::schedule::duration_text")]` on a `chrono::Duration` field of the
+/// file model: written and read as text (`"30s"`), parsed by [`parse_duration`].
+pub mod text {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an `Option<chrono::Duration>` (absent: `None`; give the field
+    /// `#[serde(default)]` too).
+    pub mod option {
+        use chrono::Duration;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                Some(text) => super::super::parse_duration(&text)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,34 +158,37 @@ mod tests {
     fn errors_say_what_is_wrong() {
         assert_eq!(
             parse_duration(""),
-            Err("empty duration; write a number and a unit, e.g. \"10m\"".to_string())
+            Err("invalid duration \"\": write a number and a unit, e.g. \"10m\"".to_string())
         );
         assert_eq!(
             parse_duration("90"),
-            Err("\"90\": missing unit after 90 (s, m, h, d or w)".to_string())
+            Err("invalid duration \"90\": missing unit after 90 (s, m, h, d or w)".to_string())
         );
         assert_eq!(
             parse_duration("5y"),
-            Err("\"5y\": unknown unit \"y\" (s, m, h, d or w)".to_string())
+            Err("invalid duration \"5y\": unknown unit \"y\" (s, m, h, d or w)".to_string())
         );
         assert_eq!(
             parse_duration("10 min"),
-            Err("\"10 min\": unknown unit \" min\" (s, m, h, d or w)".to_string())
+            Err("invalid duration \"10 min\": unknown unit \" min\" (s, m, h, d or w)".to_string())
         );
         assert_eq!(
             parse_duration("1.5h"),
-            Err("\"1.5h\": only whole numbers are allowed (\"90m\", not \"1.5h\")".to_string())
+            Err(
+                "invalid duration \"1.5h\": only whole numbers are allowed (\"90m\", not \"1.5h\")"
+                    .to_string()
+            )
         );
         assert_eq!(
             parse_duration("-5m"),
             Err(
-                "\"-5m\": expected a number before \"-5m\" (durations look like \"90s\", \"10m\", \"2d\")"
+                "invalid duration \"-5m\": expected a number before \"-5m\" (durations look like \"90s\", \"10m\", \"2d\")"
                     .to_string()
             )
         );
         assert_eq!(
             parse_duration("99999999999999999w"),
-            Err("\"99999999999999999w\": too large".to_string())
+            Err("invalid duration \"99999999999999999w\": too large".to_string())
         );
     }
 

@@ -26,6 +26,7 @@ use chrono_tz::Tz;
 pub use self::calendar::{Calendar, CalendarError, ListedDay};
 pub use self::catch_up::{SlotFate, catch_up, catch_up_in};
 pub use self::cron::{CronError, CronExpr};
+pub use self::duration::text as duration_text;
 pub use self::duration::{format_duration, parse_duration};
 pub use self::jitter::jitter_for;
 use crate::config::NonWorkday;

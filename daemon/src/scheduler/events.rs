@@ -43,7 +43,7 @@ pub fn route_pending_events(
                     .iter()
                     .filter(|c| c.id == event.community)
                     .flat_map(|c| c.workflows.iter())
-                    .filter(|w| w.raw.events.iter().any(|p| subscribes(p, &event.kind)))
+                    .filter(|w| w.events.iter().any(|p| subscribes(p, &event.kind)))
                     .map(|w| w.name.as_str())
                     .collect();
                 if subscribers.is_empty() {
@@ -86,18 +86,12 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::config::{CatchUp, Community, DaemonFile, Workflow};
+    use crate::config::{Community, DaemonFile, Workflow};
 
     fn workflow(name: &str, events: &[&str]) -> Workflow {
-        let raw = format!("plugin = \"x\"\nevents = {events:?}");
         Workflow {
-            name: name.to_string(),
-            plugin_path: PathBuf::from("x.wasm"),
-            schedule: None,
-            catch_up: CatchUp::Latest,
-            catch_up_window: chrono::Duration::days(1),
-            jitter: chrono::Duration::zero(),
-            raw: toml::from_str(&raw).unwrap(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            ..Workflow::for_test(name, &PathBuf::from("x.wasm"))
         }
     }
 
@@ -107,13 +101,8 @@ mod tests {
             daemon: DaemonFile::default(),
             data_dir: PathBuf::from("."),
             communities: vec![Arc::new(Community {
-                file: PathBuf::from("communities/shuipan.toml"),
-                id: "shuipan".into(),
-                name: "水畔花园".into(),
-                tz: chrono_tz::Asia::Shanghai,
-                calendar: None,
                 workflows,
-                raw: toml::from_str("id = \"shuipan\"\nname = \"水畔花园\"").unwrap(),
+                ..Community::for_test("shuipan", "水畔花园")
             })],
         }
     }

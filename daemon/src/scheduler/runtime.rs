@@ -72,7 +72,6 @@ type Key = (String, String);
 struct Entry {
     community: Arc<Community>,
     workflow: Workflow,
-    enabled: bool,
     next: Option<NextSlot>,
     /// The last slot recorded (run or missed), as in the store.
     cursor: DateTime<Utc>,
@@ -310,12 +309,9 @@ fn build_entries(
     for community in &settings.communities {
         for workflow in &community.workflows {
             let key = (community.id.clone(), workflow.name.clone());
-            let enabled = workflow.raw.enabled;
-            let next = if enabled {
-                slots(community, workflow)
-            } else {
-                None
-            };
+            // Only enabled workflows are in the settings; a disabled one's queued runs find no
+            // entry and are recorded as missed with that reason.
+            let next = slots(community, workflow);
             let cursor = match cursors.get(&key) {
                 Some(cursor) => *cursor,
                 None => {
@@ -331,7 +327,6 @@ fn build_entries(
                 Entry {
                     community: community.clone(),
                     workflow: workflow.clone(),
-                    enabled,
                     next,
                     cursor,
                     next_due,
@@ -356,18 +351,17 @@ fn build_entries(
 
 fn log_next(entries: &BTreeMap<Key, Entry>) {
     for ((community, workflow), entry) in entries {
-        match (entry.enabled, next_run(entry)) {
-            (false, _) => tracing::info!(%community, %workflow, "workflow disabled"),
-            (true, Some(next)) => tracing::info!(
+        match next_run(entry) {
+            Some(next) => tracing::info!(
                 %community,
                 %workflow,
                 next = %next.with_timezone(&entry.community.tz).to_rfc3339(),
                 "next run"
             ),
-            (true, None) if entry.next.is_some() => {
+            None if entry.next.is_some() => {
                 tracing::info!(%community, %workflow, next = "never", "next run")
             }
-            (true, None) => tracing::info!(
+            None => tracing::info!(
                 %community,
                 %workflow,
                 next = "on events and timers only",
@@ -671,14 +665,6 @@ impl Runner {
                 }
                 continue;
             };
-            if !entry.enabled {
-                let reason = "workflow is disabled (enabled = false)";
-                if self.store.mark_missed(run.id, now, reason)? {
-                    metrics::runs_recorded(&key.0, &key.1, RunOutcome::Missed, 1);
-                    tracing::warn!(community = %key.0, workflow = %key.1, run_id = run.id, reason, "run missed");
-                }
-                continue;
-            }
             let Some(claimed) = self.store.claim(run.id, now)? else {
                 // Taken by another handle, or that handle runs this workflow right now.
                 continue;

@@ -21,25 +21,16 @@ fn at(h: u32, m: u32) -> DateTime<Utc> {
 
 fn workflow(name: &str, catch_up: CatchUp, window_h: i64) -> Workflow {
     Workflow {
-        name: name.to_string(),
-        plugin_path: PathBuf::from("test.wasm"),
-        schedule: None,
         catch_up,
         catch_up_window: chrono::Duration::hours(window_h),
-        jitter: chrono::Duration::zero(),
-        raw: toml::from_str("plugin = \"test\"").unwrap(),
+        ..Workflow::for_test(name, &PathBuf::from("test.wasm"))
     }
 }
 
 fn community(id: &str, workflows: Vec<Workflow>) -> Arc<Community> {
     Arc::new(Community {
-        file: PathBuf::from(format!("communities/{id}.toml")),
-        id: id.to_string(),
-        name: id.to_string(),
-        tz: chrono_tz::Asia::Shanghai,
-        calendar: None,
         workflows,
-        raw: toml::from_str(&format!("id = \"{id}\"\nname = \"{id}\"")).unwrap(),
+        ..Community::for_test(id, id)
     })
 }
 

@@ -67,7 +67,6 @@ pub(super) fn ticket_notice(
     tx.domain(&community.id)
         .record_ticket_notice(ticket.id, role.as_str(), template, step, now)?;
     let name = community
-        .raw
         .staff
         .iter()
         .find(|s| s.id == ticket.first_receiver)
@@ -83,7 +82,7 @@ pub(super) fn ticket_notice(
 /// community. `None` when the line does not reach the role (the notice then goes to everyone
 /// with it, as config documents for a missing `reports_to`).
 fn line_manager(community: &Community, first_receiver: &str, role: Role) -> Option<String> {
-    let staff = &community.raw.staff;
+    let staff = &community.staff;
     let mut current = staff.iter().find(|s| s.id == first_receiver)?;
     // A chain longer than the staff list has a loop in it.
     for _ in 0..staff.len() {
@@ -100,19 +99,14 @@ fn line_manager(community: &Community, first_receiver: &str, role: Role) -> Opti
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn community(staff: &str) -> Community {
+        let file: crate::config::CommunityFile =
+            toml::from_str(&format!("id = \"c\"\nname = \"c\"\n{staff}")).unwrap();
         Community {
-            file: PathBuf::from("communities/c.toml"),
-            id: "c".into(),
-            name: "c".into(),
-            tz: chrono_tz::Asia::Shanghai,
-            calendar: None,
-            workflows: Vec::new(),
-            raw: toml::from_str(&format!("id = \"c\"\nname = \"c\"\n{staff}")).unwrap(),
+            staff: file.staff,
+            ..Community::for_test("c", "c")
         }
     }
 

@@ -215,7 +215,6 @@ impl IntentSink for OutboxSink {
                 Intent::CreateTicket(t) => {
                     let no = format!("W{}-{i}", run.run_id);
                     let first_receiver = community
-                        .raw
                         .staff
                         .iter()
                         .find(|s| s.role == Role::CustomerService)

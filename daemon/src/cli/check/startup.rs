@@ -100,7 +100,7 @@ fn limits(settings: &Settings, at: &dyn Fn(&str, String) -> ConfigError, f: &mut
         return;
     }
     for c in &settings.communities {
-        if let Err(messages) = Limits::resolve(plugins, c.raw.limits.as_ref()) {
+        if let Err(messages) = Limits::resolve(plugins, c.limits.as_ref()) {
             let text = std::fs::read_to_string(&c.file).unwrap_or_default();
             for m in messages {
                 f.push(ConfigError {

@@ -389,7 +389,7 @@ fn split_parts(
         .communities
         .iter()
         .filter(|c| {
-            let own = c.raw.delivery.as_ref().and_then(|d| d.sms.as_ref());
+            let own = c.delivery.sms.as_ref();
             own.or(settings.daemon.delivery.sms.as_ref())
                 .is_some_and(|s| {
                     s.daily_limit().is_some() || s.same_content_secs().is_some_and(|n| n > 0)
@@ -406,8 +406,7 @@ fn split_parts(
             .iter()
             .flat_map(|c| {
                 let id = c.id.as_str();
-                c.raw
-                    .staff
+                c.staff
                     .iter()
                     .filter_map(move |s| Some((id, s.phone.clone()?)))
             })
@@ -696,7 +695,7 @@ fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::de
         &settings.data_dir,
         &delivery,
         settings.communities.iter().map(|c| {
-            let sms = c.raw.delivery.as_ref().and_then(|d| d.sms.as_ref());
+            let sms = c.delivery.sms.as_ref();
             (c.id.clone(), sms.map(to_file))
         }),
     )?;

@@ -146,11 +146,7 @@ pub(super) fn print_text(
     }
     let approved_only = |m: &Captured| {
         settings.community(&m.community).is_some_and(|c| {
-            let daemon = &settings.daemon.delivery;
-            match &c.raw.delivery {
-                Some(own) => crate::deliver::sends_approved_sms_only(own, daemon),
-                None => crate::deliver::sends_approved_sms_only(&Default::default(), daemon),
-            }
+            crate::deliver::sends_approved_sms_only(&c.delivery, &settings.daemon.delivery)
         })
     };
     for (n, &i) in picked.iter().enumerate() {
