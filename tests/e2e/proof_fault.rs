@@ -181,7 +181,12 @@ fn proof_fault_smtp_stalled_after_the_dot_never_loses_a_reminder_nor_sends_two_m
     let sink = PyServer::start(
         "smtp_sink.py",
         sink_dir.path(),
-        &["--stall-after-data", &stalled.to_string(), "--stall-secs", "5"],
+        &[
+            "--stall-after-data",
+            &stalled.to_string(),
+            "--stall-secs",
+            "5",
+        ],
     );
     let proof = email_proof(&email_toml(sink.port, ", timeout = \"1s\""), &[]);
     let mut daemon = proof.start(&[]);

@@ -43,8 +43,7 @@ super::host_impl!(super::WitVersion::V0_3_0, {
         since: t::Timestamp,
     ) -> wasmtime::Result<Vec<t::Ticket>> {
         let r = self.ctx.data.tickets_awaiting_callback(from_ms(since));
-        r.map(known_tickets)
-            .map_err(|e| self.ctx.host_err(e))
+        r.map(known_tickets).map_err(|e| self.ctx.host_err(e))
     }
 
     fn households_by_id(
