@@ -315,3 +315,89 @@ fn plugin_new_scaffolds_a_crate_whose_mock_test_build_and_preview_all_work() {
     ]);
     assert_eq!(bad.status.code(), Some(64));
 }
+
+/// A community holding a desk task (`task`, added after WIT 0.3.0) beside a repair and a
+/// complaint, for the plugins pinned to older worlds, which trap on a kind theirs lacks.
+const WITH_A_DESK_TASK: &str = r#"
+[community]
+id = "lakeside"
+
+[[community.households]]
+id = "1-101"
+
+[[community.tickets]]
+id = "R-1"
+household = "1-101"
+kind = "repair"
+opened_at = "2026-09-20T01:00:00Z"
+
+[[community.tickets]]
+id = "W7-0"
+household = "1-101"
+kind = "task"
+opened_at = "2026-09-20T01:00:00Z"
+closed_at = "2026-09-21T01:00:00Z"
+
+[[community.tickets]]
+id = "C-1"
+household = "1-101"
+kind = "complaint"
+opened_at = "2026-09-20T01:00:00Z"
+"#;
+
+#[test]
+fn plugin_test_shows_an_old_world_its_own_ticket_kinds_and_not_later_events() {
+    let dir = tempfile::tempdir().unwrap();
+    for plugin in ["legacy_v010", "legacy_v020"] {
+        let fixture = dir.path().join("tickets.toml");
+        std::fs::write(&fixture, WITH_A_DESK_TASK).unwrap();
+        let wasm = wasm_dir().join(format!("{plugin}.wasm"));
+        let out = run(&["plugin", "test", s(&wasm), "--fixture", s(&fixture)]);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{plugin}: {text}\n{}", stderr(&out));
+        assert!(text.contains("result: ok"), "{plugin}: {text}");
+        assert!(
+            text.contains(r#"tickets = "repair=1 complaint=1""#),
+            "{plugin} reads the kinds its world has: {text}"
+        );
+        assert!(
+            !text.contains("task") && !text.contains("W7-0"),
+            "{plugin}: {text}"
+        );
+
+        // The desk task's closing and an import: neither reaches the plugin, whose world
+        // predates both (it would trap), and the run says so.
+        for (event, payload) in [
+            (
+                "ticket.closed",
+                r#"{"ticket_id": 9, "no": "W7-0", "kind": "task"}"#,
+            ),
+            (
+                "import.bills",
+                r#"{"file": "bills.csv", "inserted": 3, "updated": 0}"#,
+            ),
+        ] {
+            let fixture = dir.path().join("event.toml");
+            std::fs::write(
+                &fixture,
+                format!(
+                    "[run]\nhook = \"event\"\nevent = \"{event}\"\npayload = '{payload}'\n{WITH_A_DESK_TASK}"
+                ),
+            )
+            .unwrap();
+            let out = run(&["plugin", "test", s(&wasm), "--fixture", s(&fixture)]);
+            let text = stdout(&out);
+            assert!(
+                out.status.success(),
+                "{plugin} {event}: {text}\n{}",
+                stderr(&out)
+            );
+            assert!(text.contains("result: ok"), "{plugin} {event}: {text}");
+            assert!(
+                text.contains(&format!("event {event} not delivered")),
+                "{plugin} {event}: {text}"
+            );
+            assert!(!text.contains("last-event"), "{plugin} {event}: {text}");
+        }
+    }
+}

@@ -38,7 +38,8 @@ pub(crate) fn wasm() -> PathBuf {
             .current_dir(workspace())
             .env("CARGO_TARGET_DIR", &target)
             .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .args(["-p", "heartbeat", "-p", "misbehaving", "-p", "legacy-v010"])
+            .args(["-p", "heartbeat", "-p", "misbehaving"])
+            .args(["-p", "legacy-v010", "-p", "legacy-v020"])
             .status()
             .expect("cannot run cargo to build the test plugins");
         assert!(
@@ -556,7 +557,7 @@ fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_3_0() {
         Limits::default(),
     );
     assert!(r.result.is_ok(), "{:?}", r.result);
-    assert_eq!(r.kv_writes[0].value.as_deref(), Some("2"));
+    assert_eq!(kv(&r, "households"), Some("2"));
     match &r.intents[..] {
         [Intent::NotifyStaff(n)] => {
             assert_eq!(n.role, crate::config::Role::Supervisor);
@@ -591,7 +592,7 @@ fn a_plugin_built_against_0_2_0_still_reads_bills_and_the_calendar() {
         .insert(chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(), false);
     let r = run("legacy_v020", data, "{}", Limits::default());
     assert!(r.result.is_ok(), "{:?}", r.result);
-    assert_eq!(r.kv_writes[0].value.as_deref(), Some("2"));
+    assert_eq!(kv(&r, "unpaid"), Some("2"));
     match &r.intents[..] {
         [Intent::NotifyStaff(n)] => assert_eq!(
             n.vars,
@@ -929,4 +930,153 @@ fn check_file_explains_what_is_wrong_without_repeating_the_path() {
             "not a wuye plugin: it exports no `wuye:plugin/hooks` interface (exports: none)".into()
         )
     );
+}
+
+fn kv<'a>(r: &'a RunReport, key: &str) -> Option<&'a str> {
+    r.kv_writes
+        .iter()
+        .find(|w| w.key == key)
+        .and_then(|w| w.value.as_deref())
+}
+
+fn ticket(id: &str, kind: &str) -> crate::plugin::data::Ticket {
+    let at = Utc.with_ymd_and_hms(2026, 9, 20, 1, 0, 0).unwrap();
+    crate::plugin::data::Ticket {
+        id: id.into(),
+        household: "1-101".into(),
+        kind: kind.into(),
+        opened_at: at,
+        closed_at: Some(at),
+        assignee: Some("cs-li".into()),
+        callback: None,
+    }
+}
+
+/// A community with a repair, a complaint and a desk task (`task`, which came after 0.3.0).
+fn with_a_desk_task() -> MemoryData {
+    let mut data = community("lakeside", &["1-101"]);
+    data.tickets = vec![
+        ticket("R-1", "repair"),
+        ticket("W7-0", "task"),
+        ticket("C-1", "complaint"),
+    ];
+    data
+}
+
+fn run_event(plugin: &str, data: MemoryData, kind: &str, payload: &str) -> RunReport {
+    let host = host();
+    let p = host.get(&wasm().join(format!("{plugin}.wasm"))).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 9, 23, 1, 0, 0).unwrap();
+    host.run(
+        &p,
+        RunInput {
+            workflow: "test".into(),
+            due_at: now,
+            params_json: "{}".into(),
+            hook: Hook::Event {
+                kind: kind.into(),
+                payload: payload.into(),
+            },
+            data: Arc::new(data),
+            kv: Arc::new(MemoryKv::default()),
+            clock: Arc::new(ManualClock::new(now)),
+            limits: Limits::default(),
+            observer: None,
+        },
+    )
+}
+
+#[test]
+fn old_worlds_read_repairs_and_complaints_and_never_see_a_desk_task() {
+    for plugin in ["legacy_v010", "legacy_v020"] {
+        // Both plugins trap on a ticket kind their world lacks, and check `ticket` of each.
+        let r = run(plugin, with_a_desk_task(), "{}", Limits::default());
+        assert!(r.result.is_ok(), "{plugin}: {:?}", r.result);
+        assert_eq!(
+            kv(&r, "tickets"),
+            Some("repair=1 complaint=1"),
+            "{plugin} still reads the kinds it knows"
+        );
+        let said = format!("{:?} {:?} {:?}", r.intents, r.kv_writes, r.logs);
+        assert!(
+            !said.contains("task") && !said.contains("W7-0"),
+            "{plugin}: {said}"
+        );
+    }
+    // The newest world gets the task: the standard plugins handle it.
+    assert!(
+        WitVersion::V0_3_0
+            .vocabulary()
+            .knows_ticket(&ticket("W7-0", "task"))
+    );
+}
+
+#[test]
+fn old_worlds_get_only_the_events_their_world_had() {
+    let closed = r#"{"ticket_id": 3, "no": "R-1", "kind": "repair"}"#;
+    let cases = [
+        // (plugin, event, payload, delivered)
+        ("legacy_v010", "ticket.closed", closed, true),
+        ("legacy_v010", "payment.posted", r#"{"bill": 7}"#, true),
+        (
+            "legacy_v010",
+            "payment_plan.agreed",
+            r#"{"household": "1-101"}"#,
+            false,
+        ),
+        (
+            "legacy_v010",
+            "import.bills",
+            r#"{"file": "bills.csv"}"#,
+            false,
+        ),
+        (
+            "legacy_v020",
+            "payment_plan.agreed",
+            r#"{"household": "1-101"}"#,
+            true,
+        ),
+        (
+            "legacy_v020",
+            "import.bills",
+            r#"{"file": "bills.csv"}"#,
+            false,
+        ),
+        // About a desk task: the ticket its reads omit, by the payload's kind or by lookup.
+        (
+            "legacy_v010",
+            "ticket.closed",
+            r#"{"ticket_id": 9, "no": "W7-0", "kind": "task"}"#,
+            false,
+        ),
+        (
+            "legacy_v020",
+            "callback.recorded",
+            r#"{"ticket_id": 9, "no": "W7-0", "score": 5}"#,
+            false,
+        ),
+        (
+            "legacy_v020",
+            "callback.recorded",
+            r#"{"ticket_id": 3, "no": "R-1", "score": 5}"#,
+            true,
+        ),
+    ];
+    for (plugin, kind, payload, delivered) in cases {
+        // The plugins trap on an event kind their world did not have.
+        let r = run_event(plugin, with_a_desk_task(), kind, payload);
+        assert!(r.result.is_ok(), "{plugin} {kind}: {:?}", r.result);
+        if delivered {
+            assert_eq!(kv(&r, "last-event"), Some(kind), "{plugin} {kind}");
+        } else {
+            assert!(r.kv_writes.is_empty(), "{plugin} {kind}: {:?}", r.kv_writes);
+            assert!(
+                r.logs.iter().any(|l| l
+                    .message
+                    .starts_with(&format!("event {kind} not delivered"))),
+                "{plugin} {kind}: {:?}",
+                r.logs
+            );
+        }
+    }
 }

@@ -1,7 +1,10 @@
 //! legacy-v010: built against the frozen `wuye:plugin@0.1.0` world, as a plugin compiled before
 //! 0.2.0 existed would be. The host must keep loading and running it unchanged (tests in
-//! `daemon/src/plugin/tests.rs`). It counts households and records the figure in kv and a staff
+//! `daemon/src/plugin/sandbox_tests.rs`). It counts households and records the figure in kv and a staff
 //! notice, which shows reads, kv and intents all still work through the 0.1.0 adapter.
+//! It also reads tickets and takes events trusting its world's kinds, trapping on any other, so
+//! the tests prove the host never hands it a value added after its world (a desk task, an import
+//! event; daemon/src/plugin/wit/compat.rs).
 
 // Raw wit-bindgen output and its export macro use `unsafe` and `export_name`; the SDK hides this
 // from ordinary plugins, this one deliberately does without the SDK.
@@ -21,9 +24,34 @@ use bindings::wuye::plugin::types::{EventIn, Field, PluginError, Role, Run, Staf
 
 struct Legacy;
 
+/// Repairs and complaints among the tickets: the two kinds this world's `record ticket`
+/// documents. Anything else traps, as a `match` on them would in a plugin that trusts its world.
+fn ticket_kinds(community: &host::Community) -> (usize, usize) {
+    let (mut repairs, mut complaints) = (0, 0);
+    for t in community.tickets(0) {
+        match t.kind.as_str() {
+            "repair" => repairs += 1,
+            "complaint" => complaints += 1,
+            other => unreachable!("ticket kind {other} is not in wuye:plugin@0.1.0"),
+        }
+        // `ticket` must agree with `tickets`.
+        assert!(
+            community.ticket(&t.id).is_some(),
+            "ticket {} vanished",
+            t.id
+        );
+    }
+    (repairs, complaints)
+}
+
 impl Guest for Legacy {
     fn on_schedule(run: Run) -> Result<(), PluginError> {
         let community = host::current_community();
+        let (repairs, complaints) = ticket_kinds(&community);
+        host::kv_put(
+            "tickets",
+            &format!("repair={repairs} complaint={complaints}"),
+        );
         let n = community.households().len();
         host::kv_put("households", &n.to_string());
         host::log(
@@ -50,7 +78,15 @@ impl Guest for Legacy {
         Ok(())
     }
 
-    fn on_event(_run: Run, _event: EventIn) -> Result<(), PluginError> {
+    /// Records the event's kind, trusting its world as a plugin may: a kind the host did not
+    /// send when this world was the newest traps (the host must not deliver one).
+    fn on_event(_run: Run, event: EventIn) -> Result<(), PluginError> {
+        match event.kind.as_str() {
+            "ticket.opened" | "ticket.closed" | "ticket.reopened" | "callback.recorded"
+            | "payment.posted" | "payment.reversed" | "survey.answered" => {}
+            other => unreachable!("event kind {other} is not one wuye:plugin@0.1.0 knows"),
+        }
+        host::kv_put("last-event", &event.kind);
         Ok(())
     }
 }

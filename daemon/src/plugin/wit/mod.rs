@@ -6,7 +6,9 @@
 //! never sees a version. A plugin's version is read from what it exports
 //! (`wuye:plugin/hooks@X.Y.Z`); a version newer than any known is refused with the list of
 //! supported ones. The host-function bodies are shared through `host_impl!`, because a new
-//! version adds to the world and everything that existed before behaves the same.
+//! version adds to the world and everything that existed before behaves the same, with one
+//! difference per version: what it may be handed ([`compat::Vocabulary`]). A ticket kind or an
+//! event kind added after a world was superseded never reaches its plugins.
 
 use std::path::Path;
 
@@ -16,6 +18,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::host::{Hook, LoadError, RunState};
 
+pub(crate) mod compat;
 pub mod since_v0_1_0;
 pub mod since_v0_2_0;
 pub mod since_v0_3_0;
@@ -42,6 +45,15 @@ impl WitVersion {
 
     pub fn parse(s: &str) -> Option<WitVersion> {
         SUPPORTED_VERSIONS.iter().copied().find(|v| v.as_str() == s)
+    }
+
+    /// The values this world may be handed; each version module says which and why.
+    pub(crate) fn vocabulary(self) -> compat::Vocabulary {
+        match self {
+            WitVersion::V0_1_0 => since_v0_1_0::VOCABULARY,
+            WitVersion::V0_2_0 => since_v0_2_0::VOCABULARY,
+            WitVersion::V0_3_0 => since_v0_3_0::VOCABULARY,
+        }
     }
 }
 
@@ -174,10 +186,11 @@ impl VersionedInstance {
     }
 }
 
-/// The host functions of a version module, written once. `$extra` holds the `community`
-/// methods that version added.
+/// The host functions of a version module, written once. `$version` is the module's own
+/// version, whose [`WitVersion::vocabulary`] filters what its plugins are handed; `$extra` holds
+/// the `community` methods that version added.
 macro_rules! host_impl {
-    ({ $($extra:tt)* }) => {
+    ($version:expr, { $($extra:tt)* }) => {
         use chrono::{DateTime, Utc};
         use wasmtime::component::Resource;
 
@@ -185,8 +198,10 @@ macro_rules! host_impl {
         use crate::plugin::data;
         use crate::plugin::host::{Hook, LogLevel, RunState};
         use crate::plugin::intent::{self, Intent};
-        use crate::plugin::wit::{CommunityHandle, RunMeta};
+        use crate::plugin::wit::{CommunityHandle, RunMeta, WitVersion};
         use self::wuye::plugin::host as h;
+
+        const VERSION: WitVersion = $version;
         use self::wuye::plugin::types as t;
 
         pub(crate) fn add_to_linker(
@@ -271,6 +286,12 @@ macro_rules! host_impl {
                     score: c.score,
                 }),
             }
+        }
+
+        /// Tickets of a kind this world has; the others are omitted (wit/compat.rs says why).
+        fn known_tickets(v: Vec<data::Ticket>) -> Vec<t::Ticket> {
+            let known = VERSION.vocabulary();
+            v.into_iter().filter(|x| known.knows_ticket(x)).map(ticket).collect()
         }
 
         fn survey(x: data::Survey) -> t::Survey {
@@ -358,11 +379,23 @@ macro_rules! host_impl {
             let out = match hook {
                 Hook::Schedule => hooks.call_on_schedule(&mut *store, &r)?,
                 Hook::Timer { payload } => hooks.call_on_timer(&mut *store, &r, payload)?,
-                Hook::Event { kind, payload } => hooks.call_on_event(
-                    &mut *store,
-                    &r,
-                    &t::EventIn { kind: kind.clone(), payload: payload.clone() },
-                )?,
+                Hook::Event { kind, payload } => {
+                    let data = store.data().ctx.data.clone();
+                    match VERSION.vocabulary().withholds_event(VERSION, kind, payload, data.as_ref()) {
+                        Ok(None) => {}
+                        // Not delivered is not a failure: the run did what this world can do.
+                        Ok(Some(why)) => {
+                            store.data_mut().ctx.log(LogLevel::Info, why, Vec::new());
+                            return Ok(Ok(()));
+                        }
+                        Err(e) => return Err(store.data_mut().ctx.host_err(e)),
+                    }
+                    hooks.call_on_event(
+                        &mut *store,
+                        &r,
+                        &t::EventIn { kind: kind.clone(), payload: payload.clone() },
+                    )?
+                }
             };
             Ok(out.map_err(plugin_error))
         }
@@ -474,11 +507,13 @@ macro_rules! host_impl {
             }
             fn tickets(&mut self, _: Resource<CommunityHandle>, since: t::Timestamp) -> wasmtime::Result<Vec<t::Ticket>> {
                 let r = self.ctx.data.tickets(from_ms(since));
-                r.map(|v| v.into_iter().map(ticket).collect()).map_err(|e| self.ctx.host_err(e))
+                r.map(known_tickets).map_err(|e| self.ctx.host_err(e))
             }
             fn ticket(&mut self, _: Resource<CommunityHandle>, id: String) -> wasmtime::Result<Option<t::Ticket>> {
                 let r = self.ctx.data.ticket(&id);
-                r.map(|v| v.map(ticket)).map_err(|e| self.ctx.host_err(e))
+                let known = VERSION.vocabulary();
+                r.map(|v| v.filter(|x| known.knows_ticket(x)).map(ticket))
+                    .map_err(|e| self.ctx.host_err(e))
             }
             fn surveys(&mut self, _: Resource<CommunityHandle>) -> wasmtime::Result<Vec<t::Survey>> {
                 let r = self.ctx.data.surveys();
