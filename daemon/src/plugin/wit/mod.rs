@@ -7,7 +7,7 @@
 //! (`wuye:plugin/hooks@X.Y.Z`); a version newer than any known is refused with the list of
 //! supported ones. The host-function bodies are shared through `host_impl!`, because a new
 //! version adds to the world and everything that existed before behaves the same, with one
-//! difference per version: what it may be handed ([`compat::Vocabulary`]). A ticket kind or an
+//! difference per version: what it may be handed (`compat::Vocabulary`). A ticket kind or an
 //! event kind added after a world was superseded never reaches its plugins.
 
 use std::path::Path;
