@@ -137,12 +137,7 @@ fn read<T>(db: &Path, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::R
 fn list(args: &Args, filters: &Filters, settings: &Settings, db: &Path) -> anyhow::Result<()> {
     // Days and times are read and shown in a community's own timezone; without --community the
     // days are the daemon's (`daemon.timezone`).
-    let default_tz: Tz = settings
-        .daemon
-        .daemon
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let default_tz: Tz = settings.tz;
     let tz_of = |community: &str| settings.community(community).map_or(default_tz, |c| c.tz);
     let day_tz = args.community.as_deref().map_or(default_tz, tz_of);
     let midnight = |day: NaiveDate| crate::report::local_midnight(day_tz, day);

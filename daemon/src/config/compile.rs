@@ -209,6 +209,8 @@ impl Compiler<'_> {
         Some(Settings {
             dir: self.dir.to_path_buf(),
             daemon,
+            // A bad name is an error above, and a configuration with errors is refused.
+            tz: daemon_tz.unwrap_or(chrono_tz::Asia::Shanghai),
             data_dir,
             communities,
         })

@@ -61,6 +61,9 @@ pub struct Settings {
     /// The config directory everything relative is resolved against.
     pub dir: PathBuf,
     pub daemon: DaemonFile,
+    /// `daemon.timezone`, parsed: the zone of days that belong to no one community (the
+    /// outbox listing without `--community`, for one).
+    pub tz: Tz,
     /// `daemon.data_dir`, resolved.
     pub data_dir: PathBuf,
     pub communities: Vec<Arc<Community>>,

@@ -99,6 +99,7 @@ mod tests {
         Settings {
             dir: PathBuf::from("."),
             daemon: DaemonFile::default(),
+            tz: chrono_tz::Asia::Shanghai,
             data_dir: PathBuf::from("."),
             communities: vec![Arc::new(Community {
                 workflows,

@@ -38,6 +38,7 @@ fn settings(communities: Vec<Arc<Community>>) -> Settings {
     Settings {
         dir: PathBuf::from("."),
         daemon: DaemonFile::default(),
+        tz: chrono_tz::Asia::Shanghai,
         data_dir: PathBuf::from("."),
         communities,
     }
