@@ -46,22 +46,53 @@ struct Daemon {
 impl Daemon {
     /// `wuyed run` on a fresh config with community `shuipan` and `http` under `[http]`;
     /// returns once it accepts connections.
+    ///
+    /// Ready means this daemon logged that it listens on the port, not that the port answers: a
+    /// free port found here can be taken by another test's daemon before this one binds it, and
+    /// a connect would then reach that daemon (with its own limits). Such a daemon exits with
+    /// "cannot listen", and the next port is tried.
     fn start(http: &str) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config");
-        std::fs::create_dir_all(cfg.join("communities")).unwrap();
-        write_community(&cfg, "shuipan");
-        let port = free_port();
-        write_config(&cfg, port, http);
-        let daemon = Daemon {
-            daemon: LoggedDaemon::start(&cfg),
-            port,
-            _dir: dir,
-        };
-        daemon.wait_until("the API to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        daemon
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = dir.path().join("config");
+            std::fs::create_dir_all(cfg.join("communities")).unwrap();
+            write_community(&cfg, "shuipan");
+            let port = free_port();
+            write_config(&cfg, port, http);
+            let mut daemon = LoggedDaemon::start(&cfg);
+            let listening = format!("127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if !daemon
+                    .records(|v| {
+                        v["message"] == "http api listening"
+                            && v["addr"].as_str() == Some(listening.as_str())
+                    })
+                    .is_empty()
+                {
+                    return Daemon {
+                        daemon,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = daemon.child.try_wait() {
+                    assert!(
+                        daemon.log().contains("cannot listen"),
+                        "wuyed exited at start:\n{}",
+                        daemon.log()
+                    );
+                    break; // the port was taken meanwhile: another one
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "wuyed did not listen within 60 s:\n{}",
+                    daemon.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("five free ports in a row were taken before wuyed could listen on them");
     }
 
     fn config(&self) -> std::path::PathBuf {
