@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver_support::{PyServer, parse_mail};
-use crate::util::{LoggedDaemon, plugins_dir};
-
-const TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
-                        text = \"{{ recipient.name }}, the heartbeat counted {{ beats }}.\"\n\
-                        sms = \"beat {{ beats }}\"\n";
+use crate::util::{LoggedDaemon, plugins_dir, write_heartbeat_community};
 
 fn write_daemon_toml(cfg: &Path, delivery: &str) {
     std::fs::write(
@@ -54,18 +50,7 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 fn sighup_moves_delivery_to_the_new_relay_without_losing_or_doubling_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("config");
-    std::fs::create_dir_all(cfg.join("communities")).unwrap();
-    std::fs::create_dir_all(cfg.join("templates/heartbeat")).unwrap();
-    std::fs::write(cfg.join("templates/heartbeat/heartbeat.en.toml"), TEMPLATE).unwrap();
-    std::fs::write(
-        cfg.join("communities/shuipan.toml"),
-        "id = \"shuipan\"\nname = \"Shuipan Garden\"\ntimezone = \"Asia/Shanghai\"\nlocale = \"en\"\n\n\
-         [quiet_hours]\nstart = \"00:00\"\nend = \"00:00\"\n\n\
-         [[staff]]\nid = \"lin-hua\"\nname = \"Lin Hua\"\nrole = \"manager\"\nemail = \"lin.hua@shuipan.example\"\n\n\
-         [workflows.heartbeat]\nplugin = \"heartbeat\"\nschedule = \"* * * * * *\"\ncatch_up = \"skip\"\n\
-         notifies = [\"manager\"]\nparams = { notify = \"manager\" }\n",
-    )
-    .unwrap();
+    write_heartbeat_community(&cfg);
     // No [delivery]: mail becomes .eml files under data/outbox/mail.
     write_daemon_toml(&cfg, "");
     let files_dir = tmp.path().join("data/outbox/mail");

@@ -10,39 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::daemon::free_port;
 use crate::deliver_support::{PyServer, parse_mail};
-use crate::util::{LoggedDaemon, plugins_dir, stderr, wuyed};
-
-const TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
-                        text = \"{{ recipient.name }}, the heartbeat counted {{ beats }}.\"\n\
-                        sms = \"beat {{ beats }}\"\n";
+use crate::util::{LoggedDaemon, plugins_dir, stderr, write_heartbeat_community, wuyed};
 
 /// How long the other process holds the lock: past SQLite's busy timeouts (5 s, 10 s) and a
 /// command's bounded wait (30 s), with room for a slow machine.
 const HOLD: Duration = Duration::from_secs(45);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn config(dir: &Path, smtp_port: u16, http_port: u16) -> PathBuf {
     let cfg = dir.join("config");
-    std::fs::create_dir_all(cfg.join("communities")).unwrap();
-    std::fs::create_dir_all(cfg.join("templates/heartbeat")).unwrap();
-    std::fs::write(cfg.join("templates/heartbeat/heartbeat.en.toml"), TEMPLATE).unwrap();
-    std::fs::write(
-        cfg.join("communities/shuipan.toml"),
-        "id = \"shuipan\"\nname = \"Shuipan Garden\"\ntimezone = \"Asia/Shanghai\"\nlocale = \"en\"\n\n\
-         [quiet_hours]\nstart = \"00:00\"\nend = \"00:00\"\n\n\
-         [[staff]]\nid = \"lin-hua\"\nname = \"Lin Hua\"\nrole = \"manager\"\nemail = \"lin.hua@shuipan.example\"\n\n\
-         [workflows.heartbeat]\nplugin = \"heartbeat\"\nschedule = \"* * * * * *\"\ncatch_up = \"skip\"\n\
-         notifies = [\"manager\"]\nparams = { notify = \"manager\" }\n",
-    )
-    .unwrap();
+    write_heartbeat_community(&cfg);
     std::fs::write(
         cfg.join("wuyed.toml"),
         format!(

@@ -93,6 +93,33 @@ pub fn import_dir(cmd: impl Fn() -> Command, config: &Path, community: &str, dir
     }
 }
 
+/// The heartbeat's email, SMS and subject, counting beats: what the daemon tests send.
+pub const HEARTBEAT_TEMPLATE: &str = "subject = \"beat {{ beats }}\"\n\
+     text = \"{{ recipient.name }}, the heartbeat counted {{ beats }}.\"\n\
+     sms = \"beat {{ beats }}\"\n";
+
+/// Community `shuipan` under `cfg` (made if missing) with no quiet hours and a heartbeat every
+/// second telling its manager by email, and the heartbeat's template: a daemon with mail to
+/// send at every moment, for tests that disturb it while it sends.
+pub fn write_heartbeat_community(cfg: &Path) {
+    std::fs::create_dir_all(cfg.join("communities")).unwrap();
+    std::fs::create_dir_all(cfg.join("templates/heartbeat")).unwrap();
+    std::fs::write(
+        cfg.join("templates/heartbeat/heartbeat.en.toml"),
+        HEARTBEAT_TEMPLATE,
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("communities/shuipan.toml"),
+        "id = \"shuipan\"\nname = \"Shuipan Garden\"\ntimezone = \"Asia/Shanghai\"\nlocale = \"en\"\n\n\
+         [quiet_hours]\nstart = \"00:00\"\nend = \"00:00\"\n\n\
+         [[staff]]\nid = \"lin-hua\"\nname = \"Lin Hua\"\nrole = \"manager\"\nemail = \"lin.hua@shuipan.example\"\n\n\
+         [workflows.heartbeat]\nplugin = \"heartbeat\"\nschedule = \"* * * * * *\"\ncatch_up = \"skip\"\n\
+         notifies = [\"manager\"]\nparams = { notify = \"manager\" }\n",
+    )
+    .unwrap();
+}
+
 /// `wuyed run --config CFG` with its JSON log lines (stderr) collected as they come, killed on
 /// drop: for tests that watch a running daemon's log while they act on it (signal it, stop it,
 /// wait for a line). One type for all of them, so a fix to "collect even after a failed
