@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
-cargo build --release --target wasm32-wasip2 --workspace --exclude wuye
+cargo build --release --target wasm32-wasip2 --workspace --exclude wuye --exclude wuye-core --exclude wuye-schedule --exclude wuye-store

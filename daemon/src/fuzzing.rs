@@ -203,7 +203,7 @@ pub fn csv_import(data: &[u8]) {
     let kind = KINDS[usize::from(selector) % KINDS.len()];
     let mut conn = TEMPLATE.with(copy_of);
     let once = |conn: &mut Connection| {
-        let tx = crate::store::Tx(conn.transaction()?);
+        let tx = crate::store::Tx::begin(conn)?;
         let report = import::import_tx(
             &tx,
             "shuipan",
@@ -214,7 +214,7 @@ pub fn csv_import(data: &[u8]) {
             None,
             fixed_now(),
         )?;
-        tx.0.commit()?;
+        tx.commit()?;
         Ok::<_, ImportError>(report)
     };
     match once(&mut conn) {

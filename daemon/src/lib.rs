@@ -17,24 +17,24 @@
 //! - [`clock`]: the one injectable source of time.
 //! - [`systemd`]: readiness notification under systemd.
 
-pub mod blocking;
+// The layers below, as their own crates (daemon/crates/): named here as modules so paths read the
+// same everywhere (`crate::store::Tx`, `wuye::schedule::Schedule`).
+pub use wuye_core::{blocking, clock, exit, privacy};
+pub use wuye_schedule as schedule;
+pub use wuye_store as store;
+
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod domain;
-pub mod exit;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod plugin;
-pub mod privacy;
 pub mod report;
-pub mod schedule;
 pub mod scheduler;
-pub mod store;
 pub mod systemd;
 pub mod wiring;
 

@@ -15,6 +15,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// Typed by the schedule, which applies them; named here too because a workflow's file says them.
+pub use crate::schedule::{CatchUp, NonWorkday};
+
 /// `wuyed.toml`: settings of the daemon itself.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -293,32 +296,6 @@ pub struct StaffMember {
     pub phone: Option<String>,
     /// Staff id of the person this one escalates to; defaults to anyone with the next role.
     pub reports_to: Option<String>,
-}
-
-/// What a workflow does on a day that is not a workday in the community's calendar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NonWorkday {
-    /// Run regardless of the calendar.
-    #[default]
-    Run,
-    /// Do not run; the slot is recorded as skipped.
-    Skip,
-    /// Run at the same local time on the next workday.
-    Shift,
-}
-
-/// After downtime, which missed slots still run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CatchUp {
-    /// The most recent missed slot runs once; older ones are recorded as missed.
-    #[default]
-    Latest,
-    /// Every missed slot runs, oldest first.
-    All,
-    /// None runs; each is recorded as missed.
-    Skip,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

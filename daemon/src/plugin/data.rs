@@ -182,34 +182,7 @@ pub trait DataSource: Send + Sync + 'static {
     fn community(&self, id: &str) -> anyhow::Result<Arc<dyn CommunityData>>;
 }
 
-/// Reads a plugin's key-value store as committed (the run's own writes are layered on top by the
-/// host). Writes go through `store::Tx` when the run commits (store/plugin_kv.rs).
-pub trait KvRead: Send + Sync + 'static {
-    fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>>;
-
-    /// Every key of (community, plugin) at once, for a run that reads many (a fee reminder
-    /// asks once per bill); `None` where the source has no cheaper bulk read.
-    fn snapshot(
-        &self,
-        community: &str,
-        plugin: &str,
-    ) -> anyhow::Result<Option<std::collections::HashMap<String, String>>> {
-        let _ = (community, plugin);
-        Ok(None)
-    }
-
-    /// What (community, plugin) keeps now, for its quota (`plugins.kv_max_bytes`,
-    /// `plugins.kv_max_keys`).
-    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<KvUsage>;
-}
-
-/// What one plugin keeps in one community's kv store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KvUsage {
-    /// Keys and values, in bytes of UTF-8.
-    pub bytes: usize,
-    pub keys: usize,
-}
+pub use crate::store::plugin_kv::{KvRead, KvUsage};
 
 /// One community's data in memory.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -104,12 +104,7 @@ impl Intent {
     }
 }
 
-/// A write to the plugin's key-value store (`None` deletes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KvWrite {
-    pub key: String,
-    pub value: Option<String>,
-}
+pub use crate::store::plugin_kv::KvWrite;
 
 /// Applies a run's intents inside the transaction that completes it: messages and staff notices
 /// into the outbox, timers into the scheduler's timer table, tickets into the desk's queue.

@@ -855,8 +855,10 @@ async fn the_executor_commits_kv_and_intents_only_through_the_runs_transaction()
         "nothing applied before the commit"
     );
 
-    let mut conn = crate::store::plugin_kv::tests::conn();
-    let tx = Tx(conn.transaction().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    // A database with the daemon's schema, through the same opener as the dispatcher.
+    let mut conn = crate::store::outbox::open(&dir.path().join("wuye.db")).unwrap();
+    let tx = Tx::begin(&mut conn).unwrap();
     let summary = effects(&tx).unwrap();
     assert_eq!(summary.messages, 1);
     assert_eq!(
@@ -888,8 +890,10 @@ async fn repeated_failures_pause_the_workflow_and_tell_its_staff() {
         .execute(request(3, "misbehaving", params))
         .await
         .expect("the third failure completes the run with a pause");
-    let mut conn = crate::store::plugin_kv::tests::conn();
-    let tx = Tx(conn.transaction().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    // A database with the daemon's schema, through the same opener as the dispatcher.
+    let mut conn = crate::store::outbox::open(&dir.path().join("wuye.db")).unwrap();
+    let tx = Tx::begin(&mut conn).unwrap();
     let summary = effects(&tx).unwrap();
     assert!(
         summary.notes[0].starts_with("plugin failed 3 times in a row"),

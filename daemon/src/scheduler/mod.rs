@@ -27,18 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Community, Workflow};
-use crate::store::Tx;
-
-/// Why a run happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    /// A schedule slot came due.
-    Schedule,
-    /// A durable timer set by a plugin fired; the payload is the plugin's.
-    Timer { timer_id: i64, payload: String },
-    /// Something happened (ticket closed, payment posted, survey answered).
-    Event { kind: String, payload: String },
-}
+pub use crate::store::runs::{EffectSummary, Effects, Trigger};
 
 /// Everything an executor needs to carry out one run.
 #[derive(Debug, Clone)]
@@ -49,29 +38,6 @@ pub struct RunRequest {
     /// The slot (or timer/event instant) the run belongs to: part of every idempotency key.
     pub due_at: DateTime<Utc>,
     pub trigger: Trigger,
-}
-
-/// The decisions of a run, applied atomically with its completion.
-pub type Effects = Box<dyn FnOnce(&Tx<'_>) -> anyhow::Result<EffectSummary> + Send>;
-
-/// What a run did, for the audit table and the log.
-#[derive(Debug, Clone, Default)]
-pub struct EffectSummary {
-    pub messages: usize,
-    pub timers: usize,
-    pub notes: Vec<String>,
-}
-
-impl EffectSummary {
-    /// One line for the audit table and the log: `2 message(s), 1 timer(s); note; note`.
-    pub fn describe(&self) -> String {
-        let mut text = format!("{} message(s), {} timer(s)", self.messages, self.timers);
-        for note in &self.notes {
-            text.push_str("; ");
-            text.push_str(note);
-        }
-        text
-    }
 }
 
 /// Carries out runs. The plugin host is the real one; tests and the foundation use simpler ones.

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::exit::Coded;
+use wuye_core::exit::Coded;
 
 /// What a backup wrote.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub fn backup(source: &Path, target: &Path, overwrite: bool) -> anyhow::Result<B
     }
     if target.exists() && !overwrite {
         return Err(Coded::new(
-            crate::exit::IOERR,
+            wuye_core::exit::IOERR,
             anyhow::anyhow!(
                 "{} already exists: choose another name, or pass --force to replace it",
                 target.display()
@@ -97,12 +97,12 @@ fn copy_into(source: &Path, partial: &Path) -> anyhow::Result<BackupReport> {
     .map_err(Coded::temporary)?;
     from.busy_timeout(Duration::from_secs(10))?;
 
-    crate::privacy::private_file()
+    wuye_core::privacy::private_file()
         .write(true)
         .create_new(true)
         .open(partial)
         .with_context(|| format!("cannot create {}", partial.display()))
-        .map_err(|e| Coded::new(crate::exit::IOERR, e))?;
+        .map_err(|e| Coded::new(wuye_core::exit::IOERR, e))?;
     let mut to =
         Connection::open(partial).with_context(|| format!("cannot open {}", partial.display()))?;
     {
@@ -165,7 +165,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
-    use crate::store::Store;
+    use crate::Store;
 
     fn audit_rows(path: &Path) -> i64 {
         Connection::open(path)
@@ -189,7 +189,7 @@ mod tests {
         let target = dir.path().join("copy.db");
         let report = backup(store.path(), &target, false).unwrap();
         assert_eq!(audit_rows(&target), 10);
-        assert_eq!(report.schema_version, crate::store::LATEST_VERSION);
+        assert_eq!(report.schema_version, crate::LATEST_VERSION);
         assert_eq!(report.bytes, std::fs::metadata(&target).unwrap().len());
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

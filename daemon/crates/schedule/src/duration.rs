@@ -100,7 +100,7 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
-/// `#[serde(with = "crate::schedule::duration_text")]` on a `chrono::Duration` field of the
+/// `#[serde(with = "crate::duration_text")]` on a `chrono::Duration` field of the
 /// file model: written and read as text (`"30s"`), parsed by [`parse_duration`].
 pub mod text {
     use chrono::Duration;

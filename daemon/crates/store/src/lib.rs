@@ -17,6 +17,7 @@
 
 pub mod backup;
 pub mod lock;
+pub mod message;
 mod migrations;
 pub mod outbox;
 pub mod plugin_kv;
@@ -34,7 +35,7 @@ pub use lock::{Patience, is_disk_full};
 pub use migrations::{LATEST_VERSION, refuse_newer};
 pub use runs::{PlanOutcome, PlannedSlot, RunRow, RunState, SlotPlan, WorkflowPlan};
 
-use crate::exit::Coded;
+use wuye_core::exit::Coded;
 
 /// File name of the database inside `daemon.data_dir`.
 pub const DB_FILE: &str = "wuye.db";
@@ -69,9 +70,23 @@ pub mod report;
 /// that marks the run done, so they commit together or not at all.
 pub struct Tx<'a>(pub(crate) rusqlite::Transaction<'a>);
 
-impl Tx<'_> {
-    /// The underlying connection, for SQL kept in other `store/*.rs` files.
-    pub(crate) fn conn(&self) -> &Connection {
+impl<'c> Tx<'c> {
+    /// A deferred transaction on a connection of the caller's own: tests, and the fuzz
+    /// targets, which copy an in-memory database per input instead of opening a file. The
+    /// daemon's own transactions come from [`Store::write`] and [`Store::read`], which add the
+    /// lock handling.
+    pub fn begin(conn: &'c mut Connection) -> rusqlite::Result<Tx<'c>> {
+        Ok(Tx(conn.transaction()?))
+    }
+
+    /// Commits a transaction made with [`Tx::begin`].
+    pub fn commit(self) -> rusqlite::Result<()> {
+        self.0.commit()
+    }
+
+    /// The underlying connection: for SQL kept in this crate's other files, and for the daemon's
+    /// wiring, which reads domain rows inside a run's own transaction.
+    pub fn conn(&self) -> &Connection {
         &self.0
     }
 }
@@ -85,7 +100,7 @@ impl Tx<'_> {
 /// - no memory map: a connection that sees another's commit drops its map of the file whole,
 ///   and a simulation's three connections commit in turn all year. Unmapping stops every
 ///   thread of the process (TLB shootdown), parts simulated side by side included.
-pub(crate) fn throwaway(conn: &Connection) -> rusqlite::Result<()> {
+pub fn throwaway(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     conn.query_row("PRAGMA mmap_size = 0", [], |_| Ok(()))?;
@@ -229,10 +244,10 @@ impl Store {
 /// this first, as any of them may be the first to touch a new data directory.
 pub(crate) fn create_private(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::privacy::create_private_dir(dir)
+        wuye_core::privacy::create_private_dir(dir)
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     }
-    match crate::privacy::private_file()
+    match wuye_core::privacy::private_file()
         .write(true)
         .create_new(true)
         .open(path)
@@ -435,7 +450,7 @@ mod tests {
                 && text.contains(&format!("knows versions up to {LATEST_VERSION}")),
             "{text}"
         );
-        assert_eq!(crate::exit::code_of(&err), crate::exit::CONFIG);
+        assert_eq!(wuye_core::exit::code_of(&err), wuye_core::exit::CONFIG);
         let conn = Connection::open(&path).unwrap();
         let v: u32 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))

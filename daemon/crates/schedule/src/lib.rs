@@ -24,12 +24,25 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 pub use self::calendar::{Calendar, CalendarError, ListedDay};
-pub use self::catch_up::{SlotFate, catch_up, catch_up_in};
+pub use self::catch_up::{CatchUp, SlotFate, catch_up, catch_up_in};
 pub use self::cron::{CronError, CronExpr};
 pub use self::duration::text as duration_text;
 pub use self::duration::{format_duration, parse_duration};
 pub use self::jitter::jitter_for;
-use crate::config::NonWorkday;
+use serde::{Deserialize, Serialize};
+
+/// What a workflow does on a day that is not a workday in the community's calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonWorkday {
+    /// Run regardless of the calendar.
+    #[default]
+    Run,
+    /// Do not run; the slot is recorded as skipped.
+    Skip,
+    /// Run at the same local time on the next workday.
+    Shift,
+}
 
 /// A workflow's schedule with everything applied: crontab, zone, calendar.
 #[derive(Debug, Clone)]

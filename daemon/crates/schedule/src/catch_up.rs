@@ -8,7 +8,20 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
 use super::format_duration;
-use crate::config::CatchUp;
+use serde::{Deserialize, Serialize};
+
+/// After downtime, which missed slots still run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// The most recent missed slot runs once; older ones are recorded as missed.
+    #[default]
+    Latest,
+    /// Every missed slot runs, oldest first.
+    All,
+    /// None runs; each is recorded as missed.
+    Skip,
+}
 
 /// What happens to one due slot found when the daemon (re)starts or wakes late.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::Tx;
-use crate::deliver::{Category, Channel, OutboxMessage, Status};
+use super::message::{Category, Channel, OutboxMessage, Status};
 
 /// Opens the database file the way the daemon does (WAL, full sync), its schema brought up to
 /// date by the store's migrations if needed: the dispatcher's own connection, `wuyed outbox`,

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::exit::Coded;
+use wuye_core::exit::Coded;
 
 /// `(version, SQL)`, ascending without gaps.
 pub(crate) const MIGRATIONS: &[(u32, &str)] = &[

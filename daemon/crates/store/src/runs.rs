@@ -13,7 +13,40 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension as _, Row, params};
 
 use super::{Store, Tx, parse_ts, ts};
-use crate::scheduler::{EffectSummary, Effects, Trigger};
+
+/// Why a run happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A schedule slot came due.
+    Schedule,
+    /// A durable timer set by a plugin fired; the payload is the plugin's.
+    Timer { timer_id: i64, payload: String },
+    /// Something happened (ticket closed, payment posted, survey answered).
+    Event { kind: String, payload: String },
+}
+
+/// The decisions of a run, applied atomically with its completion.
+pub type Effects = Box<dyn FnOnce(&Tx<'_>) -> anyhow::Result<EffectSummary> + Send>;
+
+/// What a run did, for the audit table and the log.
+#[derive(Debug, Clone, Default)]
+pub struct EffectSummary {
+    pub messages: usize,
+    pub timers: usize,
+    pub notes: Vec<String>,
+}
+
+impl EffectSummary {
+    /// One line for the audit table and the log: `2 message(s), 1 timer(s); note; note`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} message(s), {} timer(s)", self.messages, self.timers);
+        for note in &self.notes {
+            text.push_str("; ");
+            text.push_str(note);
+        }
+        text
+    }
+}
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,42 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::Tx;
-use crate::plugin::intent::KvWrite;
+
+/// A write to the plugin's key-value store (`None` deletes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KvWrite {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Reads a plugin's key-value store as committed (the run's own writes are layered on top by the
+/// host). Writes go through `store::Tx` when the run commits (store/plugin_kv.rs).
+pub trait KvRead: Send + Sync + 'static {
+    fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>>;
+
+    /// Every key of (community, plugin) at once, for a run that reads many (a fee reminder
+    /// asks once per bill); `None` where the source has no cheaper bulk read.
+    fn snapshot(
+        &self,
+        community: &str,
+        plugin: &str,
+    ) -> anyhow::Result<Option<std::collections::HashMap<String, String>>> {
+        let _ = (community, plugin);
+        Ok(None)
+    }
+
+    /// What (community, plugin) keeps now, for its quota (`plugins.kv_max_bytes`,
+    /// `plugins.kv_max_keys`).
+    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<KvUsage>;
+}
+
+/// What one plugin keeps in one community's kv store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Keys and values, in bytes of UTF-8.
+    pub bytes: usize,
+    pub keys: usize,
+}
 
 /// A workflow paused for a community after repeated failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +79,7 @@ impl Tx<'_> {
 
     /// Bytes (keys and values, as UTF-8) and keys (community, plugin) keeps: what its quota is
     /// held against.
-    pub fn plugin_kv_usage(
-        &self,
-        community: &str,
-        plugin: &str,
-    ) -> rusqlite::Result<crate::plugin::KvUsage> {
+    pub fn plugin_kv_usage(&self, community: &str, plugin: &str) -> rusqlite::Result<KvUsage> {
         plugin_kv_usage(&self.0, community, plugin)
     }
 
@@ -170,14 +201,14 @@ fn plugin_kv_usage(
     conn: &rusqlite::Connection,
     community: &str,
     plugin: &str,
-) -> rusqlite::Result<crate::plugin::KvUsage> {
+) -> rusqlite::Result<KvUsage> {
     // length() of TEXT counts characters; of a BLOB, bytes, which is what the quota is in.
     conn.prepare_cached(
         "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0), COUNT(*)
          FROM plugin_kv WHERE community = ?1 AND plugin = ?2",
     )?
     .query_row(params![community, plugin], |r| {
-        Ok(crate::plugin::KvUsage {
+        Ok(KvUsage {
             bytes: r.get::<_, i64>(0)? as usize,
             keys: r.get::<_, i64>(1)? as usize,
         })
@@ -187,7 +218,7 @@ fn plugin_kv_usage(
 /// Plugins read their committed key-value store through the daemon's database (one statement
 /// per `kv-get`; the run's own writes are layered on top by the host).
 /// Needs migration 0003 registered in `store/migrations.rs`.
-impl crate::plugin::KvRead for super::Store {
+impl KvRead for super::Store {
     fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>> {
         // One SELECT is atomic on its own: no BEGIN/ROLLBACK around it (a run makes one call per
         // unpaid bill, 60,000 at 100,000 households, and the transaction doubled each one).
@@ -202,7 +233,7 @@ impl crate::plugin::KvRead for super::Store {
         self.read(|tx| Ok(Some(tx.plugin_kv_all(community, plugin)?)))
     }
 
-    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<crate::plugin::KvUsage> {
+    fn usage(&self, community: &str, plugin: &str) -> anyhow::Result<KvUsage> {
         Ok(plugin_kv_usage(&self.lock(), community, plugin)?)
     }
 }
@@ -267,14 +298,14 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(
             tx.plugin_kv_usage("lakeside", "heartbeat").unwrap(),
-            crate::plugin::KvUsage {
+            KvUsage {
                 bytes: "last".len() + "09:00".len() + "名".len() + "水畔".len(),
                 keys: 2
             }
         );
         assert_eq!(
             tx.plugin_kv_usage("lakeside", "other").unwrap(),
-            crate::plugin::KvUsage::default()
+            KvUsage::default()
         );
     }
 

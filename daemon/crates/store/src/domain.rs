@@ -20,12 +20,35 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Tx;
-use crate::domain::{
-    Bill, BillStatus, Callback, ContactChannel, DomainError, DomainEvent, Event, FeeType,
-    Household, Language, Owner, Payment, Period, Rsvp, RsvpInvitation, SurveyCampaign,
-    SurveyInvitation, SurveyResponse, SurveyScores, Ticket, TicketKind, TicketNotice, UnpaidBill,
-    Upsert, Utility, UtilityBalance, event_kind, fmt_ts, new_survey_token, parse_ts,
+use wuye_core::domain::{
+    Bill, BillStatus, Callback, ContactChannel, DomainEvent, Event, FeeType, Household, Language,
+    Owner, Payment, Period, Rsvp, RsvpInvitation, SurveyCampaign, SurveyInvitation, SurveyResponse,
+    SurveyScores, Ticket, TicketKind, TicketNotice, UnpaidBill, Upsert, Utility, UtilityBalance,
+    event_kind, fmt_ts, new_survey_token, parse_ts,
 };
+
+/// Why a domain write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The thing named does not exist in this community.
+    #[error("{what} {key:?} not found")]
+    NotFound { what: &'static str, key: String },
+    /// The request contradicts what is stored (a ticket number reused with other data, a
+    /// payment reversed twice, a survey answered twice).
+    #[error("{message}")]
+    Conflict {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
 
 /// Migration 0002 (schema version 2). Every statement is `IF NOT EXISTS`, so applying it twice
 /// is harmless.
@@ -114,10 +137,10 @@ pub fn with_tx<R, E: From<rusqlite::Error>>(
 }
 
 /// What [`with_tx`] waits for another process's lock: [`super::Patience::INTERACTIVE`], unless a
-/// test of this crate shortened it ([`TEST_WAIT_MS`]) to prove the give-up path without waiting
+/// test shortened it ([`TEST_WAIT_MS`]) to prove the give-up path without waiting
 /// 30 s. Not a setting: a person waiting on the API should not get another answer than a script.
 fn interactive() -> super::Patience {
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     {
         let ms = TEST_WAIT_MS.load(std::sync::atomic::Ordering::Relaxed);
         if ms > 0 {
@@ -127,9 +150,10 @@ fn interactive() -> super::Patience {
     super::Patience::INTERACTIVE
 }
 
-/// Milliseconds [`with_tx`] waits for a lock in this crate's tests; 0 keeps the shipped wait.
-#[cfg(test)]
-pub(crate) static TEST_WAIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Milliseconds [`with_tx`] waits for a lock in tests (this crate's, and the daemon's API tests
+/// through the `test-hooks` feature); 0 keeps the shipped wait.
+#[cfg(any(test, feature = "test-hooks"))]
+pub static TEST_WAIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl<'a> Tx<'a> {
     /// Read and write access to one community's domain data inside this transaction.

@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, Row, params};
 
-use crate::domain::{TicketKind, fmt_ts, parse_ts};
+use wuye_core::domain::{TicketKind, fmt_ts, parse_ts};
 
 /// Opens the database read-only: a report never changes the data or creates a file.
 pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
@@ -387,7 +387,7 @@ pub fn overdue_as_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::domain::{DomainRead, apply_schema};
+    use crate::domain::{DomainRead, apply_schema};
     use chrono::TimeZone;
 
     /// The candidate shortcut gives the same bills and amounts as summing every bill's

@@ -75,7 +75,7 @@ pub fn is_disk_full(err: &anyhow::Error) -> bool {
 /// Runs `f` in an immediate transaction on `conn` and commits it, waiting for the write lock
 /// (at `BEGIN` and at `COMMIT`) with `patience`. `f` runs once: on its error everything it
 /// wrote is rolled back and the error returned.
-pub(crate) fn write<T, E: From<rusqlite::Error>>(
+pub fn write<T, E: From<rusqlite::Error>>(
     conn: &mut Connection,
     patience: Patience,
     f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
@@ -160,7 +160,7 @@ impl<'a> Wait<'a> {
         &mut self,
         mut attempt: impl FnMut() -> rusqlite::Result<T>,
     ) -> Result<T, rusqlite::Error> {
-        crate::blocking::may_block(|| {
+        wuye_core::blocking::may_block(|| {
             loop {
                 match attempt() {
                     Ok(v) => return Ok(v),
