@@ -308,6 +308,62 @@ fn a_template_variable_or_param_the_plugin_does_not_take_fails_with_file_line_an
     );
 }
 
+/// A workflow subscribing to an event its plugin's world predates is told so, with file, line
+/// and key, as a warning: the configuration still works (exit 0), the subscription is just deaf.
+#[test]
+fn an_event_an_old_plugin_is_never_handed_is_a_warning_naming_file_line_and_key() {
+    let copy = shipped_copy();
+    let shuipan = "communities/shuipan.toml";
+    // A plugin built against wuye:plugin@0.2.0, which predates the import events.
+    fs::copy(
+        crate::util::plugins_dir().join("legacy_v020.wasm"),
+        copy.path("legacy_v020.wasm"),
+    )
+    .unwrap();
+    copy.edit(
+        shuipan,
+        "plugin = \"fee_reminder\"",
+        "plugin = \"legacy_v020.wasm\"",
+    );
+    copy.edit(
+        shuipan,
+        "events = [\"payment.*\", \"import.*\"]",
+        "events = [\"payment.*\", \"import.bills\"]",
+    );
+
+    let o = copy.check(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = lines(&o);
+    let want = format!(
+        "warning: {}workflows.fee_reminder.events[1]: \"import.bills\" is never delivered to \
+         this plugin (legacy_v020.wasm): it is built for wuye:plugin@0.2.0, which predates that \
+         event; rebuild it against the current wuye-plugin-sdk to receive it",
+        copy.at(shuipan, "\"import.bills\"")
+    );
+    assert!(
+        out.contains(&want),
+        "no line\n  {want}\nin:\n{}",
+        out.join("\n")
+    );
+    // `payment.*` is delivered to 0.2.0: no warning about it.
+    assert_eq!(
+        out.iter()
+            .filter(|l| l.contains("is never delivered"))
+            .count(),
+        1,
+        "{}",
+        out.join("\n")
+    );
+    assert!(
+        out.last().unwrap().starts_with("ok: "),
+        "{}",
+        out.join("\n")
+    );
+
+    let o = copy.check(&["--deny-warnings"]);
+    assert_eq!(o.status.code(), Some(78), "{}{}", stdout(&o), stderr(&o));
+}
+
 /// A template every community's locale needs, deleted, is named with the file to write.
 #[test]
 fn a_template_missing_in_a_community_locale_fails() {

@@ -8,8 +8,9 @@
 //!
 //! Beyond loading the configuration (what `run` does first), a configuration that loads is held
 //! against what its plugins declare they need (`config::plugin_needs`: params, and every template
-//! a workflow can send, against the variables it is given) and against the rest of `run`'s start
-//! ([`startup`]: data directory, delivery channels, plugin limits, listen address).
+//! a workflow can send, against the variables it is given; a warning for an `events` entry the
+//! plugin's WIT world is never handed) and against the rest of `run`'s start ([`startup`]: data
+//! directory, delivery channels, plugin limits, listen address).
 
 mod startup;
 
@@ -91,6 +92,7 @@ pub fn check_dir(dir: &std::path::Path, options: &LoadOptions) -> (config::Repor
     if let Some(settings) = &report.settings {
         let needs = config::plugin_needs::check(settings);
         report.errors.extend(needs.errors);
+        report.warnings.extend(needs.warnings);
         notes = needs.notes;
         report.errors.extend(startup::check(settings));
     }

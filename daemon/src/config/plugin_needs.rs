@@ -8,6 +8,12 @@
 //! the day. Templates are loaded with the daemon's own loader (`deliver::Templates`) and looked
 //! up as a run looks them up (`Templates::find`), so `check` and `run` cannot disagree on which
 //! file a message uses. A plugin that declares nothing is not validated; `check` says so.
+//!
+//! Each workflow's `events = [...]` is also held against its plugin's WIT world (read from the
+//! component's exports, as the host reads it at load): an entry whose every kind that world
+//! predates is never delivered (`plugin::wit::compat`), so the workflow never runs on it. That
+//! is a warning, not an error: the configuration works, the subscription is just deaf until the
+//! plugin is rebuilt.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,13 +22,39 @@ use super::source::{self, KeyPath};
 use super::{Community, ConfigError, Settings, Workflow};
 use crate::deliver::Templates;
 use crate::plugin::manifest::{self, Manifest};
+use crate::plugin::wit::{self, WitVersion};
 
 /// What [`check`] found.
 #[derive(Debug, Default)]
 pub struct NeedsReport {
     pub errors: Vec<ConfigError>,
+    /// Event subscriptions a plugin's WIT world is never handed.
+    pub warnings: Vec<ConfigError>,
     /// Plugins that declare nothing, so whose params and templates went unchecked.
     pub notes: Vec<String>,
+}
+
+/// What is read of a plugin file, once however many workflows run it.
+struct PluginFile {
+    manifest: Result<Option<Manifest>, String>,
+    /// `None` when it is not a plugin the host can load: the configuration load already says
+    /// why (`plugin::check_file`).
+    version: Option<WitVersion>,
+}
+
+impl PluginFile {
+    fn read(path: &Path) -> PluginFile {
+        match std::fs::read(path) {
+            Ok(bytes) => PluginFile {
+                manifest: manifest::from_wasm(&bytes),
+                version: wit::detect_bytes(&bytes, path).ok(),
+            },
+            Err(e) => PluginFile {
+                manifest: Err(format!("cannot read: {e}")),
+                version: None,
+            },
+        }
+    }
 }
 
 /// Checks every enabled workflow of `settings` against its plugin's declaration.
@@ -33,7 +65,7 @@ pub fn check(settings: &Settings) -> NeedsReport {
     let Ok(templates) = Templates::load(&settings.dir.join("templates"), &ids) else {
         return report;
     };
-    let mut manifests: BTreeMap<PathBuf, Result<Option<Manifest>, String>> = BTreeMap::new();
+    let mut plugins: BTreeMap<PathBuf, PluginFile> = BTreeMap::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut push = |report: &mut NeedsReport, e: ConfigError| {
         // A default template shared by several communities is reported once.
@@ -44,10 +76,15 @@ pub fn check(settings: &Settings) -> NeedsReport {
     for community in &settings.communities {
         let text = std::fs::read_to_string(&community.file).unwrap_or_default();
         for workflow in &community.workflows {
-            let declared = manifests
+            let plugin = plugins
                 .entry(workflow.plugin_path.clone())
-                .or_insert_with(|| manifest::read(&workflow.plugin_path));
-            let m = match declared {
+                .or_insert_with(|| PluginFile::read(&workflow.plugin_path));
+            if let Some(version) = plugin.version {
+                report
+                    .warnings
+                    .extend(events_never_delivered(community, &text, workflow, version));
+            }
+            let m = match &plugin.manifest {
                 Ok(Some(m)) => m,
                 Ok(None) => {
                     let note = format!(
@@ -81,6 +118,51 @@ pub fn check(settings: &Settings) -> NeedsReport {
         }
     }
     report
+}
+
+/// The workflow's `events` entries that a plugin of `version` is never handed any kind of,
+/// located in the community's file.
+fn events_never_delivered(
+    community: &Community,
+    text: &str,
+    workflow: &Workflow,
+    version: WitVersion,
+) -> Vec<ConfigError> {
+    let plugin = workflow
+        .plugin_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, pattern) in workflow.events.iter().enumerate() {
+        let Some(kinds) = wit::compat::never_delivered(version, pattern) else {
+            continue;
+        };
+        let predates = if kinds.len() == 1 && kinds[0] == pattern {
+            "that event; rebuild it against the current wuye-plugin-sdk to receive it".to_string()
+        } else {
+            format!(
+                "every event it covers ({}); rebuild it against the current wuye-plugin-sdk to \
+                 receive them",
+                kinds.join(", ")
+            )
+        };
+        let path = KeyPath::root()
+            .key("workflows")
+            .key(&workflow.name)
+            .key("events")
+            .index(i);
+        out.push(ConfigError {
+            file: community.file.clone(),
+            line: source::line_of(text, &path),
+            key: path.to_string(),
+            message: format!(
+                "{pattern:?} is never delivered to this plugin ({plugin}): it is built for \
+                 wuye:plugin@{version}, which predates {predates}"
+            ),
+        });
+    }
+    out
 }
 
 /// The workflow's `params` against the declaration, located in the community's file.
@@ -255,6 +337,16 @@ params = { sla_hours = 24 }
         community: &str,
         templates: &[(&str, &str)],
     ) -> (Vec<String>, Vec<String>) {
+        let (errors, _, notes) = found_of(plugin, community, templates);
+        (errors, notes)
+    }
+
+    /// [`needs_of`] with the warnings: `(errors, warnings, notes)`.
+    fn found_of(
+        plugin: &[u8],
+        community: &str,
+        templates: &[(&str, &str)],
+    ) -> (Vec<String>, Vec<String>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(
@@ -281,7 +373,11 @@ params = { sla_hours = 24 }
         let found = check(&report.settings.unwrap());
         let prefix = format!("{}/", root.display());
         let shown = |e: &ConfigError| e.to_string().replace(&prefix, "");
-        (found.errors.iter().map(shown).collect(), found.notes)
+        (
+            found.errors.iter().map(shown).collect(),
+            found.warnings.iter().map(shown).collect(),
+            found.notes,
+        )
     }
 
     const OVERDUE: &str = "subject = \"Ticket {{ ticket.id }}\"\ntext = \"\"\"\n{{ recipient.name }}: {{ total }} for {{ ticket.first_receiver }}\n\"\"\"\n";
@@ -359,5 +455,54 @@ params = { sla_hours = 24 }
             ),
             "{notes:?}"
         );
+    }
+
+    /// A built plugin of the test plugins (`plugin::sandbox_tests::wasm`).
+    fn built(name: &str) -> Vec<u8> {
+        std::fs::read(crate::plugin::sandbox_tests::wasm().join(format!("{name}.wasm"))).unwrap()
+    }
+
+    fn subscribing(events: &str) -> String {
+        COMMUNITY.replace(
+            "notifies = [\"manager\"]",
+            &format!("notifies = [\"manager\"]\nevents = {events}"),
+        )
+    }
+
+    #[test]
+    fn events_an_old_plugin_is_never_handed_are_warned_about_not_failed() {
+        let community =
+            subscribing(r#"["ticket.closed", "import.bills", "payment.*", "import.*", "*"]"#);
+        let (errors, warnings, _) = found_of(&built("legacy_v020"), &community, &[]);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(
+            warnings,
+            [
+                "communities/lakeside.toml:14: workflows.chase.events[1]: \"import.bills\" is \
+                 never delivered to this plugin (chase.wasm): it is built for wuye:plugin@0.2.0, \
+                 which predates that event; rebuild it against the current wuye-plugin-sdk to \
+                 receive it",
+                "communities/lakeside.toml:14: workflows.chase.events[3]: \"import.*\" is never \
+                 delivered to this plugin (chase.wasm): it is built for wuye:plugin@0.2.0, which \
+                 predates every event it covers (import.owners, import.bills, import.payments, \
+                 import.balances, import.tickets, import.surveys); rebuild it against the \
+                 current wuye-plugin-sdk to receive them",
+            ]
+        );
+
+        let community = subscribing(r#"["payment_plan.agreed", "payment_plan.*"]"#);
+        let (_, warnings, _) = found_of(&built("legacy_v010"), &community, &[]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("wuye:plugin@0.1.0"), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_newest_world_gets_every_event_so_no_warning() {
+        let community = subscribing(r#"["import.bills", "import.*", "*"]"#);
+        let (_, warnings, _) = found_of(&built("heartbeat"), &community, &[]);
+        assert_eq!(warnings, Vec::<String>::new());
+        // Nor for a file check cannot read a world from (the load reports that).
+        let (_, warnings, _) = found_of(&wasm_declaring(DECLARED), &community, &[]);
+        assert_eq!(warnings, Vec::<String>::new());
     }
 }

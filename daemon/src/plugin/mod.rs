@@ -34,7 +34,7 @@ mod sandbox_io;
 pub mod wit;
 
 #[cfg(test)]
-mod sandbox_tests;
+pub(crate) mod sandbox_tests;
 
 use std::path::PathBuf;
 use std::time::Duration;

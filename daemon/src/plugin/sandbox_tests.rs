@@ -567,6 +567,77 @@ fn a_plugin_built_against_0_1_0_still_loads_and_runs_next_to_0_3_0() {
     }
 }
 
+/// `wuyed check` reads a plugin's world from its bytes (`wit::detect_bytes`), the host from the
+/// compiled component (`wit::detect`): they must agree, or check would warn about events a plugin
+/// does get, or stay silent about ones it does not.
+#[test]
+fn the_world_read_from_the_bytes_is_the_one_the_host_loads() {
+    let host = host();
+    for plugin in ["heartbeat", "misbehaving", "legacy_v010", "legacy_v020"] {
+        let path = wasm().join(format!("{plugin}.wasm"));
+        let bytes = std::fs::read(&path).unwrap();
+        let loaded = host.check(&path).unwrap();
+        assert_eq!(
+            wit::detect_bytes(&bytes, &path).unwrap(),
+            loaded.version,
+            "{plugin}"
+        );
+    }
+    assert_eq!(
+        wit::detect_bytes(
+            &std::fs::read(wasm().join("legacy_v020.wasm")).unwrap(),
+            Path::new("x")
+        )
+        .unwrap(),
+        WitVersion::V0_2_0
+    );
+
+    // A world this host does not know: both refuse it, naming the version found.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.wasm");
+    let bytes = std::fs::read(wasm().join("legacy_v020.wasm")).unwrap();
+    let future = replace_all(
+        &bytes,
+        b"wuye:plugin/hooks@0.2.0",
+        b"wuye:plugin/hooks@9.9.9",
+    );
+    std::fs::write(&path, &future).unwrap();
+    let from_bytes = wit::detect_bytes(&future, &path).unwrap_err();
+    assert!(
+        matches!(&from_bytes, LoadError::Unsupported { found, .. } if found == "9.9.9"),
+        "{from_bytes}"
+    );
+    match host.check(&path) {
+        Err(e @ LoadError::Unsupported { .. }) => assert_eq!(e.to_string(), from_bytes.to_string()),
+        // The renamed export may not type-check; then only the byte reading is compared.
+        Err(LoadError::Compile { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // Not a component: no exports, so not a plugin.
+    let core = wit::detect_bytes(b"\0asm\x01\0\0\0", &path).unwrap_err();
+    assert!(matches!(core, LoadError::NotAPlugin { .. }), "{core}");
+    assert!(wit::detect_bytes(b"not wasm", &path).is_err());
+}
+
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = haystack.to_vec();
+    let mut i = 0;
+    let mut n = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(n > 0, "{} not found", String::from_utf8_lossy(from));
+    out
+}
+
 #[test]
 fn a_plugin_built_against_0_2_0_still_reads_bills_and_the_calendar() {
     let plugin = host().get(&wasm().join("legacy_v020.wasm")).unwrap();

@@ -109,6 +109,41 @@ impl Vocabulary {
     }
 }
 
+/// The event kinds an `events = [...]` entry (a kind, a family such as `payment.*`, or `*`)
+/// covers that a plugin of `version` is never handed, in [`crate::domain::event_kind::ALL`]'s
+/// order; none for the newest world. Matched as the scheduler matches
+/// ([`crate::scheduler::events::subscribes`]), against this module's lists.
+pub(crate) fn withheld_kinds(version: super::WitVersion, pattern: &str) -> Vec<&'static str> {
+    let Vocabulary::Frozen { event_kinds, .. } = version.vocabulary() else {
+        return Vec::new();
+    };
+    crate::domain::event_kind::ALL
+        .into_iter()
+        .filter(|k| crate::scheduler::events::subscribes(pattern, k) && !event_kinds.contains(k))
+        .collect()
+}
+
+/// The kinds of an `events` entry when a plugin of `version` gets none of them, so the
+/// subscription can never start a run (what `wuyed check` warns about); `None` when at least one
+/// kind it covers is delivered, or it covers none.
+///
+/// A family or `*` that still delivers some kinds is not reported, though later members of it
+/// are withheld: the plugin was written when its world was the newest and meant the kinds there
+/// were then, which it still gets, so `*` or `ticket.*` on every old plugin would be a warning
+/// with nothing to fix (and a failure under `--deny-warnings`). A deaf subscription is a real
+/// mistake: the workflow waits for something that never comes.
+pub(crate) fn never_delivered(
+    version: super::WitVersion,
+    pattern: &str,
+) -> Option<Vec<&'static str>> {
+    let withheld = withheld_kinds(version, pattern);
+    let covered = crate::domain::event_kind::ALL
+        .iter()
+        .filter(|k| crate::scheduler::events::subscribes(pattern, k))
+        .count();
+    (!withheld.is_empty() && withheld.len() == covered).then_some(withheld)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{SUPPORTED_VERSIONS, WitVersion};
@@ -159,5 +194,92 @@ mod tests {
             panic!("0.1.0 is frozen");
         };
         assert!(!event_kinds.contains(&event_kind::PAYMENT_PLAN_AGREED));
+    }
+
+    #[test]
+    fn an_exact_kind_is_withheld_when_the_world_predates_it() {
+        assert_eq!(
+            withheld_kinds(WitVersion::V0_2_0, event_kind::BILLS_IMPORTED),
+            [event_kind::BILLS_IMPORTED]
+        );
+        assert_eq!(
+            never_delivered(WitVersion::V0_2_0, event_kind::BILLS_IMPORTED),
+            Some(vec![event_kind::BILLS_IMPORTED])
+        );
+        assert_eq!(
+            never_delivered(WitVersion::V0_1_0, event_kind::PAYMENT_PLAN_AGREED),
+            Some(vec![event_kind::PAYMENT_PLAN_AGREED])
+        );
+        // Known to the world: delivered.
+        assert_eq!(
+            withheld_kinds(WitVersion::V0_2_0, event_kind::PAYMENT_PLAN_AGREED),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            never_delivered(WitVersion::V0_1_0, event_kind::TICKET_CLOSED),
+            None
+        );
+    }
+
+    #[test]
+    fn a_family_is_reported_only_when_the_world_gets_none_of_it() {
+        let imports = vec![
+            event_kind::OWNERS_IMPORTED,
+            event_kind::BILLS_IMPORTED,
+            event_kind::PAYMENTS_IMPORTED,
+            event_kind::BALANCES_IMPORTED,
+            event_kind::TICKETS_IMPORTED,
+            event_kind::SURVEYS_IMPORTED,
+        ];
+        assert_eq!(withheld_kinds(WitVersion::V0_2_0, "import.*"), imports);
+        assert_eq!(
+            never_delivered(WitVersion::V0_2_0, "import.*"),
+            Some(imports)
+        );
+        assert_eq!(
+            never_delivered(WitVersion::V0_1_0, "payment_plan.*"),
+            Some(vec![
+                event_kind::PAYMENT_PLAN_AGREED,
+                event_kind::PAYMENT_PLAN_ENDED
+            ])
+        );
+        // `payment.*` is not `payment_plan.*`: 0.1.0 gets all of it.
+        assert_eq!(
+            withheld_kinds(WitVersion::V0_1_0, "payment.*"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(never_delivered(WitVersion::V0_2_0, "ticket.*"), None);
+    }
+
+    #[test]
+    fn everything_still_delivers_most_kinds_to_an_old_world() {
+        let withheld = withheld_kinds(WitVersion::V0_1_0, "*");
+        assert!(
+            withheld.contains(&event_kind::BILLS_IMPORTED),
+            "{withheld:?}"
+        );
+        assert!(
+            withheld.contains(&event_kind::PAYMENT_PLAN_ENDED),
+            "{withheld:?}"
+        );
+        assert!(
+            !withheld.contains(&event_kind::TICKET_OPENED),
+            "{withheld:?}"
+        );
+        assert_eq!(never_delivered(WitVersion::V0_1_0, "*"), None);
+        assert_eq!(never_delivered(WitVersion::V0_2_0, "*"), None);
+    }
+
+    #[test]
+    fn the_newest_world_is_handed_every_kind() {
+        let newest = *SUPPORTED_VERSIONS.last().unwrap();
+        for pattern in event_kind::ALL.into_iter().chain(["*", "import.*"]) {
+            assert_eq!(
+                withheld_kinds(newest, pattern),
+                Vec::<&str>::new(),
+                "{pattern}"
+            );
+            assert_eq!(never_delivered(newest, pattern), None, "{pattern}");
+        }
     }
 }

@@ -92,6 +92,39 @@ pub(crate) fn detect(
 ) -> Result<WitVersion, LoadError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    version_of_exports(&exports, path)
+}
+
+/// What [`detect`] reads, from the component's bytes without compiling it: the names of its
+/// top-level exports, parsed with `wasmparser` as `plugin::manifest` reads its declaration.
+/// For `wuyed check`'s warnings, which need a plugin's world but not a running plugin; both go
+/// through one reading of the names, so they agree (tested on the built plugins). Anything that
+/// is not a component (a core module, a file that is not wasm) exports nothing, so is not a
+/// plugin.
+pub(crate) fn detect_bytes(bytes: &[u8], path: &Path) -> Result<WitVersion, LoadError> {
+    let mut exports = Vec::new();
+    // Nested modules and components come inline; only the outer component's exports count.
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { break };
+        match payload {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) if depth == 0 => break,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader.into_iter().flatten() {
+                    exports.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    version_of_exports(&exports, path)
+}
+
+/// The version in the first `wuye:plugin/hooks@X.Y.Z` of a component's export names.
+fn version_of_exports(exports: &[String], path: &Path) -> Result<WitVersion, LoadError> {
     let Some(found) = exports.iter().find_map(|n| n.strip_prefix(HOOKS_PREFIX)) else {
         return Err(LoadError::NotAPlugin {
             path: path.to_path_buf(),
