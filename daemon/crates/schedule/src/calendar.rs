@@ -509,8 +509,8 @@ mod tests {
     use super::*;
 
     fn shipped() -> Calendar {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/calendars/cn-mainland.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../config/calendars/cn-mainland.toml");
         Calendar::load(&path).expect("the shipped calendar loads")
     }
 

@@ -180,7 +180,7 @@ mod tests {
 
     fn shipped() -> Arc<Calendar> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/calendars/cn-mainland.toml");
+            .join("../../../config/calendars/cn-mainland.toml");
         Arc::new(Calendar::load(&path).unwrap())
     }
 
