@@ -13,7 +13,6 @@
 //! simply declares nothing: it loads and runs as before, unvalidated.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -120,12 +119,6 @@ pub struct ParamProblem {
     pub key: String,
     pub index: Option<usize>,
     pub message: String,
-}
-
-/// The declaration in the plugin file at `path`: `None` when it declares nothing.
-pub fn read(path: &Path) -> Result<Option<Manifest>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    from_wasm(&bytes)
 }
 
 /// The declaration in a component or core module: the first `wuye:manifest` section found in it
@@ -462,7 +455,7 @@ ladder = [{ days = 0, template = "due_today" }, { days = 60 }]"#
 
     #[test]
     fn the_standard_plugins_declarations_parse() {
-        let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+        let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
         let read = |rel: &str| std::fs::read_to_string(plugins.join(rel)).unwrap();
         let ladder = read("fee-ladder/manifest.toml");
         for (plugin, text) in [
