@@ -6,9 +6,11 @@
 //! state. Every write goes through a transaction; a run's effects are applied through [`Tx`] in
 //! the very transaction that marks the run done, so they commit together or not at all.
 //!
-//! Each subsystem keeps its SQL in its own file here (`store/runs.rs`, `store/outbox.rs`, ...) as
+//! Each subsystem keeps its SQL in its own file here (`runs.rs`, `outbox.rs`, ...) as
 //! `impl Tx<'_>` (or `impl Store`) methods, and its schema as a numbered migration in
-//! `store/migrations/`. Nothing outside `store` sees `rusqlite`.
+//! `migrations/`. Above this crate, `rusqlite` shows only where a caller brings its own
+//! connection ([`Tx::begin`]: tests, fuzz targets) and in the daemon's wiring, which reads a
+//! plugin's foreign-id check and domain rows inside a run's own transaction ([`Tx::conn`]).
 //!
 //! The interface is deliberately narrow (plan slots, claim a run, complete it with effects, fail
 //! it, timers, audit) so a PostgreSQL backend can be added beside this one: there, `claim` becomes

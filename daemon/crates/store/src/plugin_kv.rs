@@ -15,7 +15,7 @@ pub struct KvWrite {
 }
 
 /// Reads a plugin's key-value store as committed (the run's own writes are layered on top by the
-/// host). Writes go through `store::Tx` when the run commits (store/plugin_kv.rs).
+/// host). Writes go through [`Tx`] when the run commits ([`Tx::plugin_kv_apply`]).
 pub trait KvRead: Send + Sync + 'static {
     fn get(&self, community: &str, plugin: &str, key: &str) -> anyhow::Result<Option<String>>;
 
@@ -239,11 +239,11 @@ impl KvRead for super::Store {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// A connection with the plugin schema, for tests of code that writes through `Tx`.
-    pub(crate) fn conn() -> rusqlite::Connection {
+    fn conn() -> rusqlite::Connection {
         let c = rusqlite::Connection::open_in_memory().unwrap();
         c.execute_batch(include_str!("migrations/0003_plugins.sql"))
             .unwrap();
