@@ -90,7 +90,7 @@ fn setup(
 }
 
 fn enqueue(settings: &wuye::config::Settings, templates: &Templates, n: usize, channel: Channel) {
-    let db = wuye::deliver::db_path(&settings.data_dir);
+    let db = settings.data_dir.join(wuye::store::DB_FILE);
     let mut conn = wuye::store::outbox::open(&db).unwrap();
     let community = settings.communities[0].clone();
     let now = Utc::now();
@@ -133,7 +133,7 @@ fn dispatch(
     settings: Arc<wuye::config::Settings>,
     rt: &tokio::runtime::Runtime,
 ) -> (f64, usize, i64) {
-    let db = wuye::deliver::db_path(&settings.data_dir);
+    let db = settings.data_dir.join(wuye::store::DB_FILE);
     let clock: SharedClock = Arc::new(SystemClock::new());
     let channels = Channels::from_settings(&settings).unwrap();
     let d = Dispatcher::new(&db, settings, clock.clone(), channels, Arc::new(Owners)).unwrap();
@@ -334,7 +334,7 @@ fn main() {
         // 2. Python smtplib loop, the same messages (as built by wuye), the same sink.
         if round == 1 {
             std::fs::create_dir_all(&eml).unwrap();
-            let db = wuye::deliver::db_path(&settings.data_dir);
+            let db = settings.data_dir.join(wuye::store::DB_FILE);
             let mut conn = wuye::store::outbox::open(&db).unwrap();
             let rows =
                 wuye::store::outbox::transaction(

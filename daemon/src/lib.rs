@@ -19,12 +19,12 @@
 
 // The layers below, as their own crates (daemon/crates/): named here as modules so paths read the
 // same everywhere (`crate::store::Tx`, `wuye::schedule::Schedule`).
+pub use wuye_config as config;
 pub use wuye_core::{blocking, clock, exit, privacy};
 pub use wuye_schedule as schedule;
 pub use wuye_store as store;
 
 pub mod cli;
-pub mod config;
 pub mod deliver;
 pub mod domain;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -25,7 +25,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::deliver::{Channel, Status};
+use crate::store::message::{Channel, Status};
 use crate::store::outbox::Unsettled;
 
 /// The `Content-Type` of what [`encode`] writes.

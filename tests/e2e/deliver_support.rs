@@ -202,7 +202,7 @@ impl Env {
     pub fn load(cfg: &Path) -> Env {
         let settings = wuye::config::load(cfg).unwrap_or_else(|e| panic!("{e}"));
         let templates = Templates::load(&cfg.join("templates"), &["shuipan"]).unwrap();
-        let db = wuye::deliver::db_path(&settings.data_dir);
+        let db = settings.data_dir.join(wuye::store::DB_FILE);
         Env {
             settings: Arc::new(settings),
             templates,

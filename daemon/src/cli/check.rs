@@ -7,11 +7,12 @@
 //! Secret values never appear: messages name the variable or file a secret comes from.
 //!
 //! Beyond loading the configuration (what `run` does first), a configuration that loads is held
-//! against what its plugins declare they need (`config::plugin_needs`: params, and every template
+//! against what its plugins declare they need (`plugin_needs`: params, and every template
 //! a workflow can send, against the variables it is given; a warning for an `events` entry the
 //! plugin's WIT world is never handed) and against the rest of `run`'s start ([`startup`]: data
 //! directory, delivery channels, plugin limits, listen address).
 
+mod plugin_needs;
 mod startup;
 
 use std::io::Write;
@@ -90,7 +91,7 @@ pub fn check_dir(dir: &std::path::Path, options: &LoadOptions) -> (config::Repor
     let mut report = config::check(dir, options);
     let mut notes = Vec::new();
     if let Some(settings) = &report.settings {
-        let needs = config::plugin_needs::check(settings);
+        let needs = plugin_needs::check(settings);
         report.errors.extend(needs.errors);
         report.warnings.extend(needs.warnings);
         notes = needs.notes;

@@ -93,7 +93,7 @@ pub enum Action {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = crate::config::load(&args.config).map_err(Coded::config)?;
-    let db = crate::deliver::db_path(&settings.data_dir);
+    let db = settings.data_dir.join(crate::store::DB_FILE);
     let clock = SystemClock::new();
     match &args.action {
         None => list(&args, &args.filters, &settings, &db),

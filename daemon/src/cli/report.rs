@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))
         .into());
     };
-    let db_path = settings.data_dir.join("wuye.db");
+    let db_path = settings.data_dir.join(crate::store::DB_FILE);
     if !db_path.exists() {
         return Err(Coded::new(
             crate::exit::IOERR,

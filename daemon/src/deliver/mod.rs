@@ -19,30 +19,28 @@ mod channel;
 mod dispatch;
 pub(crate) mod email;
 mod failpoint;
-mod quiet;
-mod settings;
 mod sms;
 pub mod supervise;
-mod templates;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// The delivery settings are configuration, checked by `wuyed check` as they are applied here.
+pub use crate::config::delivery::*;
+pub use crate::config::quiet::{QuietWindow, earliest_send};
+pub use crate::config::templates::{
+    CONTEXT_VARIABLES, RenderedEmail, RenderedSms, TemplateFile, TemplateSet, Templates,
+    UndefinedVariable, check_templates,
+};
 pub use crate::store::message::{
     Category, Channel, OutboxMessage, Status, idempotency_key, key_digest, mask_address,
 };
 pub use channel::{Channels, Outcome};
 pub use dispatch::{DispatchReport, Dispatcher, DispatcherReload};
 pub use email::{SmtpPool, build_email};
-pub use quiet::{QuietWindow, earliest_send};
-pub use settings::*;
 pub use sms::{
     SmsRequest, aliyun_signature, percent_encode, tencent_authorization, tencent_authorization_for,
 };
 pub use supervise::DispatcherHealth;
-pub use templates::{
-    RenderedEmail, RenderedSms, TemplateFile, TemplateSet, Templates, UndefinedVariable,
-    check_templates,
-};
 
 use crate::config::{Community, Role};
 use crate::store::Tx;
@@ -602,17 +600,6 @@ pub fn usable_phone(p: &str) -> bool {
     let digits = p.strip_prefix('+').unwrap_or(p);
     (6..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
-
-/// What `template_context` gives every template besides the request's own variables (for
-/// `wuyed check`, which holds templates against what their workflow provides).
-pub const CONTEXT_VARIABLES: [&str; 6] = [
-    "community.id",
-    "community.name",
-    "recipient.id",
-    "recipient.name",
-    "locale",
-    "workflow",
-];
 
 /// The variables a template sees: the request's own, plus `community`, `recipient`, `locale`
 /// and `workflow` (which win over a request variable of the same name; [`CONTEXT_VARIABLES`]). Merged lazily rather

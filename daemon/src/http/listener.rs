@@ -29,15 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use crate::config::HttpSection;
-
-/// The listeners' timeouts and connection limit, from `[http]`; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    pub header_timeout: Duration,
-    pub request_timeout: Duration,
-    pub max_connections: u32,
-}
+pub use wuye_config::http::HttpLimits;
 
 /// What a refused client is told to wait, in seconds: most requests take milliseconds, so a slot
 /// is usually free by then; a few seconds keep a retrying client from adding to the crowd.
@@ -46,76 +38,6 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 /// Longest a refusal keeps its socket: time for the client to send what it had and read the 503
 /// (closing with unread input would reset the connection and lose the answer).
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
-
-/// Bounds of each key, so a typo (`"10m"` for `"10s"`, `max_connections = 0`) is refused by
-/// `wuyed check` instead of disabling the protection.
-const HEADER_TIMEOUT: (u64, u64) = (1, 300);
-const REQUEST_TIMEOUT: (u64, u64) = (1, 600);
-const MAX_CONNECTIONS: (u32, u32) = (1, 10_000);
-
-impl HttpLimits {
-    /// The defaults `[http]` documents: a request line and headers fit one packet, so 10 s is
-    /// generous even on a phone; 30 s carries a 64 KiB body at 2 KiB/s; 256 connections is far
-    /// above what a desk and a billing system open, and leaves most of systemd's default 1024
-    /// file descriptors to the database, SMTP pool and plugins.
-    pub const DEFAULT: HttpLimits = HttpLimits {
-        header_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(30),
-        max_connections: 256,
-    };
-
-    /// The limits `[http]` sets, or every wrong key with its message (`wuyed check` reports
-    /// them at their line; `wuyed run` refuses to start on them).
-    pub fn from_section(http: &HttpSection) -> Result<HttpLimits, Vec<(&'static str, String)>> {
-        let mut errors = Vec::new();
-        // Parsed as the file was read (`crate::schedule::duration_text`); only the range is
-        // checked here.
-        let mut seconds = |key: &'static str, d: chrono::Duration, (min, max): (u64, u64)| {
-            let s = d.num_seconds();
-            if (min as i64..=max as i64).contains(&s) {
-                Duration::from_secs(s as u64)
-            } else {
-                let text = crate::schedule::format_duration(d);
-                errors.push((
-                    key,
-                    format!("{text:?} is out of range: give between {min}s and {max}s"),
-                ));
-                Duration::ZERO
-            }
-        };
-        let header_timeout = seconds("http.header_timeout", http.header_timeout, HEADER_TIMEOUT);
-        let request_timeout = seconds(
-            "http.request_timeout",
-            http.request_timeout,
-            REQUEST_TIMEOUT,
-        );
-        let (min, max) = MAX_CONNECTIONS;
-        if !(min..=max).contains(&http.max_connections) {
-            errors.push((
-                "http.max_connections",
-                format!(
-                    "{} is out of range: give between {min} and {max} (each connection holds a \
-                     file descriptor)",
-                    http.max_connections
-                ),
-            ));
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(HttpLimits {
-            header_timeout,
-            request_timeout,
-            max_connections: http.max_connections,
-        })
-    }
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits::DEFAULT
-    }
-}
 
 /// Serves `app` on `listener` within `limits` until `stop` turns true, then waits for the
 /// connections still open to finish. `key` names the listener in logs (`http.listen`).
@@ -280,52 +202,6 @@ async fn accept_failed(key: &'static str, e: std::io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_are_read_and_every_wrong_key_is_named() {
-        assert_eq!(
-            HttpLimits::from_section(&HttpSection::default()),
-            Ok(HttpLimits::DEFAULT)
-        );
-        let http = HttpSection {
-            header_timeout: chrono::Duration::seconds(2),
-            request_timeout: chrono::Duration::minutes(1),
-            max_connections: 8,
-            ..HttpSection::default()
-        };
-        assert_eq!(
-            HttpLimits::from_section(&http),
-            Ok(HttpLimits {
-                header_timeout: Duration::from_secs(2),
-                request_timeout: Duration::from_secs(60),
-                max_connections: 8,
-            })
-        );
-        let http = HttpSection {
-            header_timeout: chrono::Duration::zero(),
-            request_timeout: chrono::Duration::hours(2),
-            max_connections: 0,
-            ..HttpSection::default()
-        };
-        let errors = HttpLimits::from_section(&http).unwrap_err();
-        let keys: Vec<&str> = errors.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            keys,
-            [
-                "http.header_timeout",
-                "http.request_timeout",
-                "http.max_connections"
-            ]
-        );
-        assert_eq!(
-            errors[0].1,
-            "\"0s\" is out of range: give between 1s and 300s"
-        );
-        assert_eq!(
-            errors[1].1,
-            "\"2h\" is out of range: give between 1s and 600s"
-        );
-    }
 
     #[test]
     fn the_refusal_is_a_complete_http_answer() {

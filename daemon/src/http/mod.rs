@@ -52,29 +52,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
-use crate::config::secret::SecretSource;
 use crate::domain::{DomainError, FeeType, Period, SurveyScores, TicketKind, fmt_ts, parse_ts};
 use crate::store::domain::{CallbackInput, DomainRead, PaymentInput, TicketInput, with_tx};
 
 use listener::serve_limited;
 pub use listener::{HttpLimits, RETRY_AFTER_SECS};
+/// Configuration, checked by `wuyed check` with the rule the API applies as it starts.
+pub use wuye_config::http::{ApiToken, check_token};
 
 /// Largest request body accepted (a ticket with a long summary fits many times over).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// One API token in `wuyed.toml`:
-/// `[http] tokens = [{ name = "billing", token = { env = "WUYE_TOKEN_BILLING" }, communities = ["shuipan"] }]`.
-/// `communities = ["*"]` allows every community.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ApiToken {
-    /// Who holds it (for logs; never the token itself).
-    pub name: String,
-    /// The secret: inline, `{ env = "..." }` or `{ file = "..." }`.
-    pub token: SecretSource,
-    /// Community ids this token may write to; `"*"` for all.
-    pub communities: Vec<String>,
-}
 
 /// A token ready for checking: only its digest is kept in memory.
 #[derive(Clone)]
@@ -96,20 +83,6 @@ impl ResolvedToken {
     fn allows(&self, community: &str) -> bool {
         self.communities.iter().any(|c| c == "*" || c == community)
     }
-}
-
-/// The rule every API token must pass, applied by the daemon as it starts the API and by the
-/// config loader, so `wuyed check` refuses exactly what `wuyed run` would. The message never
-/// holds the token.
-pub fn check_token(token: &str) -> Result<(), String> {
-    if token.len() < 16 {
-        return Err(
-            "the token is shorter than 16 characters; use a long random one \
-                    (`openssl rand -hex 24`)"
-                .to_string(),
-        );
-    }
-    Ok(())
 }
 
 /// Resolves configured tokens (env, file, inline); errors name the token, never its value.

@@ -15,7 +15,4 @@ mod sink;
 pub use data::StoreData;
 pub use sink::{OutboxSink, host_variables, variables as template_variables};
 
-/// The variables through which the host gives a message its link to an owner page (a survey
-/// invitation's `link`, an event announcement's `event.rsvp_link`), as templates write them:
-/// `wuyed check` looks for them to tell whether a workflow's messages carry such links.
-pub const OWNER_LINK_VARIABLES: [&str; 2] = ["link", "event.rsvp_link"];
+pub use crate::config::templates::OWNER_LINK_VARIABLES;

@@ -16,4 +16,5 @@ pub mod blocking;
 pub mod clock;
 pub mod domain;
 pub mod exit;
+pub mod message;
 pub mod privacy;

@@ -397,7 +397,7 @@ fn split_parts(
         })
         .map(|c| c.id.as_str())
         .collect();
-    // Staff SMS numbers as sent to: config/compile.rs keeps their digits and `+` only.
+    // Staff SMS numbers as sent to: the configuration (crates/config/src/compile.rs) keeps their digits and `+` only.
     let staff: Vec<(&str, String)> = if limited.is_empty() {
         Vec::new()
     } else {

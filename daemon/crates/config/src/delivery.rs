@@ -5,7 +5,7 @@
 //! and a fresh install show what would be sent before anyone configures a gateway.
 //!
 //! Durations here are `chrono::Duration`s read through the configuration's one parser
-//! (`crate::schedule::duration_text`): a bad `"30x"` is a `wuyed check` error at its file, line
+//! (`wuye_schedule::duration_text`): a bad `"30x"` is a `wuyed check` error at its file, line
 //! and key, and nothing at send time parses text or falls back to a default in silence. What
 //! types cannot say (a validity of zero, a retry cap below its base) is
 //! [`check_delivery_settings`]'s.
@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use chrono::Duration;
 
-use super::Category;
-use crate::config::secret::SecretSource;
-use crate::config::{Community, CommunityFile};
+use crate::secret::SecretSource;
+use crate::{Community, CommunityFile};
+use wuye_core::message::Category;
 
 /// `[delivery]` in wuyed.toml.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -39,7 +39,7 @@ pub struct DeliverySettings {
     /// who it is to and what it is for (`OutboxMessage::spread_seed`): one recipient's
     /// messages of the same step from several timers or events go out together. A community
     /// may set its own (`Community::quiet_spread` is the one in force).
-    #[serde(default = "m30", with = "crate::schedule::duration_text")]
+    #[serde(default = "m30", with = "wuye_schedule::duration_text")]
     pub quiet_spread: Duration,
 }
 
@@ -127,7 +127,7 @@ pub struct SmtpSettings {
     #[serde(default = "default_pool")]
     pub pool_size: usize,
     /// Per command; default `"30s"`.
-    #[serde(default = "s30", with = "crate::schedule::duration_text")]
+    #[serde(default = "s30", with = "wuye_schedule::duration_text")]
     pub timeout: Duration,
     /// PEM file of a CA (or a self-signed relay certificate) to trust besides the public roots,
     /// for a company relay with its own certificate authority; relative to the config directory.
@@ -239,7 +239,7 @@ pub struct CommunityDelivery {
     #[serde(default)]
     pub fallback: Fallback,
     /// Overrides `delivery.quiet_spread`.
-    #[serde(default, with = "crate::schedule::duration_text::option")]
+    #[serde(default, with = "wuye_schedule::duration_text::option")]
     pub quiet_spread: Option<Duration>,
 }
 
@@ -248,13 +248,13 @@ pub struct CommunityDelivery {
 #[serde(deny_unknown_fields)]
 pub struct Validity {
     /// Default `"3d"`.
-    #[serde(default = "d3", with = "crate::schedule::duration_text")]
+    #[serde(default = "d3", with = "wuye_schedule::duration_text")]
     pub transactional: Duration,
     /// Default `"12h"`.
-    #[serde(default = "h12", with = "crate::schedule::duration_text")]
+    #[serde(default = "h12", with = "wuye_schedule::duration_text")]
     pub urgent: Duration,
     /// Default `"7d"`.
-    #[serde(default = "d7", with = "crate::schedule::duration_text")]
+    #[serde(default = "d7", with = "wuye_schedule::duration_text")]
     pub informational: Duration,
 }
 
@@ -293,10 +293,10 @@ impl Validity {
 #[serde(deny_unknown_fields)]
 pub struct RetrySettings {
     /// First wait (default `"30s"`), doubled each attempt.
-    #[serde(default = "s30", with = "crate::schedule::duration_text")]
+    #[serde(default = "s30", with = "wuye_schedule::duration_text")]
     pub base: Duration,
     /// Longest wait (default `"1h"`), at least `base`.
-    #[serde(default = "h1", with = "crate::schedule::duration_text")]
+    #[serde(default = "h1", with = "wuye_schedule::duration_text")]
     pub max: Duration,
     /// Attempts before a temporary failure becomes dead letter (default 8).
     #[serde(default = "eight")]
@@ -337,19 +337,11 @@ impl RetrySettings {
     }
 }
 
-/// The database file of a data directory (the store's `DB_FILE`).
-pub fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(crate::store::DB_FILE)
-}
-
 /// Checks of `[delivery]` in `wuyed.toml` that types alone cannot make (durations that must
 /// not be zero, senders), for `wuyed check`; the caller adds the line. Secrets are resolved by
-/// [`super::Channels::from_settings`] at start.
-pub fn check_delivery_settings(
-    d: &DeliverySettings,
-    file: &Path,
-) -> Vec<crate::config::ConfigError> {
-    use crate::schedule::format_duration;
+/// `deliver::Channels::from_settings` at start.
+pub fn check_delivery_settings(d: &DeliverySettings, file: &Path) -> Vec<crate::ConfigError> {
+    use wuye_schedule::format_duration;
     let mut errors = Vec::new();
     // A zero validity expires every message before it is sent; a zero timeout fails every
     // SMTP command; a zero retry base would retry in a tight loop.
@@ -412,7 +404,7 @@ pub fn check_delivery_settings(
 
 /// Checks of a community's `[delivery]`, for `wuyed check` (its `quiet_spread` is parsed as the
 /// file is read, quiet hours by config).
-pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::config::ConfigError> {
+pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::ConfigError> {
     let mut errors = Vec::new();
     if let Some(from) = c.delivery.as_ref().and_then(|d| d.from.as_ref())
         && from.parse::<lettre::message::Mailbox>().is_err()
@@ -426,8 +418,8 @@ pub fn check_community_delivery(c: &CommunityFile, file: &Path) -> Vec<crate::co
     errors
 }
 
-fn config_error(file: &Path, key: &str, message: String) -> crate::config::ConfigError {
-    crate::config::ConfigError {
+fn config_error(file: &Path, key: &str, message: String) -> crate::ConfigError {
+    crate::ConfigError {
         file: file.to_path_buf(),
         key: key.to_string(),
         line: None,

@@ -8,7 +8,7 @@
 //! These types are what the files say, deserialised; [`super::Settings`] is what the daemon runs
 //! on after every check passed (timezones resolved, crontab parsed, calendars loaded, hours and
 //! locales typed). Durations of the daemon's own sections are typed as they are read, through
-//! the one parser (`crate::schedule::duration_text`), so a bad one is located like any wrong type.
+//! the one parser (`wuye_schedule::duration_text`), so a bad one is located like any wrong type.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Typed by the schedule, which applies them; named here too because a workflow's file says them.
-pub use crate::schedule::{CatchUp, NonWorkday};
+pub use wuye_schedule::{CatchUp, NonWorkday};
 
 /// `wuyed.toml`: settings of the daemon itself.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -29,10 +29,10 @@ pub struct DaemonFile {
     /// Limits for plugin calls; see the plugin module. Communities may lower them, never raise
     /// them past the hard ceilings.
     #[serde(default)]
-    pub plugins: crate::plugin::PluginSettings,
+    pub plugins: crate::plugin_limits::PluginSettings,
     /// Outbox, channels, quiet-hour defaults; see the deliver module.
     #[serde(default)]
-    pub delivery: crate::deliver::DeliverySettings,
+    pub delivery: crate::delivery::DeliverySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -96,14 +96,14 @@ pub struct HttpSection {
     /// that sends a few bytes at a time cannot hold a connection. Default `"10s"`.
     #[serde(
         default = "default_header_timeout",
-        with = "crate::schedule::duration_text"
+        with = "wuye_schedule::duration_text"
     )]
     pub header_timeout: chrono::Duration,
     /// Longest a whole request may take once its headers are in, body and answer included;
     /// past it the client gets 408 and nothing the request asked for is done. Default `"30s"`.
     #[serde(
         default = "default_request_timeout",
-        with = "crate::schedule::duration_text"
+        with = "wuye_schedule::duration_text"
     )]
     pub request_timeout: chrono::Duration,
     /// Connections served at once on each listener; one more is answered 503 with
@@ -188,10 +188,10 @@ pub struct CommunityFile {
     pub workflows: BTreeMap<String, WorkflowFile>,
     /// Community overrides of plugin limits (may only lower the daemon's).
     #[serde(default)]
-    pub limits: Option<crate::plugin::LimitOverrides>,
+    pub limits: Option<crate::plugin_limits::LimitOverrides>,
     /// Community delivery choices (SMS provider, fallback policy, ...).
     #[serde(default)]
-    pub delivery: Option<crate::deliver::CommunityDelivery>,
+    pub delivery: Option<crate::delivery::CommunityDelivery>,
 }
 
 fn default_locale() -> String {

@@ -2,7 +2,7 @@
 //!
 //! A config directory holds `wuyed.toml` (the daemon), `communities/*.toml` (one file per
 //! community, read in name order) and `calendars/<name>.toml` (business calendars, read by
-//! [`crate::schedule::Calendar`]).
+//! [`wuye_schedule::Calendar`]).
 //!
 //! Loading is two stages, as in Vector: the files are deserialised into the `*File` types of
 //! `model.rs` (strictly, every struct with `deny_unknown_fields`; see `source.rs` for how one file
@@ -32,16 +32,21 @@
 //! value, it does not repair a file. An error in a value set by a variable names the variable.
 
 mod compile;
+pub mod delivery;
+pub mod http;
 mod model;
-pub mod plugin_needs;
+pub mod plugin_limits;
+pub mod quiet;
 pub mod secret;
 mod source;
+pub mod templates;
 
 pub use model::*;
 /// The 1-based line of a byte offset, for other readers of text files (CSV imports).
-pub(crate) use source::line_at;
+pub use source::line_at;
+pub use source::{KeyPath, Seg};
 
-pub(crate) use compile::DAEMON_FILE;
+pub use compile::DAEMON_FILE;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,9 +56,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use crate::deliver::QuietWindow;
-use crate::domain::Language;
-use crate::schedule::{Calendar, Schedule};
+use crate::quiet::QuietWindow;
+use wuye_core::domain::Language;
+use wuye_schedule::{Calendar, Schedule};
 
 /// The checked configuration the daemon runs on.
 #[derive(Debug, Clone)]
@@ -90,10 +95,10 @@ pub struct Community {
     /// `staff`, phones kept as the bare number (`+` and digits) delivery sends to.
     pub staff: Vec<StaffMember>,
     /// `limits`: the community's lowering of plugin limits (held against `[plugins]` by
-    /// `wuyed check` and at each run, see `crate::plugin::Limits::resolve`).
-    pub limits: Option<crate::plugin::LimitOverrides>,
+    /// `wuyed check` and at each run, see `crate::plugin_limits::Limits::resolve`).
+    pub limits: Option<crate::plugin_limits::LimitOverrides>,
     /// `[delivery]` (sender, SMS provider, fallback); defaults when the file has none.
-    pub delivery: crate::deliver::CommunityDelivery,
+    pub delivery: crate::delivery::CommunityDelivery,
     /// The enabled workflows, by name; a disabled one is checked but not listed here.
     pub workflows: Vec<Workflow>,
     /// `workflows.callback_escalation.params`, enabled or not: the callbacks report judges
@@ -198,7 +203,7 @@ impl fmt::Debug for LoadOptions {
 impl LoadOptions {
     /// The process environment and today's date from `clock`, secrets resolved: what the
     /// daemon runs on.
-    pub fn from_env(clock: &dyn crate::clock::Clock) -> Self {
+    pub fn from_env(clock: &dyn wuye_core::clock::Clock) -> Self {
         LoadOptions {
             env: std::env::vars().collect(),
             plugin_check: plugin_exists,
@@ -209,7 +214,7 @@ impl LoadOptions {
 
     /// [`LoadOptions::from_env`] for a command that neither sends nor serves: secrets are left
     /// unread (see [`LoadOptions::resolve_secrets`]).
-    pub fn offline(clock: &dyn crate::clock::Clock) -> Self {
+    pub fn offline(clock: &dyn wuye_core::clock::Clock) -> Self {
         LoadOptions {
             resolve_secrets: false,
             ..LoadOptions::from_env(clock)
@@ -237,7 +242,7 @@ pub struct Report {
 pub fn load(dir: &Path) -> Result<Settings, ConfigErrors> {
     load_with(
         dir,
-        &LoadOptions::offline(&crate::clock::SystemClock::new()),
+        &LoadOptions::offline(&wuye_core::clock::SystemClock::new()),
     )
 }
 
@@ -259,6 +264,11 @@ pub fn check(dir: &Path, options: &LoadOptions) -> Report {
 /// configuration file's `text`, or of its nearest written ancestor.
 pub fn line_of(text: &str, dotted: &str) -> Option<usize> {
     source::line_of(text, &source::KeyPath::parse(dotted))
+}
+
+/// [`line_of`] for a key path built in code, whose keys may hold dots (workflow params).
+pub fn line_of_key(text: &str, path: &KeyPath) -> Option<usize> {
+    source::line_of(text, path)
 }
 
 impl Settings {
@@ -288,8 +298,8 @@ impl Community {
 
     /// A community with every default of an empty file (Shanghai time, no staff, no
     /// workflows), for tests that build settings without files.
-    #[cfg(test)]
-    pub(crate) fn for_test(id: &str, name: &str) -> Community {
+    #[doc(hidden)]
+    pub fn for_test(id: &str, name: &str) -> Community {
         let tz = chrono_tz::Asia::Shanghai;
         Community {
             file: PathBuf::from(format!("communities/{id}.toml")),
@@ -315,8 +325,8 @@ impl Community {
 
 impl Workflow {
     /// A workflow of `plugin_path` without schedule, events or params, for tests.
-    #[cfg(test)]
-    pub(crate) fn for_test(name: &str, plugin_path: &Path) -> Workflow {
+    #[doc(hidden)]
+    pub fn for_test(name: &str, plugin_path: &Path) -> Workflow {
         Workflow {
             name: name.to_string(),
             plugin_path: plugin_path.to_path_buf(),

@@ -21,8 +21,24 @@ use std::path::{Path, PathBuf};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::Channel;
-use crate::config::ConfigError;
+use crate::ConfigError;
+use wuye_core::message::Channel;
+
+/// The variables through which the host gives a message its link to an owner page (a survey
+/// invitation's `link`, an event announcement's `event.rsvp_link`), as templates write them:
+/// `wuyed check` looks for them to tell whether a workflow's messages carry such links.
+pub const OWNER_LINK_VARIABLES: [&str; 2] = ["link", "event.rsvp_link"];
+
+/// What delivery gives every template besides the request's own variables (for
+/// `wuyed check`, which holds templates against what their workflow provides).
+pub const CONTEXT_VARIABLES: [&str; 6] = [
+    "community.id",
+    "community.name",
+    "recipient.id",
+    "recipient.name",
+    "locale",
+    "workflow",
+];
 
 /// One template file as written.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -624,7 +640,7 @@ value = "{{ household.lable }}"
             .unwrap();
         let provided: BTreeSet<String> = ["household.label", "bills", "total", "late_fee"]
             .into_iter()
-            .chain(super::super::CONTEXT_VARIABLES)
+            .chain(super::CONTEXT_VARIABLES)
             .map(String::from)
             .collect();
         let found: Vec<(String, String, Option<usize>)> = t
@@ -673,7 +689,7 @@ value = "{{ household.lable }}"
 
     #[test]
     fn the_shipped_templates_compile() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/templates");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../config/templates");
         let t = Templates::load(&dir, &[]).unwrap_or_else(|e| panic!("{e:#?}"));
         assert!(!t.is_empty());
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
-use super::Category;
+use wuye_core::message::Category;
 
 /// The quiet window of one community: its `quiet_hours`, parsed once by the configuration
 /// (`Community::quiet`), where a bad time is a `wuyed check` error.

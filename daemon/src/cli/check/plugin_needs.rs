@@ -14,12 +14,14 @@
 //! predates is never delivered (`plugin::wit::compat`), so the workflow never runs on it. That
 //! is a warning, not an error: the configuration works, the subscription is just deaf until the
 //! plugin is rebuilt.
+//!
+//! This check lives with the CLI, not with the configuration, because it reads plugin files and
+//! templates: the configuration crate depends on nothing above it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::source::{self, KeyPath};
-use super::{Community, ConfigError, Settings, Workflow};
+use crate::config::{Community, ConfigError, KeyPath, Settings, Workflow, line_of_key};
 use crate::deliver::Templates;
 use crate::plugin::manifest::{self, Manifest};
 use crate::plugin::wit::{self, WitVersion};
@@ -154,7 +156,7 @@ fn events_never_delivered(
             .index(i);
         out.push(ConfigError {
             file: community.file.clone(),
-            line: source::line_of(text, &path),
+            line: line_of_key(text, &path),
             key: path.to_string(),
             message: format!(
                 "{pattern:?} is never delivered to this plugin ({plugin}): it is built for \
@@ -187,7 +189,7 @@ fn params(
             }
             ConfigError {
                 file: community.file.clone(),
-                line: source::line_of(text, &path),
+                line: line_of_key(text, &path),
                 key: path.to_string(),
                 message: p.message,
             }

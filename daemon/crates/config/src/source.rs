@@ -27,14 +27,14 @@ use super::secret::{self, SecretSource};
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Seg {
+pub enum Seg {
     Key(String),
     Index(usize),
 }
 
 /// A dotted key path as administrators read it: `workflows.fee_reminder.schedule`, `staff[1].role`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct KeyPath(pub Vec<Seg>);
+pub struct KeyPath(pub Vec<Seg>);
 
 impl KeyPath {
     pub fn root() -> Self {
@@ -115,7 +115,7 @@ impl fmt::Display for KeyPath {
 }
 
 /// 1-based line of a byte offset.
-pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+pub fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()
@@ -126,7 +126,7 @@ pub(crate) fn line_at(text: &str, offset: usize) -> usize {
 
 /// The line where `path` is written in `text`, or of its nearest written ancestor (a key that
 /// was left to its default has no line of its own, but its table does).
-pub(crate) fn line_of(text: &str, path: &KeyPath) -> Option<usize> {
+pub fn line_of(text: &str, path: &KeyPath) -> Option<usize> {
     let (doc, _) = DeTable::parse_recoverable(text);
     let mut span: Option<Range<usize>> = None;
     let mut here: &DeTable<'_> = doc.get_ref();

@@ -15,17 +15,17 @@ use chrono_tz::Tz;
 
 use super::secret::SecretSource;
 use super::source::{self, KeyPath, Override};
-use crate::schedule::{CalendarError, CronExpr, parse_duration};
+use wuye_schedule::{CalendarError, CronExpr, parse_duration};
 
 use super::{
     Calendar, Community, CommunityFile, ConfigError, DaemonFile, HttpSection, LoadOptions,
     NonWorkday, Report, Role, Schedule, Settings, Workflow,
 };
-use crate::deliver::QuietWindow;
-use crate::domain::Language;
+use crate::quiet::QuietWindow;
+use wuye_core::domain::Language;
 
 /// The daemon's own file, in the config directory.
-pub(crate) const DAEMON_FILE: &str = "wuyed.toml";
+pub const DAEMON_FILE: &str = "wuyed.toml";
 /// One file per community in this folder.
 pub(crate) const COMMUNITIES_DIR: &str = "communities";
 /// Business calendars, `<name>.toml`.
@@ -82,8 +82,8 @@ struct Compiler<'a> {
 /// error is found by `wuyed check`, not at 09:00 on the day it is first rendered).
 fn module_checks(dir: &Path, daemon: &DaemonFile, ids: &[&str]) -> Vec<ConfigError> {
     let mut errors =
-        crate::deliver::check_delivery_settings(&daemon.delivery, &dir.join("wuyed.toml"));
-    errors.extend(crate::deliver::check_templates(dir, ids));
+        crate::delivery::check_delivery_settings(&daemon.delivery, &dir.join("wuyed.toml"));
+    errors.extend(crate::templates::check_templates(dir, ids));
     errors
 }
 
@@ -156,7 +156,7 @@ impl Compiler<'_> {
             } else {
                 seen_ids.insert(file.id.clone(), doc.shown.clone());
             }
-            for e in crate::deliver::check_community_delivery(&file, &doc.shown) {
+            for e in crate::delivery::check_community_delivery(&file, &doc.shown) {
                 self.errors.push(doc.at(&KeyPath::parse(&e.key), e.message));
             }
             if let Some(c) = self.community(&doc, file, &daemon, daemon_tz) {
@@ -328,7 +328,7 @@ impl Compiler<'_> {
         let Some(doc) = &self.daemon_doc else { return };
         let ids: Vec<&str> = communities.iter().map(|c| c.id.as_str()).collect();
         let senders: Vec<String> =
-            match crate::deliver::Templates::load(&self.dir.join("templates"), &ids) {
+            match crate::templates::Templates::load(&self.dir.join("templates"), &ids) {
                 Ok(templates) => communities
                     .iter()
                     .flat_map(|c| {
@@ -338,7 +338,7 @@ impl Compiler<'_> {
                                 templates.mentions(
                                     &c.id,
                                     &w.name,
-                                    &crate::wiring::OWNER_LINK_VARIABLES,
+                                    &crate::templates::OWNER_LINK_VARIABLES,
                                 )
                             })
                             .map(|w| format!("{}/{}", c.id, w.name))
@@ -1118,7 +1118,7 @@ pub(crate) fn check_email(email: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "not an email address: {:?}",
-            crate::privacy::mask_email(email)
+            wuye_core::privacy::mask_email(email)
         ))
     }
 }
@@ -1134,7 +1134,7 @@ pub(crate) fn check_phone(phone: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "not a phone number: {:?} (7 to 15 digits, optionally +country code, spaces and '-')",
-            crate::privacy::mask_phone(phone)
+            wuye_core::privacy::mask_phone(phone)
         ))
     }
 }
@@ -1179,7 +1179,7 @@ pub(crate) fn check_plugin_file(
 /// An `events` entry: a kind the daemon emits, a family (`payment.*`) or `*`. A typo here would
 /// silently leave a workflow deaf, so unknown kinds are errors.
 pub(crate) fn check_event_pattern(pattern: &str) -> Result<(), String> {
-    const KINDS: &[&str] = &crate::domain::event_kind::ALL;
+    const KINDS: &[&str] = &wuye_core::domain::event_kind::ALL;
     let known = match pattern.strip_suffix('*') {
         Some(prefix) => prefix.is_empty() || KINDS.iter().any(|k| k.starts_with(prefix)),
         None => KINDS.contains(&pattern),
@@ -1357,7 +1357,7 @@ mod http_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::CronExpr;
+    use wuye_schedule::CronExpr;
 
     /// A config directory in a tempdir: wuyed.toml pointing plugins.dir at `plugins/` with an
     /// (empty) heartbeat.wasm, the shipped cn-mainland calendar, and the communities a test adds.
@@ -1406,8 +1406,8 @@ notifies = ["customer_service"]
             std::fs::create_dir_all(root.join("plugins")).unwrap();
             std::fs::write(root.join("plugins/heartbeat.wasm"), b"").unwrap();
             std::fs::create_dir_all(root.join(CALENDARS_DIR)).unwrap();
-            let shipped =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/calendars/cn-mainland.toml");
+            let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../config/calendars/cn-mainland.toml");
             std::fs::copy(shipped, root.join("calendars/cn-mainland.toml")).unwrap();
             Fixture {
                 dir,
@@ -1597,11 +1597,11 @@ notifies = ["customer_service"]
         let s = report.settings.unwrap();
         let d = &s.daemon.delivery;
         assert_eq!(
-            d.validity.of(crate::deliver::Category::Urgent),
+            d.validity.of(wuye_core::message::Category::Urgent),
             chrono::Duration::minutes(90)
         );
         assert_eq!(
-            d.validity.of(crate::deliver::Category::Transactional),
+            d.validity.of(wuye_core::message::Category::Transactional),
             chrono::Duration::days(3)
         );
         assert_eq!(
@@ -1627,7 +1627,7 @@ notifies = ["customer_service"]
         );
         assert_eq!(
             c.delivery.sms.as_ref().map(|s| s.provider),
-            Some(crate::deliver::SmsProvider::Webhook)
+            Some(crate::delivery::SmsProvider::Webhook)
         );
         assert_eq!(c.staff[0].phone.as_deref(), Some("13800000001"));
 
