@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
-cargo build --release --target wasm32-wasip2 --workspace --exclude wuye --exclude wuye-core --exclude wuye-schedule --exclude wuye-store
+# The daemon's crates (wuye, wuye-*) are native only; the SDK is built as the plugins' dependency.
+cargo build --release --target wasm32-wasip2 --workspace --exclude wuye --exclude 'wuye-*'

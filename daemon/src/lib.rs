@@ -21,20 +21,20 @@
 // same everywhere (`crate::store::Tx`, `wuye::schedule::Schedule`).
 pub use wuye_config as config;
 pub use wuye_core::{blocking, clock, exit, privacy};
+pub use wuye_deliver as deliver;
+pub use wuye_http as http;
+pub use wuye_metrics as metrics;
+pub use wuye_plugin_host as plugin;
 pub use wuye_schedule as schedule;
+pub use wuye_scheduler as scheduler;
 pub use wuye_store as store;
 
 pub mod cli;
-pub mod deliver;
 pub mod domain;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod http;
 pub mod logging;
-pub mod metrics;
-pub mod plugin;
 pub mod report;
-pub mod scheduler;
 pub mod systemd;
 pub mod wiring;
 

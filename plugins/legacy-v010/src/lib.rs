@@ -1,10 +1,10 @@
 //! legacy-v010: built against the frozen `wuye:plugin@0.1.0` world, as a plugin compiled before
 //! 0.2.0 existed would be. The host must keep loading and running it unchanged (tests in
-//! `daemon/src/plugin/sandbox_tests.rs`). It counts households and records the figure in kv and a staff
+//! `daemon/crates/plugin-host/src/sandbox_tests.rs`). It counts households and records the figure in kv and a staff
 //! notice, which shows reads, kv and intents all still work through the 0.1.0 adapter.
 //! It also reads tickets and takes events trusting its world's kinds, trapping on any other, so
 //! the tests prove the host never hands it a value added after its world (a desk task, an import
-//! event; daemon/src/plugin/wit/compat.rs).
+//! event; daemon/crates/plugin-host/src/wit/compat.rs).
 
 // Raw wit-bindgen output and its export macro use `unsafe` and `export_name`; the SDK hides this
 // from ordinary plugins, this one deliberately does without the SDK.

@@ -1,12 +1,12 @@
 //! legacy-v020: built against the frozen `wuye:plugin@0.2.0` world, as the standard plugins were
 //! before 0.3.0. The host must keep loading and running it unchanged (tests in
-//! `daemon/src/plugin/sandbox_tests.rs`). It asks the one call 0.2.0 added (`is-workday`) about
+//! `daemon/crates/plugin-host/src/sandbox_tests.rs`). It asks the one call 0.2.0 added (`is-workday`) about
 //! the run's day and counts unpaid bills through the wide read that 0.3.0 narrowed, recording
 //! both in kv and a staff notice: reads, kv and intents all still work through the 0.2.0
 //! binding.
 //! It also reads tickets and takes events trusting its world's kinds, trapping on any other, so
 //! the tests prove the host never hands it a value added after its world (a desk task, an import
-//! event; daemon/src/plugin/wit/compat.rs).
+//! event; daemon/crates/plugin-host/src/wit/compat.rs).
 
 // Raw wit-bindgen output and its export macro use `unsafe` and `export_name`; the SDK hides this
 // from ordinary plugins, this one deliberately does without the SDK.

@@ -459,9 +459,9 @@ params = { sla_hours = 24 }
         );
     }
 
-    /// A built plugin of the test plugins (`plugin::sandbox_tests::wasm`).
+    /// A built plugin of the test plugins (`plugin::test_plugins::wasm`).
     fn built(name: &str) -> Vec<u8> {
-        std::fs::read(crate::plugin::sandbox_tests::wasm().join(format!("{name}.wasm"))).unwrap()
+        std::fs::read(crate::plugin::test_plugins::wasm().join(format!("{name}.wasm"))).unwrap()
     }
 
     fn subscribing(events: &str) -> String {

@@ -699,10 +699,8 @@ fn file_channels(settings: &crate::config::Settings) -> anyhow::Result<crate::de
             (c.id.clone(), sms.map(to_file))
         }),
     )?;
-    // Nobody reads the simulated mail or SMS (the sandbox goes when the simulation ends):
-    // writing a file per message was a tenth of a year's simulation.
-    channels.email = crate::deliver::email::EmailChannel::Capture;
-    channels.capture_sms();
+    // Nobody reads the simulated mail or SMS: the sandbox goes when the simulation ends.
+    channels.capture();
     Ok(channels)
 }
 
