@@ -1,24 +1,29 @@
 //! wuye: the service desk's routine work for property-management communities, on schedule,
 //! exactly once, politely, at sane hours.
 //!
-//! The `wuyed` binary is a thin shell over this library (see `main.rs`); everything testable lives
-//! here, one module per idea:
+//! The `wuyed` binary is a thin shell over this library (see `main.rs`). The layers below the
+//! CLI are crates of their own (`daemon/crates/`, docs/ARCHITECTURE.md), named here as modules:
 //!
-//! - [`config`]: the TOML files, validated up front.
+//! - [`config`]: the TOML files, validated up front, and each component's typed settings.
 //! - [`schedule`]: crontab, timezones, business calendars, catch-up: pure functions of time.
 //! - [`store`]: SQLite, the only place that writes SQL.
 //! - [`scheduler`]: turns schedules into run rows exactly once and executes them.
 //! - [`plugin`]: the sandboxed wasm host community rules run in.
 //! - [`deliver`]: the outbox and the channels that get messages to owners.
-//! - [`domain`]: owners, households, bills, tickets, surveys, events; CSV imports.
 //! - [`http`]: the API billing and desk systems push to, and owners' survey answers.
 //! - [`metrics`]: what Prometheus scrapes at `/metrics`.
-//! - [`report`]: satisfaction, callback and fee reports for the monthly report.
 //! - [`clock`]: the one injectable source of time.
+//!
+//! What stays in this crate is what needs several of them at once:
+//!
+//! - [`wiring`]: plugins reading the store and their intents becoming outbox rows.
+//! - [`domain`]: the service desk's values, plus the CSV importer and the contact directory.
+//! - [`report`]: satisfaction, callback and fee reports for the monthly report.
+//! - [`cli`]: one module per subcommand.
 //! - [`systemd`]: readiness notification under systemd.
 
-// The layers below, as their own crates (daemon/crates/): named here as modules so paths read the
-// same everywhere (`crate::store::Tx`, `wuye::schedule::Schedule`).
+// The layers below, as their own crates: named here as modules so paths read the same everywhere
+// (`crate::store::Tx`, `wuye::deliver::Dispatcher`).
 pub use wuye_config as config;
 pub use wuye_core::{blocking, clock, exit, privacy};
 pub use wuye_deliver as deliver;

@@ -491,8 +491,9 @@ impl Dispatcher {
             if done.is_empty() {
                 since = std::time::Instant::now();
             }
-            // A send task that panicked leaves its row `sending` (recovered at the next start);
-            // the others are still answered and recorded.
+            // A panic inside a send is answered `unknown` by the task itself (`contained`); a
+            // task that still failed (cancelled at shutdown) leaves its row `sending`, which
+            // becomes `unknown` at the next start.
             match r {
                 Ok(answer) => done.push(answer),
                 Err(e) => {
@@ -628,25 +629,28 @@ impl Dispatcher {
         let clock = self.clock.clone();
         set.spawn(async move {
             let email = &cur.settings.daemon.delivery.email;
-            let outcome = match m.channel {
-                Channel::Email => {
-                    let from = cur
-                        .community(&m.community)
-                        .and_then(|c| c.delivery.from.as_deref())
-                        .unwrap_or(&email.from);
-                    let unsubscribe = email.unsubscribe_url.as_deref();
-                    cur.channels
-                        .email
-                        .send(&m, from, unsubscribe, clock.now())
-                        .await
+            let outcome = contained(async {
+                match m.channel {
+                    Channel::Email => {
+                        let from = cur
+                            .community(&m.community)
+                            .and_then(|c| c.delivery.from.as_deref())
+                            .unwrap_or(&email.from);
+                        let unsubscribe = email.unsubscribe_url.as_deref();
+                        cur.channels
+                            .email
+                            .send(&m, from, unsubscribe, clock.now())
+                            .await
+                    }
+                    Channel::Sms => {
+                        cur.channels
+                            .sms_for(&m.community)
+                            .send(&m, clock.now())
+                            .await
+                    }
                 }
-                Channel::Sms => {
-                    cur.channels
-                        .sms_for(&m.community)
-                        .send(&m, clock.now())
-                        .await
-                }
-            };
+            })
+            .await;
             if m.channel == Channel::Email && matches!(outcome, Outcome::Sent { .. }) {
                 super::failpoint::email_accepted(); // test hook, off unless WUYE_FAILPOINT
             }
@@ -803,6 +807,23 @@ fn settle(a: &Answer) -> (Status, DateTime<Utc>, Option<&str>, Option<String>) {
     }
 }
 
+/// Runs one send. A panic inside it (a bug in a channel or in a library under it) becomes an
+/// `unknown` answer, recorded like any other: the message may already have been handed over, so
+/// it must not be resent blindly, and it must not sit in `sending` until the daemon restarts.
+async fn contained(send: impl Future<Output = Outcome>) -> Outcome {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(send).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let why = wuye_core::blocking::panic_message(panic);
+            tracing::error!(error = %why, "a send panicked; its message is recorded unknown");
+            Outcome::Unknown(format!(
+                "the send {why}; check with the provider before retrying"
+            ))
+        }
+    }
+}
+
 /// One episode of failing rounds in [`Dispatcher::run`]: logged at error when it starts (and
 /// when the error changes), quiet while it repeats, and at info when it ends, so a full disk
 /// for an hour is a few lines, not thousands.
@@ -874,4 +895,28 @@ fn local_day(community: &Community, now: DateTime<Utc>) -> (DateTime<Utc>, DateT
             .unwrap_or(now)
     };
     (at(local), at(local.succ_opt().unwrap_or(local)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_send_that_panics_is_answered_unknown_instead_of_lost() {
+        let answered = contained(async { panic!("index out of bounds") }).await;
+        let Outcome::Unknown(why) = answered else {
+            panic!("expected unknown, got {answered:?}");
+        };
+        assert!(why.contains("panicked: index out of bounds"), "{why}");
+        assert!(why.contains("check with the provider"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_send_that_returns_keeps_its_answer() {
+        let answered = contained(async { Outcome::Temporary("421 busy".into()) }).await;
+        assert!(
+            matches!(answered, Outcome::Temporary(ref w) if w == "421 busy"),
+            "{answered:?}"
+        );
+    }
 }
