@@ -4,6 +4,13 @@
 //! community, read in name order) and `calendars/<name>.toml` (business calendars, read by
 //! [`wuye_schedule::Calendar`]).
 //!
+//! Each component's settings live here too, with the rules that check them: `[delivery]`
+//! ([`delivery`], the quiet-hour window in [`quiet`]), the message templates under
+//! `templates/` ([`templates`]), `[plugins]` and a community's `[limits]` ([`plugin_limits`]),
+//! and `[http]` ([`http`]). They are plain data with pure checks, so `wuyed check` refuses
+//! exactly what a component would refuse at start, and this crate depends on nothing above the
+//! core and the schedule. The components re-export them under the names their callers know.
+//!
 //! Loading is two stages, as in Vector: the files are deserialised into the `*File` types of
 //! `model.rs` (strictly, every struct with `deny_unknown_fields`; see `source.rs` for how one file
 //! yields all its errors), then compiled into [`Settings`] by small `check_*` rules
