@@ -211,14 +211,32 @@ impl Run {
 }
 
 impl Household {
-    /// How the desk and the owners name the household in a message: `3栋1201` (building and
-    /// unit), or its id when either is missing. Send it as the `household.label` variable.
+    /// How the desk and the owners name the household in a Chinese message: `3栋1201`
+    /// (building and unit), or its id when either is missing. Send it as the `household.label`
+    /// variable, and [`Household::label_en`] as `household.label_en` for English templates: the
+    /// plugin does not know which language each owner reads, the template does.
     pub fn label(&self) -> String {
         if !self.building.is_empty() && !self.unit.is_empty() {
             format!("{}栋{}", self.building, self.unit)
         } else {
             self.id.clone()
         }
+    }
+
+    /// The same label as an English message writes it: `Building 3, Unit 2, Room 301` (the host
+    /// writes a unit as `2单元301`: 单元 and room), `Building 3, Room 1201` for a unit without
+    /// 单元, or the id when building or unit is missing. Send it as `household.label_en`.
+    pub fn label_en(&self) -> String {
+        if self.building.is_empty() || self.unit.is_empty() {
+            return self.id.clone();
+        }
+        let unit = match self.unit.split_once("单元") {
+            Some((unit, room)) if !unit.is_empty() && !room.is_empty() => {
+                format!("Unit {unit}, Room {room}")
+            }
+            _ => format!("Room {}", self.unit),
+        };
+        format!("Building {}, {unit}", self.building)
     }
 }
 
@@ -480,5 +498,35 @@ pub mod __private {
     pub fn on_event<P: Plugin>(run: Run, event: EventIn) -> Result<(), PluginError> {
         crate::host::install_logger();
         P::default().on_event(&run, &event, &mut WasmHost::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn household(building: &str, unit: &str) -> Household {
+        Household {
+            id: "3-2-301".into(),
+            building: building.into(),
+            unit: unit.into(),
+            owners: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_household_is_labelled_in_chinese_and_in_english() {
+        let h = household("3", "2单元301");
+        assert_eq!(h.label(), "3栋2单元301");
+        assert_eq!(h.label_en(), "Building 3, Unit 2, Room 301");
+        let h = household("3", "1201");
+        assert_eq!(h.label(), "3栋1201");
+        assert_eq!(h.label_en(), "Building 3, Room 1201");
+        // Missing parts: the id, in either language, rather than a half address.
+        let h = household("", "1201");
+        assert_eq!(
+            (h.label(), h.label_en()),
+            ("3-2-301".into(), "3-2-301".into())
+        );
     }
 }

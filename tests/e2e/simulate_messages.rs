@@ -127,7 +127,7 @@ fn show_messages_prints_what_each_owner_reads_in_their_language_with_contacts_ma
         "{en}"
     );
     assert!(
-        en.contains("  subject:  水畔花园: 1栋1单元402 payment reminder\n"),
+        en.contains("  subject:  水畔花园: Building 1, Unit 1, Room 402 payment reminder\n"),
         "{en}"
     );
     assert!(en.contains("    Dear Hannah Müller,\n"), "{en}");

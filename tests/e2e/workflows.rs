@@ -44,7 +44,7 @@ fn fee_reminder_sends_one_notice_per_household_at_its_sternest_new_step_and_aler
     assert_eq!(out[0], "intents (2):");
     assert!(
         out[1].starts_with(
-            "  send household 1-101 template bill_notice step overdue-30d [Transactional, Preferred] household.label=\"1栋101\" bills="
+            "  send household 1-101 template bill_notice step overdue-30d [Transactional, Preferred] household.label=\"1栋101\" household.label_en=\"Building 1, Room 101\" bills="
         ),
         "{}",
         out[1]
@@ -54,7 +54,7 @@ fn fee_reminder_sends_one_notice_per_household_at_its_sternest_new_step_and_aler
     ), "{}", out[1]);
     assert_eq!(
         out[2],
-        r#"  send household 1-102 template low_balance step low-electricity [Urgent, Preferred] household.label="1栋102" utility="electricity" balance="8.00" threshold="20.00""#
+        r#"  send household 1-102 template low_balance step low-electricity [Urgent, Preferred] household.label="1栋102" household.label_en="Building 1, Room 102" utility="electricity" balance="8.00" threshold="20.00""#
     );
     assert_eq!(
         &out[3..10],

@@ -399,7 +399,8 @@ impl<R: LateFeeRule> FeeReminder<R> {
                     step.template.as_deref().unwrap_or_default(),
                     &step.step,
                 )
-                .var("household.label", &label)
+                .var("household.label", &label.zh)
+                .var("household.label_en", &label.en)
                 .var("bills", &bills_json)
                 .var("bill_ids", &bill_ids)
                 .var("items", &items)
@@ -419,7 +420,8 @@ impl<R: LateFeeRule> FeeReminder<R> {
                 let template = step.staff_template.as_deref().unwrap_or("manager_visit");
                 host.notify_staff(
                     StaffNotice::new(r, template, &format!("{}:{household}", step.step))
-                        .var("household.label", &label)
+                        .var("household.label", &label.zh)
+                        .var("household.label_en", &label.en)
                         .var("items", &items)
                         .var("total", amount(total))
                         .var("days_overdue", days_overdue)
@@ -429,7 +431,8 @@ impl<R: LateFeeRule> FeeReminder<R> {
                     household: Some(household.clone()),
                     kind: "fee-visit".into(),
                     summary: format!(
-                        "上门催缴 (fee visit): {label} owes {} ({})",
+                        "上门催缴 (fee visit): {} owes {} ({})",
+                        label.zh,
                         yuan(total),
                         step.step
                     ),
@@ -474,9 +477,11 @@ impl<R: LateFeeRule> FeeReminder<R> {
         let labels = labels(host, crossed.iter().map(|b| b.household.clone()).collect());
         let alerts = crossed.len();
         for b in crossed {
+            let label = label(&labels, &b.household);
             host.send(
                 Message::to_household(&b.household, template, &format!("low-{}", b.utility))
-                    .var("household.label", label(&labels, &b.household))
+                    .var("household.label", label.zh)
+                    .var("household.label_en", label.en)
                     .var("utility", &b.utility)
                     .var("balance", amount(b.balance_fen))
                     .var("threshold", amount(b.threshold_fen))
@@ -629,25 +634,44 @@ struct Reminder<'a> {
     staff_steps: Vec<&'a Step>,
 }
 
+/// A household's label in each language its templates are written in ([`Household::label`],
+/// [`Household::label_en`]).
+struct Label {
+    zh: String,
+    en: String,
+}
+
 /// Labels of the households a run writes to, read in one host call for those households only:
 /// on a due date in a large community thousands are written to, and reading every household
 /// (or one call each) cost more than the reminders.
-fn labels(host: &dyn Host, households: Vec<String>) -> HashMap<String, String> {
+fn labels(host: &dyn Host, households: Vec<String>) -> HashMap<String, Label> {
     if households.is_empty() {
         return HashMap::new();
     }
     host.households_by_id(&households)
         .iter()
-        .map(|h| (h.id.clone(), h.label()))
+        .map(|h| {
+            let label = Label {
+                zh: h.label(),
+                en: h.label_en(),
+            };
+            (h.id.clone(), label)
+        })
         .collect()
 }
 
-/// The household's label, or its id when the household is unknown.
-fn label(labels: &HashMap<String, String>, household: &str) -> String {
-    labels
-        .get(household)
-        .cloned()
-        .unwrap_or_else(|| household.to_string())
+/// The household's label, or its id (in every language) when the household is unknown.
+fn label(labels: &HashMap<String, Label>, household: &str) -> Label {
+    match labels.get(household) {
+        Some(l) => Label {
+            zh: l.zh.clone(),
+            en: l.en.clone(),
+        },
+        None => Label {
+            zh: household.to_string(),
+            en: household.to_string(),
+        },
+    }
 }
 
 /// How firm the wording is at a step, for templates that vary it (`gentle` before the due date,

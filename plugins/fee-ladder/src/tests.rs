@@ -187,6 +187,8 @@ fn one_message_per_household_lists_every_unpaid_item_with_amounts_and_the_total(
     );
     assert_eq!(var(m, "total"), Some("650.00"));
     assert_eq!(var(m, "household.label"), Some("1栋101"));
+    // English templates name it in English: the plugin cannot know who reads which language.
+    assert_eq!(var(m, "household.label_en"), Some("Building 1, Room 101"));
     let bills: serde_json::Value = serde_json::from_str(var(m, "bills").unwrap()).unwrap();
     assert_eq!(bills[0]["amount"], "300.00");
     assert_eq!(bills[1]["fee_type"], "property");
@@ -427,6 +429,10 @@ fn labels_are_right_whether_looked_up_one_by_one_or_read_in_bulk() {
         assert_eq!(
             var(m, "household.label"),
             Some(format!("2栋{}", 201 + i).as_str())
+        );
+        assert_eq!(
+            var(m, "household.label_en"),
+            Some(format!("Building 2, Room {}", 201 + i).as_str())
         );
     }
 }
