@@ -95,7 +95,7 @@ pub(crate) fn detect(
     version_of_exports(&exports, path)
 }
 
-/// What [`detect`] reads, from the component's bytes without compiling it: the names of its
+/// What `detect` reads, from the component's bytes without compiling it: the names of its
 /// top-level exports, parsed with `wasmparser` as `plugin::manifest` reads its declaration.
 /// For `wuyed check`'s warnings, which need a plugin's world but not a running plugin; both go
 /// through one reading of the names, so they agree (tested on the built plugins). Anything that
