@@ -231,15 +231,6 @@ pub fn enqueue(
     let community = ctx.community;
     let mut out = Vec::new();
     for (recipient, contact, is_owner) in recipients(ctx, req)? {
-        let Some(contact) = contact else {
-            let choice = Choice::Unreachable {
-                recipient,
-                name: String::new(),
-                why: "no owner of the household has a phone or an email on file".to_string(),
-            };
-            out.push(queue(tx, ctx, req, choice)?);
-            continue;
-        };
         let optout = |ch| tx.optout_active(&community.id, &contact.id, ch);
         let choice = render(ctx, req, recipient, &contact, is_owner, optout)?;
         out.push(queue(tx, ctx, req, choice)?);
@@ -322,34 +313,33 @@ fn check_community(ctx: &EnqueueContext<'_>, req: &MessageRequest) -> anyhow::Re
     Ok(())
 }
 
-/// Everyone a request goes to: `(recipient key, contact, is an owner)`. A household's contact
-/// is `None` when none of its owners left a phone or an email: the household is still one the
-/// run may name (checked before its messages get here, `wiring/scope.rs`), so the desk is asked
-/// to call it and the rest of the run goes on, rather than the whole run failing over one
-/// household's missing details.
+/// Everyone a request goes to: `(recipient key, contact, is an owner)`.
 fn recipients(
     ctx: &EnqueueContext<'_>,
     req: &MessageRequest,
-) -> anyhow::Result<Vec<(String, Option<Contact>, bool)>> {
+) -> anyhow::Result<Vec<(String, Contact, bool)>> {
     use anyhow::{Context as _, bail};
     check_community(ctx, req)?;
     let community = ctx.community;
-    let mut recipients: Vec<(String, Option<Contact>, bool)> = Vec::new();
+    let mut recipients: Vec<(String, Contact, bool)> = Vec::new();
     match &req.audience {
         Audience::Owner(id) => {
             let c = ctx
                 .directory
                 .owner(&community.id, id)?
                 .with_context(|| format!("community {}: no owner {id}", community.id))?;
-            recipients.push((format!("owner:{id}"), Some(c), true));
+            recipients.push((format!("owner:{id}"), c, true));
         }
         Audience::Household(id) => {
-            let c = ctx.directory.household_contact(&community.id, id)?;
+            let c = ctx
+                .directory
+                .household_contact(&community.id, id)?
+                .with_context(|| format!("community {}: no household {id}", community.id))?;
             recipients.push((format!("household:{id}"), c, true));
         }
         Audience::StaffRole(role) => {
             for s in community.staff.iter().filter(|s| s.role == *role) {
-                recipients.push((format!("staff:{}", s.id), Some(staff_contact(s)), false));
+                recipients.push((format!("staff:{}", s.id), staff_contact(s), false));
             }
             if recipients.is_empty() {
                 bail!(
@@ -365,7 +355,7 @@ fn recipients(
                 .iter()
                 .find(|s| &s.id == id)
                 .with_context(|| format!("community {}: no staff member {id}", community.id))?;
-            recipients.push((format!("staff:{id}"), Some(staff_contact(s)), false));
+            recipients.push((format!("staff:{id}"), staff_contact(s), false));
         }
     }
     Ok(recipients)
