@@ -230,9 +230,12 @@ impl Household {
         if self.building.is_empty() || self.unit.is_empty() {
             return self.id.clone();
         }
-        let unit = match self.unit.split_once("单元") {
-            Some((unit, room)) if !unit.is_empty() && !room.is_empty() => {
-                format!("Unit {unit}, Room {room}")
+        // The last 单元 separates the room: a spreadsheet that wrote the unit as `2单元` gives
+        // the host `2单元单元301`.
+        let unit = match self.unit.rsplit_once("单元") {
+            Some((unit, room)) if !room.is_empty() && !unit.trim_end_matches("单元").is_empty() =>
+            {
+                format!("Unit {}, Room {room}", unit.trim_end_matches("单元"))
             }
             _ => format!("Room {}", self.unit),
         };
@@ -518,6 +521,8 @@ mod tests {
     fn a_household_is_labelled_in_chinese_and_in_english() {
         let h = household("3", "2单元301");
         assert_eq!(h.label(), "3栋2单元301");
+        assert_eq!(h.label_en(), "Building 3, Unit 2, Room 301");
+        let h = household("3", "2单元单元301");
         assert_eq!(h.label_en(), "Building 3, Unit 2, Room 301");
         let h = household("3", "1201");
         assert_eq!(h.label(), "3栋1201");
