@@ -629,7 +629,7 @@ impl Dispatcher {
         let clock = self.clock.clone();
         set.spawn(async move {
             let email = &cur.settings.daemon.delivery.email;
-            let outcome = contained(async {
+            let outcome = contained(&m, async {
                 match m.channel {
                     Channel::Email => {
                         let from = cur
@@ -807,19 +807,27 @@ fn settle(a: &Answer) -> (Status, DateTime<Utc>, Option<&str>, Option<String>) {
     }
 }
 
-/// Runs one send. A panic inside it (a bug in a channel or in a library under it) becomes an
-/// `unknown` answer, recorded like any other: the message may already have been handed over, so
-/// it must not be resent blindly, and it must not sit in `sending` until the daemon restarts.
-async fn contained(send: impl Future<Output = Outcome>) -> Outcome {
+/// Runs one send of `m`. A panic inside it (a bug in a channel or in a library under it) is
+/// answered like an interrupted send, and recorded with the round's other answers instead of
+/// leaving the row `sending` until the daemon restarts: an email is tried again later with the
+/// same Message-ID (which the receiving mailbox drops if the first copy got through), an SMS is
+/// held `unknown` for a person, since it cannot be taken back. The panic's text is kept with the
+/// address masked, as everything in the outbox's notes and the log.
+async fn contained(m: &OutboxMessage, send: impl Future<Output = Outcome>) -> Outcome {
     use futures_util::FutureExt as _;
     match std::panic::AssertUnwindSafe(send).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => {
-            let why = wuye_core::blocking::panic_message(panic);
-            tracing::error!(error = %why, "a send panicked; its message is recorded unknown");
-            Outcome::Unknown(format!(
-                "the send {why}; check with the provider before retrying"
-            ))
+            let why = wuye_core::blocking::panic_message(panic)
+                .replace(m.address.as_str(), &m.masked_address());
+            tracing::error!(id = m.id, community = %m.community, channel = %m.channel,
+                to = %m.masked_address(), error = %why, "a send panicked");
+            match m.channel {
+                Channel::Email => Outcome::Temporary(format!("the send {why}")),
+                Channel::Sms => Outcome::Unknown(format!(
+                    "the send {why}; check with the provider before retrying"
+                )),
+            }
         }
     }
 }
@@ -901,19 +909,67 @@ fn local_day(community: &Community, now: DateTime<Utc>) -> (DateTime<Utc>, DateT
 mod tests {
     use super::*;
 
+    fn message(channel: Channel, address: &str) -> OutboxMessage {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        OutboxMessage {
+            id: 7,
+            community: "c".into(),
+            workflow: "fee_reminder".into(),
+            slot: "2026-03-02T01:00:00Z".into(),
+            recipient: "household:1-101".into(),
+            step: "due".into(),
+            channel,
+            address: address.into(),
+            display_name: None,
+            locale: "zh-CN".into(),
+            category: Category::Transactional,
+            template: "fee_reminder/bill_notice".into(),
+            subject: None,
+            body_text: String::new(),
+            body_html: None,
+            sms_code: None,
+            sms_params: Vec::new(),
+            reason: serde_json::Value::Null,
+            message_id: String::new(),
+            status: Status::Sending,
+            attempts: 0,
+            next_attempt_at: t,
+            expires_at: t,
+            provider_id: None,
+            last_error: None,
+            created_at: t,
+            updated_at: t,
+            sent_at: None,
+        }
+    }
+
     #[tokio::test]
-    async fn a_send_that_panics_is_answered_unknown_instead_of_lost() {
-        let answered = contained(async { panic!("index out of bounds") }).await;
+    async fn a_panicking_sms_send_is_held_unknown_with_the_number_masked() {
+        let m = message(Channel::Sms, "13800000001");
+        let answered = contained(&m, async { panic!("bad reply for 13800000001") }).await;
         let Outcome::Unknown(why) = answered else {
             panic!("expected unknown, got {answered:?}");
         };
-        assert!(why.contains("panicked: index out of bounds"), "{why}");
+        assert!(why.contains("panicked: bad reply for 138****0001"), "{why}");
+        assert!(!why.contains("13800000001"), "{why}");
         assert!(why.contains("check with the provider"), "{why}");
+    }
+
+    /// An email is tried again with its Message-ID, as after any interrupted send.
+    #[tokio::test]
+    async fn a_panicking_email_send_is_retried_later() {
+        let m = message(Channel::Email, "owner@example.com");
+        let answered = contained(&m, async { panic!("index out of bounds") }).await;
+        assert!(
+            matches!(&answered, Outcome::Temporary(why) if why.contains("panicked: index out of bounds")),
+            "{answered:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_send_that_returns_keeps_its_answer() {
-        let answered = contained(async { Outcome::Temporary("421 busy".into()) }).await;
+        let m = message(Channel::Email, "owner@example.com");
+        let answered = contained(&m, async { Outcome::Temporary("421 busy".into()) }).await;
         assert!(
             matches!(answered, Outcome::Temporary(ref w) if w == "421 busy"),
             "{answered:?}"
