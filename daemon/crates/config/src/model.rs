@@ -26,11 +26,11 @@ pub struct DaemonFile {
     pub daemon: DaemonSection,
     #[serde(default)]
     pub http: HttpSection,
-    /// Limits for plugin calls; see the plugin module. Communities may lower them, never raise
+    /// Limits for plugin calls; see [`crate::plugin_limits`]. Communities may lower them, never raise
     /// them past the hard ceilings.
     #[serde(default)]
     pub plugins: crate::plugin_limits::PluginSettings,
-    /// Outbox, channels, quiet-hour defaults; see the deliver module.
+    /// Outbox, channels, quiet-hour defaults; see [`crate::delivery`].
     #[serde(default)]
     pub delivery: crate::delivery::DeliverySettings,
 }

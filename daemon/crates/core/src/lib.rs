@@ -6,6 +6,8 @@
 //! - [`clock`]: the one injectable source of time.
 //! - [`blocking`]: where blocking work (a plugin run, a commit) runs, and what a panic in it
 //!   becomes.
+//! - [`message`]: the words of an outbox message (category, channel, status) that the
+//!   configuration, the store and delivery all speak.
 //! - [`exit`]: sysexits codes carried by errors, so the CLI exits with the right one.
 //! - [`privacy`]: masks for owner contacts in logs and output; private files and folders.
 //!

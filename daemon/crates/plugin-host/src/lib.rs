@@ -12,9 +12,10 @@
 //! a CPU deadline by epoch interruption, a memory cap, caps on intents, payloads, logs and on
 //! everything a run hands over added up, a quota on what a plugin keeps in each community's kv
 //! store, and a fresh instance per run. What a run asks for may name only its own community's
-//! households, owners, bills and tickets (checked when it commits, `wiring/scope.rs`). Limits
+//! households, owners, bills and tickets (checked when it commits, `daemon/src/wiring/scope.rs`). Limits
 //! come from `[plugins]` in wuyed.toml and may be lowered, never raised, per community
-//! (`[limits]`), always within the hard ceilings below.
+//! (`[limits]`), always within the hard ceilings (`wuye_config::plugin_limits::ceiling`, where `wuyed check` applies
+//! the same rules).
 //!
 //! - [`host`]: the engine, loading (with an on-disk compile cache and hot reload) and running a hook.
 //! - [`wit`]: one binding module per supported WIT version, adapting each to the current types.

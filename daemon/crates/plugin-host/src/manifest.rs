@@ -4,7 +4,7 @@
 //! A plugin's params and templates belong to the community's files while the rules that read
 //! them live in the plugin; without a declaration a misspelt template variable or a param of the
 //! wrong type is found by the first run, at 09:00 on the day, and every run after it fails. With
-//! one, `wuyed check` validates each community against it (`config::plugin_needs`).
+//! one, `wuyed check` validates each community against it (`daemon/src/cli/check/plugin_needs.rs`).
 //!
 //! The declaration is TOML (the plugin's `manifest.toml`) that the SDK's `manifest!` macro writes
 //! into the custom section `wuye:manifest` of the component's core module. A custom section

@@ -8,9 +8,10 @@
 //!
 //! Each subsystem keeps its SQL in its own file here (`runs.rs`, `outbox.rs`, ...) as
 //! `impl Tx<'_>` (or `impl Store`) methods, and its schema as a numbered migration in
-//! `migrations/`. Above this crate, `rusqlite` shows only where a caller brings its own
-//! connection ([`Tx::begin`]: tests, fuzz targets) and in the daemon's wiring, which reads a
-//! plugin's foreign-id check and domain rows inside a run's own transaction ([`Tx::conn`]).
+//! `migrations/`. Above this crate, `rusqlite` shows where a caller brings its own connection
+//! ([`Tx::begin`]: the dispatcher, the API, tests, fuzz targets), in the error types those
+//! callers see, and in the daemon's wiring, which reads a plugin's foreign-id check and domain
+//! rows inside a run's own transaction ([`Tx::conn`]). The SQL itself stays here.
 //!
 //! The interface is deliberately narrow (plan slots, claim a run, complete it with effects, fail
 //! it, timers, audit) so a PostgreSQL backend can be added beside this one: there, `claim` becomes

@@ -15,8 +15,8 @@
 //! is a warning, not an error: the configuration works, the subscription is just deaf until the
 //! plugin is rebuilt.
 //!
-//! This check lives with the CLI, not with the configuration, because it reads plugin files and
-//! templates: the configuration crate depends on nothing above it.
+//! This check lives with the CLI, not with the configuration, because it reads plugin files
+//! through the plugin host, which sits above the configuration crate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
