@@ -125,7 +125,7 @@ fn burst() {
     let (mut child, mut lines) = start(
         &config,
         "2026-11-23T08:59:58+08:00",
-        "warn,wuye::cli::run=info,wuye::scheduler=info",
+        "warn,wuye::cli::run=info,wuye_scheduler=info",
     );
     let pid = child.id();
     let tick = clock_ticks();
