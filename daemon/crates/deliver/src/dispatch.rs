@@ -909,37 +909,12 @@ fn local_day(community: &Community, now: DateTime<Utc>) -> (DateTime<Utc>, DateT
 mod tests {
     use super::*;
 
+    /// A message on `channel` to `address`: the crate's test message, re-addressed.
     fn message(channel: Channel, address: &str) -> OutboxMessage {
-        let t = DateTime::<Utc>::UNIX_EPOCH;
         OutboxMessage {
-            id: 7,
-            community: "c".into(),
-            workflow: "fee_reminder".into(),
-            slot: "2026-03-02T01:00:00Z".into(),
-            recipient: "household:1-101".into(),
-            step: "due".into(),
             channel,
             address: address.into(),
-            display_name: None,
-            locale: "zh-CN".into(),
-            category: Category::Transactional,
-            template: "fee_reminder/bill_notice".into(),
-            subject: None,
-            body_text: String::new(),
-            body_html: None,
-            sms_code: None,
-            sms_params: Vec::new(),
-            reason: serde_json::Value::Null,
-            message_id: String::new(),
-            status: Status::Sending,
-            attempts: 0,
-            next_attempt_at: t,
-            expires_at: t,
-            provider_id: None,
-            last_error: None,
-            created_at: t,
-            updated_at: t,
-            sent_at: None,
+            ..crate::tests::message("2026-03-02T01:00:00Z", "due")
         }
     }
 

@@ -630,7 +630,8 @@ fn template_context(
 mod tests {
     use super::*;
 
-    fn message(slot: &str, step: &str) -> OutboxMessage {
+    /// A staff callback notice by email, for tests here and in `dispatch`.
+    pub(super) fn message(slot: &str, step: &str) -> OutboxMessage {
         let t = DateTime::<Utc>::UNIX_EPOCH;
         OutboxMessage {
             id: 7,
